@@ -1,0 +1,50 @@
+# licvault — two commands: `make run` and `make test` (see README.md).
+#
+# The cargo target directory lives outside the clone so that CI and fresh clones on the same
+# machine reuse one build. RocksDB comes from Debian (librocksdb-dev): see ARCHITECTURE.md.
+
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/licvault/target
+export LICVAULT_VENV ?= $(HOME)/.cache/licvault/venv
+MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+export ROCKSDB_LIB_DIR ?= /usr/lib/$(MULTIARCH)
+BIN := $(CARGO_TARGET_DIR)/debug/licvault
+LISTEN ?= 127.0.0.1:8080
+DATA ?= data/licvault
+
+.PHONY: help run test deps build lint keys-perms bench clean-data
+
+help:
+	@echo "make run    build and start the server on the demo data (http://$(LISTEN))"
+	@echo "make test   everything CI checks: fmt, clippy, unit, API, interop and crash tests"
+	@echo "make bench  release build; raw limits and HTTP throughput, with ratios"
+
+deps:
+	@scripts/deps.sh
+
+# git keeps no permission bits but the executable one: private keys come out of a clone 0644,
+# and licvault refuses keys that group or others can read.
+keys-perms:
+	@chmod 600 keys/*.key.pem keys/departments/*.key.pem keys/commitment.key
+
+build: deps
+	cargo build --bins
+
+run: build keys-perms
+	$(BIN) serve --demo --listen $(LISTEN) --data $(DATA) --keys keys --fixtures fixtures
+
+lint: deps
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+# Unit tests, the API tests against the real server, the kill -9 crash test, and the pycose
+# interop test (LICVAULT_PYTHON points at a virtualenv with pycose).
+test: lint keys-perms
+	@scripts/deps.sh --python
+	LICVAULT_PYTHON=$(LICVAULT_VENV)/bin/python cargo test --lib --bins --tests
+
+bench: deps keys-perms
+	cargo bench --bench throughput
+
+clean-data:
+	rm -rf $(DATA)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing licvault needs, when it is missing (Debian/Ubuntu):
+#   - curl and jq for the README walk-through;
+#   - librocksdb-dev (linked; see ARCHITECTURE.md "Storage engine"), libclang-dev and clang for
+#     the rocksdb crate's bindgen;
+#   - with --python: python3 with venv, and a virtualenv holding pycose for the interop test.
+set -euo pipefail
+sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+missing=()
+for p in librocksdb-dev libclang-dev clang pkg-config curl jq; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${1:-}" = "--python" ]; then
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+if [ "${1:-}" = "--python" ]; then
+  venv="${LICVAULT_VENV:?}"
+  if ! "$venv/bin/python" -c 'import pycose, cryptography, cbor2; assert cbor2.__version__ < "6"' >/dev/null 2>&1; then
+    echo "deps: creating $venv with pycose"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q pycose==1.1.0 "cbor2<6" cryptography
+  fi
+fi

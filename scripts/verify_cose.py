@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Verify a licvault licence with an independent COSE implementation (pycose + cryptography).
+
+Usage: verify_cose.py DOCUMENT CERT.pem
+  DOCUMENT  file with the COSE_Sign1 bytes (tagged, CBOR tag 18) as returned base64-decoded by
+            POST /v1/licences ("document"), or the base64 text itself.
+  CERT.pem  the issuing department's certificate from keys/departments/<USCC>.crt.pem.
+
+Checks, using nothing from licvault: the kid in the protected header is the first 8 bytes of
+SHA-256 of the certificate's DER; alg is EdDSA (-8) or Ed25519 (-19); the Ed25519 signature verifies
+under the certificate's key; the payload's iss claim is the certificate's USCC. Prints the claims.
+Exit 0 when all hold.
+"""
+import base64
+import hashlib
+import sys
+
+import cbor2
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ObjectIdentifier
+from pycose.headers import KID, Algorithm
+from pycose.keys import OKPKey
+from pycose.keys.curves import Ed25519
+from pycose.messages import Sign1Message
+
+ORGANIZATION_IDENTIFIER = ObjectIdentifier("2.5.4.97")
+
+
+def main(doc_path: str, cert_path: str) -> int:
+    raw = open(doc_path, "rb").read()
+    if raw[:1] != b"\xd2":
+        raw = base64.b64decode(raw.strip())
+    cert = x509.load_pem_x509_certificate(open(cert_path, "rb").read())
+    der = cert.public_bytes(serialization.Encoding.DER)
+    public = cert.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    uscc = cert.subject.get_attributes_for_oid(ORGANIZATION_IDENTIFIER)[0].value
+
+    msg = Sign1Message.decode(raw)
+    kid = msg.phdr.get(KID)
+    alg = msg.phdr.get(Algorithm)
+    if getattr(alg, "identifier", alg) not in (-8, -19):
+        print(f"unexpected alg {alg}", file=sys.stderr)
+        return 1
+    if kid != hashlib.sha256(der).digest()[:8]:
+        print("kid does not match the certificate", file=sys.stderr)
+        return 1
+    msg.key = OKPKey(crv=Ed25519, x=public)
+    if not msg.verify_signature():
+        print("signature does not verify", file=sys.stderr)
+        return 1
+    claims = cbor2.loads(msg.payload)
+    if claims[1] != uscc:
+        print(f"iss {claims[1]} is not the certificate's USCC {uscc}", file=sys.stderr)
+        return 1
+    licence = claims[-65537]
+    print(f"OK: {licence['id']} {licence['type_name']} signed by {uscc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

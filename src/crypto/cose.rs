@@ -1,0 +1,151 @@
+//! The signed licence document: COSE_Sign1 (RFC 9052 §4.2, CBOR tag 18) with Ed25519.
+//!
+//! We emit alg -8 (EdDSA) and accept -8 and -19 (Ed25519, RFC 9864). The protected header holds
+//! alg and kid; the unprotected header is empty. Verification runs over the protected-header bytes
+//! and payload exactly as received (coset keeps the original protected bytes) with
+//! `verify_strict`, never over a re-encoding.
+
+use coset::{iana, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use super::Ed25519Signer;
+use crate::cbor::MAX_INPUT;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CoseError {
+    #[error("document of {0} bytes is over the {MAX_INPUT}-byte limit")]
+    TooLarge(usize),
+    #[error("not a COSE_Sign1 document: {0}")]
+    Malformed(String),
+    #[error("unsupported algorithm: only EdDSA (-8) and Ed25519 (-19) are accepted")]
+    Algorithm,
+    #[error("the protected header carries no 8-byte kid")]
+    Kid,
+    #[error("the document has no payload")]
+    Payload,
+    #[error("signature does not verify")]
+    Signature,
+}
+
+/// A COSE_Sign1 taken apart but not yet verified.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    sign1: CoseSign1,
+    kid: [u8; 8],
+}
+
+/// Signs `payload` (deterministic CBOR of the CWT claims) into tagged COSE_Sign1 bytes.
+pub fn sign(signer: &Ed25519Signer, payload: Vec<u8>) -> Vec<u8> {
+    let protected = HeaderBuilder::new().algorithm(iana::Algorithm::EdDSA).key_id(signer.kid().to_vec()).build();
+    let sign1 = CoseSign1Builder::new()
+        .protected(protected)
+        .payload(payload)
+        .create_signature(b"", |tbs| signer.sign(tbs).to_vec())
+        .build();
+    // Encoding a structure we just built only allocates: it cannot fail.
+    sign1.to_tagged_vec().expect("encoding a fresh COSE_Sign1 does not fail")
+}
+
+impl Envelope {
+    /// Parses tagged COSE_Sign1 bytes (an untagged COSE_Sign1 is accepted too, as RFC 9052 §2
+    /// allows when the context says what it is).
+    pub fn parse(bytes: &[u8]) -> Result<Self, CoseError> {
+        if bytes.len() > MAX_INPUT {
+            return Err(CoseError::TooLarge(bytes.len()));
+        }
+        let sign1 = match CoseSign1::from_tagged_slice(bytes) {
+            Ok(s) => s,
+            Err(tagged_err) => {
+                CoseSign1::from_slice(bytes).map_err(|_| CoseError::Malformed(tagged_err.to_string()))?
+            }
+        };
+        let alg_ok = matches!(
+            sign1.protected.header.alg,
+            Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::EdDSA))
+                | Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::Ed25519))
+        );
+        if !alg_ok {
+            return Err(CoseError::Algorithm);
+        }
+        let kid: [u8; 8] = sign1.protected.header.key_id.as_slice().try_into().map_err(|_| CoseError::Kid)?;
+        if sign1.payload.is_none() {
+            return Err(CoseError::Payload);
+        }
+        Ok(Self { sign1, kid })
+    }
+
+    pub fn kid(&self) -> [u8; 8] {
+        self.kid
+    }
+
+    /// Re-encodes the document (tagged). Verification never uses this; the golden test does, to
+    /// show our encoding is stable.
+    pub fn to_tagged_bytes(&self) -> Vec<u8> {
+        self.sign1.clone().to_tagged_vec().unwrap_or_default()
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        self.sign1.payload.as_deref().unwrap_or_default()
+    }
+
+    /// `verify_strict` over Sig_structure built from the received protected bytes.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), CoseError> {
+        self.sign1.verify_signature(b"", |sig, tbs| {
+            let sig: [u8; 64] = sig.try_into().map_err(|_| CoseError::Signature)?;
+            key.verify_strict(tbs, &Signature::from_bytes(&sig)).map_err(|_| CoseError::Signature)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn signer() -> Ed25519Signer {
+        Ed25519Signer::new(
+            SigningKey::from_bytes(&[7u8; 32]),
+            b"not really a certificate".to_vec(),
+            "11440300MB2000100X",
+        )
+    }
+
+    #[test]
+    fn sign_then_verify() {
+        let s = signer();
+        let doc = sign(&s, vec![0xa0]);
+        assert_eq!(doc[0], 0xd2, "tag 18");
+        let env = Envelope::parse(&doc).unwrap();
+        assert_eq!(env.kid(), s.kid());
+        assert_eq!(env.payload(), &[0xa0]);
+        env.verify(&s.verifying_key()).unwrap();
+        let other = SigningKey::from_bytes(&[8u8; 32]).verifying_key();
+        assert_eq!(env.verify(&other), Err(CoseError::Signature));
+    }
+
+    #[test]
+    fn every_flipped_bit_is_caught() {
+        let s = signer();
+        let doc = sign(&s, vec![0xa1, 0x01, 0x02]);
+        for i in 0..doc.len() {
+            for bit in 0..8 {
+                let mut bad = doc.clone();
+                bad[i] ^= 1 << bit;
+                let ok = Envelope::parse(&bad).and_then(|e| {
+                    if e.kid() != s.kid() {
+                        return Err(CoseError::Kid);
+                    }
+                    e.verify(&s.verifying_key())
+                });
+                assert!(ok.is_err(), "flip of bit {bit} in byte {i} went unnoticed");
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        for input in [&b""[..], &[0xd2], &[0xd2, 0x84], &[0xff; 40], &[0x84, 0x40, 0xa0, 0x40, 0x40]] {
+            assert!(Envelope::parse(input).is_err());
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Ed25519 signing keys. A key is loaded from a PKCS#8 PEM file whose mode must not give access to
+//! group or others; once loaded it never leaves this type.
+
+use std::path::Path;
+
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+
+use super::{kid_of, CryptoError};
+
+/// Refuses a secret file that group or others may read.
+pub fn check_private_mode(path: &Path) -> Result<(), CryptoError> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|source| CryptoError::Io { path: shown.clone(), source })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(CryptoError::KeyFile {
+                path: shown,
+                why: format!("mode {mode:o} lets group or others read a secret; run chmod 600 on it"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads a PKCS#8 PEM Ed25519 private key, refusing files readable by group or others.
+pub fn load_private_key(path: &Path) -> Result<SigningKey, CryptoError> {
+    check_private_mode(path)?;
+    let shown = path.display().to_string();
+    let pem = std::fs::read_to_string(path).map_err(|source| CryptoError::Io { path: shown.clone(), source })?;
+    SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| CryptoError::KeyFile { path: shown, why: format!("not a PKCS#8 Ed25519 key: {e}") })
+}
+
+/// A department's seal key with its certificate: signs licences.
+pub struct Ed25519Signer {
+    key: SigningKey,
+    cert_der: Vec<u8>,
+    kid: [u8; 8],
+    uscc: String,
+}
+
+impl Ed25519Signer {
+    pub fn new(key: SigningKey, cert_der: Vec<u8>, uscc: impl Into<String>) -> Self {
+        let kid = kid_of(&cert_der);
+        Self { key, cert_der, kid, uscc: uscc.into() }
+    }
+
+    /// The department this seal belongs to.
+    pub fn uscc(&self) -> &str {
+        &self.uscc
+    }
+
+    pub fn kid(&self) -> [u8; 8] {
+        self.kid
+    }
+
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        self.key.sign(msg).to_bytes()
+    }
+}
+
+/// The log's checkpoint key (C2SP signed-note, Ed25519).
+pub struct LogSigner {
+    key: SigningKey,
+    name: String,
+}
+
+impl LogSigner {
+    pub fn new(key: SigningKey, name: impl Into<String>) -> Self {
+        Self { key, name: name.into() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        self.key.sign(msg).to_bytes()
+    }
+}
+
+impl crate::log::note::NoteSigner for LogSigner {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn public_key(&self) -> [u8; 32] {
+        LogSigner::public_key(self)
+    }
+    fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        LogSigner::sign(self, msg)
+    }
+}

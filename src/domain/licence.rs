@@ -1,0 +1,192 @@
+//! The licence as signed: the CWT claims payload of the COSE_Sign1 document (DESIGN §3,
+//! `spec/licence.cddl`). Conversion to and from deterministic CBOR lives here because it is pure.
+
+use std::collections::BTreeMap;
+
+use ciborium::Value;
+
+use super::holder::{HolderError, HolderId, Uscc};
+use super::licence_id::{LicenceId, LicenceIdError};
+use crate::cbor::{self, int, text, CborError, MapReader};
+
+/// CWT claim keys (RFC 8392 §4).
+pub const CLAIM_ISS: i64 = 1;
+pub const CLAIM_EXP: i64 = 4;
+pub const CLAIM_NBF: i64 = 5;
+pub const CLAIM_IAT: i64 = 6;
+/// The private claim that carries the licence (private-use range of the CWT claims registry).
+pub const CLAIM_LICENCE: i64 = -65537;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LicenceError {
+    #[error(transparent)]
+    Cbor(#[from] CborError),
+    #[error("licence identifier: {0}")]
+    Id(#[from] LicenceIdError),
+    #[error("holder: {0}")]
+    Holder(#[from] HolderError),
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Licence {
+    pub id: LicenceId,
+    pub type_name: String,
+    /// 证照编号: the number printed on the licence (issuer's own numbering).
+    pub number: String,
+    pub holder: HolderId,
+    pub holder_name: String,
+    pub issuer_name: String,
+    /// GB/T 2260 area code of the issuing department.
+    pub area_code: String,
+    /// 照面信息: face fields by name, in the order of their UTF-8 bytes.
+    pub fields: BTreeMap<String, String>,
+    pub predecessor: Option<LicenceId>,
+    /// Unix seconds.
+    pub issued_at: i64,
+    pub valid_from: i64,
+    /// `None`: long-term (长期有效).
+    pub valid_until: Option<i64>,
+}
+
+impl Licence {
+    pub fn issuer(&self) -> &Uscc {
+        self.id.issuer()
+    }
+
+    /// The CWT claims as deterministic CBOR: the COSE payload.
+    pub fn to_payload(&self) -> Vec<u8> {
+        let mut holder = vec![
+            (text("type"), text(self.holder.kind().code())),
+            (text("id"), text(self.holder.number())),
+            (text("name"), text(&self.holder_name)),
+        ];
+        holder.sort_by(|a, b| a.0.as_text().cmp(&b.0.as_text()));
+        let mut lic = vec![
+            (text("id"), text(self.id.to_string())),
+            (text("type"), text(self.id.type_code().as_str())),
+            (text("type_name"), text(&self.type_name)),
+            (text("no"), text(&self.number)),
+            (text("holder"), Value::Map(holder)),
+            (text("issuer_name"), text(&self.issuer_name)),
+            (text("area"), text(&self.area_code)),
+            (text("fields"), Value::Map(self.fields.iter().map(|(k, v)| (text(k), text(v))).collect())),
+        ];
+        if let Some(p) = &self.predecessor {
+            lic.push((text("prev"), text(p.to_string())));
+        }
+        let mut claims = vec![
+            (int(CLAIM_ISS), text(self.issuer().as_str())),
+            (int(CLAIM_NBF), int(self.valid_from)),
+            (int(CLAIM_IAT), int(self.issued_at)),
+            (int(CLAIM_LICENCE), Value::Map(lic)),
+        ];
+        if let Some(exp) = self.valid_until {
+            claims.push((int(CLAIM_EXP), int(exp)));
+        }
+        cbor::encode(Value::Map(claims))
+    }
+
+    /// Parses a payload. The bytes must be deterministic CBOR: a document whose payload we would
+    /// have encoded differently was not made by a conforming issuer.
+    pub fn from_payload(bytes: &[u8]) -> Result<Self, LicenceError> {
+        let v = cbor::decode_deterministic(bytes)?;
+        let claims = MapReader::new(&v, "CWT claims")?;
+        let iss = claims
+            .int(CLAIM_ISS)
+            .and_then(|v| v.as_text())
+            .ok_or_else(|| CborError::Shape("claim iss (1) must be text".into()))?;
+        let time = |key: i64, name: &str| -> Result<Option<i64>, LicenceError> {
+            match claims.uint_at(key)? {
+                None => Ok(None),
+                Some(t) => i64::try_from(t)
+                    .map(Some)
+                    .map_err(|_| LicenceError::Inconsistent(format!("claim {name} out of range"))),
+            }
+        };
+        let issued_at = time(CLAIM_IAT, "iat")?.ok_or_else(|| CborError::Shape("claim iat (6) is required".into()))?;
+        let valid_from = time(CLAIM_NBF, "nbf")?.ok_or_else(|| CborError::Shape("claim nbf (5) is required".into()))?;
+        let valid_until = time(CLAIM_EXP, "exp")?;
+        let lic_v = claims
+            .int(CLAIM_LICENCE)
+            .ok_or_else(|| CborError::Shape("the licence claim (-65537) is required".into()))?;
+        let lic = MapReader::new(lic_v, "licence claim")?;
+        let id = LicenceId::parse(lic.req_text("id")?)?;
+        if lic.req_text("type")? != id.type_code().as_str() {
+            return Err(LicenceError::Inconsistent("type code differs from the identifier's".into()));
+        }
+        if iss != id.issuer().as_str() {
+            return Err(LicenceError::Inconsistent("iss differs from the identifier's issuer".into()));
+        }
+        let holder_v = lic.text("holder").ok_or_else(|| CborError::Shape("licence: holder is required".into()))?;
+        let holder = MapReader::new(holder_v, "holder")?;
+        let holder_id = HolderId::parse(holder.req_text("type")?, holder.req_text("id")?)?;
+        let fields_v = lic.text("fields").ok_or_else(|| CborError::Shape("licence: fields is required".into()))?;
+        let mut fields = BTreeMap::new();
+        match fields_v {
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    match (k.as_text(), v.as_text()) {
+                        (Some(k), Some(v)) => {
+                            fields.insert(k.to_string(), v.to_string());
+                        }
+                        _ => return Err(CborError::Shape("licence: fields must map text to text".into()).into()),
+                    }
+                }
+            }
+            _ => return Err(CborError::Shape("licence: fields must be a map".into()).into()),
+        }
+        let predecessor = lic.opt_text("prev")?.map(LicenceId::parse).transpose()?;
+        if valid_until.is_some_and(|exp| exp <= valid_from) {
+            return Err(LicenceError::Inconsistent("exp is not after nbf".into()));
+        }
+        Ok(Self {
+            id,
+            type_name: lic.req_text("type_name")?.to_string(),
+            number: lic.req_text("no")?.to_string(),
+            holder: holder_id,
+            holder_name: holder.req_text("name")?.to_string(),
+            issuer_name: lic.req_text("issuer_name")?.to_string(),
+            area_code: lic.req_text("area")?.to_string(),
+            fields,
+            predecessor,
+            issued_at,
+            valid_from,
+            valid_until,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Licence {
+        Licence {
+            id: LicenceId::parse("1.2.156.3005.2.12440305K12345677U001.91110108MA0ABCD1XL.2024000001.001.T").unwrap(),
+            type_name: "营业执照".into(),
+            number: "2024000001".into(),
+            holder: HolderId::parse("001", "52310104MJ0123456M").unwrap(),
+            holder_name: "示例科技有限公司".into(),
+            issuer_name: "示例市市场监督管理局".into(),
+            area_code: "440305".into(),
+            fields: [("名称".to_string(), "示例科技有限公司".to_string())].into(),
+            predecessor: None,
+            issued_at: 1_700_000_000,
+            valid_from: 1_700_000_000,
+            valid_until: None,
+        }
+    }
+
+    #[test]
+    fn payload_round_trips() {
+        let l = sample();
+        let bytes = l.to_payload();
+        assert_eq!(Licence::from_payload(&bytes).unwrap(), l);
+        let mut l2 = l.clone();
+        l2.valid_until = Some(1_800_000_000);
+        l2.predecessor = Some(l.id.clone());
+        assert_eq!(Licence::from_payload(&l2.to_payload()).unwrap(), l2);
+    }
+}

@@ -1,0 +1,114 @@
+//! One HTTP error type: RFC 9457 `application/problem+json` with a stable snake_case `code`.
+//! 4xx bodies say what was wrong; 5xx bodies say "internal error" and the detail goes to the log.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::vault::VaultError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    detail: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, detail: detail.into() }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let detail = if self.status.is_server_error() {
+            tracing::error!(code = self.code, detail = %self.detail, "request failed");
+            "internal error; the server log has the details".to_string()
+        } else {
+            self.detail
+        };
+        let body = Problem {
+            kind: format!("https://licvault.example.gov.cn/problems/{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("error"),
+            status: self.status.as_u16(),
+            code: self.code,
+            detail: &detail,
+        };
+        let mut res = (self.status, axum::Json(body)).into_response();
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"licvault\""));
+        }
+        res
+    }
+}
+
+impl From<VaultError> for ApiError {
+    fn from(e: VaultError) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            VaultError::Holder(_) => (S::BAD_REQUEST, "invalid_holder_id"),
+            VaultError::LicenceId(_) => (S::BAD_REQUEST, "invalid_licence_id"),
+            VaultError::TypeCode(_) => (S::BAD_REQUEST, "invalid_type_code"),
+            VaultError::UnknownType(_) => (S::BAD_REQUEST, "unknown_licence_type"),
+            VaultError::Fields(_) => (S::BAD_REQUEST, "invalid_fields"),
+            VaultError::HolderTypeNotAllowed(_) => (S::BAD_REQUEST, "holder_type_not_allowed"),
+            VaultError::Dates(_) => (S::BAD_REQUEST, "invalid_dates"),
+            VaultError::Invalid(_) => (S::BAD_REQUEST, "invalid_request"),
+            VaultError::NotFound(_) => (S::NOT_FOUND, "licence_not_found"),
+            VaultError::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
+            VaultError::Conflict(_) => (S::CONFLICT, "conflict"),
+            VaultError::IdempotencyMismatch => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            VaultError::Sequencer(_) => (S::SERVICE_UNAVAILABLE, "unavailable"),
+            VaultError::Store(_) | VaultError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+/// `Json<T>` whose rejections are problem bodies too (axum examples/error-handling).
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(rej) => {
+                let status = rej.status();
+                let code = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    _ => match rej {
+                        JsonRejection::JsonDataError(_) => "invalid_body",
+                        _ => "malformed_json",
+                    },
+                };
+                let status = if status == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { status };
+                Err(ApiError::new(status, code, rej.body_text()))
+            }
+        }
+    }
+}

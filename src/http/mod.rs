@@ -1,0 +1,106 @@
+//! The REST API (DESIGN §5, spec/openapi.yaml). The only module that uses axum. One file per area;
+//! [`routes`] is the single table of every route, which the router is built from and which a test
+//! compares with the spec.
+
+mod catalogue;
+pub mod error;
+mod licences;
+mod logapi;
+mod metrics;
+mod ops;
+mod verify;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::routing::MethodRouter;
+use axum::Router;
+
+pub use error::{ApiError, ApiJson};
+pub use metrics::Metrics;
+
+use crate::vault::{Client, Vault};
+
+/// Largest request body accepted (a licence with a long 经营范围 is a few KiB).
+pub const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub vault: Arc<Vault>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Every route: (method, path, handler). The router and the spec test both read this table.
+pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    let mut r = Vec::new();
+    r.extend(catalogue::routes());
+    r.extend(licences::routes());
+    r.extend(verify::routes());
+    r.extend(logapi::routes());
+    r.extend(ops::routes());
+    r
+}
+
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (_, path, handler) in routes() {
+        router = router.route(path, handler);
+    }
+    router
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such endpoint; see spec/openapi.yaml")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// The authenticated caller: `Authorization: Bearer <token>`.
+pub struct Caller(pub Client);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "send Authorization: Bearer <token>")
+        })?;
+        let token = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).ok_or_else(|| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Authorization must be Bearer <token>")
+        })?;
+        state
+            .vault
+            .authenticate(token)
+            .map(Caller)
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the bearer token is not known"))
+    }
+}
+
+/// Serves `router` on `listener` until ctrl-c / SIGTERM.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown()).await
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

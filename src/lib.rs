@@ -1,0 +1,25 @@
+//! licvault — the electronic licence vault (电子证照库).
+//!
+//! - `domain`    holder numbers, licence identifiers, catalogue, licence claims, status; no I/O
+//! - `cbor`      deterministic CBOR (RFC 8949 §4.2.1) on ciborium
+//! - `crypto`    Ed25519 signers, COSE_Sign1, X.509 trust chain, key generation; the only holder of private keys
+//! - `log`       RFC 9162 Merkle math, leaves and hash chain, C2SP notes, the sequencer (single writer)
+//! - `store`     the `Store` trait, `RocksStore` (the only rocksdb user), `MemoryStore`
+//! - `vault`     the application service: issue, change status, renew, read, verify, prove
+//! - `qr`        `LV1:` payloads (Base45 of zlib of COSE)
+//! - `http`      the REST API (the only axum user)
+//! - `config`    server configuration
+//! - `cli`       the `licvault` command line
+
+#![forbid(unsafe_code)]
+
+pub mod cbor;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+pub mod log;
+pub mod qr;
+pub mod store;
+pub mod vault;

@@ -1,0 +1,256 @@
+//! Log leaves (DESIGN §4, spec/formats.md §2): deterministic CBOR, one per state change. Each
+//! leaf carries the Merkle leaf hash of the leaf before it (the hash chain) and the index of the
+//! previous leaf about the same licence. Citizen ID numbers never appear: holders are named by
+//! their keyed commitment.
+
+use std::collections::HashMap;
+
+use ciborium::Value;
+
+use super::merkle::{leaf_hash, CompactRange, Hash};
+use crate::cbor::{self, int, text, CborError, MapReader};
+
+pub const LEAF_VERSION: u64 = 1;
+
+/// What happened. The body is a flat map of text keys to text or unsigned values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `licence.issued`, `licence.status`, `licence.superseded`, `catalogue.loaded`,
+    /// `client.added`, `trust.loaded`, `holder.override`.
+    pub kind: String,
+    pub body: Vec<(String, Field)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    Text(String),
+    Uint(u64),
+    Bytes(Vec<u8>),
+}
+
+impl Event {
+    pub fn new(kind: &str) -> Self {
+        Self { kind: kind.to_string(), body: Vec::new() }
+    }
+
+    pub fn text(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.body.push((k.to_string(), Field::Text(v.into())));
+        self
+    }
+
+    pub fn uint(mut self, k: &str, v: u64) -> Self {
+        self.body.push((k.to_string(), Field::Uint(v)));
+        self
+    }
+
+    pub fn bytes(mut self, k: &str, v: &[u8]) -> Self {
+        self.body.push((k.to_string(), Field::Bytes(v.to_vec())));
+        self
+    }
+
+    pub fn get_text(&self, k: &str) -> Option<&str> {
+        self.body.iter().find_map(|(key, v)| match v {
+            Field::Text(s) if key == k => Some(s.as_str()),
+            _ => None,
+        })
+    }
+
+    pub fn get_bytes(&self, k: &str) -> Option<&[u8]> {
+        self.body.iter().find_map(|(key, v)| match v {
+            Field::Bytes(b) if key == k => Some(b.as_slice()),
+            _ => None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaf {
+    pub index: u64,
+    /// Merkle leaf hash of leaf `index − 1`; 32 zero bytes for leaf 0.
+    pub prev_hash: Hash,
+    /// Unix milliseconds at sequencing.
+    pub time_ms: u64,
+    pub licence: Option<String>,
+    /// Index of the previous leaf about the same licence.
+    pub licence_prev: Option<u64>,
+    pub event: Event,
+}
+
+// Leaf map keys (spec/formats.md §2).
+const K_VERSION: i64 = 0;
+const K_INDEX: i64 = 1;
+const K_PREV: i64 = 2;
+const K_TIME: i64 = 3;
+const K_KIND: i64 = 4;
+const K_LICENCE: i64 = 5;
+const K_LICENCE_PREV: i64 = 6;
+const K_BODY: i64 = 7;
+
+impl Leaf {
+    pub fn encode(&self) -> Vec<u8> {
+        let body = self
+            .event
+            .body
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Field::Text(s) => text(s.as_str()),
+                    Field::Uint(u) => Value::Integer((*u).into()),
+                    Field::Bytes(b) => Value::Bytes(b.clone()),
+                };
+                (text(k.as_str()), v)
+            })
+            .collect();
+        let mut m = vec![
+            (int(K_VERSION), Value::Integer(LEAF_VERSION.into())),
+            (int(K_INDEX), Value::Integer(self.index.into())),
+            (int(K_PREV), Value::Bytes(self.prev_hash.to_vec())),
+            (int(K_TIME), Value::Integer(self.time_ms.into())),
+            (int(K_KIND), text(self.event.kind.as_str())),
+            (int(K_BODY), Value::Map(body)),
+        ];
+        if let Some(l) = &self.licence {
+            m.push((int(K_LICENCE), text(l.as_str())));
+        }
+        if let Some(p) = self.licence_prev {
+            m.push((int(K_LICENCE_PREV), Value::Integer(p.into())));
+        }
+        cbor::encode(Value::Map(m))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, CborError> {
+        let v = cbor::decode_deterministic(bytes)?;
+        let m = MapReader::new(&v, "leaf")?;
+        let need = |k: i64| m.uint_at(k)?.ok_or_else(|| CborError::Shape(format!("leaf key {k} is required")));
+        if need(K_VERSION)? != LEAF_VERSION {
+            return Err(CborError::Shape("unknown leaf version".into()));
+        }
+        let prev_hash: Hash = m
+            .int(K_PREV)
+            .and_then(|v| v.as_bytes())
+            .and_then(|b| b.as_slice().try_into().ok())
+            .ok_or_else(|| CborError::Shape("leaf prev must be 32 bytes".into()))?;
+        let kind =
+            m.int(K_KIND).and_then(|v| v.as_text()).ok_or_else(|| CborError::Shape("leaf kind must be text".into()))?;
+        let licence = match m.int(K_LICENCE) {
+            None => None,
+            Some(v) => {
+                Some(v.as_text().ok_or_else(|| CborError::Shape("leaf licence must be text".into()))?.to_string())
+            }
+        };
+        let body_v = m.int(K_BODY).ok_or_else(|| CborError::Shape("leaf body is required".into()))?;
+        let mut body = Vec::new();
+        if let Value::Map(entries) = body_v {
+            for (k, v) in entries {
+                let k = k.as_text().ok_or_else(|| CborError::Shape("body keys are text".into()))?;
+                let f = match v {
+                    Value::Text(s) => Field::Text(s.clone()),
+                    Value::Bytes(b) => Field::Bytes(b.clone()),
+                    Value::Integer(i) => Field::Uint(
+                        u64::try_from(*i).map_err(|_| CborError::Shape("body integers are unsigned".into()))?,
+                    ),
+                    _ => return Err(CborError::Shape("body values are text, bytes or unsigned".into())),
+                };
+                body.push((k.to_string(), f));
+            }
+        } else {
+            return Err(CborError::Shape("leaf body must be a map".into()));
+        }
+        Ok(Self {
+            index: need(K_INDEX)?,
+            prev_hash,
+            time_ms: need(K_TIME)?,
+            licence,
+            licence_prev: m.uint_at(K_LICENCE_PREV)?,
+            event: Event { kind: kind.to_string(), body },
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChainError {
+    #[error("leaf {index}: {why}")]
+    Leaf { index: u64, why: String },
+}
+
+/// Replays leaves `0..n` in order and checks every link: index, hash chain, per-licence back
+/// pointer. Returns the tree over them, whose root must match the signed checkpoint.
+pub fn verify_chain<I>(leaves: I) -> Result<CompactRange, ChainError>
+where
+    I: IntoIterator<Item = Vec<u8>>,
+{
+    let mut tree = CompactRange::new();
+    let mut prev = [0u8; 32];
+    let mut last_about: HashMap<String, u64> = HashMap::new();
+    for (i, bytes) in leaves.into_iter().enumerate() {
+        let index = i as u64;
+        let err = |why: String| ChainError::Leaf { index, why };
+        let leaf = Leaf::decode(&bytes).map_err(|e| err(e.to_string()))?;
+        if leaf.index != index {
+            return Err(err(format!("says it is leaf {}", leaf.index)));
+        }
+        if leaf.prev_hash != prev {
+            return Err(err("hash chain broken: prev does not match the previous leaf".into()));
+        }
+        if let Some(l) = &leaf.licence {
+            let expected = last_about.get(l).copied();
+            if leaf.licence_prev != expected {
+                return Err(err(format!("licence back-pointer {:?} should be {expected:?}", leaf.licence_prev)));
+            }
+            last_about.insert(l.clone(), index);
+        } else if leaf.licence_prev.is_some() {
+            return Err(err("back-pointer without a licence".into()));
+        }
+        prev = leaf_hash(&bytes);
+        tree.append(prev);
+    }
+    Ok(tree)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: u64) -> Vec<Vec<u8>> {
+        let mut prev = [0u8; 32];
+        let mut out = Vec::new();
+        for i in 0..n {
+            let leaf = Leaf {
+                index: i,
+                prev_hash: prev,
+                time_ms: 1000 + i,
+                licence: Some("L".into()),
+                licence_prev: i.checked_sub(1),
+                event: Event::new("licence.status").text("to", "valid").uint("n", i).bytes("h", &[1, 2]),
+            };
+            let bytes = leaf.encode();
+            assert_eq!(Leaf::decode(&bytes).unwrap().encode(), bytes);
+            prev = leaf_hash(&bytes);
+            out.push(bytes);
+        }
+        out
+    }
+
+    #[test]
+    fn chain_verifies_and_breaks() {
+        let leaves = chain(5);
+        assert_eq!(verify_chain(leaves.clone()).unwrap().size(), 5);
+        let mut swapped = leaves.clone();
+        swapped.swap(1, 2);
+        assert!(verify_chain(swapped).is_err());
+        let mut dropped = leaves.clone();
+        dropped.remove(3);
+        assert!(verify_chain(dropped).is_err());
+        // An edited leaf breaks the chain at the next leaf...
+        let mut edited = leaves.clone();
+        let n = edited[2].len();
+        edited[2][n - 1] ^= 1;
+        assert!(verify_chain(edited).is_err());
+        // ...and an edited last leaf changes the root that the signed checkpoint pins.
+        let mut edited = leaves.clone();
+        let n = edited[4].len();
+        edited[4][n - 1] ^= 1;
+        let root = verify_chain(leaves).unwrap().root();
+        assert_ne!(verify_chain(edited).unwrap().root(), root);
+    }
+}

@@ -1,0 +1,129 @@
+//! Storage behind a trait: [`RocksStore`] (embedded default, the only file importing rocksdb) and
+//! [`MemoryStore`] (tests, with fault injection). A store offers point reads, prefix scans and one
+//! atomic, durable batch write; it knows nothing of licences or logs.
+
+pub mod memory;
+pub mod rocks;
+
+pub use memory::MemoryStore;
+pub use rocks::RocksStore;
+
+/// Column families. Keys and values are opaque bytes; `spec/formats.md` §4 lists their layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cf {
+    /// leaf index (u64 BE) → leaf CBOR
+    Leaves,
+    /// level (u8) ‖ index (u64 BE) → SHA-256 of that perfect subtree
+    Tree,
+    /// licence id → licence record (JSON)
+    Licences,
+    /// `d/` licence id → COSE_Sign1 bytes; `h/` document SHA-256 → licence id
+    Docs,
+    /// holder commitment (32) ‖ licence id → empty
+    Holders,
+    /// client id ‖ 0x00 ‖ Idempotency-Key → stored answer (JSON)
+    Idempotency,
+    /// SHA-256 of a bearer token → client record (JSON)
+    Clients,
+    /// named values: `checkpoint`, `size`, `serial`, `catalogue`
+    Meta,
+}
+
+impl Cf {
+    pub const ALL: [Cf; 8] =
+        [Cf::Leaves, Cf::Tree, Cf::Licences, Cf::Docs, Cf::Holders, Cf::Idempotency, Cf::Clients, Cf::Meta];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::Leaves => "leaves",
+            Cf::Tree => "tree",
+            Cf::Licences => "licences",
+            Cf::Docs => "docs",
+            Cf::Holders => "holders",
+            Cf::Idempotency => "idempotency",
+            Cf::Clients => "clients",
+            Cf::Meta => "meta",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Backend(String),
+    #[error("storage write failed (injected fault)")]
+    Injected,
+}
+
+/// Puts applied together, atomically and durably, by [`Store::write`].
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    pub puts: Vec<(Cf, Vec<u8>, Vec<u8>)>,
+}
+
+impl Batch {
+    pub fn put(&mut self, cf: Cf, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.puts.push((cf, key.into(), value.into()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.puts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty()
+    }
+}
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+pub trait Store: Send + Sync + 'static {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Entries whose key starts with `prefix`, in key order, at most `limit`.
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError>;
+    /// Applies every put or none, and returns only once they are on stable storage.
+    fn write(&self, batch: Batch) -> Result<(), StoreError>;
+}
+
+pub fn tree_key(level: u32, index: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = level as u8;
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Reads perfect-subtree hashes of the stored tree for `log::merkle`.
+pub struct StoredNodes<'a>(pub &'a dyn Store);
+
+impl crate::log::merkle::Nodes for StoredNodes<'_> {
+    fn node(&self, level: u32, index: u64) -> Option<crate::log::merkle::Hash> {
+        self.0.get(Cf::Tree, &tree_key(level, index)).ok().flatten().and_then(|v| v.try_into().ok())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! One contract suite, run against every store.
+    use super::*;
+
+    pub fn run(store: &dyn Store) {
+        assert_eq!(store.get(Cf::Meta, b"missing").unwrap(), None);
+        let mut b = Batch::default();
+        b.put(Cf::Meta, b"a".to_vec(), b"1".to_vec());
+        b.put(Cf::Licences, b"p/1".to_vec(), b"x".to_vec());
+        b.put(Cf::Licences, b"p/2".to_vec(), b"y".to_vec());
+        b.put(Cf::Licences, b"q/1".to_vec(), b"z".to_vec());
+        store.write(b).unwrap();
+        assert_eq!(store.get(Cf::Meta, b"a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(store.get(Cf::Licences, b"a").unwrap(), None, "column families are separate");
+        let scan = store.scan_prefix(Cf::Licences, b"p/", 10).unwrap();
+        assert_eq!(scan, vec![(b"p/1".to_vec(), b"x".to_vec()), (b"p/2".to_vec(), b"y".to_vec())]);
+        assert_eq!(store.scan_prefix(Cf::Licences, b"p/", 1).unwrap().len(), 1);
+        let mut b = Batch::default();
+        b.put(Cf::Meta, b"a".to_vec(), b"2".to_vec());
+        store.write(b).unwrap();
+        assert_eq!(store.get(Cf::Meta, b"a").unwrap().as_deref(), Some(&b"2"[..]));
+        store.write(Batch::default()).unwrap();
+    }
+}

@@ -1,0 +1,40 @@
+//! The vault's error: nests every layer's error; `http::error` maps each to a status and a
+//! stable `code`.
+
+use crate::domain::{FieldError, HolderError, LicenceIdError};
+use crate::log::sequencer::SequencerError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("holder: {0}")]
+    Holder(#[from] HolderError),
+    #[error("licence identifier: {0}")]
+    LicenceId(#[from] LicenceIdError),
+    #[error("licence type code: {0}")]
+    TypeCode(LicenceIdError),
+    #[error("no licence type {0} in the catalogue")]
+    UnknownType(String),
+    #[error("face fields: {0}")]
+    Fields(#[from] FieldError),
+    #[error("{0}")]
+    HolderTypeNotAllowed(String),
+    #[error("{0}")]
+    Dates(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no licence {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("this Idempotency-Key was used before with a different request body")]
+    IdempotencyMismatch,
+    #[error(transparent)]
+    Sequencer(#[from] SequencerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,440 @@
+//! Issuing a licence and issuing a new version of one (renewal or amendment).
+//!
+//! Everything that can be checked without the log is checked first (catalogue, caller, holder,
+//! fields, dates) and the document is signed outside the sequencer, so the single writer only
+//! does what must be serial: uniqueness, idempotency, the leaf and the index rows.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use super::records::{IdempotentAnswer, LicenceRecord};
+use super::{doc_hash_key, doc_key, unix_now, Client, Role, Vault, VaultError, META_SERIAL};
+use crate::crypto::{cose, sha256};
+use crate::domain::{parse_date, start_of_day_cst, HolderId, Licence, LicenceId, LicenceType, Status, TypeCode, Uscc};
+use crate::log::leaf::Event;
+use crate::log::sequencer::{Head, Tx};
+use crate::store::Cf;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HolderInput {
+    /// `111` citizen ID number, `001` unified social credit code.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+}
+
+/// `POST /v1/licences` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    pub type_code: String,
+    pub holder: HolderInput,
+    /// Issuer's own serial (uppercase letters and digits); the vault allocates one if absent.
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// 证照编号 printed on the licence; defaults to the serial.
+    #[serde(default)]
+    pub number: Option<String>,
+    pub fields: BTreeMap<String, String>,
+    /// `YYYY-MM-DD`, default today (China Standard Time).
+    #[serde(default)]
+    pub valid_from: Option<String>,
+    /// `YYYY-MM-DD` (valid through the end of that day); default from the type's validity.
+    #[serde(default)]
+    pub valid_until: Option<String>,
+    /// true: 长期有效, no end date, whatever the type's default.
+    #[serde(default)]
+    pub long_term: bool,
+}
+
+/// `POST /v1/licences/{id}/versions` body: the whole face of the new version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    pub reason: String,
+    pub fields: BTreeMap<String, String>,
+    #[serde(default)]
+    pub holder_name: Option<String>,
+    #[serde(default)]
+    pub number: Option<String>,
+    #[serde(default)]
+    pub valid_from: Option<String>,
+    #[serde(default)]
+    pub valid_until: Option<String>,
+    #[serde(default)]
+    pub long_term: bool,
+}
+
+/// A committed issuance.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub licence: Licence,
+    pub record: LicenceRecord,
+    pub document: Vec<u8>,
+    pub head: std::sync::Arc<Head>,
+    /// true when an Idempotency-Key matched an earlier request: nothing new was issued.
+    pub replayed: bool,
+}
+
+const MAX_REASON: usize = 500;
+
+pub(super) fn check_reason(reason: &str) -> Result<String, VaultError> {
+    let r = reason.trim();
+    let n = r.chars().count();
+    if n == 0 || n > MAX_REASON {
+        return Err(VaultError::Invalid(format!("reason must be 1–{MAX_REASON} characters")));
+    }
+    Ok(r.to_string())
+}
+
+fn check_text(what: &str, s: &str, max: usize) -> Result<String, VaultError> {
+    let s = s.trim();
+    let n = s.chars().count();
+    if n == 0 || n > max || s.chars().any(char::is_control) {
+        return Err(VaultError::Invalid(format!("{what} must be 1–{max} characters without control characters")));
+    }
+    Ok(s.to_string())
+}
+
+/// Validity from request dates and the type's default. Returns (nbf, exp) in unix seconds.
+fn validity(
+    ty: &LicenceType,
+    from: Option<&str>,
+    until: Option<&str>,
+    long_term: bool,
+    now: i64,
+) -> Result<(i64, Option<i64>), VaultError> {
+    let date = |what: &str, s: &str| {
+        parse_date(s).ok_or_else(|| VaultError::Dates(format!("{what} {s:?} is not a date written YYYY-MM-DD")))
+    };
+    let from_date = match from {
+        Some(s) => date("valid_from", s)?,
+        None => crate::domain::cst_date(now),
+    };
+    if long_term && until.is_some() {
+        return Err(VaultError::Dates("long_term and valid_until exclude each other".into()));
+    }
+    let until_date = match (until, ty.validity_years) {
+        (Some(s), _) => Some(date("valid_until", s)?),
+        (None, Some(years)) if !long_term => {
+            let y = from_date.year() + years as i32;
+            // 29 February plus whole years lands on 28 February in a common year.
+            let end = time::Date::from_calendar_date(y, from_date.month(), from_date.day())
+                .or_else(|_| time::Date::from_calendar_date(y, from_date.month(), 28))
+                .map_err(|e| VaultError::Dates(e.to_string()))?;
+            end.previous_day()
+        }
+        _ => None,
+    };
+    if let Some(u) = until_date {
+        if u < from_date {
+            return Err(VaultError::Dates(format!("valid_until {u} is before valid_from {from_date}")));
+        }
+    }
+    let nbf = start_of_day_cst(from_date);
+    let exp = until_date.map(|u| start_of_day_cst(u) + 86_400);
+    Ok((nbf, exp))
+}
+
+impl Vault {
+    fn may_issue<'a>(&'a self, client: &Client, type_code: &str) -> Result<(&'a LicenceType, Uscc), VaultError> {
+        if client.role != Role::Issuer {
+            return Err(VaultError::Forbidden(format!("role {} may not issue licences", client.role.as_str())));
+        }
+        let tc = TypeCode::parse(type_code).map_err(VaultError::TypeCode)?;
+        let ty = self.catalogue.licence_type(tc.as_str()).ok_or_else(|| VaultError::UnknownType(tc.to_string()))?;
+        let uscc = Uscc::parse(client.uscc.as_deref().unwrap_or_default())?;
+        if !ty.may_issue(uscc.as_str()) || (!client.types.is_empty() && !client.types.iter().any(|t| t == tc.as_str()))
+        {
+            return Err(VaultError::Forbidden(format!("{} may not issue {} ({})", uscc, ty.code, ty.name)));
+        }
+        Ok((ty, uscc))
+    }
+
+    /// Checks that `client` may act on `id`: its own department's licence, or an admin.
+    pub fn check_owner(&self, client: &Client, id: &LicenceId) -> Result<(), VaultError> {
+        match client.role {
+            Role::Admin => Ok(()),
+            Role::Issuer if client.uscc.as_deref() == Some(id.issuer().as_str()) => Ok(()),
+            Role::Issuer => Err(VaultError::Forbidden(format!("{id} was issued by another department"))),
+            r => Err(VaultError::Forbidden(format!("role {} may not do this", r.as_str()))),
+        }
+    }
+
+    fn next_serial(&self, now: i64) -> String {
+        let n = self.serial.fetch_add(1, Ordering::SeqCst) + 1;
+        format!("{}{:08}", crate::domain::cst_date(now).year(), n)
+    }
+
+    fn sign(&self, licence: &Licence) -> Result<Vec<u8>, VaultError> {
+        let signer = self
+            .signers
+            .get(licence.issuer().as_str())
+            .ok_or_else(|| VaultError::Internal(format!("no seal key loaded for {}", licence.issuer())))?;
+        Ok(cose::sign(signer, licence.to_payload()))
+    }
+
+    /// `POST /v1/licences`.
+    pub async fn issue(
+        &self,
+        client: &Client,
+        req: IssueRequest,
+        idem_key: Option<String>,
+    ) -> Result<Issued, VaultError> {
+        let (ty, issuer) = self.may_issue(client, &req.type_code)?;
+        let holder = HolderId::parse(&req.holder.kind, &req.holder.id)?;
+        if !ty.holder_types.contains(&holder.kind()) {
+            return Err(VaultError::HolderTypeNotAllowed(format!(
+                "{} is issued to holders of type {}, not {}",
+                ty.name,
+                ty.holder_types.iter().map(|h| h.code()).collect::<Vec<_>>().join("/"),
+                holder.kind().code()
+            )));
+        }
+        let holder_name = check_text("holder.name", &req.holder.name, 100)?;
+        ty.validate_fields(&req.fields)?;
+        let now = unix_now();
+        let (nbf, exp) = validity(ty, req.valid_from.as_deref(), req.valid_until.as_deref(), req.long_term, now)?;
+
+        let idem = match idem_key {
+            None => None,
+            Some(key) => {
+                let key = check_text("Idempotency-Key", &key, 255)?;
+                let canonical = serde_json::to_vec(&req).map_err(|e| VaultError::Internal(e.to_string()))?;
+                let idem_row = [client.id.as_bytes(), &[0], key.as_bytes()].concat();
+                let request_sha256 = hex::encode(sha256(&canonical));
+                // Fast path: a retry of a committed request is answered without signing anything.
+                if let Some(done) = self.idempotent_replay(&idem_row, &request_sha256)? {
+                    return Ok(done);
+                }
+                Some((idem_row, request_sha256))
+            }
+        };
+        let serial = match &req.serial {
+            Some(s) => s.clone(),
+            None => self.next_serial(now),
+        };
+        let id = LicenceId::new(TypeCode::parse(&ty.code).map_err(VaultError::TypeCode)?, issuer.clone(), &serial, 1)?;
+        let number = match &req.number {
+            Some(n) => check_text("number", n, 64)?,
+            None => id.serial().to_string(),
+        };
+        let licence = Licence {
+            id,
+            type_name: ty.name.clone(),
+            number,
+            holder,
+            holder_name,
+            issuer_name: self.department_name(issuer.as_str()).unwrap_or(issuer.as_str()).to_string(),
+            area_code: self.departments.get(issuer.as_str()).map(|d| d.area_code.clone()).unwrap_or_default(),
+            fields: req.fields,
+            predecessor: None,
+            issued_at: now,
+            valid_from: nbf,
+            valid_until: exp,
+        };
+        let allocated = req.serial.is_none().then(|| self.serial.load(Ordering::SeqCst));
+        self.commit_new(client, licence, None, idem, allocated).await
+    }
+
+    fn idempotent_replay(&self, row: &[u8], request_sha256: &str) -> Result<Option<Issued>, VaultError> {
+        let Some(v) = self.store.get(Cf::Idempotency, row)? else { return Ok(None) };
+        let ans: IdempotentAnswer = serde_json::from_slice(&v).map_err(|e| VaultError::Internal(e.to_string()))?;
+        if ans.request_sha256 != request_sha256 {
+            return Err(VaultError::IdempotencyMismatch);
+        }
+        let id = LicenceId::parse(&ans.licence_id)?;
+        let (licence, record, document) = self.licence(&id)?;
+        Ok(Some(Issued { licence, record, document, head: self.head(), replayed: true }))
+    }
+
+    /// Signs and commits a new licence version; for a renewal, `predecessor` is superseded in the
+    /// same batch.
+    async fn commit_new(
+        &self,
+        client: &Client,
+        licence: Licence,
+        predecessor: Option<(LicenceId, String)>,
+        idem: Option<(Vec<u8>, String)>,
+        serial_hwm: Option<u64>,
+    ) -> Result<Issued, VaultError> {
+        let document = self.sign(&licence)?;
+        let doc_hash = sha256(&document);
+        let commitment = self.committer.commit(&licence.holder);
+        let id = licence.id.to_string();
+        let record = LicenceRecord {
+            id: id.clone(),
+            type_code: licence.id.type_code().to_string(),
+            issuer: licence.issuer().to_string(),
+            status: Status::Valid,
+            doc_sha256: hex::encode(doc_hash),
+            valid_from: licence.valid_from,
+            valid_until: licence.valid_until,
+            issued_index: 0,
+            last_index: 0,
+            predecessor: predecessor.as_ref().map(|(p, _)| p.to_string()),
+            successor: None,
+        };
+        let actor = client.id.clone();
+        let doc = document.clone();
+        let (out, head) = self
+            .seq
+            .submit(move |tx: &mut Tx<'_>| -> Result<Result<LicenceRecord, String>, VaultError> {
+                if let Some((row, sha)) = &idem {
+                    if let Some(v) = tx.get(Cf::Idempotency, row)? {
+                        // The same key raced in within this batch or just before: answer with the first.
+                        let ans: IdempotentAnswer =
+                            serde_json::from_slice(&v).map_err(|e| VaultError::Internal(e.to_string()))?;
+                        if &ans.request_sha256 != sha {
+                            return Err(VaultError::IdempotencyMismatch);
+                        }
+                        return Ok(Err(ans.licence_id));
+                    }
+                }
+                if tx.get(Cf::Licences, id.as_bytes())?.is_some() {
+                    return Err(VaultError::Conflict(format!("licence {id} exists already")));
+                }
+                let mut ev = Event::new("licence.issued")
+                    .bytes("doc_sha256", &doc_hash)
+                    .bytes("holder", &commitment)
+                    .text("type", record.type_code.as_str())
+                    .text("issuer", record.issuer.as_str())
+                    .text("actor", actor.as_str());
+                if let Some((p, reason)) = &predecessor {
+                    ev = ev.text("predecessor", p.to_string()).text("reason", reason.as_str());
+                }
+                let mut record = record;
+                if let Some((p, reason)) = &predecessor {
+                    let key = p.to_string();
+                    let mut old: LicenceRecord = tx
+                        .get(Cf::Licences, key.as_bytes())?
+                        .map(|v| serde_json::from_slice(&v))
+                        .transpose()
+                        .map_err(|e| VaultError::Internal(e.to_string()))?
+                        .ok_or_else(|| VaultError::NotFound(key.clone()))?;
+                    if !matches!(old.status, Status::Valid | Status::Suspended) {
+                        return Err(VaultError::Conflict(format!(
+                            "{key} is {}: only a valid or suspended licence gets a new version",
+                            old.status.as_str()
+                        )));
+                    }
+                    let ev_old = Event::new("licence.superseded")
+                        .text("from", old.status.as_str())
+                        .text("to", Status::Superseded.as_str())
+                        .text("successor", id.as_str())
+                        .text("reason", reason.as_str())
+                        .text("actor", actor.as_str());
+                    let i = tx.append(ev_old, Some(&key))?;
+                    old.status = Status::Superseded;
+                    old.successor = Some(id.clone());
+                    old.last_index = i;
+                    tx.put(Cf::Licences, key.into_bytes(), json(&old)?);
+                }
+                let index = tx.append(ev, Some(&id))?;
+                record.issued_index = index;
+                record.last_index = index;
+                tx.put(Cf::Licences, id.clone().into_bytes(), json(&record)?);
+                tx.put(Cf::Docs, doc_key(&id), doc);
+                tx.put(Cf::Docs, doc_hash_key(&doc_hash), id.clone().into_bytes());
+                tx.put(Cf::Holders, [commitment.as_slice(), id.as_bytes()].concat(), Vec::new());
+                if let Some((row, sha)) = idem {
+                    tx.put(
+                        Cf::Idempotency,
+                        row,
+                        json(&IdempotentAnswer { request_sha256: sha, licence_id: id.clone() })?,
+                    );
+                }
+                if let Some(n) = serial_hwm {
+                    let stored = tx
+                        .get(Cf::Meta, META_SERIAL)?
+                        .and_then(|v| v.try_into().ok())
+                        .map(u64::from_be_bytes)
+                        .unwrap_or(0);
+                    tx.put(Cf::Meta, META_SERIAL.to_vec(), stored.max(n).to_be_bytes().to_vec());
+                }
+                Ok(Ok(record))
+            })
+            .await?;
+        match out? {
+            Ok(record) => Ok(Issued { licence, record, document, head, replayed: false }),
+            Err(first_id) => {
+                let id = LicenceId::parse(&first_id)?;
+                let (licence, record, document) = self.licence(&id)?;
+                Ok(Issued { licence, record, document, head, replayed: true })
+            }
+        }
+    }
+
+    /// `POST /v1/licences/{id}/versions`: the next version, same type, holder and serial; the
+    /// current version becomes `superseded`.
+    pub async fn renew(&self, client: &Client, id: &LicenceId, req: RenewRequest) -> Result<Issued, VaultError> {
+        self.check_owner(client, id)?;
+        if client.role != Role::Issuer {
+            return Err(VaultError::Forbidden("only the issuing department signs a new version".into()));
+        }
+        let reason = check_reason(&req.reason)?;
+        let (old, record, _) = self.licence(id)?;
+        if let Some(s) = &record.successor {
+            return Err(VaultError::Conflict(format!("{id} is superseded by {s}: renew the latest version")));
+        }
+        let (ty, _) = self.may_issue(client, id.type_code().as_str())?;
+        ty.validate_fields(&req.fields)?;
+        let now = unix_now();
+        let (nbf, exp) = validity(ty, req.valid_from.as_deref(), req.valid_until.as_deref(), req.long_term, now)?;
+        let licence = Licence {
+            id: id.next_version()?,
+            holder_name: match &req.holder_name {
+                Some(n) => check_text("holder_name", n, 100)?,
+                None => old.holder_name.clone(),
+            },
+            number: match &req.number {
+                Some(n) => check_text("number", n, 64)?,
+                None => old.number.clone(),
+            },
+            fields: req.fields,
+            predecessor: Some(id.clone()),
+            issued_at: now,
+            valid_from: nbf,
+            valid_until: exp,
+            ..old
+        };
+        self.commit_new(client, licence, Some((id.clone(), reason)), None, None).await
+    }
+}
+
+pub(super) fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, VaultError> {
+    serde_json::to_vec(v).map_err(|e| VaultError::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(years: Option<u32>) -> LicenceType {
+        let cat = crate::domain::Catalogue::from_json(include_str!("../../fixtures/catalogue.json")).unwrap();
+        let mut t = cat.licence_types().next().unwrap().clone();
+        t.validity_years = years;
+        t
+    }
+
+    #[test]
+    fn validity_rules() {
+        let now = start_of_day_cst(parse_date("2026-03-01").unwrap()) + 3600;
+        let (nbf, exp) = validity(&ty(Some(5)), None, None, false, now).unwrap();
+        assert_eq!(nbf, start_of_day_cst(parse_date("2026-03-01").unwrap()));
+        assert_eq!(exp, Some(start_of_day_cst(parse_date("2031-03-01").unwrap())));
+        assert_eq!(validity(&ty(Some(5)), None, None, true, now).unwrap().1, None);
+        assert_eq!(validity(&ty(None), None, None, false, now).unwrap().1, None);
+        let leap = validity(&ty(Some(1)), Some("2024-02-29"), None, false, now).unwrap();
+        assert_eq!(leap.1, Some(start_of_day_cst(parse_date("2025-02-28").unwrap())));
+        assert!(matches!(
+            validity(&ty(None), Some("2026-05-01"), Some("2026-04-30"), false, now),
+            Err(VaultError::Dates(_))
+        ));
+        assert!(matches!(validity(&ty(None), Some("2026-13-01"), None, false, now), Err(VaultError::Dates(_))));
+        assert!(matches!(validity(&ty(None), None, Some("2030-01-01"), true, now), Err(VaultError::Dates(_))));
+    }
+}

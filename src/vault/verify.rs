@@ -1,0 +1,187 @@
+//! Verification of a presented document: the offline part (format, trust chain, signature,
+//! claims, validity period) is [`verify_offline`], shared with `licvault verify --trust`; the
+//! vault adds what only the log knows (is it in the log, what is its status now).
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use serde::Serialize;
+
+use super::{unix_now, Vault, VaultError};
+use crate::crypto::cose::Envelope;
+use crate::crypto::{sha256, DepartmentCert, TrustList};
+use crate::domain::{Licence, Status};
+use crate::qr;
+use crate::store::Cf;
+
+/// The verdict words of `POST /v1/verify` (spec/openapi.yaml `Verdict`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    Valid,
+    Suspended,
+    Revoked,
+    Cancelled,
+    Superseded,
+    Expired,
+    NotYetValid,
+    InvalidSignature,
+    UnknownIssuer,
+    NotInLog,
+    Malformed,
+}
+
+impl From<Status> for VerdictKind {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Valid => Self::Valid,
+            Status::Suspended => Self::Suspended,
+            Status::Revoked => Self::Revoked,
+            Status::Cancelled => Self::Cancelled,
+            Status::Superseded => Self::Superseded,
+            Status::Expired => Self::Expired,
+            Status::NotYetValid => Self::NotYetValid,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub kind: VerdictKind,
+    pub reasons: Vec<String>,
+    pub licence: Option<Licence>,
+    pub issuer_cert: Option<String>,
+    /// Log index of the issuance leaf.
+    pub log_index: Option<u64>,
+    /// The status holds as of this log size (the signed head covering it).
+    pub log_size: Option<u64>,
+}
+
+/// Why a document failed the offline checks.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub kind: VerdictKind,
+    pub reason: String,
+}
+
+impl Refusal {
+    fn new(kind: VerdictKind, reason: impl Into<String>) -> Self {
+        Self { kind, reason: reason.into() }
+    }
+}
+
+impl Verdict {
+    fn refused(kind: VerdictKind, reason: impl Into<String>) -> Self {
+        Self { kind, reasons: vec![reason.into()], licence: None, issuer_cert: None, log_index: None, log_size: None }
+    }
+}
+
+impl From<Refusal> for Verdict {
+    fn from(r: Refusal) -> Self {
+        Self::refused(r.kind, r.reason)
+    }
+}
+
+/// Turns a presented payload into COSE bytes: an `LV1:` QR payload, or base64 (standard or
+/// URL-safe, padded or not) of the COSE_Sign1 bytes.
+pub fn decode_presented(payload: &str) -> Result<Vec<u8>, String> {
+    let p = payload.trim();
+    if p.starts_with(qr::PREFIX) {
+        return qr::decode(p).map_err(|e| e.to_string());
+    }
+    if p.len() > crate::cbor::MAX_INPUT * 2 {
+        return Err("payload too long".into());
+    }
+    STANDARD
+        .decode(p)
+        .or_else(|_| URL_SAFE.decode(p))
+        .or_else(|_| URL_SAFE_NO_PAD.decode(p))
+        .map_err(|_| "payload is neither an LV1: QR payload nor base64 of a COSE_Sign1 document".to_string())
+}
+
+/// Everything that can be checked with the trust list alone. On success returns the licence, the
+/// certificate that signed it, and the validity-derived status at `now`.
+pub fn verify_offline<'t>(
+    trust: &'t TrustList,
+    document: &[u8],
+    now: i64,
+) -> Result<(Licence, &'t DepartmentCert, Status), Refusal> {
+    let env = Envelope::parse(document).map_err(|e| Refusal::new(VerdictKind::Malformed, e.to_string()))?;
+    let cert = trust.department(&env.kid()).ok_or_else(|| {
+        Refusal::new(
+            VerdictKind::UnknownIssuer,
+            format!("no department certificate with kid {}", hex::encode(env.kid())),
+        )
+    })?;
+    env.verify(&cert.key).map_err(|_| {
+        Refusal::new(VerdictKind::InvalidSignature, format!("signature does not verify under {}'s seal key", cert.name))
+    })?;
+    let licence = Licence::from_payload(env.payload())
+        .map_err(|e| Refusal::new(VerdictKind::Malformed, format!("signed payload is not a licence: {e}")))?;
+    if licence.issuer().as_str() != cert.uscc.as_str() {
+        return Err(Refusal::new(
+            VerdictKind::InvalidSignature,
+            format!("signed by {} ({}) but claims issuer {}", cert.name, cert.uscc, licence.issuer()),
+        ));
+    }
+    if !cert.valid_at(licence.issued_at) {
+        return Err(Refusal::new(
+            VerdictKind::InvalidSignature,
+            "issued at a time outside the validity of the signing certificate".to_string(),
+        ));
+    }
+    let status = Status::Valid.effective(now, licence.valid_from, licence.valid_until);
+    Ok((licence, cert, status))
+}
+
+impl Vault {
+    /// `POST /v1/verify`: never an error for bad input, always a verdict.
+    pub fn verify_presented(&self, payload: &str) -> Result<Verdict, VaultError> {
+        let document = match decode_presented(payload) {
+            Ok(d) => d,
+            Err(why) => return Ok(Verdict::refused(VerdictKind::Malformed, why)),
+        };
+        let now = unix_now();
+        let (licence, cert, _) = match verify_offline(&self.trust, &document, now) {
+            Ok(ok) => ok,
+            Err(r) => return Ok(r.into()),
+        };
+        let mut reasons = vec![format!("signature verifies under {} ({})", cert.name, cert.uscc)];
+        let id = match self.store.get(Cf::Docs, &super::doc_hash_key(&sha256(&document)))? {
+            Some(id) => String::from_utf8_lossy(&id).into_owned(),
+            None => {
+                reasons.push("this exact document is not in the vault's log".into());
+                return Ok(Verdict {
+                    kind: VerdictKind::NotInLog,
+                    reasons,
+                    licence: Some(licence),
+                    issuer_cert: Some(cert.name.clone()),
+                    log_index: None,
+                    log_size: None,
+                });
+            }
+        };
+        let record = self
+            .record(&licence.id)?
+            .filter(|r| r.id == id)
+            .ok_or_else(|| VaultError::Internal(format!("index names {id} but its record is missing")))?;
+        // Read the head after the record: the record was committed with a checkpoint at least this large.
+        let head = self.head();
+        let status = record.status.effective(now, record.valid_from, record.valid_until);
+        reasons.push(format!("in the log at index {}", record.issued_index));
+        match status {
+            Status::Valid => reasons.push("status valid".into()),
+            Status::Superseded => {
+                reasons.push(format!("superseded by {}", record.successor.clone().unwrap_or_default()));
+            }
+            s => reasons.push(format!("status {}", s.as_str())),
+        }
+        Ok(Verdict {
+            kind: status.into(),
+            reasons,
+            licence: Some(licence),
+            issuer_cert: Some(cert.name.clone()),
+            log_index: Some(record.issued_index),
+            log_size: Some(head.size),
+        })
+    }
+}

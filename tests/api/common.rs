@@ -1,0 +1,130 @@
+//! Test harness: the real server on port 0 over a temp RocksDB, the development keys, reqwest.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use licvault::http::{AppState, Metrics};
+use licvault::vault::Vault;
+use serde_json::{json, Value};
+
+pub const ISSUER: &str = "dev-token-scjg-issuer-0001";
+pub const OTHER_ISSUER: &str = "dev-token-mzj-issuer-0001";
+pub const ADMIN: &str = "dev-token-admin-0001";
+pub const AUDITOR: &str = "dev-token-auditor-0001";
+pub const BUSINESS_LICENCE: &str = "11100000MB00001073001";
+pub const MARRIAGE: &str = "11100000MB0000502A001";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of `keys/` with private files at 0600 (git does not keep permission bits).
+pub fn keys_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("keys"), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".key.pem") || name == "commitment.key" {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+        }
+    }
+}
+
+pub struct Server {
+    pub base: String,
+    pub vault: Arc<Vault>,
+    pub http: reqwest::Client,
+    _data: tempfile::TempDir,
+    pub keys: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the real server (RocksDB in a temp dir, demo clients) on 127.0.0.1:0.
+    pub async fn start() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let keys = keys_copy();
+        let vault = licvault::cli::open_vault(data.path(), keys.path(), &root().join("fixtures")).await.unwrap();
+        licvault::cli::seed_demo(&vault, &root().join("fixtures")).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = AppState { vault: vault.clone(), metrics: Arc::new(Metrics::default()) };
+        tokio::spawn(licvault::http::serve(listener, state));
+        Self { base, vault, http: reqwest::Client::new(), _data: data, keys }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, token: Option<&str>, path: &str, body: &Value) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, token: Option<&str>, path: &str) -> (u16, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Issues a business licence to `holder` and returns the 201 body.
+    pub async fn issue_company(&self, holder: &str) -> Value {
+        let (status, body) = self.post(Some(ISSUER), "/v1/licences", &business_licence(holder)).await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+}
+
+/// A complete 营业执照 issuance body.
+pub fn business_licence(holder: &str) -> Value {
+    json!({
+        "type_code": BUSINESS_LICENCE,
+        "holder": {"type": "001", "id": holder, "name": "示例科技有限公司"},
+        "fields": {
+            "统一社会信用代码": holder,
+            "名称": "示例科技有限公司",
+            "类型": "有限责任公司",
+            "法定代表人": "张三",
+            "注册资本": "100万元人民币",
+            "成立日期": "2020-05-18",
+            "营业期限": "长期",
+            "住所": "示例市示例区科技路1号",
+            "经营范围": "软件开发；信息技术咨询服务；数据处理和存储支持服务。（依法须经批准的项目，经相关部门批准后方可开展经营活动）",
+            "登记机关": "示例市市场监督管理局"
+        }
+    })
+}
+
+pub fn marriage(holder: &str) -> Value {
+    json!({
+        "type_code": MARRIAGE,
+        "holder": {"type": "111", "id": holder, "name": "李四"},
+        "fields": {
+            "持证人": "李四", "登记日期": "2024-05-20", "结婚证字号": "J440300-2024-000123",
+            "男方姓名": "李四", "男方国籍": "中国", "男方出生日期": "1949-12-31", "男方身份证件号": holder,
+            "女方姓名": "王五", "女方国籍": "中国", "女方出生日期": "1880-01-01", "女方身份证件号": "440524188001010014"
+        }
+    })
+}

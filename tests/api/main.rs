@@ -1,0 +1,9 @@
+//! End-to-end tests: the real server on port 0, a real RocksDB in a temp dir, real signatures.
+
+mod common;
+mod crash;
+mod errors;
+mod flows;
+mod golden;
+mod interop;
+mod spec;
