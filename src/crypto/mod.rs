@@ -65,3 +65,58 @@ impl std::fmt::Debug for Committer {
         f.write_str("Committer(..)")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::{Signature, VerifyingKey};
+    use serde_json::Value;
+
+    fn vectors(name: &str) -> Value {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/vectors/ed25519").join(name);
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    }
+
+    /// Strict verification of (public key, message, signature), all hex; false for any malformed part.
+    fn verifies(pk: &str, msg: &str, sig: &str) -> bool {
+        let (Ok(pk), Ok(msg), Ok(sig)) = (hex::decode(pk), hex::decode(msg), hex::decode(sig)) else { return false };
+        let (Ok(pk), Ok(sig)) = (<[u8; 32]>::try_from(pk), <[u8; 64]>::try_from(sig)) else { return false };
+        let Ok(key) = VerifyingKey::from_bytes(&pk) else { return false };
+        key.verify_strict(&msg, &Signature::from_bytes(&sig)).is_ok()
+    }
+
+    #[test]
+    fn wycheproof_ed25519() {
+        let v = vectors("wycheproof_ed25519.json");
+        let mut n = 0;
+        for group in v["testGroups"].as_array().unwrap() {
+            let pk = group["publicKey"]["pk"].as_str().unwrap();
+            for t in group["tests"].as_array().unwrap() {
+                let want = t["result"] == "valid";
+                let got = verifies(pk, t["msg"].as_str().unwrap(), t["sig"].as_str().unwrap());
+                assert_eq!(got, want, "Wycheproof tcId {}: {}", t["tcId"], t["comment"]);
+                n += 1;
+            }
+        }
+        assert!(n > 100);
+    }
+
+    #[test]
+    fn speccheck_only_case_3_verifies_strictly() {
+        let cases = vectors("speccheck_cases.json");
+        let passing: Vec<usize> = cases
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                verifies(
+                    c["pub_key"].as_str().unwrap(),
+                    c["message"].as_str().unwrap(),
+                    c["signature"].as_str().unwrap(),
+                )
+            })
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(passing, vec![3]);
+    }
+}

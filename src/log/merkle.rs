@@ -383,7 +383,7 @@ mod tests {
     }
 
     fn vector_files(kind: &str) -> Vec<std::path::PathBuf> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/merkle").join(kind);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/vectors/merkle").join(kind);
         let mut out = Vec::new();
         let mut stack = vec![dir];
         while let Some(d) = stack.pop() {
