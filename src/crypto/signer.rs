@@ -106,3 +106,28 @@ impl crate::log::note::NoteSigner for LogSigner {
         LogSigner::sign(self, msg)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn readable_private_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key.pem");
+        let key = SigningKey::from_bytes(&[4; 32]);
+        std::fs::write(&path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+        for mode in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = load_private_key(&path).unwrap_err().to_string();
+            assert!(err.contains("chmod 600"), "{mode:o}: {err}");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(load_private_key(&path).unwrap().verifying_key(), key.verifying_key());
+        std::fs::write(&path, "not a key").unwrap();
+        assert!(load_private_key(&path).unwrap_err().to_string().contains("PKCS#8"));
+    }
+}

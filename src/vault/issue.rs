@@ -309,12 +309,7 @@ impl Vault {
                 let mut record = record;
                 if let Some((p, reason)) = &predecessor {
                     let key = p.to_string();
-                    let mut old: LicenceRecord = tx
-                        .get(Cf::Licences, key.as_bytes())?
-                        .map(|v| serde_json::from_slice(&v))
-                        .transpose()
-                        .map_err(|e| VaultError::Internal(e.to_string()))?
-                        .ok_or_else(|| VaultError::NotFound(key.clone()))?;
+                    let mut old = record_in(tx, &key)?;
                     if !matches!(old.status, Status::Valid | Status::Suspended) {
                         return Err(VaultError::Conflict(format!(
                             "{key} is {}: only a valid or suspended licence gets a new version",
@@ -403,6 +398,15 @@ impl Vault {
         };
         self.commit_new(client, licence, Some((id.clone(), reason)), None, None).await
     }
+}
+
+/// The licence record `id` as the batch sees it.
+pub(super) fn record_in(tx: &Tx<'_>, id: &str) -> Result<LicenceRecord, VaultError> {
+    tx.get(Cf::Licences, id.as_bytes())?
+        .map(|v| serde_json::from_slice(&v))
+        .transpose()
+        .map_err(|e| VaultError::Internal(e.to_string()))?
+        .ok_or_else(|| VaultError::NotFound(id.to_string()))
 }
 
 pub(super) fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, VaultError> {

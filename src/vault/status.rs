@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::issue::{check_reason, json};
+use super::issue::{check_reason, json, record_in};
 use super::{Client, LicenceRecord, Vault, VaultError};
 use crate::domain::status::Action;
 use crate::domain::LicenceId;
@@ -51,12 +51,7 @@ impl Vault {
         let (out, head) = self
             .seq
             .submit(move |tx| {
-                let mut rec: LicenceRecord = tx
-                    .get(Cf::Licences, key.as_bytes())?
-                    .map(|v| serde_json::from_slice(&v))
-                    .transpose()
-                    .map_err(|e| VaultError::Internal(e.to_string()))?
-                    .ok_or_else(|| VaultError::NotFound(key.clone()))?;
+                let mut rec = record_in(tx, &key)?;
                 let to = action.apply(rec.status).ok_or_else(|| {
                     VaultError::Conflict(format!(
                         "cannot {} a licence that is {}",
