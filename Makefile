@@ -44,6 +44,7 @@ test: lint keys-perms
 	LICVAULT_PYTHON=$(LICVAULT_VENV)/bin/python cargo test --lib --bins --tests
 
 bench: deps keys-perms
+	@command -v wrk >/dev/null || (sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get install -y -qq wrk)
 	cargo bench --bench throughput
 
 clean-data:

@@ -64,13 +64,36 @@ pub fn decode(bytes: &[u8]) -> Result<Value, CborError> {
     Ok(v)
 }
 
-/// Decodes and insists the bytes were deterministically encoded.
+/// Decodes and insists the bytes were deterministically encoded. ciborium keeps map entries in
+/// the order read and always writes shortest forms and definite lengths, so re-encoding the
+/// decoded value reproduces the input exactly when lengths and integers were shortest-form;
+/// map order is then checked separately, without building a sorted copy.
 pub fn decode_deterministic(bytes: &[u8]) -> Result<Value, CborError> {
     let v = decode(bytes)?;
-    if encode(v.clone()) != bytes {
+    if !keys_in_order(&v) || encode_raw(&v) != bytes {
         return Err(CborError::NotDeterministic);
     }
     Ok(v)
+}
+
+/// Every map's keys strictly increase in the bytewise order of their encodings.
+fn keys_in_order(v: &Value) -> bool {
+    match v {
+        Value::Map(entries) => {
+            let mut prev: Option<Vec<u8>> = None;
+            for (k, val) in entries {
+                let enc = encode_raw(k);
+                if prev.as_ref().is_some_and(|p| *p >= enc) || !keys_in_order(val) {
+                    return false;
+                }
+                prev = Some(enc);
+            }
+            true
+        }
+        Value::Array(items) => items.iter().all(keys_in_order),
+        Value::Tag(_, inner) => keys_in_order(inner),
+        _ => true,
+    }
 }
 
 /// Small helpers for reading a decoded map.
@@ -159,6 +182,9 @@ mod tests {
         // {"b": 1, "a": 2} in the wrong order.
         let bytes = [0xa2, 0x61, b'b', 0x01, 0x61, b'a', 0x02];
         assert!(matches!(decode_deterministic(&bytes), Err(CborError::NotDeterministic)));
+        // A duplicate key is not deterministic either.
+        let dup = [0xa2, 0x61, b'a', 0x01, 0x61, b'a', 0x02];
+        assert!(matches!(decode_deterministic(&dup), Err(CborError::NotDeterministic)));
         // 24 encoded in two bytes where one would do.
         assert!(matches!(decode_deterministic(&[0x18, 0x01]), Err(CborError::NotDeterministic)));
         assert!(matches!(decode(&[0x01, 0x02]), Err(CborError::Malformed(_))));
