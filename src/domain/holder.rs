@@ -199,49 +199,47 @@ fn check_uscc(s: &str) -> Result<(), HolderError> {
     if chars.len() != 18 {
         return Err(HolderError::Length { what: "unified social credit code", len: chars.len() });
     }
-    let mut values = [0u32; 18];
-    for (pos, &ch) in chars.iter().enumerate() {
-        values[pos] = USCC_ALPHABET.find(ch).ok_or(HolderError::UsccCharset { ch, pos: pos + 1 })? as u32;
+    if let Some((pos, &ch)) = chars.iter().enumerate().find(|(_, c)| !USCC_ALPHABET.contains(**c)) {
+        return Err(HolderError::UsccCharset { ch, pos: pos + 1 });
     }
-    // GB 11714 organisation code at positions 9–17: letters count 10..35 in the plain A-Z order.
-    let org_value = |c: char| c.to_digit(36).unwrap_or(0);
-    let org_sum: u32 = chars[8..16].iter().zip(ORG_WEIGHTS).map(|(&c, w)| org_value(c) * w).sum();
-    let org_expected = match 11 - org_sum % 11 {
-        10 => 'X',
-        11 => '0',
-        n => char::from_digit(n, 10).unwrap_or('0'),
-    };
+    let org_expected = org_check_char(&chars[8..16]);
     if org_expected != chars[16] {
         return Err(HolderError::UsccOrgCheck { expected: org_expected, found: chars[16] });
     }
-    let sum: u32 = values[..17].iter().zip(USCC_WEIGHTS).map(|(v, w)| v * w).sum();
-    let check = (31 - sum % 31) % 31;
-    let expected = USCC_ALPHABET.as_bytes()[check as usize] as char;
+    let expected = uscc_check_char(&chars[..17]);
     if expected != chars[17] {
         return Err(HolderError::UsccCheck { expected, found: chars[17] });
     }
     Ok(())
 }
 
-/// Computes the check characters for a USCC body of 16 characters (positions 1–16): returns the
-/// full 18-character code. Used by `keys init` and tests to make synthetic codes.
-pub fn complete_uscc(body16: &str) -> Option<String> {
-    if body16.len() != 16 {
-        return None;
-    }
-    let org_sum: u32 = body16[8..16].chars().zip(ORG_WEIGHTS).map(|(c, w)| c.to_digit(36).unwrap_or(0) * w).sum();
-    let org = match 11 - org_sum % 11 {
+/// GB 11714 check of the 8-character organisation code body (USCC positions 9–16): letters count
+/// 10..35 in the plain A-Z order; 10 is written `X`, 11 is written `0`.
+fn org_check_char(body: &[char]) -> char {
+    let sum: u32 = body.iter().zip(ORG_WEIGHTS).map(|(c, w)| c.to_digit(36).unwrap_or(0) * w).sum();
+    match 11 - sum % 11 {
         10 => 'X',
         11 => '0',
-        n => char::from_digit(n, 10)?,
-    };
-    let seventeen = format!("{body16}{org}");
-    let mut sum = 0;
-    for (c, w) in seventeen.chars().zip(USCC_WEIGHTS) {
-        sum += USCC_ALPHABET.find(c)? as u32 * w;
+        n => char::from_digit(n, 10).unwrap_or('0'),
     }
-    let check = USCC_ALPHABET.as_bytes()[((31 - sum % 31) % 31) as usize] as char;
-    Some(format!("{seventeen}{check}"))
+}
+
+/// GB 32100 check over the first 17 characters (all in [`USCC_ALPHABET`]).
+fn uscc_check_char(first17: &[char]) -> char {
+    let sum: u32 = first17.iter().zip(USCC_WEIGHTS).map(|(c, w)| USCC_ALPHABET.find(*c).unwrap_or(0) as u32 * w).sum();
+    USCC_ALPHABET.as_bytes()[((31 - sum % 31) % 31) as usize] as char
+}
+
+/// Computes the check characters for a USCC body of 16 characters (positions 1–16): returns the
+/// full 18-character code. Used to make synthetic codes for fixtures and tests.
+pub fn complete_uscc(body16: &str) -> Option<String> {
+    let mut chars: Vec<char> = body16.chars().collect();
+    if chars.len() != 16 || !chars.iter().all(|c| USCC_ALPHABET.contains(*c)) {
+        return None;
+    }
+    chars.push(org_check_char(&chars[8..16]));
+    chars.push(uscc_check_char(&chars));
+    Some(chars.into_iter().collect())
 }
 
 #[cfg(test)]
