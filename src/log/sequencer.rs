@@ -59,6 +59,44 @@ impl From<MerkleError> for SequencerError {
     }
 }
 
+/// Tree nodes the sequencer wrote recently, kept in memory so that receipts (inclusion proofs
+/// against the newest head, which mostly need the newest nodes) rarely go to storage. Nodes never
+/// change once written, so a cached node is always right; the cache is filled only after a
+/// successful write and emptied when it grows past [`NodeCache::MAX`].
+#[derive(Default)]
+pub struct NodeCache {
+    map: RwLock<HashMap<(u32, u64), Hash>>,
+}
+
+impl NodeCache {
+    /// About 20 MiB.
+    pub const MAX: usize = 1 << 18;
+
+    fn insert_all(&self, nodes: Vec<(u32, u64, Hash)>) {
+        if let Ok(mut m) = self.map.write() {
+            if m.len() + nodes.len() > Self::MAX {
+                m.clear();
+            }
+            m.extend(nodes.into_iter().map(|(l, i, h)| ((l, i), h)));
+        }
+    }
+}
+
+/// Perfect-subtree hashes from the cache, else from the store.
+pub struct CachedNodes<'a> {
+    cache: &'a NodeCache,
+    store: &'a dyn Store,
+}
+
+impl super::merkle::Nodes for CachedNodes<'_> {
+    fn node(&self, level: u32, index: u64) -> Option<Hash> {
+        if let Some(h) = self.cache.map.read().ok().and_then(|m| m.get(&(level, index)).copied()) {
+            return Some(h);
+        }
+        StoredNodes(self.store).node(level, index)
+    }
+}
+
 /// The latest committed, signed head.
 #[derive(Debug, Clone)]
 pub struct Head {
@@ -195,6 +233,8 @@ impl Tail {
 pub struct Sequencer {
     jobs: mpsc::Sender<Job>,
     head: Arc<RwLock<Arc<Head>>>,
+    cache: Arc<NodeCache>,
+    store: Arc<dyn Store>,
 }
 
 impl Sequencer {
@@ -230,13 +270,20 @@ impl Sequencer {
             }
         };
         let head = Arc::new(RwLock::new(Arc::new(head)));
+        let cache = Arc::new(NodeCache::default());
         let (tx, rx) = mpsc::channel(QUEUE);
-        let worker = Worker { store, signer, origin, tail: Some(tail), head: head.clone() };
+        let worker =
+            Worker { store: store.clone(), signer, origin, tail: Some(tail), head: head.clone(), cache: cache.clone() };
         std::thread::Builder::new()
             .name("sequencer".into())
             .spawn(move || worker.run(rx))
             .map_err(|e| SequencerError::Write(e.to_string()))?;
-        Ok(Self { jobs: tx, head })
+        Ok(Self { jobs: tx, head, cache, store })
+    }
+
+    /// The tree's nodes, for proofs: recent ones from memory, the rest from the store.
+    pub fn nodes(&self) -> CachedNodes<'_> {
+        CachedNodes { cache: &self.cache, store: self.store.as_ref() }
     }
 
     pub fn head(&self) -> Arc<Head> {
@@ -282,6 +329,7 @@ struct Worker {
     /// `None` after a failed write whose reload also failed: every job is refused until restart.
     tail: Option<Tail>,
     head: Arc<RwLock<Arc<Head>>>,
+    cache: Arc<NodeCache>,
 }
 
 impl Worker {
@@ -318,10 +366,12 @@ impl Worker {
         }
         let mut tree = tail.tree.clone();
         let mut batch = Batch { puts };
+        let mut nodes = Vec::with_capacity(leaves.len() * 2);
         for leaf in leaves {
             let index = tree.size();
             for (level, idx, h) in tree.append(leaf_hash(&leaf)) {
                 batch.put(Cf::Tree, tree_key(level, idx).to_vec(), h.to_vec());
+                nodes.push((level, idx, h));
             }
             batch.put(Cf::Leaves, index.to_be_bytes().to_vec(), leaf);
         }
@@ -331,6 +381,7 @@ impl Worker {
 
         match self.store.write(batch) {
             Ok(()) => {
+                self.cache.insert_all(nodes);
                 self.tail = Some(Tail { tree, prev_hash });
                 let shared = Arc::new(head);
                 match self.head.write() {
@@ -364,6 +415,7 @@ impl Worker {
 mod tests {
     use super::*;
     use crate::log::leaf::verify_chain;
+    use crate::log::merkle::Nodes;
     use crate::log::note::Verifier;
     use crate::store::MemoryStore;
     use ed25519_dalek::{Signer as _, SigningKey};
@@ -440,6 +492,18 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(store.get(Cf::Meta, b"doomed").unwrap(), None);
         assert_eq!(append(&seq, "A").await.unwrap(), head.size);
+
+        // Every node the cache holds is the stored one, and proofs read through it agree.
+        let cached: Vec<((u32, u64), Hash)> = seq.cache.map.read().unwrap().iter().map(|(k, v)| (*k, *v)).collect();
+        assert!(!cached.is_empty());
+        for ((level, index), h) in cached {
+            assert_eq!(StoredNodes(store.as_ref()).node(level, index), Some(h));
+        }
+        let size = seq.head().size;
+        assert_eq!(
+            crate::log::merkle::inclusion_proof(&seq.nodes(), 3, size).unwrap(),
+            crate::log::merkle::inclusion_proof(&StoredNodes(store.as_ref()), 3, size).unwrap()
+        );
 
         // A restart recovers the same tail.
         drop(seq);

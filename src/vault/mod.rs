@@ -30,7 +30,7 @@ use crate::log::leaf::{Event, Leaf};
 use crate::log::merkle::{inclusion_proof, Hash};
 use crate::log::note::receipt;
 use crate::log::sequencer::{Head, Sequencer};
-use crate::store::{Cf, Store, StoredNodes};
+use crate::store::{Cf, Store};
 
 /// Everything the vault is made of, loaded from `keys/` and `fixtures/`.
 pub struct Parts {
@@ -247,8 +247,8 @@ impl Vault {
 
     /// A c2sp.org/tlog-proof@v1 receipt for leaf `index` against `head`.
     pub fn receipt(&self, index: u64, head: &Head) -> Result<String, VaultError> {
-        let proof = inclusion_proof(&StoredNodes(self.store.as_ref()), index, head.size)
-            .map_err(|e| VaultError::Internal(e.to_string()))?;
+        let proof =
+            inclusion_proof(&self.seq.nodes(), index, head.size).map_err(|e| VaultError::Internal(e.to_string()))?;
         Ok(receipt(index, &proof, &head.checkpoint))
     }
 
