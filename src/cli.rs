@@ -175,12 +175,12 @@ pub async fn seed_demo(vault: &Vault, fixtures: &Path) -> Result<usize> {
     let path = fixtures.join("demo-clients.json");
     let demo: DemoClients =
         serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)?;
-    let n = demo.clients.len();
-    for c in demo.clients {
-        let client = Client { id: c.id, name: c.name, role: c.role, uscc: c.uscc, types: Vec::new() };
-        vault.add_client(client, Some(c.token)).await?;
-    }
-    Ok(n)
+    let clients: Vec<_> = demo
+        .clients
+        .into_iter()
+        .map(|c| (Client { id: c.id, name: c.name, role: c.role, uscc: c.uscc, types: Vec::new() }, Some(c.token)))
+        .collect();
+    Ok(vault.add_clients(clients).await?.len())
 }
 
 async fn serve(cfg: Config) -> Result<()> {
@@ -213,8 +213,10 @@ async fn serve(cfg: Config) -> Result<()> {
         let _ = out.write_all(banner.as_bytes());
         let _ = out.flush();
     }
-    let state = AppState { vault, metrics: Arc::new(Metrics::default()) };
-    crate::http::serve(listener, state).await?;
+    let state = AppState { vault: vault.clone(), metrics: Arc::new(Metrics::default()) };
+    let served = crate::http::serve(listener, state).await;
+    vault.close();
+    served?;
     Ok(())
 }
 
@@ -225,12 +227,15 @@ async fn clients(cmd: ClientsCommand) -> Result<()> {
                 bail!("unknown role {role:?}: issuer, verifier, holder_channel, auditor or admin");
             };
             let vault = open(&store).await?;
-            let token = vault.add_client(Client { id: id.clone(), name, role, uscc, types }, None).await?;
+            let added = vault.add_client(Client { id: id.clone(), name, role, uscc, types }, None).await;
+            vault.close();
+            let token = added?;
             println!("client {id} added; its bearer token (shown once, stored only as a hash):");
             println!("{token}");
         }
         ClientsCommand::List { store } => {
             let vault = open(&store).await?;
+            vault.close();
             for c in vault.clients() {
                 println!("{:<16} {:<15} {:<20} {}", c.id, c.role.as_str(), c.uscc.as_deref().unwrap_or("-"), c.name);
             }

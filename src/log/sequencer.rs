@@ -19,7 +19,8 @@
 //! what is really stored and the log never signs two heads that are not consistent.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -235,6 +236,8 @@ pub struct Sequencer {
     head: Arc<RwLock<Arc<Head>>>,
     cache: Arc<NodeCache>,
     store: Arc<dyn Store>,
+    stop: Arc<AtomicBool>,
+    worker: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl Sequencer {
@@ -272,13 +275,35 @@ impl Sequencer {
         let head = Arc::new(RwLock::new(Arc::new(head)));
         let cache = Arc::new(NodeCache::default());
         let (tx, rx) = mpsc::channel(QUEUE);
-        let worker =
-            Worker { store: store.clone(), signer, origin, tail: Some(tail), head: head.clone(), cache: cache.clone() };
-        std::thread::Builder::new()
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            store: store.clone(),
+            signer,
+            origin,
+            tail: Some(tail),
+            head: head.clone(),
+            cache: cache.clone(),
+            stop: stop.clone(),
+        };
+        let handle = std::thread::Builder::new()
             .name("sequencer".into())
             .spawn(move || worker.run(rx))
             .map_err(|e| SequencerError::Write(e.to_string()))?;
-        Ok(Self { jobs: tx, head, cache, store })
+        Ok(Self { jobs: tx, head, cache, store, stop, worker: Arc::new(Mutex::new(Some(handle))) })
+    }
+
+    /// Finishes the batch in progress, refuses what is still queued, and waits for the sequencer
+    /// thread to end, so that storage can close cleanly (RocksDB must not outlive `main` with
+    /// a thread still inside it). Idempotent.
+    pub fn close(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the worker if it is waiting for work.
+        let noop: Job = Box::new(|_: &mut Tx<'_>| -> Reply { Box::new(|_: Result<&Head, &SequencerError>| {}) });
+        let _ = self.jobs.try_send(noop);
+        let handle = self.worker.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
     }
 
     /// The tree's nodes, for proofs: recent ones from memory, the rest from the store.
@@ -330,11 +355,15 @@ struct Worker {
     tail: Option<Tail>,
     head: Arc<RwLock<Arc<Head>>>,
     cache: Arc<NodeCache>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Worker {
     fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         while let Some(first) = rx.blocking_recv() {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
             let mut jobs = vec![first];
             while jobs.len() < MAX_BATCH {
                 match rx.try_recv() {
@@ -344,6 +373,7 @@ impl Worker {
             }
             self.commit(jobs);
         }
+        // Queued jobs are dropped with `rx`: their callers hear `Stopped`, nothing was written.
     }
 
     fn commit(&mut self, jobs: Vec<Job>) {

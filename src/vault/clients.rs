@@ -28,7 +28,60 @@ impl Vault {
 
     /// Registers a client. With `token: None` a random token is made. Returns the token: the only
     /// time it is ever shown.
-    pub async fn add_client(&self, mut client: Client, token: Option<String>) -> Result<String, VaultError> {
+    pub async fn add_client(&self, client: Client, token: Option<String>) -> Result<String, VaultError> {
+        let mut tokens = self.add_clients(vec![(client, token)]).await?;
+        tokens.pop().ok_or_else(|| VaultError::Internal("no token made".into()))
+    }
+
+    /// Registers several clients in one commit: all of them or none (the demo seed uses this, so
+    /// a crash mid-seed cannot leave half the demo clients).
+    pub async fn add_clients(&self, clients: Vec<(Client, Option<String>)>) -> Result<Vec<String>, VaultError> {
+        let mut rows = Vec::with_capacity(clients.len());
+        let mut tokens = Vec::with_capacity(clients.len());
+        let existing = self.clients();
+        for (client, token) in clients {
+            let client = self.check_client(client)?;
+            if existing.iter().chain(rows.iter().map(|(_, c, _)| c)).any(|c: &Client| c.id == client.id) {
+                return Err(VaultError::Conflict(format!("client {} exists already", client.id)));
+            }
+            let token = match token {
+                Some(t) if t.len() >= MIN_TOKEN_LEN => t,
+                Some(_) => return Err(VaultError::Invalid(format!("tokens have at least {MIN_TOKEN_LEN} characters"))),
+                None => format!("lv_{}", B64URL.encode(random32().map_err(|e| VaultError::Internal(e.to_string()))?)),
+            };
+            let record = serde_json::to_vec(&client).map_err(|e| VaultError::Internal(e.to_string()))?;
+            rows.push((sha256(token.as_bytes()), client, record));
+            tokens.push(token);
+        }
+        let job_rows: Vec<_> = rows.iter().map(|(h, c, r)| (*h, c.clone(), r.clone())).collect();
+        let (r, _) = self
+            .seq
+            .submit(move |tx| {
+                for (hash, c, record) in job_rows {
+                    if tx.get(Cf::Clients, &hash)?.is_some() {
+                        return Err(VaultError::Conflict(format!("the token of {} is taken", c.id)));
+                    }
+                    let mut ev = Event::new("client.added")
+                        .text("client", c.id.as_str())
+                        .text("name", c.name.as_str())
+                        .text("role", c.role.as_str());
+                    if let Some(u) = &c.uscc {
+                        ev = ev.text("uscc", u.as_str());
+                    }
+                    tx.append(ev, None)?;
+                    tx.put(Cf::Clients, hash.to_vec(), record);
+                }
+                Ok(())
+            })
+            .await?;
+        r?;
+        if let Ok(mut map) = self.clients.write() {
+            map.extend(rows.into_iter().map(|(h, c, _)| (h, c)));
+        }
+        Ok(tokens)
+    }
+
+    fn check_client(&self, mut client: Client) -> Result<Client, VaultError> {
         if client.id.is_empty()
             || client.id.len() > 64
             || !client.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -50,39 +103,6 @@ impl Vault {
                 }
             }
         }
-        if self.clients().iter().any(|c| c.id == client.id) {
-            return Err(VaultError::Conflict(format!("client {} exists already", client.id)));
-        }
-        let token = match token {
-            Some(t) if t.len() >= MIN_TOKEN_LEN => t,
-            Some(_) => return Err(VaultError::Invalid(format!("tokens have at least {MIN_TOKEN_LEN} characters"))),
-            None => format!("lv_{}", B64URL.encode(random32().map_err(|e| VaultError::Internal(e.to_string()))?)),
-        };
-        let hash = sha256(token.as_bytes());
-        let record = serde_json::to_vec(&client).map_err(|e| VaultError::Internal(e.to_string()))?;
-        let c = client.clone();
-        let (r, _) = self
-            .seq
-            .submit(move |tx| {
-                if tx.get(Cf::Clients, &hash)?.is_some() {
-                    return Err(VaultError::Conflict("that token is taken".into()));
-                }
-                let mut ev = Event::new("client.added")
-                    .text("client", c.id.as_str())
-                    .text("name", c.name.as_str())
-                    .text("role", c.role.as_str());
-                if let Some(u) = &c.uscc {
-                    ev = ev.text("uscc", u.as_str());
-                }
-                tx.append(ev, None)?;
-                tx.put(Cf::Clients, hash.to_vec(), record);
-                Ok(())
-            })
-            .await?;
-        r?;
-        if let Ok(mut map) = self.clients.write() {
-            map.insert(hash, client);
-        }
-        Ok(token)
+        Ok(client)
     }
 }

@@ -252,6 +252,11 @@ impl Vault {
         Ok(receipt(index, &proof, &head.checkpoint))
     }
 
+    /// Stops the sequencer (see `Sequencer::close`); call before the process exits.
+    pub fn close(&self) {
+        self.seq.close();
+    }
+
     pub fn is_ready(&self) -> bool {
         self.store.get(Cf::Meta, b"size").is_ok()
     }

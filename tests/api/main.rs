@@ -1,5 +1,6 @@
 //! End-to-end tests: the real server on port 0, a real RocksDB in a temp dir, real signatures.
 
+mod cli;
 mod common;
 mod crash;
 mod errors;
