@@ -35,6 +35,11 @@ enum Command {
         #[command(subcommand)]
         command: ClientsCommand,
     },
+    /// Holder numbers: administrator overrides for pre-2015 pilot codes (run while the server is stopped).
+    Holders {
+        #[command(subcommand)]
+        command: HoldersCommand,
+    },
     /// Verify a document offline: signature, trust chain, validity period.
     Verify {
         /// A file holding COSE_Sign1 bytes, base64 or an LV1: payload; or the payload itself.
@@ -63,6 +68,26 @@ struct StoreArgs {
     keys: PathBuf,
     #[arg(long, env = "LICVAULT_FIXTURES", default_value = "fixtures")]
     fixtures: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum HoldersCommand {
+    /// Allow one holder number whose only fault is its check character (a pre-2015 pilot code).
+    /// The override is a log leaf with the reason and the administrator's name.
+    AllowPilot {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// 111 (citizen ID number) or 001 (unified social credit code)
+        #[arg(long = "type")]
+        kind: String,
+        #[arg(long)]
+        number: String,
+        #[arg(long)]
+        reason: String,
+        /// Who authorises this (recorded in the log).
+        #[arg(long)]
+        admin: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -137,6 +162,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Clients { command } => runtime()?.block_on(clients(command)).map(|_| ExitCode::SUCCESS),
+        Command::Holders { command: HoldersCommand::AllowPilot { store, kind, number, reason, admin } } => runtime()?
+            .block_on(async {
+                let vault = open(&store).await?;
+                let done = vault.allow_pilot(&kind, &number, &reason, &format!("admin:{admin}")).await;
+                vault.close();
+                let index = done?;
+                println!("override recorded at log index {index}");
+                Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+            }),
         Command::Verify { input, trust } => verify_offline(&input, &trust),
     }
 }

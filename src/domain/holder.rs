@@ -38,6 +38,14 @@ pub enum HolderError {
     UsccCheck { expected: char, found: char },
 }
 
+impl HolderError {
+    /// True when only a check character is wrong: the one failure a pre-2015 pilot code may
+    /// have, and the only one an administrator's override can excuse (DESIGN §2).
+    pub fn is_check_failure(&self) -> bool {
+        matches!(self, Self::CitizenCheck { .. } | Self::UsccCheck { .. } | Self::UsccOrgCheck { .. })
+    }
+}
+
 /// Holder type codes of GB/T 36904 as used by the licence catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum HolderType {
@@ -81,12 +89,28 @@ impl HolderId {
     }
 
     pub fn parse_typed(kind: HolderType, number: &str) -> Result<Self, HolderError> {
+        Self::parse_with(kind, number, true)
+    }
+
+    /// Like [`HolderId::parse`], but a wrong check character is tolerated: every other rule
+    /// (length, alphabet, area, birth date) still holds. Only for numbers that an administrator
+    /// has allowed as pre-2015 pilot codes, and for holders inside documents whose signature has
+    /// verified (the issuer checked the override when it signed).
+    pub fn parse_pilot(type_code: &str, number: &str) -> Result<Self, HolderError> {
+        Self::parse_with(HolderType::parse(type_code)?, number, false)
+    }
+
+    fn parse_with(kind: HolderType, number: &str, checks: bool) -> Result<Self, HolderError> {
         let number = normalise(number);
-        match kind {
-            HolderType::Citizen => check_citizen(&number, OffsetDateTime::now_utc().date())?,
-            HolderType::Organisation => check_uscc(&number)?,
+        let result = match kind {
+            HolderType::Citizen => check_citizen(&number, OffsetDateTime::now_utc().date()),
+            HolderType::Organisation => check_uscc(&number),
+        };
+        match result {
+            Ok(()) => Ok(Self { kind, number }),
+            Err(e) if !checks && e.is_check_failure() => Ok(Self { kind, number }),
+            Err(e) => Err(e),
         }
-        Ok(Self { kind, number })
     }
 
     pub fn kind(&self) -> HolderType {
@@ -278,6 +302,18 @@ mod tests {
         check("001", "12440305K12345678U", Err("GB 11714"));
         check("001", "12440305K12345677Y", Err("should be U"));
         check("002", "12440305K12345677U", Err("unknown holder type"));
+    }
+
+    #[test]
+    fn pilot_codes_skip_only_the_check_characters() {
+        assert!(HolderId::parse_pilot("001", "12440305K12345677Y").is_ok());
+        assert!(HolderId::parse_pilot("001", "12440305K12345678U").is_ok());
+        assert!(HolderId::parse_pilot("111", "110105194912310021").is_ok());
+        assert!(HolderId::parse_pilot("001", "12440305K1234567IU").is_err(), "alphabet still holds");
+        assert!(HolderId::parse_pilot("111", "110101190002290015").is_err(), "dates still hold");
+        assert!(HolderId::parse_pilot("111", "11010519491231002").is_err(), "length still holds");
+        assert!(HolderId::parse("001", "12440305K12345677Y").unwrap_err().is_check_failure());
+        assert!(!HolderId::parse("001", "12440305K1234567IU").unwrap_err().is_check_failure());
     }
 
     #[test]

@@ -64,7 +64,7 @@ impl From<VaultError> for ApiError {
     fn from(e: VaultError) -> Self {
         use StatusCode as S;
         let (status, code) = match &e {
-            VaultError::Holder(_) => (S::BAD_REQUEST, "invalid_holder_id"),
+            VaultError::Holder(_) | VaultError::HolderCheck(_) => (S::BAD_REQUEST, "invalid_holder_id"),
             VaultError::LicenceId(_) => (S::BAD_REQUEST, "invalid_licence_id"),
             VaultError::TypeCode(_) => (S::BAD_REQUEST, "invalid_type_code"),
             VaultError::UnknownType(_) => (S::BAD_REQUEST, "unknown_licence_type"),

@@ -9,6 +9,8 @@ use crate::store::StoreError;
 pub enum VaultError {
     #[error("holder: {0}")]
     Holder(#[from] HolderError),
+    #[error("holder: {0} (a pre-2015 pilot code enters only after an administrator's override: licvault holders allow-pilot)")]
+    HolderCheck(HolderError),
     #[error("licence identifier: {0}")]
     LicenceId(#[from] LicenceIdError),
     #[error("licence type code: {0}")]

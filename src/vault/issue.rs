@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::records::{IdempotentAnswer, LicenceRecord};
 use super::{doc_hash_key, doc_key, unix_now, Client, Role, Vault, VaultError, META_SERIAL};
 use crate::crypto::{cose, sha256};
-use crate::domain::{parse_date, start_of_day_cst, HolderId, Licence, LicenceId, LicenceType, Status, TypeCode, Uscc};
+use crate::domain::{parse_date, start_of_day_cst, Licence, LicenceId, LicenceType, Status, TypeCode, Uscc};
 use crate::log::leaf::Event;
 use crate::log::sequencer::{Head, Tx};
 use crate::store::Cf;
@@ -185,7 +185,7 @@ impl Vault {
         idem_key: Option<String>,
     ) -> Result<Issued, VaultError> {
         let (ty, issuer) = self.may_issue(client, &req.type_code)?;
-        let holder = HolderId::parse(&req.holder.kind, &req.holder.id)?;
+        let holder = self.parse_holder(&req.holder.kind, &req.holder.id)?;
         if !ty.holder_types.contains(&holder.kind()) {
             return Err(VaultError::HolderTypeNotAllowed(format!(
                 "{} is issued to holders of type {}, not {}",

@@ -5,6 +5,7 @@
 mod clients;
 mod error;
 mod issue;
+mod pilot;
 pub mod records;
 mod status;
 pub mod verify;
@@ -18,6 +19,7 @@ use ed25519_dalek::VerifyingKey;
 
 pub use error::VaultError;
 pub use issue::{IssueRequest, Issued, RenewRequest};
+pub use pilot::PilotOverride;
 pub use records::{Client, LicenceRecord, Role};
 pub use status::{rfc3339_ms, HistoryEntry};
 pub use verify::{Verdict, VerdictKind};
@@ -264,6 +266,14 @@ impl Vault {
     /// Every department verifying key valid for a document, for tests and the offline verifier.
     pub fn department_key(&self, kid: &[u8; 8]) -> Option<VerifyingKey> {
         self.trust.department(kid).map(|d| d.key)
+    }
+}
+
+impl Drop for Vault {
+    /// The last handle closes the sequencer, so the store (and RocksDB's threads) can shut down
+    /// before the process exits.
+    fn drop(&mut self) {
+        self.seq.close();
     }
 }
 

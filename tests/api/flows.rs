@@ -200,3 +200,32 @@ async fn catalogue_and_ops() {
     assert!(metrics.contains("licvault_log_size "), "{metrics}");
     assert!(metrics.contains("route=\"/v1/licence-types\""), "{metrics}");
 }
+
+#[tokio::test]
+async fn pilot_codes_enter_only_through_a_logged_override() {
+    let s = Server::start().await;
+    let pilot = "12440305K12345677Y"; // only the GB 32100 check character is wrong
+    let mut body = business_licence(pilot);
+    let (status, problem) = s.post(Some(ISSUER), "/v1/licences", &body).await;
+    assert_eq!((status, problem["code"].as_str()), (400, Some("invalid_holder_id")), "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("allow-pilot"), "{problem}");
+
+    let index = s.vault.allow_pilot("001", pilot, "2014年统一代码试点期间赋码", "admin:张工").await.unwrap();
+    let leaf = s.vault.leaf(index).unwrap().unwrap();
+    assert_eq!(leaf.event.kind, "holder.override");
+    assert_eq!(leaf.event.get_text("actor"), Some("admin:张工"));
+    assert!(s.vault.allow_pilot("001", pilot, "again", "admin:张工").await.is_err(), "one override per number");
+    assert!(s.vault.allow_pilot("001", COMPANY, "not needed", "admin:张工").await.is_err(), "valid numbers need none");
+    assert!(s.vault.allow_pilot("001", "12440305K1234567IU", "bad alphabet", "admin:张工").await.is_err());
+
+    body["holder"]["id"] = json!(pilot.to_lowercase());
+    let (status, issued) = s.post(Some(ISSUER), "/v1/licences", &body).await;
+    assert_eq!(status, 201, "{issued}");
+    assert_eq!(verify(&s, issued["qr_payload"].as_str().unwrap()).await["verdict"], "valid");
+
+    // A citizen pilot number is logged only as its commitment.
+    let citizen = "110105194912310021";
+    let index = s.vault.allow_pilot("111", citizen, "户籍系统迁移前的旧号", "admin:张工").await.unwrap();
+    let raw = s.vault.store().get(licvault::store::Cf::Leaves, &index.to_be_bytes()).unwrap().unwrap();
+    assert!(!raw.windows(citizen.len()).any(|w| w == citizen.as_bytes()));
+}
