@@ -36,7 +36,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 impl Metrics {
-    pub fn render(&self, log_size: u64) -> String {
+    pub fn render(&self, log_size: u64, seq: &crate::log::sequencer::Stats) -> String {
         let mut out = String::new();
         out.push_str("# HELP licvault_http_requests_total HTTP requests by method, route and status.\n");
         out.push_str("# TYPE licvault_http_requests_total counter\n");
@@ -55,6 +55,32 @@ impl Metrics {
         out.push_str("# HELP licvault_log_size Leaves in the log under the latest signed checkpoint.\n");
         out.push_str("# TYPE licvault_log_size gauge\n");
         let _ = writeln!(out, "licvault_log_size {log_size}");
+        use std::sync::atomic::Ordering::Relaxed;
+        for (name, help, v) in [
+            (
+                "licvault_sequencer_batches_total",
+                "Group commits written (one synced batch and one checkpoint each).",
+                seq.batches.load(Relaxed),
+            ),
+            (
+                "licvault_sequencer_jobs_total",
+                "Write jobs taken into batches (including refused ones).",
+                seq.jobs.load(Relaxed),
+            ),
+            ("licvault_sequencer_leaves_total", "Leaves committed since start.", seq.leaves.load(Relaxed)),
+            (
+                "licvault_sequencer_failed_writes_total",
+                "Batches whose write failed (no caller was told done).",
+                seq.failed_writes.load(Relaxed),
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP licvault_sequencer_largest_batch Most jobs in one batch since start.\n# TYPE licvault_sequencer_largest_batch gauge\nlicvault_sequencer_largest_batch {}",
+            seq.largest_batch.load(Relaxed)
+        );
         out
     }
 }

@@ -16,7 +16,7 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// GET /readyz — storage answers reads.
+/// GET /readyz — storage answers reads and the sequencer can write.
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     if s.vault.is_ready() {
         (StatusCode::OK, "ready\n")
@@ -27,5 +27,8 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 
 /// GET /metrics — Prometheus text format.
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render(s.vault.head().size))
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        s.metrics.render(s.vault.head().size, s.vault.sequencer_stats()),
+    )
 }

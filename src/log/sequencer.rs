@@ -19,7 +19,7 @@
 //! what is really stored and the log never signs two heads that are not consistent.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
@@ -96,6 +96,19 @@ impl super::merkle::Nodes for CachedNodes<'_> {
         }
         StoredNodes(self.store).node(level, index)
     }
+}
+
+/// Counters for /metrics: how well group commit is batching, and whether the writer is healthy.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub batches: AtomicU64,
+    pub jobs: AtomicU64,
+    pub leaves: AtomicU64,
+    pub failed_writes: AtomicU64,
+    pub largest_batch: AtomicU64,
+    /// Set when a failed write could not be followed by a reload of the tail: nothing more is
+    /// written until restart.
+    pub halted: AtomicBool,
 }
 
 /// The latest committed, signed head.
@@ -238,6 +251,7 @@ pub struct Sequencer {
     store: Arc<dyn Store>,
     stop: Arc<AtomicBool>,
     worker: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    stats: Arc<Stats>,
 }
 
 impl Sequencer {
@@ -284,12 +298,14 @@ impl Sequencer {
             head: head.clone(),
             cache: cache.clone(),
             stop: stop.clone(),
+            stats: Arc::default(),
         };
+        let stats = worker.stats.clone();
         let handle = std::thread::Builder::new()
             .name("sequencer".into())
             .spawn(move || worker.run(rx))
             .map_err(|e| SequencerError::Write(e.to_string()))?;
-        Ok(Self { jobs: tx, head, cache, store, stop, worker: Arc::new(Mutex::new(Some(handle))) })
+        Ok(Self { jobs: tx, head, cache, store, stop, worker: Arc::new(Mutex::new(Some(handle))), stats })
     }
 
     /// Finishes the batch in progress, refuses what is still queued, and waits for the sequencer
@@ -304,6 +320,10 @@ impl Sequencer {
         if let Some(h) = handle {
             let _ = h.join();
         }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// The tree's nodes, for proofs: recent ones from memory, the rest from the store.
@@ -356,6 +376,7 @@ struct Worker {
     head: Arc<RwLock<Arc<Head>>>,
     cache: Arc<NodeCache>,
     stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
 }
 
 impl Worker {
@@ -386,6 +407,9 @@ impl Worker {
             return;
         };
         let mut tx = Tx::new(self.store.as_ref(), tail.tree.size(), tail.prev_hash);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        self.stats.largest_batch.fetch_max(jobs.len() as u64, Ordering::Relaxed);
         let replies: Vec<Reply> = jobs.into_iter().map(|job| job(&mut tx)).collect();
         let Tx { puts, leaves, prev_hash, .. } = tx;
 
@@ -411,6 +435,7 @@ impl Worker {
 
         match self.store.write(batch) {
             Ok(()) => {
+                self.stats.leaves.fetch_add(nodes.iter().filter(|n| n.0 == 0).count() as u64, Ordering::Relaxed);
                 self.cache.insert_all(nodes);
                 self.tail = Some(Tail { tree, prev_hash });
                 let shared = Arc::new(head);
@@ -423,7 +448,9 @@ impl Worker {
             Err(e) => {
                 let err = SequencerError::from(e);
                 tracing::error!(error = %err, "batch write failed; reloading the log tail");
+                self.stats.failed_writes.fetch_add(1, Ordering::Relaxed);
                 self.tail = Tail::load(self.store.as_ref()).ok();
+                self.stats.halted.store(self.tail.is_none(), Ordering::SeqCst);
                 if let Some(t) = &self.tail {
                     // The write may have landed before failing: publish whatever the store holds.
                     if let Ok(Some(note)) = self.store.get(Cf::Meta, META_CHECKPOINT) {

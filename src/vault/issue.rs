@@ -213,31 +213,39 @@ impl Vault {
                 Some((idem_row, request_sha256))
             }
         };
-        let serial = match &req.serial {
-            Some(s) => s.clone(),
-            None => self.next_serial(now),
-        };
-        let id = LicenceId::new(TypeCode::parse(&ty.code).map_err(VaultError::TypeCode)?, issuer.clone(), &serial, 1)?;
-        let number = match &req.number {
-            Some(n) => check_text("number", n, 64)?,
-            None => id.serial().to_string(),
-        };
-        let licence = Licence {
-            id,
-            type_name: ty.name.clone(),
-            number,
-            holder,
-            holder_name,
-            issuer_name: self.department_name(issuer.as_str()).unwrap_or(issuer.as_str()).to_string(),
-            area_code: self.departments.get(issuer.as_str()).map(|d| d.area_code.clone()).unwrap_or_default(),
-            fields: req.fields,
-            predecessor: None,
-            issued_at: now,
-            valid_from: nbf,
-            valid_until: exp,
-        };
-        let allocated = req.serial.is_none().then(|| self.serial.load(Ordering::SeqCst));
-        self.commit_new(client, licence, None, idem, allocated).await
+        let type_code = TypeCode::parse(&ty.code).map_err(VaultError::TypeCode)?;
+        if let Some(n) = &req.number {
+            check_text("number", n, 64)?;
+        }
+        // A serial the vault allocates can collide with one an issuer chose itself earlier: then
+        // the next serial is taken. An issuer's own serial that exists already is a conflict.
+        let mut attempts = 0;
+        loop {
+            let serial = match &req.serial {
+                Some(s) => s.clone(),
+                None => self.next_serial(now),
+            };
+            let id = LicenceId::new(type_code.clone(), issuer.clone(), &serial, 1)?;
+            let licence = Licence {
+                number: req.number.as_deref().map(str::trim).unwrap_or(id.serial()).to_string(),
+                id,
+                type_name: ty.name.clone(),
+                holder: holder.clone(),
+                holder_name: holder_name.clone(),
+                issuer_name: self.department_name(issuer.as_str()).unwrap_or(issuer.as_str()).to_string(),
+                area_code: self.departments.get(issuer.as_str()).map(|d| d.area_code.clone()).unwrap_or_default(),
+                fields: req.fields.clone(),
+                predecessor: None,
+                issued_at: now,
+                valid_from: nbf,
+                valid_until: exp,
+            };
+            let allocated = req.serial.is_none().then(|| self.serial.load(Ordering::SeqCst));
+            match self.commit_new(client, licence, None, idem.clone(), allocated).await {
+                Err(VaultError::Conflict(_)) if req.serial.is_none() && attempts < 8 => attempts += 1,
+                done => return done,
+            }
+        }
     }
 
     fn idempotent_replay(&self, row: &[u8], request_sha256: &str) -> Result<Option<Issued>, VaultError> {

@@ -259,8 +259,13 @@ impl Vault {
         self.seq.close();
     }
 
+    /// Storage answers reads and the sequencer can write.
     pub fn is_ready(&self) -> bool {
-        self.store.get(Cf::Meta, b"size").is_ok()
+        self.store.get(Cf::Meta, b"size").is_ok() && !self.seq.stats().halted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn sequencer_stats(&self) -> &crate::log::sequencer::Stats {
+        self.seq.stats()
     }
 
     /// Every department verifying key valid for a document, for tests and the offline verifier.

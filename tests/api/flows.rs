@@ -199,6 +199,7 @@ async fn catalogue_and_ops() {
     let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("licvault_log_size "), "{metrics}");
     assert!(metrics.contains("route=\"/v1/licence-types\""), "{metrics}");
+    assert!(metrics.contains("licvault_sequencer_batches_total "), "{metrics}");
 }
 
 #[tokio::test]
@@ -228,4 +229,21 @@ async fn pilot_codes_enter_only_through_a_logged_override() {
     let index = s.vault.allow_pilot("111", citizen, "户籍系统迁移前的旧号", "admin:张工").await.unwrap();
     let raw = s.vault.store().get(licvault::store::Cf::Leaves, &index.to_be_bytes()).unwrap().unwrap();
     assert!(!raw.windows(citizen.len()).any(|w| w == citizen.as_bytes()));
+}
+
+#[tokio::test]
+async fn issuer_serials_and_allocated_serials_do_not_collide() {
+    let s = Server::start().await;
+    let year = licvault::domain::cst_date(licvault::vault::unix_now()).year();
+    let mut own = business_licence(COMPANY);
+    own["serial"] = json!(format!("{year}00000001"));
+    own["number"] = json!("（示）登字〔2026〕第1号");
+    let (status, first) = s.post(Some(ISSUER), "/v1/licences", &own).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["licence"]["number"], "（示）登字〔2026〕第1号");
+    let (status, again) = s.post(Some(ISSUER), "/v1/licences", &own).await;
+    assert_eq!((status, again["code"].as_str()), (409, Some("conflict")), "an issuer's own serial is unique");
+    // The vault's first allocation would be the same serial: it moves on to the next.
+    let second = s.issue_company(COMPANY).await;
+    assert!(second["licence"]["id"].as_str().unwrap().contains(&format!(".{year}00000002.001.")), "{second}");
 }
