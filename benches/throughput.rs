@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use licvault::store::{Batch, Cf, RocksStore, Store};
 use serde_json::{json, Value};
@@ -223,7 +224,8 @@ fn main() {
                 .json()
                 .await
                 .unwrap();
-            docs.push(json!({ "payload": r["qr_payload"] }).to_string());
+            let doc = B64.decode(r["document"].as_str().unwrap()).unwrap();
+            docs.push(json!({ "payload": licvault::qr::encode(&doc) }).to_string());
         }
         docs
     });

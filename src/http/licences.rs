@@ -86,8 +86,9 @@ fn issued_json(vault: &Vault, i: &Issued) -> Result<Value, ApiError> {
     let receipt = vault.receipt(i.record.issued_index, &i.head)?;
     let mut v = json!({
         "licence": licence_json(vault, &i.licence, false),
+        // The QR payload is for the holder: GET /v1/licences/{id} has it. Leaving it out here
+        // keeps a deflate off every issuance.
         "document": B64.encode(&i.document),
-        "qr_payload": crate::qr::encode(&i.document),
         "log": {
             "index": i.record.issued_index,
             "checkpoint": i.head.checkpoint,

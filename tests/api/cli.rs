@@ -73,7 +73,7 @@ async fn offline_verify_checks_signature_and_chain() {
     let trust = s.keys.path().to_str().unwrap().to_string();
     let (ok, out) = licvault(&["verify", doc.to_str().unwrap(), "--trust", &trust]);
     assert!(ok && out.contains("signature: valid") && out.contains("cannot know"), "{out}");
-    let (ok, out) = licvault(&["verify", issued["qr_payload"].as_str().unwrap(), "--trust", &trust]);
+    let (ok, out) = licvault(&["verify", &s.qr_of(&issued).await, "--trust", &trust]);
     assert!(ok, "{out}");
     let mut bytes = B64.decode(issued["document"].as_str().unwrap()).unwrap();
     let last = bytes.len() - 1;

@@ -89,6 +89,14 @@ impl Server {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// The `LV1:` QR payload of an issued licence, as the API serves it.
+    pub async fn qr_of(&self, issued: &Value) -> String {
+        let id = issued["licence"]["id"].as_str().unwrap();
+        let (status, v) = self.get(Some(ADMIN), &format!("/v1/licences/{id}")).await;
+        assert_eq!(status, 200, "{v}");
+        v["qr_payload"].as_str().unwrap().to_string()
+    }
+
     /// Issues a business licence to `holder` and returns the 201 body.
     pub async fn issue_company(&self, holder: &str) -> Value {
         let (status, body) = self.post(Some(ISSUER), "/v1/licences", &business_licence(holder)).await;

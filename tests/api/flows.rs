@@ -34,7 +34,7 @@ async fn issue_verify_revoke_verify() {
 
     // Both presentations verify: the base64 document and the LV1: QR payload.
     let doc = issued["document"].as_str().unwrap();
-    let qr = issued["qr_payload"].as_str().unwrap();
+    let qr = &s.qr_of(&issued).await;
     assert!(qr.starts_with("LV1:"));
     for p in [doc, qr] {
         let v = verify(&s, p).await;
@@ -99,7 +99,7 @@ async fn renewal_supersedes_the_old_version() {
 
     let old = verify(&s, first["document"].as_str().unwrap()).await;
     assert_eq!(old["verdict"], "superseded");
-    assert_eq!(verify(&s, second["qr_payload"].as_str().unwrap()).await["verdict"], "valid");
+    assert_eq!(verify(&s, &s.qr_of(&second).await).await["verdict"], "valid");
     let (status, _) = s
         .post(Some(ISSUER), &format!("/v1/licences/{id}/versions"), &json!({"reason": "再次变更", "fields": fields}))
         .await;
@@ -174,7 +174,7 @@ async fn citizen_numbers_stay_out_of_the_log_and_the_public_answer() {
         let leaf = s.vault.store().get(licvault::store::Cf::Leaves, &i.to_be_bytes()).unwrap().unwrap();
         assert!(!leaf.windows(citizen.len()).any(|w| w == citizen.as_bytes()), "leaf {i} holds a citizen ID number");
     }
-    let v = verify(&s, issued["qr_payload"].as_str().unwrap()).await;
+    let v = verify(&s, &s.qr_of(&issued).await).await;
     assert_eq!(v["verdict"], "valid");
     assert_eq!(v["licence"]["holder"]["id"], "1101**********002X");
     assert!(v["licence"]["fields"].get("女方身份证件号").is_none(), "personal field hidden: {v}");
@@ -222,7 +222,7 @@ async fn pilot_codes_enter_only_through_a_logged_override() {
     body["holder"]["id"] = json!(pilot.to_lowercase());
     let (status, issued) = s.post(Some(ISSUER), "/v1/licences", &body).await;
     assert_eq!(status, 201, "{issued}");
-    assert_eq!(verify(&s, issued["qr_payload"].as_str().unwrap()).await["verdict"], "valid");
+    assert_eq!(verify(&s, &s.qr_of(&issued).await).await["verdict"], "valid");
 
     // A citizen pilot number is logged only as its commitment.
     let citizen = "110105194912310021";
