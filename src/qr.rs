@@ -176,4 +176,12 @@ mod tests {
         assert_eq!(decode(&format!("{PREFIX}{}", base45::encode(&trailing))), Err(QrError::Zlib));
         assert_eq!(decode(&good).unwrap(), doc);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_never_panics(junk: String) {
+            let _ = decode(&junk);
+            let _ = decode(&format!("{PREFIX}{junk}"));
+        }
+    }
 }

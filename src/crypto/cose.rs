@@ -148,4 +148,20 @@ mod tests {
             assert!(Envelope::parse(input).is_err());
         }
     }
+
+    proptest::proptest! {
+        /// Untrusted bytes never panic: arbitrary input, and valid documents with bytes changed.
+        #[test]
+        fn parsing_never_panics(junk: Vec<u8>, at: usize, byte: u8) {
+            let _ = Envelope::parse(&junk);
+            let s = signer();
+            let mut doc = sign(&s, crate::domain::licence::tests::sample().to_payload());
+            let i = at % doc.len();
+            doc[i] = byte;
+            if let Ok(env) = Envelope::parse(&doc) {
+                let _ = env.verify(&s.verifying_key());
+                let _ = crate::domain::Licence::from_payload(env.payload());
+            }
+        }
+    }
 }

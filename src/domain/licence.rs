@@ -161,7 +161,7 @@ impl Licence {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> Licence {
@@ -190,5 +190,16 @@ mod tests {
         l2.valid_until = Some(1_800_000_000);
         l2.predecessor = Some(l.id.clone());
         assert_eq!(Licence::from_payload(&l2.to_payload()).unwrap(), l2);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn payload_parsing_never_panics(junk: Vec<u8>, at: usize, byte: u8) {
+            let _ = Licence::from_payload(&junk);
+            let mut p = sample().to_payload();
+            let i = at % p.len();
+            p[i] = byte;
+            let _ = Licence::from_payload(&p);
+        }
     }
 }

@@ -40,7 +40,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let detail = if self.status.is_server_error() {
             tracing::error!(code = self.code, detail = %self.detail, "request failed");
-            "internal error; the server log has the details".to_string()
+            "the server could not complete this request; its log has the details under this answer's X-Request-Id"
+                .to_string()
         } else {
             self.detail
         };

@@ -5,14 +5,31 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
 use super::AppState;
 
 /// (method, route, status)
 type RequestKey = (String, String, u16);
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// A per-process random prefix and a counter: unique across restarts without a clock.
+fn new_request_id() -> String {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        crate::crypto::keygen::random32().map(|r| hex::encode(&r[..4])).unwrap_or_else(|_| "00000000".into())
+    });
+    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
 
 #[derive(Default)]
 pub struct Metrics {
@@ -20,12 +37,28 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, (u64, f64)>>,
 }
 
+/// Counts and times every request, and gives it an id: the caller's `X-Request-Id` when it is a
+/// sane token, else a fresh one. The id is echoed in the answer and is on every log line written
+/// while the request is handled, so a 5xx answer can be matched to its log detail.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| {
+            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(new_request_id);
+    let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
     let start = Instant::now();
-    let res = next.run(req).await;
+    let mut res = next.run(req).instrument(span).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
     let secs = start.elapsed().as_secs_f64();
     if let Ok(mut m) = state.metrics.requests.lock() {
         let e = m.entry((method, route, res.status().as_u16())).or_default();

@@ -253,4 +253,15 @@ mod tests {
         let root = verify_chain(leaves).unwrap().root();
         assert_ne!(verify_chain(edited).unwrap().root(), root);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn leaf_decoding_never_panics(junk: Vec<u8>, at: usize, byte: u8) {
+            let _ = Leaf::decode(&junk);
+            let mut leaves = chain(2);
+            let i = at % leaves[1].len();
+            leaves[1][i] = byte;
+            let _ = verify_chain(leaves);
+        }
+    }
 }

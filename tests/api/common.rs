@@ -55,8 +55,15 @@ impl Server {
     /// Starts the real server (RocksDB in a temp dir, demo clients) on 127.0.0.1:0.
     pub async fn start() -> Self {
         let data = tempfile::tempdir().unwrap();
+        let store = licvault::store::RocksStore::open(data.path()).unwrap();
+        Self::start_on(Arc::new(store), data).await
+    }
+
+    /// The real server over any store (a `MemoryStore` for fault injection).
+    pub async fn start_on(store: Arc<dyn licvault::store::Store>, data: tempfile::TempDir) -> Self {
         let keys = keys_copy();
-        let vault = licvault::cli::open_vault(data.path(), keys.path(), &root().join("fixtures")).await.unwrap();
+        let parts = licvault::vault::Parts::load(store, keys.path(), &root().join("fixtures")).unwrap();
+        let vault = Vault::start(parts).await.unwrap();
         licvault::cli::seed_demo(&vault, &root().join("fixtures")).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -222,3 +222,38 @@ async fn broken_documents_get_a_verdict_not_an_error() {
     assert_eq!(v["verdict"], "not_in_log", "{v}");
     assert_eq!(v["valid"], false);
 }
+
+#[tokio::test]
+async fn a_failed_write_answers_503_and_changes_nothing() {
+    let store = std::sync::Arc::new(licvault::store::MemoryStore::new());
+    let s = Server::start_on(store.clone(), tempfile::tempdir().unwrap()).await;
+    let before = s.vault.head();
+    store.fail_write(0);
+    let res = s
+        .http
+        .post(s.url("/v1/licences"))
+        .bearer_auth(ISSUER)
+        .header("X-Request-Id", "trace-77")
+        .json(&business_licence(COMPANY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["x-request-id"], "trace-77");
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(problem["code"], "unavailable");
+    assert!(problem["detail"].as_str().unwrap().contains("X-Request-Id"), "{problem}");
+    assert_eq!(s.vault.head().size, before.size, "nothing was committed");
+
+    // The next write succeeds at the same index, and the whole log still verifies.
+    let issued = s.issue_company(COMPANY).await;
+    assert_eq!(issued["log"]["index"], before.size);
+    let head = s.vault.head();
+    let leaves: Vec<Vec<u8>> = (0..head.size)
+        .map(|i| s.vault.store().get(licvault::store::Cf::Leaves, &i.to_be_bytes()).unwrap().unwrap())
+        .collect();
+    let tree = licvault::log::leaf::verify_chain(leaves).unwrap();
+    assert_eq!((tree.size(), tree.root()), (head.size, head.root));
+    let res = s.http.get(s.url("/healthz")).send().await.unwrap();
+    assert!(res.headers()["x-request-id"].to_str().unwrap().contains('-'), "a fresh id when none is sent");
+}
