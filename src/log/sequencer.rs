@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::cache::{CachedNodes, NodeCache};
 use super::leaf::{Event, Leaf};
 use super::merkle::{leaf_hash, CompactRange, Hash, MerkleError};
 use super::note::{sign_note, Checkpoint, NoteSigner};
@@ -57,44 +58,6 @@ impl From<StoreError> for SequencerError {
 impl From<MerkleError> for SequencerError {
     fn from(e: MerkleError) -> Self {
         Self::Corrupt(e.to_string())
-    }
-}
-
-/// Tree nodes the sequencer wrote recently, kept in memory so that receipts (inclusion proofs
-/// against the newest head, which mostly need the newest nodes) rarely go to storage. Nodes never
-/// change once written, so a cached node is always right; the cache is filled only after a
-/// successful write and emptied when it grows past [`NodeCache::MAX`].
-#[derive(Default)]
-pub struct NodeCache {
-    map: RwLock<HashMap<(u32, u64), Hash>>,
-}
-
-impl NodeCache {
-    /// About 20 MiB.
-    pub const MAX: usize = 1 << 18;
-
-    fn insert_all(&self, nodes: Vec<(u32, u64, Hash)>) {
-        if let Ok(mut m) = self.map.write() {
-            if m.len() + nodes.len() > Self::MAX {
-                m.clear();
-            }
-            m.extend(nodes.into_iter().map(|(l, i, h)| ((l, i), h)));
-        }
-    }
-}
-
-/// Perfect-subtree hashes from the cache, else from the store.
-pub struct CachedNodes<'a> {
-    cache: &'a NodeCache,
-    store: &'a dyn Store,
-}
-
-impl super::merkle::Nodes for CachedNodes<'_> {
-    fn node(&self, level: u32, index: u64) -> Option<Hash> {
-        if let Some(h) = self.cache.map.read().ok().and_then(|m| m.get(&(level, index)).copied()) {
-            return Some(h);
-        }
-        StoredNodes(self.store).node(level, index)
     }
 }
 
@@ -328,7 +291,7 @@ impl Sequencer {
 
     /// The tree's nodes, for proofs: recent ones from memory, the rest from the store.
     pub fn nodes(&self) -> CachedNodes<'_> {
-        CachedNodes { cache: &self.cache, store: self.store.as_ref() }
+        CachedNodes::new(&self.cache, self.store.as_ref())
     }
 
     pub fn head(&self) -> Arc<Head> {
@@ -551,7 +514,7 @@ mod tests {
         assert_eq!(append(&seq, "A").await.unwrap(), head.size);
 
         // Every node the cache holds is the stored one, and proofs read through it agree.
-        let cached: Vec<((u32, u64), Hash)> = seq.cache.map.read().unwrap().iter().map(|(k, v)| (*k, *v)).collect();
+        let cached = seq.cache.snapshot();
         assert!(!cached.is_empty());
         for ((level, index), h) in cached {
             assert_eq!(StoredNodes(store.as_ref()).node(level, index), Some(h));
