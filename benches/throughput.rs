@@ -20,6 +20,10 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use licvault::store::{Batch, Cf, RocksStore, Store};
 use serde_json::{json, Value};
 
+#[path = "../tests/support/keys.rs"]
+mod support_keys;
+use support_keys::copy_keys;
+
 fn secs() -> f64 {
     std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0)
 }
@@ -84,24 +88,6 @@ fn raw_limits() -> (f64, f64, f64, f64, f64) {
             store.write(b).unwrap();
         });
     (sign, verify1, verify2, put1, put100)
-}
-
-fn copy_keys(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_keys(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".key.pem") || name == "commitment.key" {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
-            }
-        }
-    }
 }
 
 const ISSUER_TOKEN: &str = "dev-token-scjg-issuer-0001";

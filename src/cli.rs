@@ -282,12 +282,11 @@ fn verify_offline(input: &str, trust_dir: &Path) -> Result<ExitCode> {
     let trust =
         TrustList::load(trust_dir).with_context(|| format!("loading the trust list from {}", trust_dir.display()))?;
     let document = match std::fs::read(input) {
-        Ok(bytes) => match std::str::from_utf8(&bytes) {
-            Ok(text) if text.trim().starts_with(crate::qr::PREFIX) || !text.trim().is_empty() && text.is_ascii() => {
-                vault::verify::decode_presented(text).map_err(anyhow::Error::msg)?
-            }
-            _ => bytes,
-        },
+        // A file of ASCII text holds an LV1: payload or base64; anything else is the COSE bytes.
+        Ok(bytes) if !bytes.is_empty() && bytes.is_ascii() => {
+            vault::verify::decode_presented(&String::from_utf8_lossy(&bytes)).map_err(anyhow::Error::msg)?
+        }
+        Ok(bytes) => bytes,
         Err(_) => vault::verify::decode_presented(input).map_err(anyhow::Error::msg)?,
     };
     match vault::verify::verify_offline(&trust, &document, vault::unix_now()) {

@@ -103,11 +103,7 @@ mod tests {
     use ed25519_dalek::SigningKey;
 
     fn signer() -> Ed25519Signer {
-        Ed25519Signer::new(
-            SigningKey::from_bytes(&[7u8; 32]),
-            b"not really a certificate".to_vec(),
-            "11440300MB2000100X",
-        )
+        Ed25519Signer::new(SigningKey::from_bytes(&[7u8; 32]), b"not really a certificate", "11440300MB2000100X")
     }
 
     #[test]

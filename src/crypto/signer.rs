@@ -38,15 +38,14 @@ pub fn load_private_key(path: &Path) -> Result<SigningKey, CryptoError> {
 /// A department's seal key with its certificate: signs licences.
 pub struct Ed25519Signer {
     key: SigningKey,
-    cert_der: Vec<u8>,
     kid: [u8; 8],
     uscc: String,
 }
 
 impl Ed25519Signer {
-    pub fn new(key: SigningKey, cert_der: Vec<u8>, uscc: impl Into<String>) -> Self {
-        let kid = kid_of(&cert_der);
-        Self { key, cert_der, kid, uscc: uscc.into() }
+    pub fn new(key: SigningKey, cert_der: &[u8], uscc: impl Into<String>) -> Self {
+        let kid = kid_of(cert_der);
+        Self { key, kid, uscc: uscc.into() }
     }
 
     /// The department this seal belongs to.
@@ -56,10 +55,6 @@ impl Ed25519Signer {
 
     pub fn kid(&self) -> [u8; 8] {
         self.kid
-    }
-
-    pub fn cert_der(&self) -> &[u8] {
-        &self.cert_der
     }
 
     pub fn verifying_key(&self) -> VerifyingKey {

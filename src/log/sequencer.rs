@@ -36,8 +36,6 @@ const QUEUE: usize = 4096;
 
 const META_SIZE: &[u8] = b"size";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
-/// Per-licence pointer to the last leaf about it: `lp/` ‖ licence id → u64 BE.
-const LAST_ABOUT: &[u8] = b"lp/";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SequencerError {
@@ -139,19 +137,19 @@ impl<'a> Tx<'a> {
         self.time_ms
     }
 
-    /// Appends a leaf; returns its index. `licence` links it to the previous leaf about the same
-    /// licence.
-    pub fn append(&mut self, event: Event, licence: Option<&str>) -> Result<u64, StoreError> {
+    /// Appends a leaf about no licence; returns its index.
+    pub fn append(&mut self, event: Event) -> u64 {
+        self.push_leaf(event, None, None)
+    }
+
+    /// Appends a leaf about `licence`; `prev` is the index of the previous leaf about it (the
+    /// caller's record of the licence knows it), `None` for its first.
+    pub fn append_about(&mut self, event: Event, licence: &str, prev: Option<u64>) -> u64 {
+        self.push_leaf(event, Some(licence), prev)
+    }
+
+    fn push_leaf(&mut self, event: Event, licence: Option<&str>, licence_prev: Option<u64>) -> u64 {
         let index = self.next_index;
-        let licence_prev = match licence {
-            None => None,
-            Some(id) => {
-                let key = [LAST_ABOUT, id.as_bytes()].concat();
-                let prev = self.get(Cf::Meta, &key)?.and_then(|v| v.try_into().ok()).map(u64::from_be_bytes);
-                self.put(Cf::Meta, key, index.to_be_bytes());
-                prev
-            }
-        };
         let leaf = Leaf {
             index,
             prev_hash: self.prev_hash,
@@ -164,7 +162,7 @@ impl<'a> Tx<'a> {
         self.prev_hash = leaf_hash(&bytes);
         self.leaves.push(bytes);
         self.next_index += 1;
-        Ok(index)
+        index
     }
 
     fn savepoint(&self) -> Savepoint {
@@ -457,9 +455,20 @@ mod tests {
         (0..size).map(|i| store.get(Cf::Leaves, &i.to_be_bytes()).unwrap().unwrap()).collect()
     }
 
+    /// Appends a leaf about `licence`, keeping the test's own "record" of its last leaf in the
+    /// batch, as the vault does with its licence records.
     async fn append(seq: &Sequencer, licence: &'static str) -> Result<u64, SequencerError> {
         let (r, _) = seq
-            .submit(move |tx| tx.append(Event::new("test").text("x", "y"), Some(licence)).map_err(|e| e.to_string()))
+            .submit(move |tx| {
+                let key = format!("test-last/{licence}").into_bytes();
+                let prev = tx
+                    .get(Cf::Meta, &key)
+                    .map_err(|e| e.to_string())?
+                    .map(|v| u64::from_be_bytes(v.try_into().expect("8 bytes")));
+                let index = tx.append_about(Event::new("test").text("x", "y"), licence, prev);
+                tx.put(Cf::Meta, key, index.to_be_bytes());
+                Ok::<_, String>(index)
+            })
             .await?;
         Ok(r.expect("append"))
     }
@@ -503,7 +512,7 @@ mod tests {
         // A job that refuses is rolled back, and its neighbours still commit.
         let (r, head) = seq
             .submit(|tx| {
-                tx.append(Event::new("doomed"), Some("A")).unwrap();
+                tx.append_about(Event::new("doomed"), "A", None);
                 tx.put(Cf::Meta, b"doomed".to_vec(), b"1".to_vec());
                 Err::<(), _>("no")
             })

@@ -17,7 +17,7 @@ pub enum Cf {
     Tree,
     /// licence id → licence record (JSON)
     Licences,
-    /// `d/` licence id → COSE_Sign1 bytes; `h/` document SHA-256 → licence id
+    /// `d/` licence id → COSE_Sign1 bytes
     Docs,
     /// holder commitment (32) ‖ licence id → empty
     Holders,
@@ -25,7 +25,7 @@ pub enum Cf {
     Idempotency,
     /// SHA-256 of a bearer token → client record (JSON)
     Clients,
-    /// named values: `checkpoint`, `size`, `serial`, `catalogue`
+    /// named values: `checkpoint`, `size`, `serial`, `catalogue`, `trust`, `pilot/…`
     Meta,
 }
 

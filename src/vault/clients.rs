@@ -68,7 +68,7 @@ impl Vault {
                     if let Some(u) = &c.uscc {
                         ev = ev.text("uscc", u.as_str());
                     }
-                    tx.append(ev, None)?;
+                    tx.append(ev);
                     tx.put(Cf::Clients, hash.to_vec(), record);
                 }
                 Ok(())

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use serde::{Deserialize, Serialize};
 
 use super::records::{IdempotentAnswer, LicenceRecord};
-use super::{doc_hash_key, doc_key, unix_now, Client, Role, Vault, VaultError, META_SERIAL};
+use super::{doc_key, unix_now, Client, Role, Vault, VaultError, META_SERIAL};
 use crate::crypto::{cose, sha256};
 use crate::domain::{parse_date, start_of_day_cst, Licence, LicenceId, LicenceType, Status, TypeCode, Uscc};
 use crate::log::leaf::Event;
@@ -330,18 +330,17 @@ impl Vault {
                         .text("successor", id.as_str())
                         .text("reason", reason.as_str())
                         .text("actor", actor.as_str());
-                    let i = tx.append(ev_old, Some(&key))?;
+                    let i = tx.append_about(ev_old, &key, Some(old.last_index));
                     old.status = Status::Superseded;
                     old.successor = Some(id.clone());
                     old.last_index = i;
                     tx.put(Cf::Licences, key.into_bytes(), json(&old)?);
                 }
-                let index = tx.append(ev, Some(&id))?;
+                let index = tx.append_about(ev, &id, None);
                 record.issued_index = index;
                 record.last_index = index;
                 tx.put(Cf::Licences, id.clone().into_bytes(), json(&record)?);
                 tx.put(Cf::Docs, doc_key(&id), doc);
-                tx.put(Cf::Docs, doc_hash_key(&doc_hash), id.clone().into_bytes());
                 tx.put(Cf::Holders, [commitment.as_slice(), id.as_bytes()].concat(), Vec::new());
                 if let Some((row, sha)) = idem {
                     tx.put(

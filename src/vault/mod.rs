@@ -15,8 +15,6 @@ use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
-use ed25519_dalek::VerifyingKey;
-
 pub use error::VaultError;
 pub use issue::{IssueRequest, Issued, RenewRequest};
 pub use pilot::PilotOverride;
@@ -95,7 +93,7 @@ impl Parts {
                     path: key_path.display().to_string(),
                     why: format!("no currently valid certificate for {} matches this key", d.uscc),
                 })?;
-            signers.push(Ed25519Signer::new(key, cert.der.clone(), d.uscc.clone()));
+            signers.push(Ed25519Signer::new(key, &cert.der, d.uscc.clone()));
         }
         let log_signer = LogSigner::new(load_private_key(&keys.join("log.key.pem"))?, deps.log_origin);
         let secret_path = keys.join("commitment.key");
@@ -183,7 +181,7 @@ impl Vault {
         let (r, _) = self
             .seq
             .submit(move |tx| {
-                tx.append(Event::new(kind).bytes("sha256", &hash), None)?;
+                tx.append(Event::new(kind).bytes("sha256", &hash));
                 tx.put(Cf::Meta, key.to_vec(), hash.to_vec());
                 Ok::<_, VaultError>(())
             })
@@ -195,16 +193,8 @@ impl Vault {
         &self.catalogue
     }
 
-    pub fn trust(&self) -> &TrustList {
-        &self.trust
-    }
-
     pub fn head(&self) -> Arc<Head> {
         self.seq.head()
-    }
-
-    pub fn origin(&self) -> &str {
-        &self.origin
     }
 
     /// The log's verifier key in C2SP `name+keyid+base64` form.
@@ -267,11 +257,6 @@ impl Vault {
     pub fn sequencer_stats(&self) -> &crate::log::sequencer::Stats {
         self.seq.stats()
     }
-
-    /// Every department verifying key valid for a document, for tests and the offline verifier.
-    pub fn department_key(&self, kid: &[u8; 8]) -> Option<VerifyingKey> {
-        self.trust.department(kid).map(|d| d.key)
-    }
 }
 
 impl Drop for Vault {
@@ -284,8 +269,4 @@ impl Drop for Vault {
 
 fn doc_key(id: &str) -> Vec<u8> {
     [b"d/".as_slice(), id.as_bytes()].concat()
-}
-
-fn doc_hash_key(hash: &Hash) -> Vec<u8> {
-    [b"h/".as_slice(), hash.as_slice()].concat()
 }

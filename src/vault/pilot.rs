@@ -57,7 +57,7 @@ impl Vault {
                 if holder.kind() == HolderType::Organisation {
                     ev = ev.text("number", holder.number());
                 }
-                let index = tx.append(ev, None)?;
+                let index = tx.append(ev);
                 tx.put(Cf::Meta, key, json(&PilotOverride { reason, actor, log_index: index })?);
                 Ok(index)
             })

@@ -43,9 +43,6 @@ impl Vault {
     ) -> Result<(LicenceRecord, Arc<Head>, u64), VaultError> {
         self.check_owner(client, id)?;
         let reason = check_reason(reason)?;
-        if self.record(id)?.is_none() {
-            return Err(VaultError::NotFound(id.to_string()));
-        }
         let key = id.to_string();
         let actor = client.id.clone();
         let (out, head) = self
@@ -65,7 +62,7 @@ impl Vault {
                     .text("to", to.as_str())
                     .text("reason", reason.as_str())
                     .text("actor", actor.as_str());
-                let index = tx.append(ev, Some(&key))?;
+                let index = tx.append_about(ev, &key, Some(rec.last_index));
                 rec.status = to;
                 rec.last_index = index;
                 tx.put(Cf::Licences, key.into_bytes(), json(&rec)?);

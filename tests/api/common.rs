@@ -1,6 +1,6 @@
 //! Test harness: the real server on port 0 over a temp RocksDB, the development keys, reqwest.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use licvault::http::{AppState, Metrics};
@@ -21,26 +21,8 @@ pub fn root() -> PathBuf {
 /// A copy of `keys/` with private files at 0600 (git does not keep permission bits).
 pub fn keys_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&root().join("keys"), dir.path());
+    crate::support_keys::copy_keys(&root().join("keys"), dir.path());
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".key.pem") || name == "commitment.key" {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
-            }
-        }
-    }
 }
 
 pub struct Server {

@@ -202,7 +202,7 @@ async fn broken_documents_get_a_verdict_not_an_error() {
     // A document signed with a key nobody certified.
     let stranger = licvault::crypto::Ed25519Signer::new(
         ed25519_dalek::SigningKey::from_bytes(&[42; 32]),
-        b"self-made certificate".to_vec(),
+        b"self-made certificate",
         "11440300MB2000100X",
     );
     let env = licvault::crypto::cose::Envelope::parse(&doc).unwrap();
@@ -214,7 +214,7 @@ async fn broken_documents_get_a_verdict_not_an_error() {
         .unwrap();
     let pem = std::fs::read(s.keys.path().join("departments/11440300MB2000100X.crt.pem")).unwrap();
     let der = x509_parser::pem::parse_x509_pem(&pem).unwrap().1.contents;
-    let real = licvault::crypto::Ed25519Signer::new(key, der, "11440300MB2000100X");
+    let real = licvault::crypto::Ed25519Signer::new(key, &der, "11440300MB2000100X");
     let mut licence = licvault::domain::Licence::from_payload(env.payload()).unwrap();
     licence.number = "SHADOW-1".into();
     let shadow = licvault::crypto::cose::sign(&real, licence.to_payload());

@@ -36,8 +36,7 @@ fn golden_licence() -> Licence {
 
 #[test]
 fn fixture_decodes_and_re_encodes() {
-    let signer =
-        Ed25519Signer::new(SigningKey::from_bytes(&[1; 32]), b"golden certificate".to_vec(), "91110108MA0ABCD1XL");
+    let signer = Ed25519Signer::new(SigningKey::from_bytes(&[1; 32]), b"golden certificate", "91110108MA0ABCD1XL");
     let fresh = cose::sign(&signer, golden_licence().to_payload());
     let path = root().join("fixtures/golden/licence.cbor");
     if std::env::var("LICVAULT_WRITE_GOLDEN").is_ok() {

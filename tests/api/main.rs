@@ -8,3 +8,5 @@ mod flows;
 mod golden;
 mod interop;
 mod spec;
+#[path = "../support/keys.rs"]
+mod support_keys;
