@@ -14,10 +14,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/licvault --create-home licvault
 COPY --from=build /src/target/release/licvault /usr/local/bin/licvault
-COPY --chown=licvault:licvault fixtures /etc/licvault/fixtures
-# Development keys only: mount real keys over /etc/licvault/keys in production.
-COPY --chown=licvault:licvault keys /etc/licvault/keys
-RUN chmod 600 /etc/licvault/keys/*.key.pem /etc/licvault/keys/departments/*.key.pem /etc/licvault/keys/commitment.key
+COPY --chown=licvault:licvault fixtures/catalogue.json fixtures/departments.json /etc/licvault/fixtures/
+# No key is in the image: mount the serving keys (made by `licvault keys init`, root CA key kept
+# elsewhere) at /etc/licvault/keys, read-only, owned by uid 10001 with private files 0600:
+#   docker run -v /srv/licvault/keys:/etc/licvault/keys:ro -v licvault-data:/var/lib/licvault …
+# The server refuses to start with the public development keys of the repository unless --demo.
 USER licvault
 ENV LICVAULT_LISTEN=0.0.0.0:8080 \
     LICVAULT_DATA=/var/lib/licvault/data \

@@ -25,7 +25,7 @@ deps:
 # git keeps no permission bits but the executable one: private keys come out of a clone 0644,
 # and licvault refuses keys that group or others can read.
 keys-perms:
-	@chmod 600 keys/*.key.pem keys/departments/*.key.pem keys/commitment.key
+	@chmod 600 keys/*.key.pem keys/root-ca/*.key.pem keys/departments/*.key.pem keys/commitment.key
 
 build: deps
 	cargo build --bins

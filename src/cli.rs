@@ -1,4 +1,6 @@
-//! The `licvault` command line: `serve`, `keys init`, `clients add|list`, `verify`.
+//! The `licvault` command line: `serve`, `check`, `keys init|seal`, `clients …` (through the
+//! running server's admin API; `clients bootstrap` alone opens the store), `holders
+//! allow-pilot`, `verify`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +12,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 use crate::crypto::keygen::{self, DepartmentSpec};
 use crate::crypto::TrustList;
-use crate::http::{AppState, Metrics};
+use crate::http::AppState;
 use crate::store::RocksStore;
 use crate::vault::{self, Client, Parts, Role, Vault};
 
@@ -30,7 +32,18 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Client systems and their bearer tokens (run while the server is stopped).
+    /// Replay the whole log offline: every leaf, the hash chain, the tree and the signed
+    /// checkpoint (run while the server is stopped, or on a copy of the data directory).
+    Check {
+        #[arg(long, env = "LICVAULT_DATA", default_value = "data/licvault")]
+        data: PathBuf,
+        /// The log's verifier key (C2SP `name+keyid+base64`); default: KEYS/log.vkey.
+        #[arg(long)]
+        log_key: Option<String>,
+        #[arg(long, env = "LICVAULT_KEYS", default_value = "keys")]
+        keys: PathBuf,
+    },
+    /// Client systems and their bearer tokens, through the running server's admin API.
     Clients {
         #[command(subcommand)]
         command: ClientsCommand,
@@ -52,11 +65,39 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Create a root CA, a seal key and certificate per department, a log key, a commitment secret.
+    /// Create a root CA, a seal key and certificate per department, a log key, a commitment
+    /// secret. The serving keys go to DIR; the root CA's private key to --root-dir, apart.
     Init {
         dir: PathBuf,
         #[arg(long, default_value = "fixtures/departments.json")]
         departments: PathBuf,
+        /// Where the root CA's private key goes (default: DIR-root-ca). Keep it offline.
+        #[arg(long)]
+        root_dir: Option<PathBuf>,
+        /// Overwrite existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// A new seal certificate and key for one department (rotation), signed by the root CA.
+    /// The running server loads it on POST /v1/admin/keys/reload or SIGHUP.
+    Seal {
+        /// The serving key directory.
+        dir: PathBuf,
+        #[arg(long)]
+        root_dir: PathBuf,
+        /// The department's USCC (from --departments).
+        #[arg(long)]
+        department: String,
+        #[arg(long, default_value = "fixtures/departments.json")]
+        departments: PathBuf,
+        /// File name stem under DIR/departments/ (default: USCC.YYYYMMDD).
+        #[arg(long)]
+        name: Option<String>,
+        /// Days of validity.
+        #[arg(long, default_value_t = 3650)]
+        days: i64,
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -90,12 +131,22 @@ enum HoldersCommand {
     },
 }
 
+/// How to reach the running server's admin API.
+#[derive(clap::Args)]
+struct AdminArgs {
+    #[arg(long, env = "LICVAULT_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An admin client's bearer token.
+    #[arg(long, env = "LICVAULT_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
 #[derive(Subcommand)]
 enum ClientsCommand {
     /// Register a client; prints its bearer token once.
     Add {
         #[command(flatten)]
-        store: StoreArgs,
+        admin: AdminArgs,
         #[arg(long)]
         id: String,
         #[arg(long)]
@@ -109,11 +160,43 @@ enum ClientsCommand {
         /// Licence type codes this client may use (repeatable; default: all its department may issue).
         #[arg(long = "type")]
         types: Vec<String>,
+        /// RFC 3339 time after which the client's tokens stop working.
+        #[arg(long)]
+        expires_at: Option<String>,
     },
     /// List clients (tokens are never shown: only their hashes are stored).
     List {
         #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Disable a client: every token of it is refused from now on.
+    Disable {
+        #[command(flatten)]
+        admin: AdminArgs,
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Give a client a new token (printed once); the old one stops working at once or after --grace.
+    Rotate {
+        #[command(flatten)]
+        admin: AdminArgs,
+        id: String,
+        #[arg(long)]
+        reason: String,
+        /// Seconds the old token keeps working (0 to 604800).
+        #[arg(long, default_value_t = 0)]
+        grace: i64,
+    },
+    /// Register the first admin client directly in the store (the server must be stopped):
+    /// the one way in before any admin token exists.
+    Bootstrap {
+        #[command(flatten)]
         store: StoreArgs,
+        #[arg(long, default_value = "admin")]
+        id: String,
+        #[arg(long, default_value = "平台管理员")]
+        name: String,
     },
 }
 
@@ -142,25 +225,35 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve(cfg) => runtime()?.block_on(serve(cfg)).map(|_| ExitCode::SUCCESS),
-        Command::Keys { command: KeysCommand::Init { dir, departments } } => {
-            let text =
-                std::fs::read_to_string(&departments).with_context(|| format!("reading {}", departments.display()))?;
-            #[derive(serde::Deserialize)]
-            struct F {
-                platform: Platform,
-                log_origin: String,
-                departments: Vec<DepartmentSpec>,
-            }
-            #[derive(serde::Deserialize)]
-            struct Platform {
-                name: String,
-            }
-            let f: F = serde_json::from_str(&text).with_context(|| format!("parsing {}", departments.display()))?;
-            let vkey = keygen::init(&dir, &f.platform.name, &f.log_origin, &f.departments)?;
-            println!("created keys in {}", dir.display());
+        Command::Keys { command: KeysCommand::Init { dir, departments, root_dir, force } } => {
+            let f = departments_file(&departments)?;
+            let root_dir = root_dir.unwrap_or_else(|| {
+                let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "keys".into());
+                name.push("-root-ca");
+                dir.with_file_name(name)
+            });
+            let vkey = keygen::init(&dir, &root_dir, &f.platform.name, &f.log_origin, &f.departments, force)?;
+            println!("created serving keys in {}", dir.display());
+            println!("root CA private key in {} (keep it offline; the server never needs it)", root_dir.display());
             println!("log verifier key: {vkey}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keys { command: KeysCommand::Seal { dir, root_dir, department, departments, name, days, force } } => {
+            let f = departments_file(&departments)?;
+            let d = f
+                .departments
+                .iter()
+                .find(|d| d.uscc == department)
+                .with_context(|| format!("{department} is not in {}", departments.display()))?;
+            let now = time::OffsetDateTime::now_utc();
+            let stem = name
+                .unwrap_or_else(|| format!("{}.{:04}{:02}{:02}", d.uscc, now.year(), u8::from(now.month()), now.day()));
+            keygen::new_seal(&dir, &root_dir, d, &stem, now - time::Duration::minutes(5), days, force)?;
+            println!("new seal for {} in {}/departments/{stem}.{{crt,key}}.pem", d.name, dir.display());
+            println!("load it into the running server: POST /v1/admin/keys/reload (or SIGHUP)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { data, log_key, keys } => check(&data, log_key, &keys),
         Command::Clients { command } => runtime()?.block_on(clients(command)).map(|_| ExitCode::SUCCESS),
         Command::Holders { command: HoldersCommand::AllowPilot { store, kind, number, reason, admin } } => runtime()?
             .block_on(async {
@@ -175,16 +268,47 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-async fn open(args: &StoreArgs) -> Result<Arc<Vault>> {
-    open_vault(&args.data, &args.keys, &args.fixtures).await
+#[derive(serde::Deserialize)]
+struct DepartmentsFile {
+    platform: Platform,
+    log_origin: String,
+    departments: Vec<DepartmentSpec>,
 }
 
-/// Opens the store and starts the vault: shared by `serve` and the client commands.
-pub async fn open_vault(data: &Path, keys: &Path, fixtures: &Path) -> Result<Arc<Vault>> {
-    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
-    let store = RocksStore::open(data).with_context(|| format!("opening the store in {}", data.display()))?;
-    let parts = Parts::load(Arc::new(store), keys, fixtures).context("loading keys, certificates and catalogue")?;
+#[derive(serde::Deserialize)]
+struct Platform {
+    name: String,
+}
+
+fn departments_file(path: &Path) -> Result<DepartmentsFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+async fn open(args: &StoreArgs) -> Result<Arc<Vault>> {
+    let parts = load_parts(&args.data, &args.keys, &args.fixtures)?;
     Ok(Vault::start(parts).await?)
+}
+
+/// Creates the data directory (mode 0700: it holds every licence) and opens the store.
+pub fn open_store(data: &Path) -> Result<RocksStore> {
+    if !data.exists() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        b.create(data).with_context(|| format!("creating {}", data.display()))?;
+    }
+    RocksStore::open(data).with_context(|| format!("opening the store in {}", data.display()))
+}
+
+/// Opens the store and loads keys, certificates and catalogue.
+pub fn load_parts(data: &Path, keys: &Path, fixtures: &Path) -> Result<Parts> {
+    let store = open_store(data)?;
+    Parts::load(Arc::new(store), keys, fixtures).context("loading keys, certificates and catalogue")
 }
 
 #[derive(serde::Deserialize)]
@@ -212,13 +336,23 @@ pub async fn seed_demo(vault: &Vault, fixtures: &Path) -> Result<usize> {
     let clients: Vec<_> = demo
         .clients
         .into_iter()
-        .map(|c| (Client { id: c.id, name: c.name, role: c.role, uscc: c.uscc, types: Vec::new() }, Some(c.token)))
+        .map(|c| (Client::new(c.id, c.name, c.role, c.uscc, Vec::new()), Some(c.token)))
         .collect();
-    Ok(vault.add_clients(clients).await?.len())
+    Ok(vault.add_clients(clients, "client.added").await?.len())
 }
 
 async fn serve(cfg: Config) -> Result<()> {
-    let vault = open_vault(&cfg.data, &cfg.keys, &cfg.fixtures).await?;
+    let mut parts = load_parts(&cfg.data, &cfg.keys, &cfg.fixtures)?;
+    let dev = parts.development_keys();
+    if !dev.is_empty() && !cfg.demo {
+        bail!(
+            "refusing to start: {} is from the public development key set (keys/README.md); pass --demo for a \
+             demonstration, or make real keys with `licvault keys init`",
+            dev.join(", ")
+        );
+    }
+    parts.tail_check = cfg.check_tail;
+    let vault = Vault::start(parts).await?;
     if cfg.demo {
         let n = seed_demo(&vault, &cfg.fixtures).await?;
         if n > 0 {
@@ -227,6 +361,10 @@ async fn serve(cfg: Config) -> Result<()> {
     }
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let metrics_listener = match cfg.metrics_listen {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("binding {a}"))?),
+        None => None,
+    };
     let addr = listener.local_addr()?;
     let base = cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let head = vault.head();
@@ -237,8 +375,12 @@ async fn serve(cfg: Config) -> Result<()> {
     banner += &format!("  log:         {} leaves; checkpoint at {base}/v1/log/checkpoint\n", head.size);
     banner += &format!("  log key:     {}\n", vault.log_verifier_key());
     banner += &format!("  catalogue:   {base}/v1/licence-types\n");
-    banner += &format!("  health:      {base}/healthz   metrics: {base}/metrics\n");
+    match &metrics_listener {
+        Some(m) => banner += &format!("  health:      {base}/healthz   metrics: http://{}/metrics\n", m.local_addr()?),
+        None => banner += &format!("  health:      {base}/healthz   metrics: {base}/metrics (admin token)\n"),
+    }
     if cfg.demo {
+        banner += "  demo:        DEVELOPMENT KEYS AND TOKENS, public in git: nothing signed here proves anything\n";
         banner += "  demo tokens: fixtures/demo-clients.json (README.md walks through issue → verify → revoke)\n";
     }
     {
@@ -247,32 +389,136 @@ async fn serve(cfg: Config) -> Result<()> {
         let _ = out.write_all(banner.as_bytes());
         let _ = out.flush();
     }
-    let state = AppState { vault: vault.clone(), metrics: Arc::new(Metrics::default()) };
+    let state = AppState::new(vault.clone(), cfg.limits.clone());
+    if let Some(m) = metrics_listener {
+        tokio::spawn(crate::http::serve_metrics(m, state.clone()));
+    }
+    #[cfg(unix)]
+    {
+        let vault = vault.clone();
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    match vault.reload_keys().await {
+                        Ok(seals) => tracing::info!(seals = seals.len(), "SIGHUP: keys reloaded"),
+                        Err(e) => tracing::error!(error = %e, "SIGHUP: keys not reloaded; the old ones stay in force"),
+                    }
+                }
+            });
+        }
+    }
     let served = crate::http::serve(listener, state).await;
     vault.close();
     served?;
     Ok(())
 }
 
+fn check(data: &Path, log_key: Option<String>, keys: &Path) -> Result<ExitCode> {
+    let vkey = match log_key {
+        Some(k) => k,
+        None => std::fs::read_to_string(keys.join("log.vkey"))
+            .with_context(|| format!("reading {} (or pass --log-key)", keys.join("log.vkey").display()))?
+            .trim()
+            .to_string(),
+    };
+    let verifier = crate::log::note::Verifier::parse(&vkey).map_err(|e| anyhow::anyhow!("--log-key: {e}"))?;
+    if !data.join("CURRENT").exists() {
+        bail!("{} holds no store", data.display());
+    }
+    let store =
+        RocksStore::open(data).with_context(|| format!("opening {} (is the server running?)", data.display()))?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} leaves [{bar:40}] {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let result = crate::log::replay::replay(&store, &verifier, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    match result {
+        Ok(r) => {
+            println!("log ok: {} leaves; chain, back-pointers, tree and signed checkpoint verify", r.size);
+            if let (Some(a), Some(b)) = (r.first_ms, r.last_ms) {
+                println!("from {} to {}", crate::vault::rfc3339_ms(a), crate::vault::rfc3339_ms(b));
+            }
+            for (kind, n) in r.kinds {
+                println!("  {kind:<24} {n}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("log NOT ok: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Calls the running server's admin API.
+async fn admin_call(
+    admin: &AdminArgs,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value> {
+    let url = format!("{}{path}", admin.url.trim_end_matches('/'));
+    let mut req = reqwest::Client::new().request(method, &url).bearer_auth(&admin.token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.with_context(|| format!("calling {url} (is the server running?)"))?;
+    let status = res.status();
+    let v: serde_json::Value = res.json().await.unwrap_or(serde_json::Value::Null);
+    if !status.is_success() {
+        bail!("{status}: {}", v["detail"].as_str().unwrap_or("no detail"));
+    }
+    Ok(v)
+}
+
+fn print_client(c: &serde_json::Value) {
+    let s = |k: &str| c[k].as_str().unwrap_or("-").to_string();
+    let state = if c["disabled"].as_bool() == Some(true) { "disabled".to_string() } else { "active".to_string() };
+    println!("{:<16} {:<15} {:<20} {:<9} {}", s("id"), s("role"), s("uscc"), state, s("name"));
+}
+
 async fn clients(cmd: ClientsCommand) -> Result<()> {
+    use reqwest::Method;
     match cmd {
-        ClientsCommand::Add { store, id, name, role, uscc, types } => {
-            let Some(role) = Role::parse(&role) else {
+        ClientsCommand::Add { admin, id, name, role, uscc, types, expires_at } => {
+            if Role::parse(&role).is_none() {
                 bail!("unknown role {role:?}: issuer, verifier, holder_channel, auditor or admin");
-            };
+            }
+            let body = serde_json::json!({ "id": id, "name": name, "role": role, "uscc": uscc, "types": types, "expires_at": expires_at });
+            let v = admin_call(&admin, Method::POST, "/v1/admin/clients", Some(body)).await?;
+            println!("client {id} added; its bearer token (shown once, stored only as a hash):");
+            println!("{}", v["token"].as_str().unwrap_or_default());
+        }
+        ClientsCommand::List { admin } => {
+            let v = admin_call(&admin, Method::GET, "/v1/admin/clients", None).await?;
+            for c in v["clients"].as_array().into_iter().flatten() {
+                print_client(c);
+            }
+        }
+        ClientsCommand::Disable { admin, id, reason } => {
+            let path = format!("/v1/admin/clients/{id}/disable");
+            let v = admin_call(&admin, Method::POST, &path, Some(serde_json::json!({ "reason": reason }))).await?;
+            print_client(&v["client"]);
+        }
+        ClientsCommand::Rotate { admin, id, reason, grace } => {
+            let path = format!("/v1/admin/clients/{id}/rotate");
+            let body = serde_json::json!({ "reason": reason, "old_token_valid_seconds": grace });
+            let v = admin_call(&admin, Method::POST, &path, Some(body)).await?;
+            println!("client {id}: new bearer token (shown once); the old one stops working in {grace} s:");
+            println!("{}", v["token"].as_str().unwrap_or_default());
+        }
+        ClientsCommand::Bootstrap { store, id, name } => {
             let vault = open(&store).await?;
-            let added = vault.add_client(Client { id: id.clone(), name, role, uscc, types }, None).await;
+            let added = vault.add_client(Client::new(id.clone(), name, Role::Admin, None, Vec::new()), None).await;
             vault.close();
             let token = added?;
-            println!("client {id} added; its bearer token (shown once, stored only as a hash):");
+            println!("admin client {id} added; its bearer token (shown once, stored only as a hash):");
             println!("{token}");
-        }
-        ClientsCommand::List { store } => {
-            let vault = open(&store).await?;
-            vault.close();
-            for c in vault.clients() {
-                println!("{:<16} {:<15} {:<20} {}", c.id, c.role.as_str(), c.uscc.as_deref().unwrap_or("-"), c.name);
-            }
         }
     }
     Ok(())

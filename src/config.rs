@@ -23,4 +23,41 @@ pub struct Config {
     /// Public base URL, used in links printed at start-up.
     #[arg(long, env = "LICVAULT_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// A second address serving only `GET /metrics`, without a token (for the monitoring
+    /// system). Without it, `/metrics` on the main address needs an admin token.
+    #[arg(long, env = "LICVAULT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Newest log leaves whose hash chain is re-checked at every start (`licvault check`
+    /// replays all of them).
+    #[arg(long, env = "LICVAULT_CHECK_TAIL", default_value_t = crate::log::sequencer::DEFAULT_TAIL_CHECK)]
+    pub check_tail: u64,
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Time and connection limits of the HTTP server (http/serve.rs).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Limits {
+    /// Seconds a client has to send a request's headers, counted from when the connection is
+    /// ready for the request (so an idle keep-alive connection is closed after this too).
+    #[arg(long, env = "LICVAULT_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Seconds to read the body and answer one request; past it the answer is 408.
+    #[arg(long, env = "LICVAULT_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Seconds a connection may pass with no byte in either direction before it is closed.
+    #[arg(long, env = "LICVAULT_IDLE_TIMEOUT", default_value_t = 60)]
+    pub idle_timeout: u64,
+    /// Most connections served at once; further ones wait in the listen backlog.
+    #[arg(long, env = "LICVAULT_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds that shutdown waits for requests in flight before closing their connections.
+    #[arg(long, env = "LICVAULT_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { header_timeout: 10, request_timeout: 30, idle_timeout: 60, max_connections: 1024, shutdown_grace: 10 }
+    }
 }

@@ -25,6 +25,8 @@ pub enum CoseError {
     Payload,
     #[error("signature does not verify")]
     Signature,
+    #[error("the protected header marks parameter {0} critical, which this verifier does not understand")]
+    Critical(String),
 }
 
 /// A COSE_Sign1 taken apart but not yet verified.
@@ -71,6 +73,17 @@ impl Envelope {
         if sign1.payload.is_none() {
             return Err(CoseError::Payload);
         }
+        // RFC 9052 §3.1: a recipient that does not understand a parameter listed in `crit` must
+        // refuse the message. We understand alg (1) and kid (4) only.
+        for label in &sign1.protected.header.crit {
+            let known = matches!(
+                label,
+                coset::RegisteredLabelWithPrivate::Assigned(iana::HeaderParameter::Alg | iana::HeaderParameter::Kid)
+            );
+            if !known {
+                return Err(CoseError::Critical(format!("{label:?}")));
+            }
+        }
         Ok(Self { sign1, kid })
     }
 
@@ -82,6 +95,19 @@ impl Envelope {
     /// show our encoding is stable.
     pub fn to_tagged_bytes(&self) -> Vec<u8> {
         self.sign1.clone().to_tagged_vec().unwrap_or_default()
+    }
+
+    /// SHA-256 over the protected-header bytes as received, the payload and the signature: the
+    /// same for every byte-level re-encoding of one signed document (definite or indefinite
+    /// lengths, tagged or not, unprotected header), different for any other signature.
+    pub fn signed_content_sha256(&self) -> [u8; 32] {
+        let protected = self.sign1.protected.original_data.clone().unwrap_or_default();
+        let mut buf = Vec::with_capacity(protected.len() + self.payload().len() + 72);
+        for part in [protected.as_slice(), self.payload(), self.sign1.signature.as_slice()] {
+            buf.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            buf.extend_from_slice(part);
+        }
+        super::sha256(&buf)
     }
 
     pub fn payload(&self) -> &[u8] {
@@ -104,6 +130,52 @@ mod tests {
 
     fn signer() -> Ed25519Signer {
         Ed25519Signer::new(SigningKey::from_bytes(&[7u8; 32]), b"not really a certificate", "11440300MB2000100X")
+    }
+
+    #[test]
+    fn unknown_critical_parameters_are_refused() {
+        let s = signer();
+        let protected = HeaderBuilder::new()
+            .algorithm(iana::Algorithm::EdDSA)
+            .key_id(s.kid().to_vec())
+            .add_critical(iana::HeaderParameter::ContentType)
+            .content_format(iana::CoapContentFormat::Cbor)
+            .build();
+        let doc = CoseSign1Builder::new()
+            .protected(protected)
+            .payload(vec![0xa0])
+            .create_signature(b"", |tbs| s.sign(tbs).to_vec())
+            .build()
+            .to_tagged_vec()
+            .unwrap();
+        assert!(matches!(Envelope::parse(&doc), Err(CoseError::Critical(_))));
+        // Listing only what we understand is fine.
+        let protected = HeaderBuilder::new()
+            .algorithm(iana::Algorithm::EdDSA)
+            .key_id(s.kid().to_vec())
+            .add_critical(iana::HeaderParameter::Alg)
+            .build();
+        let doc = CoseSign1Builder::new()
+            .protected(protected)
+            .payload(vec![0xa0])
+            .create_signature(b"", |tbs| s.sign(tbs).to_vec())
+            .build()
+            .to_tagged_vec()
+            .unwrap();
+        Envelope::parse(&doc).unwrap().verify(&s.verifying_key()).unwrap();
+    }
+
+    #[test]
+    fn re_encodings_share_the_signed_content_hash() {
+        let s = signer();
+        let doc = sign(&s, vec![0xa0]);
+        let untagged = doc[1..].to_vec();
+        let a = Envelope::parse(&doc).unwrap();
+        let b = Envelope::parse(&untagged).unwrap();
+        assert_ne!(doc, untagged);
+        assert_eq!(a.signed_content_sha256(), b.signed_content_sha256());
+        let other = Envelope::parse(&sign(&s, vec![0xa1, 0x01, 0x02])).unwrap();
+        assert_ne!(a.signed_content_sha256(), other.signed_content_sha256());
     }
 
     #[test]

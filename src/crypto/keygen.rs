@@ -1,9 +1,12 @@
 //! `licvault keys init DIR`: a platform root CA, a seal key and certificate per department, the
-//! log's checkpoint key and the commitment secret. Every private key file is written mode 0600.
+//! log's checkpoint key and the commitment secret; `licvault keys seal`: a new seal certificate
+//! and key for one department (rotation). Every private key file is written mode 0600, and no
+//! existing key file is overwritten without `--force`.
 //!
-//! Layout (spec/formats.md §5):
-//! `root.crt.pem root.key.pem departments/<USCC>.crt.pem departments/<USCC>.key.pem
-//!  log.key.pem log.vkey commitment.key`
+//! Layout (spec/formats.md §5). The serving directory, which the server reads:
+//! `root.crt.pem departments/<name>.crt.pem departments/<name>.key.pem log.key.pem log.vkey
+//!  commitment.key`. The root CA's private key goes to a separate directory (`root.key.pem`,
+//! `root.crt.pem`): the server never needs it, and it belongs offline.
 
 use std::io::Write;
 use std::path::Path;
@@ -63,8 +66,14 @@ pub struct DepartmentSpec {
     pub area_code: String,
 }
 
-fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), CryptoError> {
+fn write_file(path: &Path, contents: &[u8], private: bool, force: bool) -> Result<(), CryptoError> {
     let io = |source| CryptoError::Io { path: path.display().to_string(), source };
+    if !force && path.exists() {
+        return Err(CryptoError::KeyFile {
+            path: path.display().to_string(),
+            why: "exists already; keys are never overwritten without --force".into(),
+        });
+    }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -87,25 +96,11 @@ fn cert_err(e: rcgen::Error) -> CryptoError {
     CryptoError::CertGen(e.to_string())
 }
 
-/// Creates the whole development key set in `dir`. Refuses to overwrite an existing root.
-pub fn init(
-    dir: &Path,
-    platform_name: &str,
-    log_origin: &str,
-    departments: &[DepartmentSpec],
-) -> Result<String, CryptoError> {
-    let dept_dir = dir.join("departments");
-    std::fs::create_dir_all(&dept_dir)
-        .map_err(|source| CryptoError::Io { path: dept_dir.display().to_string(), source })?;
-    if dir.join("root.key.pem").exists() {
-        return Err(CryptoError::KeyFile {
-            path: dir.join("root.key.pem").display().to_string(),
-            why: "exists already; keys init never overwrites keys".into(),
-        });
-    }
-    let now = OffsetDateTime::now_utc();
+fn mkdir(dir: &Path) -> Result<(), CryptoError> {
+    std::fs::create_dir_all(dir).map_err(|source| CryptoError::Io { path: dir.display().to_string(), source })
+}
 
-    let root_key = RcgenKey::generate()?;
+fn root_params(platform_name: &str, not_before: OffsetDateTime, not_after: OffsetDateTime) -> CertificateParams {
     let mut root = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CountryName, "CN");
@@ -114,40 +109,130 @@ pub fn init(
     root.distinguished_name = dn;
     root.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    root.not_before = now - Duration::days(1);
-    root.not_after = now + Duration::days(365 * 20);
-    let root_cert = root.self_signed(&root_key).map_err(cert_err)?;
-    write_file(&dir.join("root.crt.pem"), root_cert.pem().as_bytes(), false)?;
-    let root_key_path = dir.join("root.key.pem");
-    write_file(&root_key_path, private_pem(&root_key.key, &root_key_path)?.as_bytes(), true)?;
-    let issuer = Issuer::from_params(&root, &root_key);
+    root.not_before = not_before;
+    root.not_after = not_after;
+    root
+}
 
-    for d in departments {
-        let key = RcgenKey::generate()?;
-        let mut p = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CountryName, "CN");
-        dn.push(DnType::OrganizationName, d.name.as_str());
-        dn.push(DnType::CustomDnType(super::trust::OID_ORGANIZATION_IDENTIFIER.to_vec()), d.uscc.as_str());
-        dn.push(DnType::CommonName, d.name.as_str());
-        p.distinguished_name = dn;
-        p.is_ca = IsCa::ExplicitNoCa;
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
-        p.not_before = now - Duration::days(1);
-        p.not_after = now + Duration::days(365 * 10);
-        let cert = p.signed_by(&key, &issuer).map_err(cert_err)?;
-        write_file(&dept_dir.join(format!("{}.crt.pem", d.uscc)), cert.pem().as_bytes(), false)?;
-        let kp = dept_dir.join(format!("{}.key.pem", d.uscc));
-        write_file(&kp, private_pem(&key.key, &kp)?.as_bytes(), true)?;
+/// Signs a seal certificate for `d` valid `not_before..not_after` and writes it with its new key
+/// as `departments/<stem>.crt.pem` and `.key.pem` under `dir`.
+fn write_seal(
+    dir: &Path,
+    issuer: &Issuer<'_, &RcgenKey>,
+    d: &DepartmentSpec,
+    stem: &str,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    force: bool,
+) -> Result<(), CryptoError> {
+    let dept_dir = dir.join("departments");
+    mkdir(&dept_dir)?;
+    let key = RcgenKey::generate()?;
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, "CN");
+    dn.push(DnType::OrganizationName, d.name.as_str());
+    dn.push(DnType::CustomDnType(super::trust::OID_ORGANIZATION_IDENTIFIER.to_vec()), d.uscc.as_str());
+    dn.push(DnType::CommonName, d.name.as_str());
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+    p.not_before = not_before;
+    p.not_after = not_after;
+    let cert = p.signed_by(&key, issuer).map_err(cert_err)?;
+    let kp = dept_dir.join(format!("{stem}.key.pem"));
+    let cp = dept_dir.join(format!("{stem}.crt.pem"));
+    if !force && (kp.exists() || cp.exists()) {
+        return Err(CryptoError::KeyFile {
+            path: kp.display().to_string(),
+            why: "exists already; keys are never overwritten without --force".into(),
+        });
     }
+    write_file(&kp, private_pem(&key.key, &kp)?.as_bytes(), true, force)?;
+    write_file(&cp, cert.pem().as_bytes(), false, force)
+}
 
+/// Creates a whole key set: serving keys in `dir`, the root CA's private key in `root_dir`.
+/// Refuses to overwrite any existing key file unless `force`.
+pub fn init(
+    dir: &Path,
+    root_dir: &Path,
+    platform_name: &str,
+    log_origin: &str,
+    departments: &[DepartmentSpec],
+    force: bool,
+) -> Result<String, CryptoError> {
+    if !force {
+        let mut planned = vec![dir.join("root.crt.pem"), dir.join("log.key.pem"), dir.join("commitment.key")];
+        planned.push(root_dir.join("root.key.pem"));
+        planned.extend(departments.iter().map(|d| dir.join("departments").join(format!("{}.key.pem", d.uscc))));
+        if let Some(p) = planned.iter().find(|p| p.exists()) {
+            return Err(CryptoError::KeyFile {
+                path: p.display().to_string(),
+                why: "exists already; keys init never overwrites keys without --force".into(),
+            });
+        }
+    }
+    mkdir(dir)?;
+    mkdir(root_dir)?;
+    let now = OffsetDateTime::now_utc();
+    let root_key = RcgenKey::generate()?;
+    let root = root_params(platform_name, now - Duration::days(1), now + Duration::days(365 * 20));
+    let root_cert = root.self_signed(&root_key).map_err(cert_err)?;
+    write_file(&dir.join("root.crt.pem"), root_cert.pem().as_bytes(), false, force)?;
+    write_file(&root_dir.join("root.crt.pem"), root_cert.pem().as_bytes(), false, force)?;
+    let root_key_path = root_dir.join("root.key.pem");
+    write_file(&root_key_path, private_pem(&root_key.key, &root_key_path)?.as_bytes(), true, force)?;
+    let issuer = Issuer::from_params(&root, &root_key);
+    for d in departments {
+        write_seal(dir, &issuer, d, &d.uscc, now - Duration::days(1), now + Duration::days(365 * 10), force)?;
+    }
     let log_key = SigningKey::from_bytes(&random32()?);
     let lp = dir.join("log.key.pem");
-    write_file(&lp, private_pem(&log_key, &lp)?.as_bytes(), true)?;
+    write_file(&lp, private_pem(&log_key, &lp)?.as_bytes(), true, force)?;
     let vkey = verifier_key(log_origin, &log_key.verifying_key().to_bytes());
-    write_file(&dir.join("log.vkey"), format!("{vkey}\n").as_bytes(), false)?;
-    write_file(&dir.join("commitment.key"), format!("{}\n", hex::encode(random32()?)).as_bytes(), true)?;
+    write_file(&dir.join("log.vkey"), format!("{vkey}\n").as_bytes(), false, force)?;
+    write_file(&dir.join("commitment.key"), format!("{}\n", hex::encode(random32()?)).as_bytes(), true, force)?;
     Ok(vkey)
+}
+
+/// A new seal certificate and key for department `d`, signed by the root CA in `root_dir`,
+/// written to `dir/departments/<stem>.{crt,key}.pem` and valid from `not_before` for `days`.
+/// The server loads it on `POST /v1/admin/keys/reload` or SIGHUP; the old certificate stays in
+/// the trust list, so what it signed keeps verifying.
+pub fn new_seal(
+    dir: &Path,
+    root_dir: &Path,
+    d: &DepartmentSpec,
+    stem: &str,
+    not_before: OffsetDateTime,
+    days: i64,
+    force: bool,
+) -> Result<(), CryptoError> {
+    let key_path = root_dir.join("root.key.pem");
+    let key = super::signer::load_private_key(&key_path)?;
+    let cert_path = root_dir.join("root.crt.pem");
+    let pem = std::fs::read(&cert_path)
+        .map_err(|source| CryptoError::Io { path: cert_path.display().to_string(), source })?;
+    let bad = |why: String| CryptoError::KeyFile { path: cert_path.display().to_string(), why };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| bad(e.to_string()))?;
+    let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
+    let platform = cert
+        .subject()
+        .iter_organization()
+        .next()
+        .and_then(|o| o.as_str().ok())
+        .ok_or_else(|| bad("the root certificate names no organisation".into()))?
+        .to_string();
+    let root_key = RcgenKey { public: key.verifying_key().to_bytes(), key };
+    if root_key.public.as_slice() != cert.public_key().subject_public_key.data.as_ref() {
+        return Err(bad("root.key.pem is not the key of root.crt.pem".into()));
+    }
+    // The issuer name must be byte-for-byte the root's subject: rebuild it as `init` made it.
+    let now = OffsetDateTime::now_utc();
+    let root = root_params(&platform, now, now);
+    let issuer = Issuer::from_params(&root, &root_key);
+    write_seal(dir, &issuer, d, stem, not_before, not_before + Duration::days(days), force)
 }
 
 #[cfg(test)]
@@ -163,7 +248,10 @@ mod tests {
             name: "示例市市场监督管理局".into(),
             area_code: "440300".into(),
         }];
-        let vkey = init(dir.path(), "示例平台", "example/log", &depts).unwrap();
+        let root_dir = tempfile::tempdir().unwrap();
+        let vkey = init(dir.path(), root_dir.path(), "示例平台", "example/log", &depts, false).unwrap();
+        assert!(!dir.path().join("root.key.pem").exists(), "the root key stays apart from the serving keys");
+        assert!(root_dir.path().join("root.key.pem").exists());
         assert!(vkey.starts_with("example/log+"));
         let trust = TrustList::load(dir.path()).unwrap();
         let certs = trust.certs_of("11440300MB2000100X");
@@ -172,11 +260,18 @@ mod tests {
         let key = crate::crypto::signer::load_private_key(&dir.path().join("departments/11440300MB2000100X.key.pem"))
             .unwrap();
         assert_eq!(key.verifying_key(), certs[0].key);
-        assert!(init(dir.path(), "示例平台", "example/log", &depts).is_err(), "never overwrites");
+        let err = init(dir.path(), root_dir.path(), "示例平台", "example/log", &depts, false).unwrap_err().to_string();
+        assert!(err.contains("never overwrites"), "{err}");
+        // A rotated seal chains to the same root; the old one stays in the trust list.
+        let t0 = OffsetDateTime::now_utc() - Duration::days(1);
+        new_seal(dir.path(), root_dir.path(), &depts[0], "11440300MB2000100X.2", t0, 30, false).unwrap();
+        assert!(new_seal(dir.path(), root_dir.path(), &depts[0], "11440300MB2000100X.2", t0, 30, false).is_err());
+        let trust = TrustList::load(dir.path()).unwrap();
+        assert_eq!(trust.certs_of("11440300MB2000100X").len(), 2);
 
         // A certificate from another root is refused.
         let other = tempfile::tempdir().unwrap();
-        init(other.path(), "另一个平台", "other/log", &depts).unwrap();
+        init(other.path(), &other.path().join("ca"), "另一个平台", "other/log", &depts, false).unwrap();
         let root = std::fs::read(dir.path().join("root.crt.pem")).unwrap();
         let foreign = std::fs::read(other.path().join("departments/11440300MB2000100X.crt.pem")).unwrap();
         let der = |pem: &[u8]| x509_parser::pem::parse_x509_pem(pem).unwrap().1.contents;

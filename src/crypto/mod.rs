@@ -3,6 +3,7 @@
 //! for `keys init`, and the keyed commitment that hides citizen ID numbers in the log.
 
 pub mod cose;
+pub mod devkeys;
 pub mod keygen;
 pub mod signer;
 pub mod trust;
@@ -48,6 +49,13 @@ pub struct Committer {
 impl Committer {
     pub fn new(key: [u8; 32]) -> Self {
         Self { key }
+    }
+
+    /// A fingerprint of the secret for the log (so a changed secret is noticed at start-up):
+    /// SHA-256 over a domain-separation label and the key. The key is 32 random bytes, so the
+    /// fingerprint reveals nothing usable about it.
+    pub fn fingerprint(&self) -> Hash {
+        sha256(&[b"licvault commitment key fingerprint v1\0".as_slice(), &self.key].concat())
     }
 
     pub fn commit(&self, holder: &crate::domain::HolderId) -> Hash {

@@ -47,6 +47,7 @@ impl DepartmentCert {
 #[derive(Debug, Clone)]
 pub struct TrustList {
     root_der: Vec<u8>,
+    root_key: VerifyingKey,
     by_kid: HashMap<[u8; 8], DepartmentCert>,
 }
 
@@ -95,7 +96,7 @@ impl TrustList {
             let dept = Self::check_department(&root, &root_key, der)?;
             by_kid.insert(dept.kid, dept);
         }
-        Ok(Self { root_der, by_kid })
+        Ok(Self { root_der, root_key, by_kid })
     }
 
     fn check_department(
@@ -177,6 +178,10 @@ impl TrustList {
 
     pub fn departments(&self) -> impl Iterator<Item = &DepartmentCert> {
         self.by_kid.values()
+    }
+
+    pub fn root_key(&self) -> &VerifyingKey {
+        &self.root_key
     }
 
     pub fn root_der(&self) -> &[u8] {

@@ -72,13 +72,21 @@ impl From<VaultError> for ApiError {
             VaultError::Fields(_) => (S::BAD_REQUEST, "invalid_fields"),
             VaultError::HolderTypeNotAllowed(_) => (S::BAD_REQUEST, "holder_type_not_allowed"),
             VaultError::Dates(_) => (S::BAD_REQUEST, "invalid_dates"),
+            VaultError::Date(_) => (S::BAD_REQUEST, "invalid_date"),
+            VaultError::Text(_) => (S::BAD_REQUEST, "invalid_text"),
+            VaultError::KeysInvalid(_) => (S::BAD_REQUEST, "invalid_keys"),
+            VaultError::StoreInconsistent(_) => (S::SERVICE_UNAVAILABLE, "store_inconsistent"),
+            VaultError::NoValidSeal(_) => (S::SERVICE_UNAVAILABLE, "no_valid_seal"),
             VaultError::Invalid(_) => (S::BAD_REQUEST, "invalid_request"),
             VaultError::NotFound(_) => (S::NOT_FOUND, "licence_not_found"),
+            VaultError::ClientNotFound(_) => (S::NOT_FOUND, "client_not_found"),
             VaultError::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
             VaultError::Conflict(_) => (S::CONFLICT, "conflict"),
             VaultError::IdempotencyMismatch => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             VaultError::Sequencer(_) => (S::SERVICE_UNAVAILABLE, "unavailable"),
-            VaultError::Store(_) | VaultError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
+            VaultError::Store(_) | VaultError::Internal(_) | VaultError::KeysChanged(_) => {
+                (S::INTERNAL_SERVER_ERROR, "internal")
+            }
         };
         Self::new(status, code, e.to_string())
     }

@@ -16,8 +16,18 @@ use tracing::Instrument;
 
 use super::AppState;
 
-/// (method, route, status)
-type RequestKey = (String, String, u16);
+/// (method, route, status). Every part comes from a closed set, so the map stays bounded whatever
+/// clients send: the method is one of [`METHODS`] or `other`, the route is a template of
+/// `http::routes()` or `unmatched`, the status a number below 600.
+type RequestKey = (&'static str, String, u16);
+
+/// The methods that get their own label; anything else (hyper accepts invented methods of any
+/// length) is counted as `other`.
+const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"];
+
+fn method_label(m: &axum::http::Method) -> &'static str {
+    METHODS.iter().find(|k| **k == m.as_str()).copied().unwrap_or("other")
+}
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -43,7 +53,7 @@ pub struct Metrics {
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let id = req
         .headers()
         .get(REQUEST_ID)

@@ -2,12 +2,14 @@
 //! [`routes`] is the single table of every route, which the router is built from and which a test
 //! compares with the spec.
 
+mod admin;
 mod catalogue;
 pub mod error;
 mod licences;
 mod logapi;
 mod metrics;
 mod ops;
+pub mod serve;
 mod verify;
 
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use axum::Router;
 pub use error::{ApiError, ApiJson};
 pub use metrics::Metrics;
 
-use crate::vault::{Client, Vault};
+use crate::vault::{Client, Role, Vault};
 
 /// Largest request body accepted (a licence with a long 经营范围 is a few KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -30,6 +32,13 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct AppState {
     pub vault: Arc<Vault>,
     pub metrics: Arc<Metrics>,
+    pub limits: crate::config::Limits,
+}
+
+impl AppState {
+    pub fn new(vault: Arc<Vault>, limits: crate::config::Limits) -> Self {
+        Self { vault, metrics: Arc::new(Metrics::default()), limits }
+    }
 }
 
 /// Every route: (method, path, handler). The router and the spec test both read this table.
@@ -40,6 +49,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     r.extend(verify::routes());
     r.extend(logapi::routes());
     r.extend(ops::routes());
+    r.extend(admin::routes());
     r
 }
 
@@ -59,6 +69,7 @@ pub fn router(state: AppState) -> Router {
                 "this endpoint does not take that method",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), serve::request_timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -77,20 +88,57 @@ impl FromRequestParts<AppState> for Caller {
         let token = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).ok_or_else(|| {
             ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Authorization must be Bearer <token>")
         })?;
-        state
-            .vault
-            .authenticate(token)
-            .map(Caller)
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the bearer token is not known"))
+        use crate::vault::TokenRefusal as R;
+        state.vault.authenticate(token).map(Caller).map_err(|why| {
+            let (code, detail) = match why {
+                R::Unknown => ("invalid_token", "the bearer token is not known"),
+                R::RotatedOut => ("invalid_token", "this bearer token was replaced by a newer one and no longer works"),
+                R::Disabled => ("token_disabled", "this client has been disabled by an administrator"),
+                R::Expired => ("token_expired", "this client's access has expired; ask an administrator"),
+            };
+            ApiError::new(StatusCode::UNAUTHORIZED, code, detail)
+        })
     }
 }
 
-/// Serves `router` on `listener` until ctrl-c / SIGTERM.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown()).await
+/// Refuses a caller whose role is not `role` (403 `forbidden`).
+pub fn require_role(client: &Client, role: Role) -> Result<(), ApiError> {
+    if client.role == role {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this needs the {} role; client {} has {}", role.as_str(), client.id, client.role.as_str()),
+        ))
+    }
 }
 
-async fn shutdown() {
+/// The router of the separate metrics address (`--metrics-listen`): only `GET /metrics`, without
+/// a token. Bind it where only the monitoring system can reach it.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|s: axum::extract::State<AppState>| async move { ops::render_metrics(&s.0) }),
+        )
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until ctrl-c / SIGTERM, with the state's limits.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let limits = state.limits.clone();
+    serve::serve_with(listener, router(state), &limits, shutdown()).await
+}
+
+/// Serves only `GET /metrics`, without a token, on its own address until ctrl-c / SIGTERM.
+pub async fn serve_metrics(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let limits = state.limits.clone();
+    serve::serve_with(listener, metrics_router(state), &limits, shutdown()).await
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

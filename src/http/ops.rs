@@ -5,7 +5,8 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, MethodRouter};
 
-use super::AppState;
+use super::{require_role, ApiError, AppState, Caller};
+use crate::vault::Role;
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     vec![("GET", "/healthz", get(healthz)), ("GET", "/readyz", get(readyz)), ("GET", "/metrics", get(metrics))]
@@ -16,17 +17,27 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// GET /readyz — storage answers reads and the sequencer can write.
+/// GET /readyz — 200 `ready` when storage answers reads and the sequencer can commit; else 503
+/// with the reason (the sequencer stopped, or writes are failing: a read-only or full store).
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    if s.vault.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "storage not ready\n")
+    let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    match s.vault.readiness().await {
+        Ok(()) => (StatusCode::OK, text, "ready\n".to_string()),
+        Err(why) => {
+            tracing::warn!(reason = %why, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, text, format!("not ready: {why}\n"))
+        }
     }
 }
 
-/// GET /metrics — Prometheus text format.
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+/// GET /metrics — Prometheus text format, for an admin token (or unauthenticated on the
+/// separate `--metrics-listen` address, see [`metrics_router`]).
+async fn metrics(State(s): State<AppState>, Caller(client): Caller) -> Result<impl IntoResponse, ApiError> {
+    require_role(&client, Role::Admin)?;
+    Ok(render_metrics(&s))
+}
+
+pub(super) fn render_metrics(s: &AppState) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         s.metrics.render(s.vault.head().size, s.vault.sequencer_stats()),

@@ -173,38 +173,63 @@ pub enum ChainError {
     Leaf { index: u64, why: String },
 }
 
+/// Checks leaves one at a time, in order from leaf 0: index, hash chain, per-licence back
+/// pointer; builds the tree over them. [`verify_chain`] runs it over a whole sequence; `licvault
+/// check` feeds it page by page from the store.
+#[derive(Default)]
+pub struct ChainCheck {
+    tree: CompactRange,
+    prev: Hash,
+    last_about: HashMap<String, u64>,
+}
+
+impl ChainCheck {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks the next leaf and returns it decoded.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Leaf, ChainError> {
+        let index = self.tree.size();
+        let err = |why: String| ChainError::Leaf { index, why };
+        let leaf = Leaf::decode(bytes).map_err(|e| err(e.to_string()))?;
+        if leaf.index != index {
+            return Err(err(format!("says it is leaf {}", leaf.index)));
+        }
+        if leaf.prev_hash != self.prev {
+            return Err(err("hash chain broken: prev does not match the previous leaf".into()));
+        }
+        if let Some(l) = &leaf.licence {
+            let expected = self.last_about.get(l).copied();
+            if leaf.licence_prev != expected {
+                return Err(err(format!("licence back-pointer {:?} should be {expected:?}", leaf.licence_prev)));
+            }
+            self.last_about.insert(l.clone(), index);
+        } else if leaf.licence_prev.is_some() {
+            return Err(err("back-pointer without a licence".into()));
+        }
+        self.prev = leaf_hash(bytes);
+        self.tree.append(self.prev);
+        Ok(leaf)
+    }
+
+    /// The tree over every leaf pushed so far.
+    pub fn tree(&self) -> &CompactRange {
+        &self.tree
+    }
+}
+
 /// Replays leaves `0..n` in order and checks every link: index, hash chain, per-licence back
 /// pointer. Returns the tree over them, whose root must match the signed checkpoint.
 pub fn verify_chain<I>(leaves: I) -> Result<CompactRange, ChainError>
 where
     I: IntoIterator<Item = Vec<u8>>,
 {
-    let mut tree = CompactRange::new();
-    let mut prev = [0u8; 32];
-    let mut last_about: HashMap<String, u64> = HashMap::new();
-    for (i, bytes) in leaves.into_iter().enumerate() {
-        let index = i as u64;
-        let err = |why: String| ChainError::Leaf { index, why };
-        let leaf = Leaf::decode(&bytes).map_err(|e| err(e.to_string()))?;
-        if leaf.index != index {
-            return Err(err(format!("says it is leaf {}", leaf.index)));
-        }
-        if leaf.prev_hash != prev {
-            return Err(err("hash chain broken: prev does not match the previous leaf".into()));
-        }
-        if let Some(l) = &leaf.licence {
-            let expected = last_about.get(l).copied();
-            if leaf.licence_prev != expected {
-                return Err(err(format!("licence back-pointer {:?} should be {expected:?}", leaf.licence_prev)));
-            }
-            last_about.insert(l.clone(), index);
-        } else if leaf.licence_prev.is_some() {
-            return Err(err("back-pointer without a licence".into()));
-        }
-        prev = leaf_hash(&bytes);
-        tree.append(prev);
+    let mut check = ChainCheck::new();
+    for bytes in leaves {
+        check.push(&bytes)?;
     }
-    Ok(tree)
+    Ok(check.tree)
 }
 
 #[cfg(test)]

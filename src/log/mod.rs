@@ -5,4 +5,5 @@ pub mod cache;
 pub mod leaf;
 pub mod merkle;
 pub mod note;
+pub mod replay;
 pub mod sequencer;

@@ -26,9 +26,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::cache::{CachedNodes, NodeCache};
 use super::leaf::{Event, Leaf};
+use super::merkle::Nodes;
 use super::merkle::{leaf_hash, CompactRange, Hash, MerkleError};
-use super::note::{sign_note, Checkpoint, NoteSigner};
+use super::note::{sign_note, Checkpoint, NoteSigner, Verifier};
 use crate::store::{tree_key, Batch, Cf, Store, StoreError, StoredNodes};
+
+/// Newest leaves whose chain `Sequencer::start` re-checks by default.
+pub const DEFAULT_TAIL_CHECK: u64 = 10_000;
 
 /// Most jobs folded into one commit.
 pub const MAX_BATCH: usize = 1024;
@@ -70,6 +74,22 @@ pub struct Stats {
     /// Set when a failed write could not be followed by a reload of the tail: nothing more is
     /// written until restart.
     pub halted: AtomicBool,
+    /// The error of the last write, while no write has succeeded since: the store may be
+    /// read-only or full. Cleared by the next successful write (`/readyz` makes one to find out).
+    pub last_write_error: Mutex<Option<String>>,
+}
+
+impl Stats {
+    fn set_write_error(&self, e: Option<String>) {
+        match self.last_write_error.lock() {
+            Ok(mut g) => *g = e,
+            Err(p) => *p.into_inner() = e,
+        }
+    }
+
+    pub fn write_error(&self) -> Option<String> {
+        self.last_write_error.lock().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
 }
 
 /// The latest committed, signed head.
@@ -90,6 +110,8 @@ pub struct Tx<'a> {
     puts: Vec<(Cf, Vec<u8>, Vec<u8>)>,
     overlay: HashMap<(Cf, Vec<u8>), usize>,
     leaves: Vec<Vec<u8>>,
+    /// Index of `leaves[0]`: the log's size when the batch began.
+    first_index: u64,
     next_index: u64,
     prev_hash: Hash,
     time_ms: u64,
@@ -112,6 +134,7 @@ impl<'a> Tx<'a> {
             puts: Vec::new(),
             overlay: HashMap::new(),
             leaves: Vec::new(),
+            first_index: size,
             next_index: size,
             prev_hash,
             time_ms,
@@ -124,6 +147,14 @@ impl<'a> Tx<'a> {
             return Ok(Some(self.puts[i].2.clone()));
         }
         self.store.get(cf, key)
+    }
+
+    /// The leaf at `index`: one appended earlier in this batch, or a stored one.
+    pub fn leaf(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        if index >= self.first_index {
+            return Ok(self.leaves.get((index - self.first_index) as usize).cloned());
+        }
+        self.store.get(Cf::Leaves, &index.to_be_bytes())
     }
 
     pub fn put(&mut self, cf: Cf, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
@@ -179,13 +210,13 @@ impl<'a> Tx<'a> {
 }
 
 /// The log's tail, owned by the sequencer thread.
-struct Tail {
+pub struct Tail {
     tree: CompactRange,
     prev_hash: Hash,
 }
 
 impl Tail {
-    fn load(store: &dyn Store) -> Result<Self, SequencerError> {
+    pub fn load(store: &dyn Store) -> Result<Self, SequencerError> {
         let size = match store.get(Cf::Meta, META_SIZE)? {
             None => 0,
             Some(v) => u64::from_be_bytes(v.try_into().map_err(|_| SequencerError::Corrupt("size".into()))?),
@@ -216,24 +247,21 @@ pub struct Sequencer {
 }
 
 impl Sequencer {
-    /// Recovers the tail from `store`, checks it against the stored checkpoint, signs a first
-    /// checkpoint for an empty log, and starts the sequencer thread.
-    pub fn start(store: Arc<dyn Store>, signer: Arc<dyn NoteSigner + Send + Sync>) -> Result<Self, SequencerError> {
+    /// Recovers the tail from `store`, checks what it is about to sign on (see [`check_stored`]),
+    /// signs a first checkpoint for an empty log, and starts the sequencer thread.
+    /// `tail_leaves` is how many of the newest leaves have their hash chain re-checked.
+    pub fn start(
+        store: Arc<dyn Store>,
+        signer: Arc<dyn NoteSigner + Send + Sync>,
+        tail_leaves: u64,
+    ) -> Result<Self, SequencerError> {
         let tail = Tail::load(store.as_ref())?;
         let origin = signer.name().to_string();
         let head = match store.get(Cf::Meta, META_CHECKPOINT)? {
             Some(note) => {
                 let note = String::from_utf8(note).map_err(|_| SequencerError::Corrupt("checkpoint".into()))?;
-                let body = note.split("\n\n").next().unwrap_or_default();
-                let cp = Checkpoint::parse(&format!("{body}\n")).map_err(|e| SequencerError::Corrupt(e.to_string()))?;
-                if cp.size != tail.tree.size() || cp.root != tail.tree.root() || cp.origin != origin {
-                    return Err(SequencerError::Corrupt(format!(
-                        "stored checkpoint (size {}) does not match the stored tree (size {})",
-                        cp.size,
-                        tail.tree.size()
-                    )));
-                }
-                Head { size: cp.size, root: cp.root, checkpoint: note }
+                check_stored(store.as_ref(), &note, &origin, &signer.public_key(), &tail, tail_leaves)?;
+                Head { size: tail.tree.size(), root: tail.tree.root(), checkpoint: note }
             }
             None => {
                 if tail.tree.size() != 0 {
@@ -287,6 +315,19 @@ impl Sequencer {
         &self.stats
     }
 
+    /// Why the sequencer cannot commit now, if it cannot: its thread has ended, it halted after
+    /// a failed write, or the last write failed and none has succeeded since.
+    pub fn unable_to_commit(&self) -> Option<String> {
+        let running = self.worker.lock().map(|h| h.as_ref().is_some_and(|h| !h.is_finished())).unwrap_or(false);
+        if !running {
+            return Some("the sequencer thread has stopped".into());
+        }
+        if self.stats.halted.load(Ordering::SeqCst) {
+            return Some("a write failed and the log tail could not be reloaded; restart the server".into());
+        }
+        self.stats.write_error().map(|e| format!("the last write failed: {e}"))
+    }
+
     /// The tree's nodes, for proofs: recent ones from memory, the rest from the store.
     pub fn nodes(&self) -> CachedNodes<'_> {
         CachedNodes::new(&self.cache, self.store.as_ref())
@@ -321,6 +362,68 @@ impl Sequencer {
         self.jobs.send(job).await.map_err(|_| SequencerError::Stopped)?;
         rx.await.map_err(|_| SequencerError::Stopped)?
     }
+}
+
+/// What the sequencer checks before it signs anything on top of a stored log:
+/// - the stored checkpoint verifies under the configured log key and names its origin;
+/// - its size and root are those of the stored tree;
+/// - the newest `tail_leaves` leaves each hash to the tree's leaf node, carry their own index, and
+///   link to the leaf before them (the hash chain).
+///
+/// Older leaves are covered by `licvault check`, which replays the whole log.
+pub fn check_stored(
+    store: &dyn Store,
+    note: &str,
+    origin: &str,
+    public_key: &[u8; 32],
+    tail: &Tail,
+    tail_leaves: u64,
+) -> Result<(), SequencerError> {
+    let corrupt = |why: String| SequencerError::Corrupt(why);
+    let verifier = Verifier::from_key(origin, public_key).map_err(|e| corrupt(e.to_string()))?;
+    let cp = Checkpoint::open(note, &verifier).map_err(|e| {
+        corrupt(format!(
+            "the stored checkpoint does not verify under the configured log key {} ({e}): the log was \
+             signed by another key, or the checkpoint was altered",
+            super::note::verifier_key(origin, public_key)
+        ))
+    })?;
+    if cp.size != tail.tree.size() || cp.root != tail.tree.root() {
+        return Err(corrupt(format!(
+            "the stored checkpoint (size {}) does not match the stored tree (size {})",
+            cp.size,
+            tail.tree.size()
+        )));
+    }
+    let size = tail.tree.size();
+    let first = size.saturating_sub(tail_leaves);
+    let nodes = StoredNodes(store);
+    let mut expected_prev: Option<Hash> = None;
+    for index in first..size {
+        let bytes =
+            store.get(Cf::Leaves, &index.to_be_bytes())?.ok_or_else(|| corrupt(format!("leaf {index} is missing")))?;
+        let hash = leaf_hash(&bytes);
+        if nodes.node(0, index) != Some(hash) {
+            return Err(corrupt(format!("leaf {index} does not hash to the signed tree: it was altered")));
+        }
+        let leaf = Leaf::decode(&bytes).map_err(|e| corrupt(format!("leaf {index} does not decode: {e}")))?;
+        if leaf.index != index {
+            return Err(corrupt(format!("leaf {index} says it is leaf {}", leaf.index)));
+        }
+        let prev = match expected_prev {
+            Some(p) => p,
+            None if index == 0 => [0u8; 32],
+            None => store.get(Cf::Leaves, &(index - 1).to_be_bytes())?.map(|b| leaf_hash(&b)).unwrap_or_default(),
+        };
+        if leaf.prev_hash != prev {
+            return Err(corrupt(format!(
+                "leaf {index} does not link to leaf {}: the hash chain is broken",
+                index.wrapping_sub(1)
+            )));
+        }
+        expected_prev = Some(hash);
+    }
+    Ok(())
 }
 
 fn sign_head(signer: &dyn NoteSigner, origin: &str, size: u64, root: Hash) -> Head {
@@ -396,6 +499,7 @@ impl Worker {
 
         match self.store.write(batch) {
             Ok(()) => {
+                self.stats.set_write_error(None);
                 self.stats.leaves.fetch_add(nodes.iter().filter(|n| n.0 == 0).count() as u64, Ordering::Relaxed);
                 self.cache.insert_all(nodes);
                 self.tail = Some(Tail { tree, prev_hash });
@@ -410,6 +514,7 @@ impl Worker {
                 let err = SequencerError::from(e);
                 tracing::error!(error = %err, "batch write failed; reloading the log tail");
                 self.stats.failed_writes.fetch_add(1, Ordering::Relaxed);
+                self.stats.set_write_error(Some(err.to_string()));
                 self.tail = Tail::load(self.store.as_ref()).ok();
                 self.stats.halted.store(self.tail.is_none(), Ordering::SeqCst);
                 if let Some(t) = &self.tail {
@@ -478,7 +583,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let key = Arc::new(K(SigningKey::from_bytes(&[5; 32])));
         let verifier = Verifier::from_key("test/log", &key.public_key()).unwrap();
-        let seq = Sequencer::start(store.clone(), key.clone()).unwrap();
+        let seq = Sequencer::start(store.clone(), key.clone(), DEFAULT_TAIL_CHECK).unwrap();
         assert_eq!(seq.head().size, 0);
 
         // Concurrent submissions are all committed, each exactly once.
@@ -536,9 +641,70 @@ mod tests {
 
         // A restart recovers the same tail.
         drop(seq);
-        let seq = Sequencer::start(store.clone(), key).unwrap();
+        let seq = Sequencer::start(store.clone(), key.clone(), DEFAULT_TAIL_CHECK).unwrap();
         let size = seq.head().size;
         assert_eq!(append(&seq, "A").await.unwrap(), size);
         verify_chain(all_leaves(store.as_ref(), size + 1)).unwrap();
+    }
+
+    /// `Sequencer::start` refuses a store whose checkpoint another key signed, whose newest leaf
+    /// was altered, or whose hash chain is broken in the checked tail; each with one line naming
+    /// what differs.
+    #[tokio::test]
+    async fn start_checks_what_it_signs_on() {
+        let store = Arc::new(MemoryStore::new());
+        let key = Arc::new(K(SigningKey::from_bytes(&[5; 32])));
+        let seq = Sequencer::start(store.clone(), key.clone(), DEFAULT_TAIL_CHECK).unwrap();
+        for _ in 0..20 {
+            append(&seq, "A").await.unwrap();
+        }
+        seq.close();
+        let refused = |store: Arc<MemoryStore>, key: Arc<K>, tail: u64| match Sequencer::start(store, key, tail) {
+            Ok(s) => {
+                s.close();
+                panic!("started")
+            }
+            Err(e) => e.to_string(),
+        };
+        let copy = || {
+            let c = Arc::new(MemoryStore::new());
+            for cf in Cf::ALL {
+                let mut b = Batch::default();
+                for (k, v) in store.scan_prefix(cf, b"", usize::MAX).unwrap() {
+                    b.put(cf, k, v);
+                }
+                c.write(b).unwrap();
+            }
+            c
+        };
+
+        // Another log key.
+        let other = Arc::new(K(SigningKey::from_bytes(&[6; 32])));
+        let e = refused(copy(), other, DEFAULT_TAIL_CHECK);
+        assert!(e.contains("does not verify under the configured log key"), "{e}");
+
+        // The newest leaf altered (one byte of its event).
+        let c = copy();
+        let mut last = c.get(Cf::Leaves, &19u64.to_be_bytes()).unwrap().unwrap();
+        *last.last_mut().unwrap() ^= 1;
+        let mut b = Batch::default();
+        b.put(Cf::Leaves, 19u64.to_be_bytes(), last);
+        c.write(b).unwrap();
+        let e = refused(c, key.clone(), DEFAULT_TAIL_CHECK);
+        assert!(e.contains("leaf 19 does not hash to the signed tree"), "{e}");
+
+        // A leaf inside the checked tail altered; outside it, start-up does not look.
+        let c = copy();
+        let mut leaf = Leaf::decode(&c.get(Cf::Leaves, &12u64.to_be_bytes()).unwrap().unwrap()).unwrap();
+        leaf.event = Event::new("forged");
+        let mut b = Batch::default();
+        b.put(Cf::Leaves, 12u64.to_be_bytes(), leaf.encode());
+        c.write(b).unwrap();
+        let e = refused(c.clone(), key.clone(), 10);
+        assert!(e.contains("leaf 12 does not hash"), "{e}");
+        Sequencer::start(c, key.clone(), 5).unwrap().close();
+
+        // The untouched store starts.
+        Sequencer::start(copy(), key, DEFAULT_TAIL_CHECK).unwrap().close();
     }
 }

@@ -2,7 +2,7 @@
 //! (nothing of that batch is applied), as a full disk or an I/O error would.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::RwLock;
 
 use super::{Batch, Cf, KeyValue, Store, StoreError};
@@ -14,11 +14,18 @@ pub struct MemoryStore {
     data: RwLock<Rows>,
     /// Writes left before one fails; negative: never.
     fail_in: AtomicI64,
+    /// Every write fails, as on a store that turned read-only after a background error.
+    read_only: AtomicBool,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
-        Self { data: RwLock::default(), fail_in: AtomicI64::new(-1) }
+        Self { data: RwLock::default(), fail_in: AtomicI64::new(-1), read_only: AtomicBool::new(false) }
+    }
+
+    /// While set, every write fails and applies nothing.
+    pub fn set_read_only(&self, on: bool) {
+        self.read_only.store(on, Ordering::SeqCst);
     }
 
     /// The `n`-th write from now (0 = the next one) fails and applies nothing.
@@ -43,7 +50,20 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
+        let data = self.data.read().map_err(|_| StoreError::Backend("lock poisoned".into()))?;
+        Ok(data
+            .range((cf, start.to_vec())..)
+            .take_while(|((c, _), _)| *c == cf)
+            .take(limit)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        if self.read_only.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("the store is read-only (injected)".into()));
+        }
         let left = self.fail_in.load(Ordering::SeqCst);
         if left >= 0 {
             self.fail_in.store(left - 1, Ordering::SeqCst);

@@ -51,6 +51,18 @@ impl Store for RocksStore {
         Ok(out)
     }
 
+    fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(cf)?, IteratorMode::From(start, Direction::Forward)) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(backend)?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
     fn write(&self, batch: Batch) -> Result<(), StoreError> {
         let mut wb = WriteBatch::default();
         for (cf, k, v) in &batch.puts {

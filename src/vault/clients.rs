@@ -1,74 +1,198 @@
-//! Client systems and their bearer tokens. Tokens are stored only as SHA-256; adding a client is a
-//! log leaf (without the token).
+//! Client systems and their bearer tokens: register, list, disable, rotate, expire. Tokens are
+//! stored only as SHA-256; every change is a log leaf (without the token) and takes effect on the
+//! running server at once (the in-memory table is updated right after the commit).
+//!
+//! Rotation makes a new token; the old one stops working at once, or after a grace period the
+//! administrator chooses (at most 7 days) so the client system can switch without downtime.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
 
-use super::{Client, Role, Vault, VaultError};
+use super::{unix_now, Client, Role, Vault, VaultError};
 use crate::crypto::keygen::random32;
 use crate::crypto::sha256;
-use crate::domain::Uscc;
+use crate::domain::{text, Uscc};
 use crate::log::leaf::Event;
+use crate::log::merkle::Hash;
 use crate::store::Cf;
 
 /// Shortest token accepted for a client: guessing must be hopeless.
 pub const MIN_TOKEN_LEN: usize = 16;
+/// Longest grace period for a rotated-out token.
+pub const MAX_ROTATION_GRACE: i64 = 7 * 86_400;
+
+/// Why a bearer token is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefusal {
+    Unknown,
+    Disabled,
+    Expired,
+    RotatedOut,
+}
 
 impl Vault {
-    /// The client whose token this is.
-    pub fn authenticate(&self, token: &str) -> Option<Client> {
+    /// The client whose token this is, if the token is in force now.
+    pub fn authenticate(&self, token: &str) -> Result<Client, TokenRefusal> {
         let hash = sha256(token.as_bytes());
-        self.clients.read().ok()?.get(&hash).cloned()
+        let client = self.clients.read().ok().and_then(|m| m.get(&hash).cloned()).ok_or(TokenRefusal::Unknown)?;
+        let now = unix_now();
+        if client.disabled {
+            return Err(TokenRefusal::Disabled);
+        }
+        if client.expires_at.is_some_and(|t| now >= t) {
+            return Err(TokenRefusal::Expired);
+        }
+        if client.token_valid_until.is_some_and(|t| now >= t) {
+            return Err(TokenRefusal::RotatedOut);
+        }
+        Ok(client)
     }
 
+    /// Every client, once each (the row of its current token), by id.
     pub fn clients(&self) -> Vec<Client> {
-        let mut v: Vec<Client> = self.clients.read().map(|c| c.values().cloned().collect()).unwrap_or_default();
+        let mut v: Vec<Client> = self
+            .clients
+            .read()
+            .map(|c| c.values().filter(|c| c.token_valid_until.is_none()).cloned().collect())
+            .unwrap_or_default();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
+    }
+
+    /// The client `id` (its current row).
+    pub fn client(&self, id: &str) -> Option<Client> {
+        self.clients().into_iter().find(|c| c.id == id)
     }
 
     /// Registers a client. With `token: None` a random token is made. Returns the token: the only
     /// time it is ever shown.
     pub async fn add_client(&self, client: Client, token: Option<String>) -> Result<String, VaultError> {
-        let mut tokens = self.add_clients(vec![(client, token)]).await?;
+        let mut tokens = self.add_clients(vec![(client, token)], "client.added").await?;
         tokens.pop().ok_or_else(|| VaultError::Internal("no token made".into()))
     }
 
     /// Registers several clients in one commit: all of them or none (the demo seed uses this, so
     /// a crash mid-seed cannot leave half the demo clients).
-    pub async fn add_clients(&self, clients: Vec<(Client, Option<String>)>) -> Result<Vec<String>, VaultError> {
+    pub async fn add_clients(
+        &self,
+        clients: Vec<(Client, Option<String>)>,
+        kind: &'static str,
+    ) -> Result<Vec<String>, VaultError> {
+        let _serial = self.client_changes.lock().await;
         let mut rows = Vec::with_capacity(clients.len());
         let mut tokens = Vec::with_capacity(clients.len());
         let existing = self.clients();
+        let now = unix_now();
         for (client, token) in clients {
-            let client = self.check_client(client)?;
-            if existing.iter().chain(rows.iter().map(|(_, c, _)| c)).any(|c: &Client| c.id == client.id) {
+            let mut client = self.check_client(client)?;
+            if existing.iter().chain(rows.iter().map(|(_, c)| c)).any(|c: &Client| c.id == client.id) {
                 return Err(VaultError::Conflict(format!("client {} exists already", client.id)));
             }
+            client.created_at = Some(now);
             let token = match token {
                 Some(t) if t.len() >= MIN_TOKEN_LEN => t,
                 Some(_) => return Err(VaultError::Invalid(format!("tokens have at least {MIN_TOKEN_LEN} characters"))),
-                None => format!("lv_{}", B64URL.encode(random32().map_err(|e| VaultError::Internal(e.to_string()))?)),
+                None => new_token()?,
             };
-            let record = serde_json::to_vec(&client).map_err(|e| VaultError::Internal(e.to_string()))?;
-            rows.push((sha256(token.as_bytes()), client, record));
+            rows.push((sha256(token.as_bytes()), client));
             tokens.push(token);
         }
-        let job_rows: Vec<_> = rows.iter().map(|(h, c, r)| (*h, c.clone(), r.clone())).collect();
+        let events = rows.iter().map(|(_, c)| client_event(kind, c, None)).collect();
+        self.commit_clients(rows, events).await?;
+        Ok(tokens)
+    }
+
+    /// Disables client `id`: every token of it is refused from now on. Logged with the reason.
+    pub async fn disable_client(&self, id: &str, reason: &str, actor: &str) -> Result<Client, VaultError> {
+        let reason = text::clean("reason", reason, super::issue::MAX_REASON)?;
+        let _serial = self.client_changes.lock().await;
+        let current = self.client(id).ok_or_else(|| VaultError::ClientNotFound(id.to_string()))?;
+        let rows: Vec<(Hash, Client)> = self
+            .client_rows(id)
+            .into_iter()
+            .map(|(h, mut c)| {
+                c.disabled = true;
+                (h, c)
+            })
+            .collect();
+        let mut done = current;
+        done.disabled = true;
+        let ev = client_event("client.disabled", &done, Some(&reason)).text("by", actor);
+        self.commit_clients(rows, vec![ev]).await?;
+        Ok(done)
+    }
+
+    /// Gives client `id` a new token. The old token stops working at once, or after
+    /// `grace_seconds` (0..=[`MAX_ROTATION_GRACE`]). Returns the client and the new token.
+    pub async fn rotate_client(
+        &self,
+        id: &str,
+        reason: &str,
+        grace_seconds: i64,
+        actor: &str,
+    ) -> Result<(Client, String), VaultError> {
+        let reason = text::clean("reason", reason, super::issue::MAX_REASON)?;
+        if !(0..=MAX_ROTATION_GRACE).contains(&grace_seconds) {
+            return Err(VaultError::Invalid(format!("old_token_valid_seconds must be 0 to {MAX_ROTATION_GRACE}")));
+        }
+        let _serial = self.client_changes.lock().await;
+        let current = self.client(id).ok_or_else(|| VaultError::ClientNotFound(id.to_string()))?;
+        if current.disabled {
+            return Err(VaultError::Conflict(format!("client {id} is disabled: register a new client instead")));
+        }
+        let now = unix_now();
+        let until = now + grace_seconds;
+        let mut rows: Vec<(Hash, Client)> = self
+            .client_rows(id)
+            .into_iter()
+            .map(|(h, mut c)| {
+                c.token_valid_until = Some(c.token_valid_until.map_or(until, |t| t.min(until)));
+                (h, c)
+            })
+            .collect();
+        let token = new_token()?;
+        let mut fresh = current;
+        fresh.rotated_at = Some(now);
+        fresh.token_valid_until = None;
+        rows.push((sha256(token.as_bytes()), fresh.clone()));
+        let ev = client_event("client.rotated", &fresh, Some(&reason))
+            .text("by", actor)
+            .uint("old_token_grace_s", grace_seconds as u64);
+        self.commit_clients(rows, vec![ev]).await?;
+        Ok((fresh, token))
+    }
+
+    /// Every stored row of client `id` (one per token ever given).
+    fn client_rows(&self, id: &str) -> Vec<(Hash, Client)> {
+        self.clients
+            .read()
+            .map(|m| m.iter().filter(|(_, c)| c.id == id).map(|(h, c)| (*h, c.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Writes `rows` and `events` in one commit, then updates the in-memory table.
+    async fn commit_clients(&self, rows: Vec<(Hash, Client)>, events: Vec<Event>) -> Result<(), VaultError> {
+        let mut puts = Vec::with_capacity(rows.len());
+        for (h, c) in &rows {
+            puts.push((*h, serde_json::to_vec(c).map_err(|e| VaultError::Internal(e.to_string()))?));
+        }
+        let known: Vec<Hash> = rows.iter().map(|(h, _)| *h).collect();
+        let existing: std::collections::HashSet<Hash> = self
+            .clients
+            .read()
+            .map(|m| known.iter().filter(|h| m.contains_key(*h)).copied().collect())
+            .unwrap_or_default();
         let (r, _) = self
             .seq
             .submit(move |tx| {
-                for (hash, c, record) in job_rows {
-                    if tx.get(Cf::Clients, &hash)?.is_some() {
-                        return Err(VaultError::Conflict(format!("the token of {} is taken", c.id)));
+                for (hash, _) in &puts {
+                    if !existing.contains(hash) && tx.get(Cf::Clients, hash)?.is_some() {
+                        return Err(VaultError::Conflict("that token is taken".into()));
                     }
-                    let mut ev = Event::new("client.added")
-                        .text("client", c.id.as_str())
-                        .text("name", c.name.as_str())
-                        .text("role", c.role.as_str());
-                    if let Some(u) = &c.uscc {
-                        ev = ev.text("uscc", u.as_str());
-                    }
+                }
+                for ev in events {
                     tx.append(ev);
+                }
+                for (hash, record) in puts {
                     tx.put(Cf::Clients, hash.to_vec(), record);
                 }
                 Ok(())
@@ -76,9 +200,9 @@ impl Vault {
             .await?;
         r?;
         if let Ok(mut map) = self.clients.write() {
-            map.extend(rows.into_iter().map(|(h, c, _)| (h, c)));
+            map.extend(rows);
         }
-        Ok(tokens)
+        Ok(())
     }
 
     fn check_client(&self, mut client: Client) -> Result<Client, VaultError> {
@@ -88,16 +212,20 @@ impl Vault {
         {
             return Err(VaultError::Invalid("client id must be 1–64 characters of A-Z, a-z, 0-9, - and _".into()));
         }
+        client.name = text::clean("name", &client.name, 100)?;
         if let Some(u) = &client.uscc {
             client.uscc = Some(Uscc::parse(u)?.as_str().to_string());
         }
         if matches!(client.role, Role::Issuer | Role::Verifier) && client.uscc.is_none() {
             return Err(VaultError::Invalid("issuer and verifier clients need their department's USCC".into()));
         }
-        if client.role == Role::Issuer {
-            let uscc = client.uscc.as_deref().unwrap_or_default();
-            for t in &client.types {
-                let ty = self.catalogue.licence_type(t).ok_or_else(|| VaultError::UnknownType(t.clone()))?;
+        if client.expires_at.is_some_and(|t| t <= unix_now()) {
+            return Err(VaultError::Invalid("expires_at is in the past".into()));
+        }
+        for t in &client.types {
+            let ty = self.catalogue.licence_type(t).ok_or_else(|| VaultError::UnknownType(t.clone()))?;
+            if client.role == Role::Issuer {
+                let uscc = client.uscc.as_deref().unwrap_or_default();
                 if !ty.may_issue(uscc) {
                     return Err(VaultError::Invalid(format!("{uscc} may not issue {t} ({})", ty.name)));
                 }
@@ -105,4 +233,26 @@ impl Vault {
         }
         Ok(client)
     }
+}
+
+fn new_token() -> Result<String, VaultError> {
+    Ok(format!("lv_{}", B64URL.encode(random32().map_err(|e| VaultError::Internal(e.to_string()))?)))
+}
+
+fn client_event(kind: &str, c: &Client, reason: Option<&str>) -> Event {
+    let mut ev =
+        Event::new(kind).text("client", c.id.as_str()).text("name", c.name.as_str()).text("role", c.role.as_str());
+    if let Some(u) = &c.uscc {
+        ev = ev.text("uscc", u.as_str());
+    }
+    if !c.types.is_empty() {
+        ev = ev.text("types", c.types.join(","));
+    }
+    if let Some(t) = c.expires_at {
+        ev = ev.uint("expires_at", t.max(0) as u64);
+    }
+    if let Some(r) = reason {
+        ev = ev.text("reason", r);
+    }
+    ev
 }

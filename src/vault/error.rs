@@ -23,20 +23,39 @@ pub enum VaultError {
     HolderTypeNotAllowed(String),
     #[error("{0}")]
     Dates(String),
+    /// A date that is not a date, or outside the range a licence can carry.
+    #[error("{0}")]
+    Date(String),
+    #[error("{0}")]
+    Text(#[from] crate::domain::TextError),
     #[error("{0}")]
     Invalid(String),
     #[error("no licence {0}")]
     NotFound(String),
+    #[error("no client {0}")]
+    ClientNotFound(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
     Conflict(String),
     #[error("this Idempotency-Key was used before with a different request body")]
     IdempotencyMismatch,
+    /// A derived view disagrees with the log: no answer is given from it.
+    #[error("store inconsistent: {0}")]
+    StoreInconsistent(String),
+    /// No seal certificate of this department is valid now: nothing can be signed for it.
+    #[error("{0}")]
+    NoValidSeal(String),
     #[error(transparent)]
     Sequencer(#[from] SequencerError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A key directory that fails its checks (on reload: nothing changed).
+    #[error("keys: {0}")]
+    KeysInvalid(String),
+    /// The keys configured now are not the ones the log was created with: start-up stops.
+    #[error("{0}")]
+    KeysChanged(String),
     #[error("internal: {0}")]
     Internal(String),
 }

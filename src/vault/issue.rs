@@ -12,12 +12,16 @@ use serde::{Deserialize, Serialize};
 use super::records::{IdempotentAnswer, LicenceRecord};
 use super::{doc_key, unix_now, Client, Role, Vault, VaultError, META_SERIAL};
 use crate::crypto::{cose, sha256};
-use crate::domain::{parse_date, start_of_day_cst, Licence, LicenceId, LicenceType, Status, TypeCode, Uscc};
+use crate::domain::{
+    parse_validity_date, start_of_day_cst, text, Licence, LicenceId, LicenceType, Status, TypeCode, Uscc,
+    LAST_VALIDITY_DATE,
+};
 use crate::log::leaf::Event;
 use crate::log::sequencer::{Head, Tx};
 use crate::store::Cf;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HolderInput {
     /// `111` citizen ID number, `001` unified social credit code.
     #[serde(rename = "type")]
@@ -79,24 +83,29 @@ pub struct Issued {
     pub replayed: bool,
 }
 
-const MAX_REASON: usize = 500;
+/// Longest reason for a status change or a new version, in characters (the text rule applies).
+pub const MAX_REASON: usize = 200;
 
 pub(super) fn check_reason(reason: &str) -> Result<String, VaultError> {
-    let r = reason.trim();
-    let n = r.chars().count();
-    if n == 0 || n > MAX_REASON {
-        return Err(VaultError::Invalid(format!("reason must be 1–{MAX_REASON} characters")));
-    }
-    Ok(r.to_string())
+    Ok(text::clean("reason", reason, MAX_REASON)?)
 }
 
 fn check_text(what: &str, s: &str, max: usize) -> Result<String, VaultError> {
-    let s = s.trim();
-    let n = s.chars().count();
-    if n == 0 || n > max || s.chars().any(char::is_control) {
-        return Err(VaultError::Invalid(format!("{what} must be 1–{max} characters without control characters")));
-    }
-    Ok(s.to_string())
+    Ok(text::clean(what, s, max)?)
+}
+
+/// The face fields with the text rule applied to every value (an empty optional field stays
+/// empty; the schema check decides whether it may be).
+fn clean_fields(fields: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, VaultError> {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let name = text::clean("fields (a field name)", k, 64)?;
+            let value =
+                if v.trim().is_empty() { String::new() } else { text::clean(&format!("fields.{name}"), v, 10_000)? };
+            Ok((name, value))
+        })
+        .collect()
 }
 
 /// Validity from request dates and the type's default. Returns (nbf, exp) in unix seconds.
@@ -107,9 +116,7 @@ fn validity(
     long_term: bool,
     now: i64,
 ) -> Result<(i64, Option<i64>), VaultError> {
-    let date = |what: &str, s: &str| {
-        parse_date(s).ok_or_else(|| VaultError::Dates(format!("{what} {s:?} is not a date written YYYY-MM-DD")))
-    };
+    let date = |what: &str, s: &str| parse_validity_date(what, s).map_err(VaultError::Date);
     let from_date = match from {
         Some(s) => date("valid_from", s)?,
         None => crate::domain::cst_date(now),
@@ -130,6 +137,11 @@ fn validity(
         _ => None,
     };
     if let Some(u) = until_date {
+        if u > LAST_VALIDITY_DATE {
+            return Err(VaultError::Date(format!(
+                "the validity ends {u}, after the last date a licence can carry ({LAST_VALIDITY_DATE})"
+            )));
+        }
         if u < from_date {
             return Err(VaultError::Dates(format!("valid_until {u} is before valid_from {from_date}")));
         }
@@ -169,11 +181,12 @@ impl Vault {
         format!("{}{:08}", crate::domain::cst_date(now).year(), n)
     }
 
+    /// Signs with the department's seal whose certificate is valid at the licence's `iat`
+    /// (503 `no_valid_seal` when there is none: a document signed outside its certificate's
+    /// validity would verify as invalid).
     fn sign(&self, licence: &Licence) -> Result<Vec<u8>, VaultError> {
-        let signer = self
-            .signers
-            .get(licence.issuer().as_str())
-            .ok_or_else(|| VaultError::Internal(format!("no seal key loaded for {}", licence.issuer())))?;
+        let keys = self.keyring();
+        let signer = keys.seal_for(licence.issuer().as_str(), &licence.issuer_name, licence.issued_at)?;
         Ok(cose::sign(signer, licence.to_payload()))
     }
 
@@ -195,7 +208,8 @@ impl Vault {
             )));
         }
         let holder_name = check_text("holder.name", &req.holder.name, 100)?;
-        ty.validate_fields(&req.fields)?;
+        let fields = clean_fields(&req.fields)?;
+        ty.validate_fields(&fields)?;
         let now = unix_now();
         let (nbf, exp) = validity(ty, req.valid_from.as_deref(), req.valid_until.as_deref(), req.long_term, now)?;
 
@@ -214,9 +228,7 @@ impl Vault {
             }
         };
         let type_code = TypeCode::parse(&ty.code).map_err(VaultError::TypeCode)?;
-        if let Some(n) = &req.number {
-            check_text("number", n, 64)?;
-        }
+        let number = req.number.as_deref().map(|n| check_text("number", n, 64)).transpose()?;
         // A serial the vault allocates can collide with one an issuer chose itself earlier: then
         // the next serial is taken. An issuer's own serial that exists already is a conflict.
         let mut attempts = 0;
@@ -227,14 +239,14 @@ impl Vault {
             };
             let id = LicenceId::new(type_code.clone(), issuer.clone(), &serial, 1)?;
             let licence = Licence {
-                number: req.number.as_deref().map(str::trim).unwrap_or(id.serial()).to_string(),
+                number: number.clone().unwrap_or_else(|| id.serial().to_string()),
                 id,
                 type_name: ty.name.clone(),
                 holder: holder.clone(),
                 holder_name: holder_name.clone(),
                 issuer_name: self.department_name(issuer.as_str()).unwrap_or(issuer.as_str()).to_string(),
                 area_code: self.departments.get(issuer.as_str()).map(|d| d.area_code.clone()).unwrap_or_default(),
-                fields: req.fields.clone(),
+                fields: fields.clone(),
                 predecessor: None,
                 issued_at: now,
                 valid_from: nbf,
@@ -270,6 +282,17 @@ impl Vault {
         serial_hwm: Option<u64>,
     ) -> Result<Issued, VaultError> {
         let document = self.sign(&licence)?;
+        // Nothing is committed that cannot be read back: the document must decode from its own
+        // bytes to the very licence that was signed (a date the decoder refuses, say, would
+        // otherwise be issued and then be unreadable for ever).
+        let back = cose::Envelope::parse(&document)
+            .map_err(|e| e.to_string())
+            .and_then(|env| Licence::from_payload(env.payload()).map_err(|e| e.to_string()));
+        match back {
+            Ok(l) if l == licence => {}
+            Ok(_) => return Err(VaultError::Internal(format!("{} does not decode to what was signed", licence.id))),
+            Err(e) => return Err(VaultError::Internal(format!("{} does not decode: {e}", licence.id))),
+        }
         let doc_hash = sha256(&document);
         let commitment = self.committer.commit(&licence.holder);
         let id = licence.id.to_string();
@@ -325,6 +348,7 @@ impl Vault {
                         )));
                     }
                     let ev_old = Event::new("licence.superseded")
+                        .bytes("doc_sha256", &hex::decode(&old.doc_sha256).unwrap_or_default())
                         .text("from", old.status.as_str())
                         .text("to", Status::Superseded.as_str())
                         .text("successor", id.as_str())
@@ -383,7 +407,8 @@ impl Vault {
             return Err(VaultError::Conflict(format!("{id} is superseded by {s}: renew the latest version")));
         }
         let (ty, _) = self.may_issue(client, id.type_code().as_str())?;
-        ty.validate_fields(&req.fields)?;
+        let fields = clean_fields(&req.fields)?;
+        ty.validate_fields(&fields)?;
         let now = unix_now();
         let (nbf, exp) = validity(ty, req.valid_from.as_deref(), req.valid_until.as_deref(), req.long_term, now)?;
         let licence = Licence {
@@ -396,7 +421,7 @@ impl Vault {
                 Some(n) => check_text("number", n, 64)?,
                 None => old.number.clone(),
             },
-            fields: req.fields,
+            fields,
             predecessor: Some(id.clone()),
             issued_at: now,
             valid_from: nbf,
@@ -407,13 +432,23 @@ impl Vault {
     }
 }
 
-/// The licence record `id` as the batch sees it.
+/// The licence record `id` as the batch sees it, checked against the log (no change is made on
+/// top of a record that disagrees with its leaves).
 pub(super) fn record_in(tx: &Tx<'_>, id: &str) -> Result<LicenceRecord, VaultError> {
-    tx.get(Cf::Licences, id.as_bytes())?
+    let rec: LicenceRecord = tx
+        .get(Cf::Licences, id.as_bytes())?
         .map(|v| serde_json::from_slice(&v))
         .transpose()
         .map_err(|e| VaultError::Internal(e.to_string()))?
-        .ok_or_else(|| VaultError::NotFound(id.to_string()))
+        .ok_or_else(|| VaultError::NotFound(id.to_string()))?;
+    super::records::bind_to_log(&rec, |i| tx.leaf(i).map_err(|e| e.to_string())).map_err(inconsistent)?;
+    Ok(rec)
+}
+
+/// A record that disagrees with the log: logged as an error, answered 503 `store_inconsistent`.
+pub(super) fn inconsistent(why: String) -> VaultError {
+    tracing::error!(reason = %why, "store inconsistent: a derived view disagrees with the log");
+    VaultError::StoreInconsistent(why)
 }
 
 pub(super) fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, VaultError> {
@@ -423,6 +458,7 @@ pub(super) fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, VaultError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::parse_date;
 
     fn ty(years: Option<u32>) -> LicenceType {
         let cat = crate::domain::Catalogue::from_json(include_str!("../../fixtures/catalogue.json")).unwrap();
@@ -445,7 +481,10 @@ mod tests {
             validity(&ty(None), Some("2026-05-01"), Some("2026-04-30"), false, now),
             Err(VaultError::Dates(_))
         ));
-        assert!(matches!(validity(&ty(None), Some("2026-13-01"), None, false, now), Err(VaultError::Dates(_))));
+        assert!(matches!(validity(&ty(None), Some("2026-13-01"), None, false, now), Err(VaultError::Date(_))));
+        assert!(matches!(validity(&ty(None), Some("1969-12-31"), None, false, now), Err(VaultError::Date(_))));
+        assert!(matches!(validity(&ty(None), Some("-999-01-01"), None, false, now), Err(VaultError::Date(_))));
+        assert!(matches!(validity(&ty(Some(5)), Some("2999-01-01"), None, false, now), Err(VaultError::Date(_))));
         assert!(matches!(validity(&ty(None), None, Some("2030-01-01"), true, now), Err(VaultError::Dates(_))));
     }
 }

@@ -5,6 +5,7 @@
 mod clients;
 mod error;
 mod issue;
+pub mod keys;
 mod pilot;
 pub mod records;
 mod status;
@@ -15,6 +16,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
+pub use clients::TokenRefusal;
 pub use error::VaultError;
 pub use issue::{IssueRequest, Issued, RenewRequest};
 pub use pilot::PilotOverride;
@@ -24,7 +26,7 @@ pub use verify::{Verdict, VerdictKind};
 
 use crate::crypto::keygen::DepartmentSpec;
 use crate::crypto::signer::load_private_key;
-use crate::crypto::{sha256, Committer, Ed25519Signer, LogSigner, TrustList};
+use crate::crypto::{sha256, Committer, LogSigner};
 use crate::domain::{Catalogue, Licence, LicenceId};
 use crate::log::leaf::{Event, Leaf};
 use crate::log::merkle::{inclusion_proof, Hash};
@@ -38,11 +40,14 @@ pub struct Parts {
     pub catalogue: Catalogue,
     /// SHA-256 of the catalogue file: a changed catalogue is logged at start-up.
     pub catalogue_sha256: Hash,
-    pub trust: TrustList,
+    pub keyring: keys::Keyring,
+    /// Where the keyring was loaded from (for reloads).
+    pub keys_dir: Option<std::path::PathBuf>,
     pub departments: Vec<DepartmentSpec>,
-    pub signers: Vec<Ed25519Signer>,
     pub log_signer: LogSigner,
     pub committer: Committer,
+    /// Newest leaves whose hash chain is re-checked at start (`--check-tail`).
+    pub tail_check: u64,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -61,6 +66,12 @@ pub enum LoadError {
     Crypto(#[from] crate::crypto::CryptoError),
 }
 
+impl From<LoadError> for VaultError {
+    fn from(e: LoadError) -> Self {
+        VaultError::KeysInvalid(e.to_string())
+    }
+}
+
 impl Parts {
     /// Loads keys and certificates from `keys` and the catalogue and departments from `fixtures`.
     /// Any bad chain, unreadable or group/world-readable key stops here with a message.
@@ -76,25 +87,7 @@ impl Parts {
         let dep_path = fixtures.join("departments.json");
         let deps: DepartmentsFile = serde_json::from_str(&read(&dep_path)?)
             .map_err(|e| LoadError::File { path: dep_path.display().to_string(), why: e.to_string() })?;
-        let trust = TrustList::load(keys)?;
-        let now = unix_now();
-        let mut signers = Vec::new();
-        for d in &deps.departments {
-            let key_path = keys.join("departments").join(format!("{}.key.pem", d.uscc));
-            if !key_path.exists() {
-                continue; // a department that signs elsewhere: we only verify its documents
-            }
-            let key = load_private_key(&key_path)?;
-            let cert = trust
-                .certs_of(&d.uscc)
-                .into_iter()
-                .find(|c| c.key == key.verifying_key() && c.valid_at(now))
-                .ok_or_else(|| LoadError::File {
-                    path: key_path.display().to_string(),
-                    why: format!("no currently valid certificate for {} matches this key", d.uscc),
-                })?;
-            signers.push(Ed25519Signer::new(key, &cert.der, d.uscc.clone()));
-        }
+        let keyring = keys::Keyring::load(keys)?;
         let log_signer = LogSigner::new(load_private_key(&keys.join("log.key.pem"))?, deps.log_origin);
         let secret_path = keys.join("commitment.key");
         crate::crypto::signer::check_private_mode(&secret_path)?;
@@ -106,12 +99,36 @@ impl Parts {
             store,
             catalogue,
             catalogue_sha256: sha256(cat_json.as_bytes()),
-            trust,
+            keyring,
+            keys_dir: Some(keys.to_path_buf()),
             departments: deps.departments,
-            signers,
             log_signer,
             committer: Committer::new(secret),
+            tail_check: crate::log::sequencer::DEFAULT_TAIL_CHECK,
         })
+    }
+}
+
+impl Parts {
+    /// Which of the loaded keys belong to the public development key set (`keys/`), named for
+    /// the operator; empty for a real deployment.
+    pub fn development_keys(&self) -> Vec<String> {
+        use crate::crypto::devkeys::is_development_key;
+        let mut found: Vec<String> = self
+            .keyring
+            .public_keys()
+            .into_iter()
+            .filter(|(_, k)| is_development_key(k))
+            .map(|(what, _)| what)
+            .collect();
+        if is_development_key(&self.log_signer.public_key()) {
+            found.push("log.key.pem".into());
+        }
+        if is_development_key(&self.committer.fingerprint()) {
+            found.push("commitment.key".into());
+        }
+        found.sort();
+        found
     }
 }
 
@@ -119,19 +136,26 @@ pub struct Vault {
     store: Arc<dyn Store>,
     seq: Sequencer,
     catalogue: Catalogue,
-    trust: TrustList,
+    keys: RwLock<Arc<keys::Keyring>>,
+    keys_dir: Option<std::path::PathBuf>,
     departments: HashMap<String, DepartmentSpec>,
-    signers: HashMap<String, Ed25519Signer>,
     committer: Committer,
     log_public_key: [u8; 32],
     origin: String,
     serial: AtomicU64,
     clients: RwLock<HashMap<Hash, Client>>,
+    last_probe: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Serialises changes to clients (disable and rotate read the table, then write it).
+    client_changes: tokio::sync::Mutex<()>,
 }
 
 const META_SERIAL: &[u8] = b"serial";
 const META_CATALOGUE: &[u8] = b"catalogue";
-const META_TRUST: &[u8] = b"trust";
+pub(crate) const META_TRUST: &[u8] = b"trust";
+/// Index of the `log.keys` leaf (u64 BE).
+const META_KEYS: &[u8] = b"keys-leaf";
+/// Written by a readiness probe after a failed write; read by nothing.
+const META_PROBE: &[u8] = b"ready-probe";
 
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
@@ -141,10 +165,21 @@ impl Vault {
     /// Starts the sequencer on `parts.store` and logs a catalogue or trust list that differs
     /// from the one last logged.
     pub async fn start(parts: Parts) -> Result<Arc<Self>, VaultError> {
-        let Parts { store, catalogue, catalogue_sha256, trust, departments, signers, log_signer, committer } = parts;
+        let Parts {
+            store,
+            catalogue,
+            catalogue_sha256,
+            keyring,
+            keys_dir,
+            departments,
+            log_signer,
+            committer,
+            tail_check,
+        } = parts;
+        let trust_hash = keyring.trust_hash();
         let log_public_key = log_signer.public_key();
         let origin = log_signer.name().to_string();
-        let seq = Sequencer::start(store.clone(), Arc::new(log_signer))?;
+        let seq = Sequencer::start(store.clone(), Arc::new(log_signer), tail_check)?;
         let serial =
             store.get(Cf::Meta, META_SERIAL)?.and_then(|v| v.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
         let mut clients = HashMap::new();
@@ -157,24 +192,79 @@ impl Vault {
             store,
             seq,
             catalogue,
-            trust,
+            keys: RwLock::new(Arc::new(keyring)),
+            keys_dir,
             departments: departments.into_iter().map(|d| (d.uscc.clone(), d)).collect(),
-            signers: signers.into_iter().map(|s| (s.uscc().to_string(), s)).collect(),
             committer,
             log_public_key,
             origin,
             serial: AtomicU64::new(serial),
             clients: RwLock::new(clients),
+            last_probe: std::sync::Mutex::new(None),
+            client_changes: tokio::sync::Mutex::new(()),
         });
+        vault.check_keys().await?;
         vault.log_if_changed(META_CATALOGUE, catalogue_sha256, "catalogue.loaded").await?;
-        let mut kids: Vec<[u8; 8]> = vault.trust.departments().map(|d| d.kid).collect();
-        kids.sort();
-        let trust_hash = sha256(&[vault.trust.root_der(), &kids.concat()].concat());
         vault.log_if_changed(META_TRUST, trust_hash, "trust.loaded").await?;
         Ok(vault)
     }
 
-    async fn log_if_changed(&self, key: &'static [u8], hash: Hash, kind: &'static str) -> Result<(), VaultError> {
+    /// The log key and the commitment key must be the ones the log recorded when it was created
+    /// (a `log.keys` leaf written at the first start; for a log made before that leaf existed, at
+    /// the first start since). The leaf is read through the signed tree, so editing it, or the
+    /// pointer to it, is noticed too. A changed commitment key would silently split every holder
+    /// index; a changed log key would fork the log's identity.
+    async fn check_keys(&self) -> Result<(), VaultError> {
+        let vkey = self.log_verifier_key();
+        let fingerprint = self.committer.fingerprint();
+        if let Some(v) = self.store.get(Cf::Meta, META_KEYS)? {
+            let index = v
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| VaultError::KeysChanged("meta keys-leaf is not an index".into()))?;
+            let bytes = self.store.get(Cf::Leaves, &index.to_be_bytes())?.unwrap_or_default();
+            let nodes = crate::store::StoredNodes(self.store.as_ref());
+            let bound =
+                crate::log::merkle::Nodes::node(&nodes, 0, index) == Some(crate::log::merkle::leaf_hash(&bytes));
+            let leaf = Leaf::decode(&bytes).ok().filter(|l| bound && l.event.kind == "log.keys").ok_or_else(|| {
+                VaultError::KeysChanged(format!("the log.keys leaf {index} is missing or altered; run licvault check"))
+            })?;
+            if leaf.event.get_text("log_key") != Some(vkey.as_str()) {
+                return Err(VaultError::KeysChanged(format!(
+                    "the log key is {vkey} but this log was created with {} (leaf {index}); refusing to start",
+                    leaf.event.get_text("log_key").unwrap_or("?")
+                )));
+            }
+            if leaf.event.get_bytes("commitment_key") != Some(&fingerprint[..]) {
+                return Err(VaultError::KeysChanged(format!(
+                    "the commitment key (commitment.key, fingerprint {}) is not the one this log was created with \
+                     (fingerprint {}, leaf {index}); holder commitments would not match; refusing to start",
+                    hex::encode(&fingerprint[..8]),
+                    hex::encode(
+                        leaf.event.get_bytes("commitment_key").unwrap_or_default().get(..8).unwrap_or_default()
+                    )
+                )));
+            }
+            return Ok(());
+        }
+        let (r, _) = self
+            .seq
+            .submit(move |tx| {
+                let index =
+                    tx.append(Event::new("log.keys").text("log_key", vkey).bytes("commitment_key", &fingerprint));
+                tx.put(Cf::Meta, META_KEYS.to_vec(), index.to_be_bytes().to_vec());
+                Ok::<_, VaultError>(())
+            })
+            .await?;
+        r
+    }
+
+    pub(crate) async fn log_if_changed(
+        &self,
+        key: &'static [u8],
+        hash: Hash,
+        kind: &'static str,
+    ) -> Result<(), VaultError> {
         if self.store.get(Cf::Meta, key)?.as_deref() == Some(&hash[..]) {
             return Ok(());
         }
@@ -210,11 +300,18 @@ impl Vault {
         self.departments.get(uscc).map(|d| d.name.as_str())
     }
 
+    /// The licence record of `id`, checked against the log ([`records::bind_to_log`]): a
+    /// record that disagrees with its leaves is never answered from (503 `store_inconsistent`).
     pub fn record(&self, id: &LicenceId) -> Result<Option<LicenceRecord>, VaultError> {
-        match self.store.get(Cf::Licences, id.to_string().as_bytes())? {
-            None => Ok(None),
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| VaultError::Internal(e.to_string())),
+        let Some(v) = self.store.get(Cf::Licences, id.to_string().as_bytes())? else { return Ok(None) };
+        let rec: LicenceRecord = serde_json::from_slice(&v)
+            .map_err(|e| issue::inconsistent(format!("the record of {id} does not parse: {e}")))?;
+        if rec.id != id.to_string() {
+            return Err(issue::inconsistent(format!("the record stored under {id} is about {}", rec.id)));
         }
+        records::bind_to_log(&rec, |i| self.store.get(Cf::Leaves, &i.to_be_bytes()).map_err(|e| e.to_string()))
+            .map_err(issue::inconsistent)?;
+        Ok(Some(rec))
     }
 
     pub fn document(&self, id: &LicenceId) -> Result<Option<Vec<u8>>, VaultError> {
@@ -224,7 +321,10 @@ impl Vault {
     /// The signed licence and its record, parsed from the stored document.
     pub fn licence(&self, id: &LicenceId) -> Result<(Licence, LicenceRecord, Vec<u8>), VaultError> {
         let record = self.record(id)?.ok_or_else(|| VaultError::NotFound(id.to_string()))?;
-        let doc = self.document(id)?.ok_or_else(|| VaultError::Internal(format!("document of {id} missing")))?;
+        let doc = self.document(id)?.ok_or_else(|| issue::inconsistent(format!("the document of {id} is missing")))?;
+        if hex::encode(sha256(&doc)) != record.doc_sha256 {
+            return Err(issue::inconsistent(format!("the stored document of {id} is not the one in the log")));
+        }
         let env = crate::crypto::cose::Envelope::parse(&doc).map_err(|e| VaultError::Internal(e.to_string()))?;
         let licence = Licence::from_payload(env.payload()).map_err(|e| VaultError::Internal(e.to_string()))?;
         Ok((licence, record, doc))
@@ -249,9 +349,35 @@ impl Vault {
         self.seq.close();
     }
 
-    /// Storage answers reads and the sequencer can write.
-    pub fn is_ready(&self) -> bool {
-        self.store.get(Cf::Meta, b"size").is_ok() && !self.seq.stats().halted.load(std::sync::atomic::Ordering::SeqCst)
+    /// `Ok` when storage answers reads and the sequencer can commit; else the reason. After a
+    /// failed write this makes one small synced write (at most one a second) to learn whether the
+    /// store has recovered, so readiness comes back by itself once writes succeed again.
+    pub async fn readiness(&self) -> Result<(), String> {
+        self.store.get(Cf::Meta, META_SERIAL).map_err(|e| format!("storage does not answer reads: {e}"))?;
+        let Some(why) = self.seq.unable_to_commit() else { return Ok(()) };
+        if self.seq.stats().halted.load(std::sync::atomic::Ordering::SeqCst) || self.seq.stats().write_error().is_none()
+        {
+            return Err(why);
+        }
+        let now = std::time::Instant::now();
+        {
+            let mut last = self.last_probe.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1)) {
+                return Err(why);
+            }
+            *last = Some(now);
+        }
+        let probe = self
+            .seq
+            .submit(|tx| {
+                tx.put(Cf::Meta, META_PROBE.to_vec(), tx.time_ms().to_be_bytes().to_vec());
+                Ok::<_, VaultError>(())
+            })
+            .await;
+        match probe {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("the last write failed: {e}")),
+        }
     }
 
     pub fn sequencer_stats(&self) -> &crate::log::sequencer::Stats {

@@ -41,7 +41,7 @@ impl Vault {
         let holder = HolderId::parse_pilot(type_code, number)?;
         let key = self.pilot_key(&holder);
         let commitment = self.committer.commit(&holder);
-        let actor = actor.to_string();
+        let actor = crate::domain::text::clean("admin", actor, 100)?;
         let (r, _) = self
             .seq
             .submit(move |tx| {

@@ -66,8 +66,10 @@ impl Role {
     }
 }
 
-/// A client system (`Cf::Clients`, key = SHA-256 of its bearer token; the token is never stored).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A client system (`Cf::Clients`, key = SHA-256 of one of its bearer tokens; the token is never
+/// stored). A client has one row per token it was ever given; after a rotation the old row is
+/// kept with `token_valid_until` set, so the old token stops working at that time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Client {
     pub id: String,
     pub name: String,
@@ -78,4 +80,92 @@ pub struct Client {
     /// Licence types this client may use; empty = every type its department may issue.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub types: Vec<String>,
+    /// A disabled client's every token is refused (401 `token_disabled`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+    /// Unix seconds after which every token of the client is refused (401 `token_expired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Unix seconds the client was registered (absent for clients registered before this was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
+    /// Unix seconds of the last token rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<i64>,
+    /// On the row of a rotated-out token only: the time it stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_valid_until: Option<i64>,
+}
+
+impl Client {
+    /// A new, enabled client without expiry.
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        role: Role,
+        uscc: Option<String>,
+        types: Vec<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            role,
+            uscc,
+            types,
+            disabled: false,
+            expires_at: None,
+            created_at: None,
+            rotated_at: None,
+            token_valid_until: None,
+        }
+    }
+}
+
+/// Checks a licence record against the leaf at its `last_index` (and, when that leaf does not
+/// carry the document hash, the issuance leaf at `issued_index`): the leaf must be about this
+/// licence, its resulting status must be the record's, and the document hash must be the
+/// record's. The record is a derived view that anyone with write access to the database could
+/// edit; the leaves are bound by the signed tree. Where they disagree no status may be given.
+///
+/// `leaf` reads a leaf by index (from the store, or through a batch).
+pub fn bind_to_log<F>(rec: &LicenceRecord, leaf: F) -> Result<(), String>
+where
+    F: Fn(u64) -> Result<Option<Vec<u8>>, String>,
+{
+    let read = |i: u64| -> Result<crate::log::leaf::Leaf, String> {
+        let bytes = leaf(i)?.ok_or_else(|| format!("leaf {i} named by the record of {} is missing", rec.id))?;
+        crate::log::leaf::Leaf::decode(&bytes).map_err(|e| format!("leaf {i} does not decode: {e}"))
+    };
+    let last = read(rec.last_index)?;
+    if last.licence.as_deref() != Some(rec.id.as_str()) {
+        return Err(format!("leaf {} is not about {}", rec.last_index, rec.id));
+    }
+    let ev = &last.event;
+    let status = match ev.kind.as_str() {
+        "licence.issued" => Some(Status::Valid.as_str()),
+        _ => ev.get_text("to"),
+    };
+    if status != Some(rec.status.as_str()) {
+        return Err(format!(
+            "the record of {} says {} but its last leaf ({}) says {}",
+            rec.id,
+            rec.status.as_str(),
+            rec.last_index,
+            status.unwrap_or("nothing")
+        ));
+    }
+    let doc = match ev.get_bytes("doc_sha256") {
+        Some(h) => h.to_vec(),
+        None => {
+            let issued = read(rec.issued_index)?;
+            if issued.licence.as_deref() != Some(rec.id.as_str()) || issued.event.kind != "licence.issued" {
+                return Err(format!("leaf {} is not the issuance of {}", rec.issued_index, rec.id));
+            }
+            issued.event.get_bytes("doc_sha256").map(<[u8]>::to_vec).unwrap_or_default()
+        }
+    };
+    if hex::encode(doc) != rec.doc_sha256 {
+        return Err(format!("the document hash of {}'s record is not the one in the log", rec.id));
+    }
+    Ok(())
 }

@@ -57,6 +57,7 @@ impl Vault {
                     ))
                 })?;
                 let ev = Event::new("licence.status")
+                    .bytes("doc_sha256", &hex::decode(&rec.doc_sha256).unwrap_or_default())
                     .text("action", action.as_str())
                     .text("from", rec.status.as_str())
                     .text("to", to.as_str())

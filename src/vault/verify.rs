@@ -11,6 +11,7 @@ use crate::crypto::cose::Envelope;
 use crate::crypto::{sha256, DepartmentCert, TrustList};
 use crate::domain::{Licence, Status};
 use crate::qr;
+use crate::store::Cf;
 
 /// The verdict words of `POST /v1/verify` (spec/openapi.yaml `Verdict`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -140,15 +141,26 @@ impl Vault {
             Err(why) => return Ok(Verdict::refused(VerdictKind::Malformed, why)),
         };
         let now = unix_now();
-        let (licence, cert, _) = match verify_offline(&self.trust, &document, now) {
+        let keys = self.keyring();
+        let (licence, cert, _) = match verify_offline(&keys.trust, &document, now) {
             Ok(ok) => ok,
             Err(r) => return Ok(r.into()),
         };
         let mut reasons = vec![format!("signature verifies under {} ({})", cert.name, cert.uscc)];
-        // One point read: the record of the licence the document names. The log holds this
-        // exact document only if the record's document hash is the presented one.
-        let record = match self.record(&licence.id)? {
+        // One point read: the record of the licence the document names (checked against its
+        // leaves). The log holds this exact document only if the record's document hash is the
+        // presented one.
+        let record = self.record(&licence.id)?;
+        let record = match record {
             Some(r) if r.doc_sha256 == hex::encode(sha256(&document)) => r,
+            Some(r) if self.same_signed_content(&licence.id, &document)? => {
+                reasons.push(
+                    "these bytes are a re-encoding of the issued document: the signed content and the signature are \
+                     the same, the bytes around them differ (ask the holder for the document as issued)"
+                        .into(),
+                );
+                r
+            }
             _ => {
                 reasons.push("this exact document is not in the vault's log".into());
                 return Ok(Verdict {
@@ -161,8 +173,7 @@ impl Vault {
                 });
             }
         };
-        // Read the head after the record: the record was committed with a checkpoint at least this large.
-        let head = self.head();
+        let head_size = self.size_covering(record.last_index)?;
         let status = record.status.effective(now, record.valid_from, record.valid_until);
         reasons.push(format!("in the log at index {}", record.issued_index));
         match status {
@@ -178,7 +189,32 @@ impl Vault {
             licence: Some(licence),
             issuer_cert: Some(cert.name.clone()),
             log_index: Some(record.issued_index),
-            log_size: Some(head.size),
+            log_size: Some(head_size),
         })
+    }
+
+    /// Whether `document` carries the same protected header, payload and signature as the stored
+    /// document of `id` (a byte-level re-encoding of it).
+    fn same_signed_content(&self, id: &crate::domain::LicenceId, document: &[u8]) -> Result<bool, VaultError> {
+        let Some(stored) = self.document(id)? else { return Ok(false) };
+        let (Ok(a), Ok(b)) = (Envelope::parse(&stored), Envelope::parse(document)) else { return Ok(false) };
+        Ok(a.signed_content_sha256() == b.signed_content_sha256())
+    }
+
+    /// A log size whose signed checkpoint covers leaf `index`. The head is published just after
+    /// the batch is durable, so a record read in between can be newer than the head: then the
+    /// checkpoint stored in the same batch as the record answers.
+    pub fn size_covering(&self, index: u64) -> Result<u64, VaultError> {
+        let head = self.head();
+        if head.size > index {
+            return Ok(head.size);
+        }
+        let stored =
+            self.store.get(Cf::Meta, b"size")?.and_then(|v| v.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+        if stored > index {
+            Ok(stored)
+        } else {
+            Err(super::issue::inconsistent(format!("leaf {index} is not under any stored checkpoint (size {stored})")))
+        }
     }
 }

@@ -11,43 +11,78 @@ fn licvault(args: &[&str]) -> (bool, String) {
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
+/// `licvault clients …` talks to the running server with an admin token; changes take effect at
+/// once. Runs the binary on a blocking thread so the in-process server keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_through_the_admin_api() {
+    let s = Server::start().await;
+    let base = s.base.clone();
+    let run = move |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            licvault(&args)
+        })
+        .await
+        .unwrap()
+    };
+    let admin = |sub: &str, token: &str, extra: &[&str]| {
+        let mut v: Vec<String> =
+            vec!["clients".into(), sub.into(), "--url".into(), base.clone(), "--token".into(), token.into()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let (ok, out) = run(admin(
+        "add",
+        ADMIN,
+        &["--id", "counter-7", "--name", "测试系统", "--role", "issuer", "--uscc", "11440300mb2000100x"],
+    ))
+    .await;
+    assert!(ok, "{out}");
+    let token = out.lines().last().unwrap().to_string();
+    assert!(token.starts_with("lv_") && token.len() > 40, "{out}");
+    // The new token works at once.
+    assert_eq!(s.issue_with(&token, "91440300MA5E000256").await, 201);
+    let (ok, out) = run(admin("add", ADMIN, &["--id", "counter-7", "--name", "x", "--role", "admin"])).await;
+    assert!(!ok && out.contains("exists already"), "{out}");
+    let (ok, out) = run(admin("add", ADMIN, &["--id", "counter-8", "--name", "x", "--role", "issuer"])).await;
+    assert!(!ok && out.contains("USCC"), "{out}");
+    let (ok, out) = run(admin("add", ADMIN, &["--id", "counter-9", "--name", "x", "--role", "boss"])).await;
+    assert!(!ok && out.contains("unknown role"), "{out}");
+    let (ok, out) = run(admin("add", ISSUER, &["--id", "counter-9", "--name", "x", "--role", "admin"])).await;
+    assert!(!ok && out.contains("403"), "only admins manage clients: {out}");
+    let (ok, out) = run(admin("list", ADMIN, &[])).await;
+    assert!(ok && out.contains("counter-7") && out.contains("11440300MB2000100X"), "{out}");
+    assert!(!out.contains(&token), "tokens are never listed");
+    // Rotate: the new token works, the old one no longer does.
+    let (ok, out) = run(admin("rotate", ADMIN, &["counter-7", "--reason", "定期轮换"])).await;
+    assert!(ok, "{out}");
+    let rotated = out.lines().last().unwrap().to_string();
+    assert_eq!(s.issue_with(&token, "91440300MA5E000256").await, 401);
+    assert_eq!(s.issue_with(&rotated, "91440300MA5E000256").await, 201);
+    // Disable: refused from now on.
+    let (ok, out) = run(admin("disable", ADMIN, &["counter-7", "--reason", "系统下线"])).await;
+    assert!(ok && out.contains("disabled"), "{out}");
+    assert_eq!(s.issue_with(&rotated, "91440300MA5E000256").await, 401);
+}
+
+/// `clients bootstrap` is the one client command that opens the store itself: the first admin.
 #[test]
-fn clients_add_and_list() {
+fn bootstrap_makes_the_first_admin() {
     let data = tempfile::tempdir().unwrap();
     let keys = keys_copy();
     let fixtures = root().join("fixtures");
-    let common = [
+    let (ok, out) = licvault(&[
+        "clients",
+        "bootstrap",
         "--data",
         data.path().to_str().unwrap(),
         "--keys",
         keys.path().to_str().unwrap(),
         "--fixtures",
         fixtures.to_str().unwrap(),
-    ];
-    let add = |id: &str, role: &str, uscc: Option<&str>| {
-        let mut args = vec!["clients", "add"];
-        args.extend(common);
-        args.extend(["--id", id, "--name", "测试系统", "--role", role]);
-        if let Some(u) = uscc {
-            args.extend(["--uscc", u]);
-        }
-        licvault(&args)
-    };
-    let (ok, out) = add("counter-7", "issuer", Some("11440300mb2000100x"));
+    ]);
     assert!(ok, "{out}");
-    let token = out.lines().last().unwrap();
-    assert!(token.starts_with("lv_") && token.len() > 40, "{out}");
-    let (ok, out) = add("counter-7", "admin", None);
-    assert!(!ok && out.contains("exists already"), "{out}");
-    let (ok, out) = add("counter-8", "issuer", None);
-    assert!(!ok && out.contains("USCC"), "{out}");
-    let (ok, out) = add("counter-9", "boss", None);
-    assert!(!ok && out.contains("unknown role"), "{out}");
-    let mut args = vec!["clients", "list"];
-    args.extend(common);
-    let (ok, out) = licvault(&args);
-    assert!(ok && out.contains("counter-7") && out.contains("11440300MB2000100X"), "{out}");
-    assert!(!out.contains(token), "tokens are never listed");
+    assert!(out.lines().last().unwrap().starts_with("lv_"), "{out}");
 }
 
 #[test]
@@ -58,6 +93,8 @@ fn keys_init_never_overwrites() {
     let (ok, out) =
         licvault(&["keys", "init", target.to_str().unwrap(), "--departments", departments.to_str().unwrap()]);
     assert!(ok && out.contains("licvault.example.gov.cn/log+"), "{out}");
+    assert!(!target.join("root.key.pem").exists(), "the root key is written apart from the serving keys");
+    assert!(dir.path().join("k-root-ca/root.key.pem").exists(), "{out}");
     let (ok, out) =
         licvault(&["keys", "init", target.to_str().unwrap(), "--departments", departments.to_str().unwrap()]);
     assert!(!ok && out.contains("never overwrites"), "{out}");

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use licvault::http::{AppState, Metrics};
+use licvault::http::AppState;
 use licvault::vault::Vault;
 use serde_json::{json, Value};
 
@@ -49,7 +49,7 @@ impl Server {
         licvault::cli::seed_demo(&vault, &root().join("fixtures")).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState { vault: vault.clone(), metrics: Arc::new(Metrics::default()) };
+        let state = AppState::new(vault.clone(), licvault::config::Limits::default());
         tokio::spawn(licvault::http::serve(listener, state));
         Self { base, vault, http: reqwest::Client::new(), _data: data, keys }
     }
@@ -84,6 +84,11 @@ impl Server {
         let (status, v) = self.get(Some(ADMIN), &format!("/v1/licences/{id}")).await;
         assert_eq!(status, 200, "{v}");
         v["qr_payload"].as_str().unwrap().to_string()
+    }
+
+    /// Tries to issue a business licence with `token`; returns the status.
+    pub async fn issue_with(&self, token: &str, holder: &str) -> u16 {
+        self.post(Some(token), "/v1/licences", &business_licence(holder)).await.0
     }
 
     /// Issues a business licence to `holder` and returns the 201 body.

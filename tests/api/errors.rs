@@ -65,7 +65,7 @@ async fn issuance_input_is_checked() {
     dates["valid_from"] = json!("2026-05-01");
     dates["valid_until"] = json!("2026-04-30");
     post(dates, "invalid_dates").await;
-    post(with(ok.clone(), "/holder/name", json!("")), "invalid_request").await;
+    post(with(ok.clone(), "/holder/name", json!("")), "invalid_text").await;
     let mut extra = ok.clone();
     extra["colour"] = json!("red");
     post(extra, "invalid_body").await;
@@ -135,7 +135,7 @@ async fn identifiers_and_unknown_licences() {
         &format!("/v1/licences/{id}/revoke"),
         Some(json!({"reason": ""})),
         400,
-        "invalid_request",
+        "invalid_text",
     )
     .await;
     refused(&s, "GET", None, "/v1/licence-types/11100000MB00001073999", None, 404, "licence_type_not_found").await;

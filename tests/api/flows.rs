@@ -196,7 +196,9 @@ async fn catalogue_and_ops() {
     assert_eq!(s.get(None, "/v1/service-items/NOPE").await.0, 404);
     assert_eq!(s.http.get(s.url("/healthz")).send().await.unwrap().status(), 200);
     assert_eq!(s.http.get(s.url("/readyz")).send().await.unwrap().status(), 200);
-    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(s.http.get(s.url("/metrics")).send().await.unwrap().status(), 401, "metrics are not public");
+    assert_eq!(s.http.get(s.url("/metrics")).bearer_auth(ISSUER).send().await.unwrap().status(), 403);
+    let metrics = s.http.get(s.url("/metrics")).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("licvault_log_size "), "{metrics}");
     assert!(metrics.contains("route=\"/v1/licence-types\""), "{metrics}");
     assert!(metrics.contains("licvault_sequencer_batches_total "), "{metrics}");

@@ -1,0 +1,117 @@
+//! The one rule for free text (reasons, names, face fields, client names): what enters a signed
+//! document or a permanent log leaf must read the same to every person and every program.
+//!
+//! - normalised to NFC (Unicode UAX #15), so that equal-looking text is equal bytes;
+//! - no control characters (C0, DEL, C1: NUL, ESC, newlines, tabs), which corrupt logs and
+//!   terminals;
+//! - no bidirectional controls (U+202A–202E, U+2066–2069, U+200E/F, U+061C), which reorder what a
+//!   reader sees (the "Trojan Source" trick), and no zero-width or invisible formatting
+//!   characters, which make two different names look alike;
+//! - trimmed, and its length counted in characters, not bytes (经营范围 of 300 characters is
+//!   normal).
+
+use unicode_normalization::UnicodeNormalization;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("{field} is empty")]
+    Empty { field: String },
+    #[error("{field} has {len} characters; at most {max}")]
+    TooLong { field: String, len: usize, max: usize },
+    #[error("{field} contains {what} U+{code:04X} at character {at}; free text may not hold control, bidirectional or invisible formatting characters")]
+    Forbidden { field: String, what: &'static str, code: u32, at: usize },
+}
+
+impl TextError {
+    /// The field the error is about.
+    pub fn field(&self) -> &str {
+        match self {
+            Self::Empty { field } | Self::TooLong { field, .. } | Self::Forbidden { field, .. } => field,
+        }
+    }
+}
+
+/// What kind of forbidden character `c` is, if it is one.
+pub fn forbidden(c: char) -> Option<&'static str> {
+    match c as u32 {
+        0x00..=0x1F | 0x7F..=0x9F => Some("the control character"),
+        0x061C | 0x200E | 0x200F | 0x202A..=0x202E | 0x2066..=0x2069 => Some("the bidirectional control"),
+        0x00AD | 0x180E | 0x200B..=0x200D | 0x2060..=0x2065 | 0x206A..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB => {
+            Some("the invisible formatting character")
+        }
+        0xE0000..=0xE007F => Some("the tag character"),
+        0xFFFE | 0xFFFF | 0xFDD0..=0xFDEF => Some("the noncharacter"),
+        _ => None,
+    }
+}
+
+/// Applies the rule to `value` of `field`: returns the trimmed NFC text of 1..=`max` characters.
+pub fn clean(field: &str, value: &str, max: usize) -> Result<String, TextError> {
+    let t: String = value.trim().nfc().collect();
+    if t.is_empty() {
+        return Err(TextError::Empty { field: field.to_string() });
+    }
+    if let Some((at, c, what)) = t.chars().enumerate().find_map(|(i, c)| forbidden(c).map(|w| (i + 1, c, w))) {
+        return Err(TextError::Forbidden { field: field.to_string(), what, code: c as u32, at });
+    }
+    let len = t.chars().count();
+    if len > max {
+        return Err(TextError::TooLong { field: field.to_string(), len, max });
+    }
+    Ok(t)
+}
+
+/// Like [`clean`] for an optional field: `None` stays `None`.
+pub fn clean_opt(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, TextError> {
+    value.map(|v| clean(field, v, max)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn ok(input: &str, want: &str) {
+        assert_eq!(clean("f", input, 10).unwrap(), want);
+    }
+
+    #[track_caller]
+    fn refused(input: &str, what: &str) {
+        let e = clean("f", input, 10).unwrap_err().to_string();
+        assert!(e.contains(what), "{input:?}: {e}");
+        assert!(e.starts_with("f "), "{e}");
+    }
+
+    #[test]
+    fn the_rule() {
+        ok("  张三 ", "张三");
+        ok("Zoe\u{0301}", "Zoé"); // decomposed → NFC
+        ok("ＡＢＣ", "ＡＢＣ"); // NFC, not NFKC: full-width letters stay
+        ok(&"长".repeat(10), &"长".repeat(10));
+        refused("", "empty");
+        refused("   ", "empty");
+        refused(&"长".repeat(11), "11 characters");
+        refused("a\u{0}b", "control character U+0000");
+        refused("a\u{1b}[31mb", "control character U+001B");
+        refused("a\nb", "U+000A");
+        refused("a\u{85}b", "U+0085");
+        refused("abc\u{202E}fed", "bidirectional control U+202E");
+        refused("a\u{2066}b", "bidirectional control U+2066");
+        refused("a\u{200F}b", "U+200F");
+        refused("张\u{200B}三", "invisible formatting character U+200B");
+        refused("\u{FEFF}x", "U+FEFF");
+        refused("x\u{E0041}", "tag character");
+    }
+
+    #[test]
+    fn never_panics_and_output_obeys_the_rule() {
+        use proptest::prelude::*;
+        proptest!(|(s in ".{0,40}")| {
+            if let Ok(t) = clean("f", &s, 20) {
+                prop_assert!(t.chars().all(|c| forbidden(c).is_none()));
+                prop_assert!(t.chars().count() <= 20 && !t.is_empty());
+                prop_assert_eq!(t.nfc().collect::<String>(), t.clone());
+            }
+        });
+    }
+}

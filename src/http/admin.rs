@@ -1,0 +1,204 @@
+//! Administration: client systems (register, list, disable, rotate) and key reload. Admin role
+//! only; every change is a log leaf and takes effect at once.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::{require_role, ApiError, ApiJson, AppState, Caller};
+use crate::vault::{rfc3339_ms, Client, Role};
+
+pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
+        ("POST", "/v1/admin/clients", post(create)),
+        ("GET", "/v1/admin/clients", get(list)),
+        ("POST", "/v1/admin/clients/{id}/disable", post(disable)),
+        ("POST", "/v1/admin/clients/{id}/rotate", post(rotate)),
+        ("POST", "/v1/admin/keys/reload", post(reload_keys)),
+    ]
+}
+
+/// `POST /v1/admin/clients` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCreate {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub uscc: Option<String>,
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// RFC 3339.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// A client as the admin API shows it (never a token).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClientView {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uscc: Option<String>,
+    pub types: Vec<String>,
+    pub disabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_rotated_at: Option<String>,
+}
+
+fn time(t: i64) -> String {
+    rfc3339_ms(t.max(0) as u64 * 1000)
+}
+
+impl From<&Client> for ClientView {
+    fn from(c: &Client) -> Self {
+        Self {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            role: c.role,
+            uscc: c.uscc.clone(),
+            types: c.types.clone(),
+            disabled: c.disabled,
+            expires_at: c.expires_at.map(time),
+            created_at: c.created_at.map(time),
+            token_rotated_at: c.rotated_at.map(time),
+        }
+    }
+}
+
+/// Answer of create and rotate: the client and its new token, shown this once.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClientWithToken {
+    pub client: ClientView,
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClientList {
+    pub clients: Vec<ClientView>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClientOnly {
+    pub client: ClientView,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisableBody {
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    pub reason: String,
+    /// How long the old token keeps working, 0 (the default: it stops at once) to 604800 (7 days).
+    #[serde(default)]
+    pub old_token_valid_seconds: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SealView {
+    pub uscc: String,
+    pub name: String,
+    pub kid: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub signing: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeysReloaded {
+    pub departments: Vec<SealView>,
+}
+
+fn admin(client: &Client) -> Result<(), ApiError> {
+    require_role(client, Role::Admin)
+}
+
+/// POST /v1/admin/clients — registers a client; the answer carries its token, shown only here.
+async fn create(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    ApiJson(body): ApiJson<ClientCreate>,
+) -> Result<Response, ApiError> {
+    admin(&caller)?;
+    let expires_at = match &body.expires_at {
+        None => None,
+        Some(t) => Some(
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    ApiError::bad_request("invalid_date", format!("expires_at {t:?} is not an RFC 3339 time"))
+                })?
+                .unix_timestamp(),
+        ),
+    };
+    let mut client = Client::new(body.id, body.name, body.role, body.uscc, body.types);
+    client.expires_at = expires_at;
+    let token = s.vault.add_client(client.clone(), None).await?;
+    let stored = s.vault.client(&client.id).unwrap_or(client);
+    let location = format!("/v1/admin/clients/{}", stored.id);
+    let body = ClientWithToken { client: (&stored).into(), token };
+    Ok((StatusCode::CREATED, [("location", location)], Json(body)).into_response())
+}
+
+/// GET /v1/admin/clients — every client (tokens are never shown: only their hashes are kept).
+async fn list(State(s): State<AppState>, Caller(caller): Caller) -> Result<Json<ClientList>, ApiError> {
+    admin(&caller)?;
+    Ok(Json(ClientList { clients: s.vault.clients().iter().map(ClientView::from).collect() }))
+}
+
+/// POST /v1/admin/clients/{id}/disable — every token of the client is refused from now on.
+async fn disable(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DisableBody>,
+) -> Result<Json<ClientOnly>, ApiError> {
+    admin(&caller)?;
+    let c = s.vault.disable_client(&id, &body.reason, &caller.id).await?;
+    Ok(Json(ClientOnly { client: (&c).into() }))
+}
+
+/// POST /v1/admin/clients/{id}/rotate — a new token; the old one stops working at once or after
+/// `old_token_valid_seconds`.
+async fn rotate(
+    State(s): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RotateBody>,
+) -> Result<Json<ClientWithToken>, ApiError> {
+    admin(&caller)?;
+    let (c, token) = s.vault.rotate_client(&id, &body.reason, body.old_token_valid_seconds, &caller.id).await?;
+    Ok(Json(ClientWithToken { client: (&c).into(), token }))
+}
+
+/// POST /v1/admin/keys/reload — reloads certificates and seal keys from the key directory (as
+/// SIGHUP does).
+async fn reload_keys(State(s): State<AppState>, Caller(caller): Caller) -> Result<Json<KeysReloaded>, ApiError> {
+    admin(&caller)?;
+    let seals = s.vault.reload_keys().await?;
+    Ok(Json(KeysReloaded {
+        departments: seals
+            .into_iter()
+            .map(|x| SealView {
+                uscc: x.uscc,
+                name: x.name,
+                kid: x.kid,
+                not_before: time(x.not_before),
+                not_after: time(x.not_after),
+                signing: x.signing,
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,160 @@
+//! The accept loop: hyper's HTTP/1.1 connections with the limits of [`Limits`]. `axum::serve`
+//! offers none of them (and without a timer hyper's header timeout is off), so one slow or idle
+//! client per socket could hold connections and memory for ever.
+//!
+//! - header timeout: hyper's `header_read_timeout` (a slowloris sends a header byte a minute);
+//! - request timeout: [`request_timeout`] around every request, body reading included: 408;
+//! - idle timeout: a connection with no byte in either direction for that long is shut down
+//!   gracefully (an answer in progress is finished first);
+//! - connection cap: a semaphore; at the cap the loop stops accepting and new clients wait in the
+//!   kernel's backlog instead of taking memory here;
+//! - shutdown: stop accepting, ask every connection to finish its request in flight and close,
+//!   wait at most the grace period, then drop what is left.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::{ApiError, AppState};
+use crate::config::Limits;
+
+/// 408 `request_timeout` when reading the body and answering take longer than the limit.
+pub async fn request_timeout(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = Duration::from_secs(s.limits.request_timeout.max(1));
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request was not read and answered within {} s", limit.as_secs()),
+        )
+        .into_response(),
+    }
+}
+
+/// Milliseconds since the first call: a cheap clock for idle tracking.
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// A TCP stream that records when a byte last went either way.
+struct Tracked {
+    inner: TcpStream,
+    last: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.last.store(now_ms(), Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.last.store(now_ms(), Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves `router` on `listener` with `limits` until `shutdown` completes, then drains.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: &Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(limits.header_timeout.max(1)));
+    let idle = Duration::from_secs(limits.idle_timeout.max(1));
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        while conns.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = &mut shutdown => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let last = Arc::new(AtomicU64::new(now_ms()));
+        let io = TokioIo::new(Tracked { inner: stream, last: last.clone() });
+        let conn = http.serve_connection(io, TowerToHyperService::new(router.clone()));
+        let mut stop = stop_rx.clone();
+        conns.spawn(async move {
+            let _permit = permit;
+            tokio::pin!(conn);
+            let mut closing = false;
+            loop {
+                let quiet = Duration::from_millis(now_ms().saturating_sub(last.load(Ordering::Relaxed)));
+                let wait = idle.saturating_sub(quiet);
+                tokio::select! {
+                    _ = conn.as_mut() => break,
+                    _ = stop.changed(), if !closing => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    _ = tokio::time::sleep(wait), if !closing => {
+                        let quiet = now_ms().saturating_sub(last.load(Ordering::Relaxed));
+                        if quiet >= idle.as_millis() as u64 {
+                            closing = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_secs(limits.shutdown_grace);
+    let drained = tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(left = conns.len(), "shutdown grace period over: closing connections still open");
+        conns.abort_all();
+    }
+    Ok(())
+}
