@@ -20,9 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 if [ "${1:-}" = "--python" ]; then
   venv="${LICVAULT_VENV:?}"
-  if ! "$venv/bin/python" -c 'import pycose, cryptography, cbor2; assert cbor2.__version__ < "6"' >/dev/null 2>&1; then
-    echo "deps: creating $venv with pycose"
+  if ! "$venv/bin/python" -c 'import pycose, cryptography, cbor2, prometheus_client; assert cbor2.__version__ < "6"' >/dev/null 2>&1; then
+    echo "deps: creating $venv with pycose and prometheus_client"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q pycose==1.1.0 "cbor2<6" cryptography
+    "$venv/bin/pip" install -q pycose==1.1.0 "cbor2<6" cryptography prometheus_client
   fi
 fi

@@ -103,7 +103,9 @@ impl HolderId {
     fn parse_with(kind: HolderType, number: &str, checks: bool) -> Result<Self, HolderError> {
         let number = normalise(number);
         let result = match kind {
-            HolderType::Citizen => check_citizen(&number, OffsetDateTime::now_utc().date()),
+            HolderType::Citizen => {
+                check_citizen(&number, crate::domain::cst_date(OffsetDateTime::now_utc().unix_timestamp()))
+            }
             HolderType::Organisation => check_uscc(&number),
         };
         match result {

@@ -36,9 +36,24 @@ pub fn forbidden(c: char) -> Option<&'static str> {
     match c as u32 {
         0x00..=0x1F | 0x7F..=0x9F => Some("the control character"),
         0x061C | 0x200E | 0x200F | 0x202A..=0x202E | 0x2066..=0x2069 => Some("the bidirectional control"),
-        0x00AD | 0x180E | 0x200B..=0x200D | 0x2060..=0x2065 | 0x206A..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB => {
-            Some("the invisible formatting character")
-        }
+        // Unicode general category Cf (format), except the bidi controls above and the tags below.
+        0x00AD
+        | 0x0600..=0x0605
+        | 0x06DD
+        | 0x070F
+        | 0x0890..=0x0891
+        | 0x08E2
+        | 0x180E
+        | 0x200B..=0x200D
+        | 0x2060..=0x2065
+        | 0x206A..=0x206F
+        | 0xFEFF
+        | 0xFFF9..=0xFFFB
+        | 0x110BD
+        | 0x110CD
+        | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3
+        | 0x1D173..=0x1D17A => Some("the invisible formatting character"),
         0xE0000..=0xE007F => Some("the tag character"),
         0xFFFE | 0xFFFF | 0xFDD0..=0xFDEF => Some("the noncharacter"),
         _ => None,

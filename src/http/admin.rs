@@ -103,8 +103,21 @@ pub struct DisableBody {
 pub struct RotateBody {
     pub reason: String,
     /// How long the old token keeps working, 0 (the default: it stops at once) to 604800 (7 days).
-    #[serde(default)]
+    /// A JSON number with no fraction (`30` or `30.0`).
+    #[serde(default, deserialize_with = "whole_seconds")]
     pub old_token_valid_seconds: i64,
+}
+
+/// A JSON number that is a whole number of seconds: JSON Schema's `integer` admits `30.0` too.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        return Ok(i);
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom("old_token_valid_seconds must be a whole number of seconds")),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -147,9 +160,8 @@ async fn create(
     client.expires_at = expires_at;
     let token = s.vault.add_client(client.clone(), None).await?;
     let stored = s.vault.client(&client.id).unwrap_or(client);
-    let location = format!("/v1/admin/clients/{}", stored.id);
     let body = ClientWithToken { client: (&stored).into(), token };
-    Ok((StatusCode::CREATED, [("location", location)], Json(body)).into_response())
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// GET /v1/admin/clients — every client (tokens are never shown: only their hashes are kept).

@@ -38,7 +38,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let detail = if self.status.is_server_error() {
+        // 5xx details stay in the server log, except where the detail is what the caller needs
+        // to act on and reveals nothing internal (which department has no valid seal).
+        let detail = if self.status.is_server_error() && self.code != "no_valid_seal" {
             tracing::error!(code = self.code, detail = %self.detail, "request failed");
             "the server could not complete this request; its log has the details under this answer's X-Request-Id"
                 .to_string()

@@ -106,6 +106,9 @@ impl Vault {
         let reason = text::clean("reason", reason, super::issue::MAX_REASON)?;
         let _serial = self.client_changes.lock().await;
         let current = self.client(id).ok_or_else(|| VaultError::ClientNotFound(id.to_string()))?;
+        if current.disabled {
+            return Err(VaultError::Conflict(format!("client {id} is disabled already")));
+        }
         let rows: Vec<(Hash, Client)> = self
             .client_rows(id)
             .into_iter()

@@ -167,12 +167,33 @@ impl Vault {
     }
 
     /// Checks that `client` may act on `id`: its own department's licence, or an admin.
+    /// Reads of one licence (the licence, its history): its department's issuer clients whose
+    /// type scope covers the licence's type, and administrators.
     pub fn check_owner(&self, client: &Client, id: &LicenceId) -> Result<(), VaultError> {
         match client.role {
             Role::Admin => Ok(()),
-            Role::Issuer if client.uscc.as_deref() == Some(id.issuer().as_str()) => Ok(()),
-            Role::Issuer => Err(VaultError::Forbidden(format!("{id} was issued by another department"))),
-            r => Err(VaultError::Forbidden(format!("role {} may not do this", r.as_str()))),
+            _ => self.check_manager(client, id),
+        }
+    }
+
+    /// Changes to one licence (status, new versions): only its department's issuer clients whose
+    /// type scope covers the licence's type. An administrator runs the platform; it does not
+    /// suspend or revoke a department's licences.
+    pub fn check_manager(&self, client: &Client, id: &LicenceId) -> Result<(), VaultError> {
+        match client.role {
+            Role::Issuer if client.uscc.as_deref() != Some(id.issuer().as_str()) => {
+                Err(VaultError::Forbidden(format!("{id} was issued by another department")))
+            }
+            Role::Issuer if !client.types.is_empty() && !client.types.iter().any(|t| t == id.type_code().as_str()) => {
+                Err(VaultError::Forbidden(format!(
+                    "client {} may act only on licence types {}; {id} is of type {}",
+                    client.id,
+                    client.types.join(", "),
+                    id.type_code()
+                )))
+            }
+            Role::Issuer => Ok(()),
+            r => Err(VaultError::Forbidden(format!("role {} may not change licences", r.as_str()))),
         }
     }
 
@@ -397,10 +418,7 @@ impl Vault {
     /// `POST /v1/licences/{id}/versions`: the next version, same type, holder and serial; the
     /// current version becomes `superseded`.
     pub async fn renew(&self, client: &Client, id: &LicenceId, req: RenewRequest) -> Result<Issued, VaultError> {
-        self.check_owner(client, id)?;
-        if client.role != Role::Issuer {
-            return Err(VaultError::Forbidden("only the issuing department signs a new version".into()));
-        }
+        self.check_manager(client, id)?;
         let reason = check_reason(&req.reason)?;
         let (old, record, _) = self.licence(id)?;
         if let Some(s) = &record.successor {

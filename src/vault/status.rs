@@ -41,7 +41,7 @@ impl Vault {
         action: Action,
         reason: &str,
     ) -> Result<(LicenceRecord, Arc<Head>, u64), VaultError> {
-        self.check_owner(client, id)?;
+        self.check_manager(client, id)?;
         let reason = check_reason(reason)?;
         let key = id.to_string();
         let actor = client.id.clone();
@@ -74,7 +74,8 @@ impl Vault {
         Ok((rec, head, index))
     }
 
-    /// `GET /v1/licences/{id}/history`, oldest first.
+    /// `GET /v1/licences/{id}/history`, oldest first: the record's last leaf, then each leaf's
+    /// back-pointer to the previous leaf about the licence.
     pub fn history(&self, client: &Client, id: &LicenceId) -> Result<Vec<HistoryEntry>, VaultError> {
         self.check_owner(client, id)?;
         let rec = self.record(id)?.ok_or_else(|| VaultError::NotFound(id.to_string()))?;
@@ -97,6 +98,14 @@ impl Vault {
                 actor: t("actor"),
                 related: t("successor").or_else(|| t("predecessor")),
             });
+            // Back-pointers go strictly back: a pointer to itself or forward (a tampered leaf)
+            // would otherwise loop for ever.
+            if leaf.licence_prev.is_some_and(|p| p >= i) {
+                return Err(super::issue::inconsistent(format!(
+                    "leaf {i} about {id} points forward to leaf {:?}",
+                    leaf.licence_prev
+                )));
+            }
             next = leaf.licence_prev;
         }
         out.reverse();

@@ -11,6 +11,7 @@ pub const ISSUER: &str = "dev-token-scjg-issuer-0001";
 pub const OTHER_ISSUER: &str = "dev-token-mzj-issuer-0001";
 pub const ADMIN: &str = "dev-token-admin-0001";
 pub const AUDITOR: &str = "dev-token-auditor-0001";
+pub const VERIFIER: &str = "dev-token-zwfw-verifier-0001";
 pub const BUSINESS_LICENCE: &str = "11100000MB00001073001";
 pub const MARRIAGE: &str = "11100000MB0000502A001";
 

@@ -1,12 +1,15 @@
 //! End-to-end tests: the real server on port 0, a real RocksDB in a temp dir, real signatures.
 
+mod authz;
 mod cli;
 mod common;
 mod crash;
 mod errors;
 mod flows;
 mod golden;
+mod hardening;
 mod interop;
 mod spec;
+mod spec_examples;
 #[path = "../support/keys.rs"]
 mod support_keys;

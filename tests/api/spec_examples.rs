@@ -1,14 +1,14 @@
 //! Every example in spec/openapi.yaml is valid: each licence identifier, type code, holder number,
-//! USCC and date in it passes the parser a request goes through. The spec writes every `example:`
-//! (and `examples:`) value as JSON on one line, so a line scanner reads them without a YAML
-//! parser; a value written any other way fails the test. Licence identifiers are checked wherever
-//! they appear in the file, descriptions included. The request bodies under fixtures/examples/ are
-//! JSON and pass the same checks.
+//! USCC, date and piece of free text (names, reasons, numbers) in it passes the parser a request
+//! goes through. The spec writes every `example:` (and `examples:`) value as JSON on one line, so
+//! a line scanner reads them without a YAML parser; a value written any other way fails the test.
+//! Licence identifiers are checked wherever they appear in the file, descriptions included. The
+//! request bodies under fixtures/examples/ are JSON and pass the same checks.
 
 use std::path::Path;
 
 use licvault::domain::licence_id::ROOT;
-use licvault::domain::{parse_date, HolderId, LicenceId, TypeCode, Uscc};
+use licvault::domain::{parse_date, parse_validity_date, text, HolderId, LicenceId, TypeCode, Uscc};
 use serde_json::Value;
 
 use crate::common::root;
@@ -22,8 +22,11 @@ enum Kind {
     HolderNumber,
     Uscc,
     Date,
-    /// `valid_from` / `valid_until`: a date the API accepts (1900-01-01..2999-12-31).
+    /// `valid_from` / `valid_until`: a date a licence can carry.
     ValidityDate,
+    /// Free text under the text rule, at most this many characters: `name`, `holder_name`,
+    /// `reason`, `number`.
+    Text(usize),
 }
 
 fn is_date_shape(s: &str) -> bool {
@@ -42,6 +45,12 @@ fn kind_of(key: &str, s: &str) -> Option<Kind> {
         Some(Kind::Uscc)
     } else if key == "valid_from" || key == "valid_until" {
         Some(Kind::ValidityDate)
+    } else if key == "name" || key == "holder_name" {
+        Some(Kind::Text(100))
+    } else if key == "reason" {
+        Some(Kind::Text(200))
+    } else if key == "number" {
+        Some(Kind::Text(64))
     } else if is_date_shape(s) {
         Some(Kind::Date)
     } else if key == "type_code" || (s.len() == 21 && upper_alnum(s) && s.bytes().skip(18).all(|b| b.is_ascii_digit()))
@@ -54,7 +63,7 @@ fn kind_of(key: &str, s: &str) -> Option<Kind> {
     }
 }
 
-fn check(kind: Kind, s: &str) -> Result<(), String> {
+fn check(kind: Kind, key: &str, s: &str) -> Result<(), String> {
     match kind {
         Kind::LicenceId => LicenceId::parse(s).map(|_| ()).map_err(|e| e.to_string()),
         Kind::TypeCode => TypeCode::parse(s).map(|_| ()).map_err(|e| e.to_string()),
@@ -64,10 +73,11 @@ fn check(kind: Kind, s: &str) -> Result<(), String> {
             _ => Ok(()),
         },
         Kind::Date => parse_date(s).map(|_| ()).ok_or_else(|| "not a calendar date YYYY-MM-DD".to_string()),
-        Kind::ValidityDate => match parse_date(s) {
-            Some(d) if (1900..=2999).contains(&d.year()) => Ok(()),
-            Some(_) => Err("outside 1900-01-01..2999-12-31".to_string()),
-            None => Err("not a calendar date YYYY-MM-DD".to_string()),
+        Kind::ValidityDate => parse_validity_date(key, s).map(|_| ()),
+        Kind::Text(max) => match text::clean(key, s, max) {
+            Ok(clean) if clean == s => Ok(()),
+            Ok(clean) => Err(format!("the server would store it as {clean:?}: write it so")),
+            Err(e) => Err(e.to_string()),
         },
     }
 }
@@ -94,7 +104,7 @@ impl Checker {
     fn string(&mut self, at: &str, key: &str, s: &str) {
         if let Some(kind) = kind_of(key, s) {
             self.count(kind);
-            if let Err(why) = check(kind, s) {
+            if let Err(why) = check(kind, key, s) {
                 self.errors.push(format!("{at}: {kind:?} {s:?}: {why}"));
             }
         }
@@ -141,8 +151,8 @@ fn examples_on(line: &str) -> Vec<Result<Value, String>> {
             if !matches!(line[..at].chars().next_back(), None | Some(' ' | '{' | ',')) {
                 continue;
             }
-            let text = line[from..].trim_start();
-            out.push(match serde_json::Deserializer::from_str(text).into_iter::<Value>().next() {
+            let rest = line[from..].trim_start();
+            out.push(match serde_json::Deserializer::from_str(rest).into_iter::<Value>().next() {
                 Some(Ok(v)) => Ok(v),
                 Some(Err(e)) => Err(format!("`{key}` is not followed by JSON on the same line ({e})")),
                 None => Err(format!("`{key}` has no value on its line: write examples as one-line JSON")),
@@ -152,16 +162,16 @@ fn examples_on(line: &str) -> Vec<Result<Value, String>> {
     out
 }
 
-/// Every licence identifier written anywhere in `text`: a run of `0-9A-Za-z.` starting at the
+/// Every licence identifier written anywhere in `doc`: a run of `0-9A-Za-z.` starting at the
 /// root arc. The bare root (`1.2.156.3005.2.` in prose) is not an identifier.
-fn licence_ids_in(text: &str) -> Vec<&str> {
+fn licence_ids_in(doc: &str) -> Vec<&str> {
     let prefix = format!("{ROOT}.");
     let mut out = Vec::new();
     let mut from = 0;
-    while let Some(i) = text[from..].find(&prefix) {
+    while let Some(i) = doc[from..].find(&prefix) {
         let start = from + i;
-        let len = text[start..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '.')).unwrap_or(text.len() - start);
-        let token = text[start..start + len].trim_end_matches('.');
+        let len = doc[start..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '.')).unwrap_or(doc.len() - start);
+        let token = doc[start..start + len].trim_end_matches('.');
         if token != ROOT {
             out.push(token);
         }
@@ -172,10 +182,10 @@ fn licence_ids_in(text: &str) -> Vec<&str> {
 
 #[test]
 fn every_example_in_the_spec_is_valid() {
-    let text = std::fs::read_to_string(root().join("spec/openapi.yaml")).unwrap();
+    let spec = std::fs::read_to_string(root().join("spec/openapi.yaml")).unwrap();
     let mut checker = Checker::default();
     let mut examples = 0;
-    for (n, line) in text.lines().enumerate() {
+    for (n, line) in spec.lines().enumerate() {
         let at = format!("spec/openapi.yaml:{}", n + 1);
         for found in examples_on(line) {
             examples += 1;
@@ -185,13 +195,22 @@ fn every_example_in_the_spec_is_valid() {
             }
         }
     }
-    for id in licence_ids_in(&text) {
+    for id in licence_ids_in(&spec) {
         checker.string("spec/openapi.yaml", "", id);
     }
     assert!(checker.errors.is_empty(), "invalid examples:\n{}", checker.errors.join("\n"));
     // The scan must have found something of each kind, or it checks nothing.
     assert!(examples >= 10, "only {examples} examples found: is the scanner still reading the spec?");
-    for kind in [Kind::LicenceId, Kind::TypeCode, Kind::HolderNumber, Kind::Uscc, Kind::Date, Kind::ValidityDate] {
+    for kind in [
+        Kind::LicenceId,
+        Kind::TypeCode,
+        Kind::HolderNumber,
+        Kind::Uscc,
+        Kind::Date,
+        Kind::ValidityDate,
+        Kind::Text(100),
+        Kind::Text(200),
+    ] {
         assert!(checker.seen(kind) > 0, "no {kind:?} among the spec's examples");
     }
 }

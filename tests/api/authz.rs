@@ -1,0 +1,208 @@
+//! One table: every route × every kind of caller (no token, each role, an issuer out of its type
+//! scope, another department, a disabled client) → allowed (2xx) or refused (401/403). A route
+//! missing from the table fails the test, so every new endpoint has to join it.
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    /// 市场监管局's issuer, all its types.
+    Issuer,
+    /// 市场监管局's issuer limited to 食品经营许可证: the business licences here are out of scope.
+    IssuerOutOfScope,
+    /// 民政局's issuer: another department.
+    OtherDepartment,
+    Verifier,
+    HolderChannel,
+    Auditor,
+    Admin,
+    /// An issuer of 市场监管局 that an administrator disabled.
+    Disabled,
+}
+
+const EVERYONE: [Who; 9] = [
+    Who::Anonymous,
+    Who::Issuer,
+    Who::IssuerOutOfScope,
+    Who::OtherDepartment,
+    Who::Verifier,
+    Who::HolderChannel,
+    Who::Auditor,
+    Who::Admin,
+    Who::Disabled,
+];
+
+/// Who may call a route: everyone (public), or only these.
+enum Allowed {
+    Public,
+    Only(&'static [Who]),
+}
+
+/// (method, route template, who may call it).
+fn table() -> Vec<(&'static str, &'static str, Allowed)> {
+    use Allowed::*;
+    use Who::*;
+    vec![
+        ("GET", "/v1/licence-types", Public),
+        ("GET", "/v1/licence-types/{code}", Public),
+        ("GET", "/v1/service-items", Public),
+        ("GET", "/v1/service-items/{code}", Public),
+        ("POST", "/v1/licences", Only(&[Issuer])),
+        ("GET", "/v1/licences/{id}", Only(&[Issuer, Admin])),
+        ("POST", "/v1/licences/{id}/suspend", Only(&[Issuer])),
+        ("POST", "/v1/licences/{id}/reinstate", Only(&[Issuer])),
+        ("POST", "/v1/licences/{id}/revoke", Only(&[Issuer])),
+        ("POST", "/v1/licences/{id}/cancel", Only(&[Issuer])),
+        ("POST", "/v1/licences/{id}/versions", Only(&[Issuer])),
+        ("GET", "/v1/licences/{id}/history", Only(&[Issuer, Admin])),
+        ("POST", "/v1/verify", Public),
+        ("GET", "/v1/log/checkpoint", Public),
+        ("GET", "/healthz", Public),
+        ("GET", "/readyz", Public),
+        ("GET", "/metrics", Only(&[Admin])),
+        ("POST", "/v1/admin/clients", Only(&[Admin])),
+        ("GET", "/v1/admin/clients", Only(&[Admin])),
+        ("POST", "/v1/admin/clients/{id}/disable", Only(&[Admin])),
+        ("POST", "/v1/admin/clients/{id}/rotate", Only(&[Admin])),
+        ("POST", "/v1/admin/keys/reload", Only(&[Admin])),
+    ]
+}
+
+struct Tokens {
+    scoped: String,
+    holder_channel: String,
+    disabled: String,
+}
+
+impl Tokens {
+    fn of(&self, who: Who) -> Option<&str> {
+        match who {
+            Who::Anonymous => None,
+            Who::Issuer => Some(ISSUER),
+            Who::IssuerOutOfScope => Some(&self.scoped),
+            Who::OtherDepartment => Some(OTHER_ISSUER),
+            Who::Verifier => Some(VERIFIER),
+            Who::HolderChannel => Some(&self.holder_channel),
+            Who::Auditor => Some(AUDITOR),
+            Who::Admin => Some(ADMIN),
+            Who::Disabled => Some(&self.disabled),
+        }
+    }
+}
+
+async fn new_client(s: &Server, body: Value) -> String {
+    let (status, v) = s.post(Some(ADMIN), "/v1/admin/clients", &body).await;
+    assert_eq!(status, 201, "{v}");
+    v["token"].as_str().unwrap().to_string()
+}
+
+/// A fresh licence, and the concrete path and body for one call of `route`.
+async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>) {
+    let holder = licvault::domain::holder::complete_uscc(&format!("91440300MA5E{:04}", n % 10_000)).unwrap();
+    let needs_licence = route.starts_with("/v1/licences/{id}");
+    let id = if needs_licence {
+        let issued = s.issue_company(&holder).await;
+        issued["licence"]["id"].as_str().unwrap().to_string()
+    } else {
+        String::new()
+    };
+    if route.ends_with("/reinstate") {
+        let (st, v) = s.post(Some(ISSUER), &format!("/v1/licences/{id}/suspend"), &json!({"reason": "准备"})).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let client_id = format!("throwaway-{n}");
+    if route.starts_with("/v1/admin/clients/{id}") {
+        new_client(s, json!({"id": client_id, "name": "临时", "role": "auditor"})).await;
+    }
+    let path = route
+        .replace("/v1/licence-types/{code}", &format!("/v1/licence-types/{BUSINESS_LICENCE}"))
+        .replace("/v1/service-items/{code}", "/v1/service-items/440300-XK-0001")
+        .replace("/v1/admin/clients/{id}", &format!("/v1/admin/clients/{client_id}"))
+        .replace("{id}", &id);
+    let body = match route {
+        "/v1/licences" => Some(business_licence(&holder)),
+        "/v1/licences/{id}/versions" => {
+            let mut b = business_licence(&holder);
+            Some(json!({"reason": "变更", "fields": b["fields"].take()}))
+        }
+        r if r.starts_with("/v1/licences/{id}/") => Some(json!({"reason": "测试"})),
+        "/v1/verify" => Some(json!({"payload": "LV1:not-a-licence"})),
+        "/v1/admin/clients" => Some(json!({"id": format!("new-{n}"), "name": "新系统", "role": "auditor"})),
+        "/v1/admin/clients/{id}/disable" | "/v1/admin/clients/{id}/rotate" => Some(json!({"reason": "测试"})),
+        _ => None,
+    };
+    (path, body)
+}
+
+#[tokio::test]
+async fn every_route_every_role() {
+    let s = Server::start().await;
+    let (_, items) = s.get(None, "/v1/service-items").await;
+    assert!(items["service_items"].as_array().unwrap().iter().any(|i| i["code"] == "440300-XK-0001"), "{items}");
+    let tokens = Tokens {
+        scoped: new_client(
+            &s,
+            json!({"id": "scjg-food", "name": "食品许可系统", "role": "issuer", "uscc": "11440300MB2000100X",
+                   "types": ["11100000MB00001073003"]}),
+        )
+        .await,
+        holder_channel: new_client(&s, json!({"id": "app", "name": "政务App", "role": "holder_channel"})).await,
+        disabled: new_client(
+            &s,
+            json!({"id": "scjg-old", "name": "旧系统", "role": "issuer", "uscc": "11440300MB2000100X"}),
+        )
+        .await,
+    };
+    let (st, v) = s.post(Some(ADMIN), "/v1/admin/clients/scjg-old/disable", &json!({"reason": "下线"})).await;
+    assert_eq!(st, 200, "{v}");
+
+    let table = table();
+    let routes: Vec<(String, String)> =
+        licvault::http::routes().into_iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    for (m, p) in &routes {
+        assert!(table.iter().any(|(tm, tp, _)| tm == m && tp == p), "{m} {p} is not in the authorisation table");
+    }
+    assert_eq!(table.len(), routes.len(), "the table names a route the router does not have");
+
+    let mut n = 0;
+    for (method, route, allowed) in &table {
+        for who in EVERYONE {
+            n += 1;
+            let (path, body) = request(&s, n, route).await;
+            let mut req = match *method {
+                "GET" => s.http.get(s.url(&path)),
+                _ => s.http.post(s.url(&path)),
+            };
+            if let Some(t) = tokens.of(who) {
+                req = req.bearer_auth(t);
+            }
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let text = res.text().await.unwrap();
+            let ok = match allowed {
+                Allowed::Public => true,
+                Allowed::Only(list) => list.contains(&who),
+            };
+            let want = if ok {
+                "2xx"
+            } else if matches!(who, Who::Anonymous | Who::Disabled) {
+                "401"
+            } else {
+                "403"
+            };
+            let got = match status {
+                200..=299 => "2xx",
+                401 => "401",
+                403 => "403",
+                _ => "other",
+            };
+            assert_eq!(got, want, "{method} {route} as {who:?}: {status} {text}");
+        }
+    }
+}
