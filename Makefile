@@ -12,7 +12,7 @@ BIN := $(CARGO_TARGET_DIR)/debug/licvault
 LISTEN ?= 127.0.0.1:8080
 DATA ?= data/licvault
 
-.PHONY: help run test deps build lint keys-perms bench clean-data
+.PHONY: help run test fuzz deps build lint keys-perms bench clean-data
 
 help:
 	@echo "make run    build and start the server on the demo data (http://$(LISTEN))"
@@ -37,11 +37,19 @@ lint: deps
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
-# Unit tests, the API tests against the real server, the kill -9 crash test, and the pycose
-# interop test (LICVAULT_PYTHON points at a virtualenv with pycose).
+# Unit tests, the API tests against the real server, the kill -9 crash test, the pycose interop
+# test and the Prometheus parser (LICVAULT_PYTHON points at the test virtualenv), then the
+# OpenAPI fuzzer (schemathesis, seed 1, 25 examples per operation) against a scratch server.
 test: lint keys-perms
 	@scripts/deps.sh --python
 	LICVAULT_PYTHON=$(LICVAULT_VENV)/bin/python cargo test --lib --bins --tests
+	scripts/fuzz_server.sh $(BIN)
+
+# The fuzzer alone, with more examples: make fuzz EXAMPLES=200
+EXAMPLES ?= 25
+fuzz: build keys-perms
+	@scripts/deps.sh --python
+	scripts/fuzz_server.sh $(BIN) --max-examples $(EXAMPLES)
 
 bench: deps keys-perms
 	@command -v wrk >/dev/null || (sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get install -y -qq wrk)

@@ -3,7 +3,9 @@
 #   - curl and jq for the README walk-through;
 #   - librocksdb-dev (linked; see ARCHITECTURE.md "Storage engine"), libclang-dev and clang for
 #     the rocksdb crate's bindgen;
-#   - with --python: python3 with venv, and a virtualenv holding pycose for the interop test.
+#   - with --python: python3 with venv, and a virtualenv holding pycose (the COSE interop test),
+#     prometheus_client (the reference parser for /metrics) and schemathesis 4.x (the OpenAPI
+#     fuzzer of scripts/fuzz_api.sh).
 set -euo pipefail
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 missing=()
@@ -20,9 +22,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 if [ "${1:-}" = "--python" ]; then
   venv="${LICVAULT_VENV:?}"
-  if ! "$venv/bin/python" -c 'import pycose, cryptography, cbor2, prometheus_client; assert cbor2.__version__ < "6"' >/dev/null 2>&1; then
-    echo "deps: creating $venv with pycose and prometheus_client"
+  check='import pycose, cryptography, prometheus_client
+from importlib.metadata import version as v
+assert v("cbor2") < "6" and v("schemathesis").startswith("4.")'
+  if ! "$venv/bin/python" -c "$check" >/dev/null 2>&1; then
+    echo "deps: creating $venv with pycose, prometheus_client and schemathesis"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q pycose==1.1.0 "cbor2<6" cryptography prometheus_client
+    "$venv/bin/pip" install -q pycose==1.1.0 "cbor2<6" cryptography prometheus_client "schemathesis==4.32.5"
   fi
 fi

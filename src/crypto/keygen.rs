@@ -278,4 +278,41 @@ mod tests {
         let err = TrustList::from_der(der(&root), vec![der(&foreign)]).unwrap_err().to_string();
         assert!(err.contains("does not verify") || err.contains("not issued by"), "{err}");
     }
+
+    fn der(pem: &str) -> Vec<u8> {
+        x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap().1.contents
+    }
+
+    /// The root's validity and unknown critical extensions are checked (RFC 5280 §4.2).
+    #[test]
+    fn expired_roots_and_unknown_critical_extensions_are_refused() {
+        let now = OffsetDateTime::now_utc();
+        let key = RcgenKey::generate().unwrap();
+        let expired =
+            root_params("过期平台", now - Duration::days(30), now - Duration::days(1)).self_signed(&key).unwrap();
+        let e = TrustList::from_der(der(&expired.pem()), vec![]).unwrap_err().to_string();
+        assert!(e.contains("not valid now"), "{e}");
+
+        let root = root_params("示例平台", now - Duration::days(1), now + Duration::days(30));
+        let root_cert = root.self_signed(&key).unwrap();
+        let issuer = Issuer::from_params(&root, &key);
+        let seal_key = RcgenKey::generate().unwrap();
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "示例市市场监督管理局");
+        dn.push(DnType::CustomDnType(super::super::trust::OID_ORGANIZATION_IDENTIFIER.to_vec()), "11440300MB2000100X");
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let mut ext = rcgen::CustomExtension::from_oid_content(&[1, 2, 156, 9999, 1], vec![0x05, 0x00]);
+        ext.set_criticality(true);
+        p.custom_extensions = vec![ext];
+        let cert = p.signed_by(&seal_key, &issuer).unwrap();
+        let e = TrustList::from_der(der(&root_cert.pem()), vec![der(&cert.pem())]).unwrap_err().to_string();
+        assert!(e.contains("critical extension 1.2.156.9999.1"), "{e}");
+        // The same extension, not critical, is fine.
+        p.custom_extensions[0].set_criticality(false);
+        let cert = p.signed_by(&seal_key, &issuer).unwrap();
+        TrustList::from_der(der(&root_cert.pem()), vec![der(&cert.pem())]).unwrap();
+    }
 }

@@ -48,6 +48,8 @@ impl DepartmentCert {
 pub struct TrustList {
     root_der: Vec<u8>,
     root_key: VerifyingKey,
+    /// (notBefore, notAfter) of the root, unix seconds.
+    root_validity: (i64, i64),
     by_kid: HashMap<[u8; 8], DepartmentCert>,
 }
 
@@ -66,6 +68,29 @@ fn ed25519_key(cert: &X509Certificate<'_>, name: &str) -> Result<VerifyingKey, T
     let bytes: [u8; 32] =
         spki.subject_public_key.data.as_ref().try_into().map_err(|_| err("Ed25519 key is not 32 bytes"))?;
     VerifyingKey::from_bytes(&bytes).map_err(|_| err("Ed25519 key is not a valid point"))
+}
+
+/// Extensions this verifier processes; any other extension marked critical makes the certificate
+/// unusable (RFC 5280 §4.2: a verifier must reject a certificate with a critical extension it
+/// does not recognise).
+const UNDERSTOOD: [&[u64]; 4] = [
+    &[2, 5, 29, 15], // keyUsage
+    &[2, 5, 29, 19], // basicConstraints
+    &[2, 5, 29, 14], // subjectKeyIdentifier
+    &[2, 5, 29, 35], // authorityKeyIdentifier
+];
+
+fn check_critical(cert: &X509Certificate<'_>, name: &str) -> Result<(), TrustError> {
+    for ext in cert.extensions() {
+        let known = UNDERSTOOD.iter().any(|o| Oid::from(o).is_ok_and(|o| o == ext.oid));
+        if ext.critical && !known {
+            return Err(TrustError::Cert {
+                name: name.into(),
+                why: format!("carries the critical extension {} that this verifier does not process", ext.oid),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_signed_by(cert: &X509Certificate<'_>, issuer: &VerifyingKey, name: &str) -> Result<(), TrustError> {
@@ -91,12 +116,26 @@ impl TrustList {
         if !root_is_ca || !root_signs_certs {
             return Err(TrustError::Cert { name: "root".into(), why: "is not a CA with keyCertSign".into() });
         }
+        check_critical(&root, "root")?;
+        let root_validity = (root.validity().not_before.timestamp(), root.validity().not_after.timestamp());
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        if now < root_validity.0 || now > root_validity.1 {
+            return Err(TrustError::Cert {
+                name: "root".into(),
+                why: format!(
+                    "is not valid now (valid from {} to {})",
+                    root.validity().not_before,
+                    root.validity().not_after
+                ),
+            });
+        }
         let mut by_kid = HashMap::new();
         for der in departments {
             let dept = Self::check_department(&root, &root_key, der)?;
             by_kid.insert(dept.kid, dept);
         }
-        Ok(Self { root_der, root_key, by_kid })
+        Ok(Self { root_der, root_key, root_validity, by_kid })
     }
 
     fn check_department(
@@ -118,6 +157,7 @@ impl TrustList {
             return Err(err("is not issued by the platform root".into()));
         }
         check_signed_by(&cert, root_key, &name)?;
+        check_critical(&cert, &name)?;
         let key = ed25519_key(&cert, &name)?;
         let ku = cert.key_usage().map_err(|e| err(e.to_string()))?;
         if !ku.is_some_and(|ku| ku.value.digital_signature()) {
@@ -178,6 +218,12 @@ impl TrustList {
 
     pub fn departments(&self) -> impl Iterator<Item = &DepartmentCert> {
         self.by_kid.values()
+    }
+
+    /// Whether the root certificate was valid at `t` (unix seconds): a document signed outside
+    /// it does not chain.
+    pub fn root_valid_at(&self, t: i64) -> bool {
+        self.root_validity.0 <= t && t <= self.root_validity.1
     }
 
     pub fn root_key(&self) -> &VerifyingKey {

@@ -123,7 +123,7 @@ pub fn verify_offline<'t>(
             format!("signed by {} ({}) but claims issuer {}", cert.name, cert.uscc, licence.issuer()),
         ));
     }
-    if !cert.valid_at(licence.issued_at) {
+    if !cert.valid_at(licence.issued_at) || !trust.root_valid_at(licence.issued_at) {
         return Err(Refusal::new(
             VerdictKind::InvalidSignature,
             "issued at a time outside the validity of the signing certificate".to_string(),
