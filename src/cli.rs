@@ -131,14 +131,27 @@ enum HoldersCommand {
     },
 }
 
-/// How to reach the running server's admin API.
+/// How to reach the running server's admin API. The token comes from the environment or a
+/// file, never the command line (where `ps` shows it to every user).
 #[derive(clap::Args)]
 struct AdminArgs {
     #[arg(long, env = "LICVAULT_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// An admin client's bearer token.
-    #[arg(long, env = "LICVAULT_ADMIN_TOKEN", hide_env_values = true)]
-    token: String,
+    /// A file holding an admin client's bearer token (else LICVAULT_ADMIN_TOKEN).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+impl AdminArgs {
+    fn token(&self) -> Result<String> {
+        match &self.token_file {
+            Some(p) => {
+                Ok(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?.trim().to_string())
+            }
+            None => std::env::var("LICVAULT_ADMIN_TOKEN")
+                .context("set LICVAULT_ADMIN_TOKEN to an admin client's token, or pass --token-file"),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -232,6 +245,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 name.push("-root-ca");
                 dir.with_file_name(name)
             });
+            let inside = |a: &Path, b: &Path| {
+                let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+                abs(a).starts_with(abs(b))
+            };
+            if inside(&root_dir, &dir) {
+                bail!(
+                    "--root-dir {} is inside {}: the serving key directory must not hold the root CA's private key",
+                    root_dir.display(),
+                    dir.display()
+                );
+            }
             let vkey = keygen::init(&dir, &root_dir, &f.platform.name, &f.log_origin, &f.departments, force)?;
             println!("created serving keys in {}", dir.display());
             println!("root CA private key in {} (keep it offline; the server never needs it)", root_dir.display());
@@ -302,6 +326,16 @@ pub fn open_store(data: &Path) -> Result<RocksStore> {
         }
         b.create(data).with_context(|| format!("creating {}", data.display()))?;
     }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data).with_context(|| format!("reading {}", data.display()))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(dir = %data.display(), mode = format!("{:o}", mode & 0o777), "the data directory was open to others: setting it to 0700");
+            std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("making {} private (chmod 700)", data.display()))?;
+        }
+    }
     RocksStore::open(data).with_context(|| format!("opening the store in {}", data.display()))
 }
 
@@ -326,7 +360,7 @@ struct DemoClient {
 }
 
 /// Adds the demo clients to a store that has none.
-pub async fn seed_demo(vault: &Vault, fixtures: &Path) -> Result<usize> {
+pub async fn seed_demo(vault: &Arc<Vault>, fixtures: &Path) -> Result<usize> {
     if !vault.clients().is_empty() {
         return Ok(0);
     }
@@ -338,7 +372,7 @@ pub async fn seed_demo(vault: &Vault, fixtures: &Path) -> Result<usize> {
         .into_iter()
         .map(|c| (Client::new(c.id, c.name, c.role, c.uscc, Vec::new()), Some(c.token)))
         .collect();
-    Ok(vault.add_clients(clients, "client.added").await?.len())
+    Ok(vault.add_clients(clients, "demo seed").await?.len())
 }
 
 async fn serve(cfg: Config) -> Result<()> {
@@ -351,8 +385,34 @@ async fn serve(cfg: Config) -> Result<()> {
             dev.join(", ")
         );
     }
+    if cfg.demo && dev.is_empty() {
+        bail!(
+            "refusing to start: --demo runs only on the development keys of keys/; with real keys its public demo \
+             tokens would open this vault to anyone"
+        );
+    }
+    if !cfg.demo {
+        if let Some(p) = crate::vault::keys::root_key_under(&cfg.keys, parts.keyring.trust.root_key()) {
+            bail!(
+                "refusing to start: {} is the root CA's private key, inside the serving key directory; the server \
+                 never needs it: keep it offline",
+                p.display()
+            );
+        }
+    }
     parts.tail_check = cfg.check_tail;
     let vault = Vault::start(parts).await?;
+    if !cfg.demo {
+        let demo = vault.clients_with_demo_tokens();
+        if !demo.is_empty() {
+            vault.close();
+            bail!(
+                "refusing to start: client(s) {} still accept the public demo tokens; start once with --demo and \
+                 disable or rotate them",
+                demo.join(", ")
+            );
+        }
+    }
     if cfg.demo {
         let n = seed_demo(&vault, &cfg.fixtures).await?;
         if n > 0 {
@@ -435,11 +495,13 @@ fn check(data: &Path, log_key: Option<String>, keys: &Path) -> Result<ExitCode> 
     let result = crate::log::replay::replay(&store, &verifier, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
-    });
+    })
+    .and_then(|r| vault::records::compare_records(&store, &r.licences).map(|n| (r, n)));
     bar.finish_and_clear();
     match result {
-        Ok(r) => {
+        Ok((r, records)) => {
             println!("log ok: {} leaves; chain, back-pointers, tree and signed checkpoint verify", r.size);
+            println!("records ok: {records} licence records agree with their leaves and documents");
             if let (Some(a), Some(b)) = (r.first_ms, r.last_ms) {
                 println!("from {} to {}", crate::vault::rfc3339_ms(a), crate::vault::rfc3339_ms(b));
             }
@@ -463,7 +525,7 @@ async fn admin_call(
     body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value> {
     let url = format!("{}{path}", admin.url.trim_end_matches('/'));
-    let mut req = reqwest::Client::new().request(method, &url).bearer_auth(&admin.token);
+    let mut req = reqwest::Client::new().request(method, &url).bearer_auth(admin.token()?);
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -514,7 +576,8 @@ async fn clients(cmd: ClientsCommand) -> Result<()> {
         }
         ClientsCommand::Bootstrap { store, id, name } => {
             let vault = open(&store).await?;
-            let added = vault.add_client(Client::new(id.clone(), name, Role::Admin, None, Vec::new()), None).await;
+            let admin = Client::new(id.clone(), name, Role::Admin, None, Vec::new());
+            let added = vault.add_client(admin, None, "licvault clients bootstrap").await;
             vault.close();
             let token = added?;
             println!("admin client {id} added; its bearer token (shown once, stored only as a hash):");

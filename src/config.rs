@@ -17,7 +17,8 @@ pub struct Config {
     /// Catalogue and departments (catalogue.json, departments.json).
     #[arg(long, env = "LICVAULT_FIXTURES", default_value = "fixtures")]
     pub fixtures: PathBuf,
-    /// Seed the demo clients from FIXTURES/demo-clients.json into an empty store.
+    /// Demonstration mode: allows the public development keys of keys/ (refused otherwise) and
+    /// seeds the demo clients from FIXTURES/demo-clients.json into an empty store.
     #[arg(long, env = "LICVAULT_DEMO", default_value_t = false)]
     pub demo: bool,
     /// Public base URL, used in links printed at start-up.

@@ -73,8 +73,12 @@ impl Envelope {
         if sign1.payload.is_none() {
             return Err(CoseError::Payload);
         }
-        // RFC 9052 §3.1: a recipient that does not understand a parameter listed in `crit` must
-        // refuse the message. We understand alg (1) and kid (4) only.
+        // RFC 9052 §3.1: `crit` belongs in the protected header; a recipient that does not
+        // understand a parameter listed in it must refuse the message. We understand alg (1)
+        // and kid (4) only.
+        if !sign1.unprotected.crit.is_empty() {
+            return Err(CoseError::Critical("crit in the unprotected header".into()));
+        }
         for label in &sign1.protected.header.crit {
             let known = matches!(
                 label,
@@ -163,6 +167,11 @@ mod tests {
             .to_tagged_vec()
             .unwrap();
         Envelope::parse(&doc).unwrap().verify(&s.verifying_key()).unwrap();
+        // `crit` outside the protected header is refused whatever it lists.
+        let mut sign1 = CoseSign1::from_tagged_slice(&doc).unwrap();
+        sign1.unprotected.crit = vec![coset::RegisteredLabelWithPrivate::Assigned(iana::HeaderParameter::Alg)];
+        let moved = sign1.to_tagged_vec().unwrap();
+        assert!(matches!(Envelope::parse(&moved), Err(CoseError::Critical(_))));
     }
 
     #[test]

@@ -18,6 +18,21 @@ pub const DEVELOPMENT_KEYS: &[&str] = &[
     "fc86872483621852c43d5a80a62afd2ee943ae40df0c005dec1e5ccb70a141b1",
 ];
 
+/// SHA-256 of the demo clients' bearer tokens (`fixtures/demo-clients.json`): public too. A
+/// server started without `--demo` refuses a store in which any of them still works.
+pub const DEMO_TOKEN_SHA256: &[&str] = &[
+    "282db164ed8d3b91c66fe56670199aab9cf3030a32c644c13def16350040314e",
+    "4849ae411d15df01908acce59f0344c43f9b23912fad7cfad35603fc7f03309d",
+    "63c42524f0df8960db242d07069db02db020de0dc6bc1c8c5f1bae0a93c4eada",
+    "685210b098bebcb26f3ac9fcc9819ab5d5a1239797869aaa8af0bab4f1322d22",
+    "7b97a790e85e5639fa3a17604e87c31511d201f4f0294e2f950df643ba84d19b",
+    "8bd8d43d2fce1d38ef8f6d7b63351e60f1d2a9ca936cd71864b83a8dcf91b131",
+    "a0b1ea1d2a78e24d205794cc8c20fe9586f860375a0755fb6c6a487e03231d26",
+    "e051677f7bc09260247409129c32bce9ff584db56a73d2984cb00ae9a782edf9",
+    "ebbb9cee289c2beb017e06d604d4c5babbed15789101c15bb0666f77be06010c",
+    "fe6aacecab8ec6a0f3efe50712a95a8ace0c0c123a6eca48ca0b017c02acd3f9",
+];
+
 /// Whether `public` (a public key or a fingerprint) belongs to the development key set.
 pub fn is_development_key(public: &[u8]) -> bool {
     let h = hex::encode(public);
@@ -51,6 +66,20 @@ mod tests {
         v.push(hex::encode(crate::crypto::Committer::new(secret).fingerprint()));
         v.sort();
         v
+    }
+
+    #[test]
+    fn the_demo_token_list_is_the_fixture() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo-clients.json");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut hashes: Vec<String> = v["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| hex::encode(crate::crypto::sha256(c["token"].as_str().unwrap().as_bytes())))
+            .collect();
+        hashes.sort();
+        assert_eq!(hashes, DEMO_TOKEN_SHA256.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     }
 
     #[test]

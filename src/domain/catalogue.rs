@@ -169,6 +169,8 @@ impl Catalogue {
 pub enum FieldError {
     #[error("field {0:?} is not part of this licence type")]
     Unknown(String),
+    #[error("field {0:?} is given twice (the names differ only in spaces or Unicode normalisation)")]
+    Duplicate(String),
     #[error("required field {0:?} is missing or empty")]
     Missing(String),
     #[error("field {name:?} has {len} characters, at most {max} are allowed")]

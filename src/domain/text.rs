@@ -36,14 +36,21 @@ pub fn forbidden(c: char) -> Option<&'static str> {
     match c as u32 {
         0x00..=0x1F | 0x7F..=0x9F => Some("the control character"),
         0x061C | 0x200E | 0x200F | 0x202A..=0x202E | 0x2066..=0x2069 => Some("the bidirectional control"),
-        // Unicode general category Cf (format), except the bidi controls above and the tags below.
+        // Unicode general category Cf (format), except the bidi controls above and the tags
+        // below; and the other default-ignorable or blank-looking code points that render as
+        // nothing (combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian
+        // variation selectors, the Braille blank). Variation selectors U+FE00–FE0F and
+        // U+E0100–E01EF stay: ideographic variation sequences choose glyphs of rare characters in
+        // names.
+        0x034F | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F | 0x2800 | 0x3164 | 0xFFA0 => {
+            Some("the invisible character")
+        }
         0x00AD
         | 0x0600..=0x0605
         | 0x06DD
         | 0x070F
         | 0x0890..=0x0891
         | 0x08E2
-        | 0x180E
         | 0x200B..=0x200D
         | 0x2060..=0x2065
         | 0x206A..=0x206F
@@ -62,7 +69,12 @@ pub fn forbidden(c: char) -> Option<&'static str> {
 
 /// Applies the rule to `value` of `field`: returns the trimmed NFC text of 1..=`max` characters.
 pub fn clean(field: &str, value: &str, max: usize) -> Result<String, TextError> {
-    let t: String = value.trim().nfc().collect();
+    let trimmed = value.trim();
+    // Most text is NFC already: the quick check spares the rebuild.
+    let t: String = match unicode_normalization::is_nfc_quick(trimmed.chars()) {
+        unicode_normalization::IsNormalized::Yes => trimmed.to_string(),
+        _ => trimmed.nfc().collect(),
+    };
     if t.is_empty() {
         return Err(TextError::Empty { field: field.to_string() });
     }
@@ -116,6 +128,9 @@ mod tests {
         refused("张\u{200B}三", "invisible formatting character U+200B");
         refused("\u{FEFF}x", "U+FEFF");
         refused("x\u{E0041}", "tag character");
+        refused("张\u{3164}三", "invisible character U+3164");
+        refused("a\u{034F}b", "U+034F");
+        ok("\u{845B}\u{E0100}", "\u{845B}\u{E0100}"); // 葛 with an ideographic variation selector
     }
 
     #[test]

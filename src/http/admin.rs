@@ -8,6 +8,9 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
 use super::{require_role, ApiError, ApiJson, AppState, Caller};
 use crate::vault::{rfc3339_ms, Client, Role};
 
@@ -106,6 +109,9 @@ pub struct RotateBody {
     /// A JSON number with no fraction (`30` or `30.0`).
     #[serde(default, deserialize_with = "whole_seconds")]
     pub old_token_valid_seconds: i64,
+    /// RFC 3339: the client's new expiry (its tokens stop working then).
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// A JSON number that is a whole number of seconds: JSON Schema's `integer` admits `30.0` too.
@@ -135,17 +141,32 @@ pub struct KeysReloaded {
     pub departments: Vec<SealView>,
 }
 
-fn admin(client: &Client) -> Result<(), ApiError> {
-    require_role(client, Role::Admin)
+fn parse_time(t: &str) -> Result<i64, ApiError> {
+    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| ApiError::bad_request("invalid_date", format!("expires_at {t:?} is not an RFC 3339 time")))
+}
+
+/// The caller, if it is an admin: checked before the body is read, so a non-admin learns nothing
+/// about the body's rules (403 before any 400).
+pub struct Admin(pub Client);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Caller(c) = Caller::from_request_parts(parts, state).await?;
+        require_role(&c, Role::Admin)?;
+        Ok(Self(c))
+    }
 }
 
 /// POST /v1/admin/clients — registers a client; the answer carries its token, shown only here.
 async fn create(
     State(s): State<AppState>,
-    Caller(caller): Caller,
+    Admin(caller): Admin,
     ApiJson(body): ApiJson<ClientCreate>,
 ) -> Result<Response, ApiError> {
-    admin(&caller)?;
     let expires_at = match &body.expires_at {
         None => None,
         Some(t) => Some(
@@ -158,26 +179,24 @@ async fn create(
     };
     let mut client = Client::new(body.id, body.name, body.role, body.uscc, body.types);
     client.expires_at = expires_at;
-    let token = s.vault.add_client(client.clone(), None).await?;
+    let token = s.vault.add_client(client.clone(), None, &caller.id).await?;
     let stored = s.vault.client(&client.id).unwrap_or(client);
     let body = ClientWithToken { client: (&stored).into(), token };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// GET /v1/admin/clients — every client (tokens are never shown: only their hashes are kept).
-async fn list(State(s): State<AppState>, Caller(caller): Caller) -> Result<Json<ClientList>, ApiError> {
-    admin(&caller)?;
+async fn list(State(s): State<AppState>, Admin(_): Admin) -> Result<Json<ClientList>, ApiError> {
     Ok(Json(ClientList { clients: s.vault.clients().iter().map(ClientView::from).collect() }))
 }
 
 /// POST /v1/admin/clients/{id}/disable — every token of the client is refused from now on.
 async fn disable(
     State(s): State<AppState>,
-    Caller(caller): Caller,
+    Admin(caller): Admin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DisableBody>,
 ) -> Result<Json<ClientOnly>, ApiError> {
-    admin(&caller)?;
     let c = s.vault.disable_client(&id, &body.reason, &caller.id).await?;
     Ok(Json(ClientOnly { client: (&c).into() }))
 }
@@ -186,19 +205,19 @@ async fn disable(
 /// `old_token_valid_seconds`.
 async fn rotate(
     State(s): State<AppState>,
-    Caller(caller): Caller,
+    Admin(caller): Admin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RotateBody>,
 ) -> Result<Json<ClientWithToken>, ApiError> {
-    admin(&caller)?;
-    let (c, token) = s.vault.rotate_client(&id, &body.reason, body.old_token_valid_seconds, &caller.id).await?;
+    let expires_at = body.expires_at.as_deref().map(parse_time).transpose()?;
+    let (c, token) =
+        s.vault.rotate_client(&id, &body.reason, body.old_token_valid_seconds, expires_at, &caller.id).await?;
     Ok(Json(ClientWithToken { client: (&c).into(), token }))
 }
 
 /// POST /v1/admin/keys/reload — reloads certificates and seal keys from the key directory (as
 /// SIGHUP does).
-async fn reload_keys(State(s): State<AppState>, Caller(caller): Caller) -> Result<Json<KeysReloaded>, ApiError> {
-    admin(&caller)?;
+async fn reload_keys(State(s): State<AppState>, Admin(_): Admin) -> Result<Json<KeysReloaded>, ApiError> {
     let seals = s.vault.reload_keys().await?;
     Ok(Json(KeysReloaded {
         departments: seals

@@ -94,31 +94,58 @@ impl From<VaultError> for ApiError {
     }
 }
 
-/// `Json<T>` whose rejections are problem bodies too (axum examples/error-handling).
+/// `Json<T>` whose rejections are problem bodies too (axum examples/error-handling), and whose
+/// body must arrive before the request's [`BodyDeadline`](super::serve::BodyDeadline).
 pub struct ApiJson<T>(pub T);
+
+/// `application/json` or `application/<something>+json`, parameters allowed.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
-    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    T: serde::de::DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        let deadline = req.extensions().get::<super::serve::BodyDeadline>().map(|d| d.0);
+        let read = axum::body::Bytes::from_request(req, state);
+        let bytes = match deadline {
+            Some(d) => tokio::time::timeout_at(d, read).await.map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body did not arrive within the request timeout",
+                )
+            })?,
+            None => read.await,
+        };
+        let bytes = bytes.map_err(|rej| {
+            let status = rej.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "malformed_json" };
+            let status = if status.is_server_error() { StatusCode::BAD_REQUEST } else { status };
+            ApiError::new(status, code, rej.body_text())
+        })?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(rej) => {
-                let status = rej.status();
-                let code = match status {
-                    StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-                    _ => match rej {
-                        JsonRejection::JsonDataError(_) => "invalid_body",
-                        _ => "malformed_json",
-                    },
+                let code = match rej {
+                    JsonRejection::JsonDataError(_) => "invalid_body",
+                    _ => "malformed_json",
                 };
-                let status = if status == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { status };
-                Err(ApiError::new(status, code, rej.body_text()))
+                Err(ApiError::new(StatusCode::BAD_REQUEST, code, rej.body_text()))
             }
         }
     }

@@ -71,9 +71,11 @@ pub fn licence_json(vault: &Vault, l: &Licence, public: bool) -> Value {
     })
 }
 
-fn status_json(rec: &LicenceRecord) -> Value {
+/// The status words. The validity period is the signed licence's (bound to the log by its
+/// document hash), not the record's.
+fn status_json(rec: &LicenceRecord, licence: &Licence) -> Value {
     let now = crate::vault::unix_now();
-    let effective = rec.status.effective(now, rec.valid_from, rec.valid_until);
+    let effective = rec.status.effective(now, licence.valid_from, licence.valid_until);
     json!({
         "status": effective,
         "status_words": effective.words_zh(),
@@ -95,7 +97,7 @@ fn issued_json(vault: &Vault, i: &Issued) -> Result<Value, ApiError> {
             "receipt": receipt,
         },
     });
-    merge(&mut v, status_json(&i.record));
+    merge(&mut v, status_json(&i.record, &i.licence));
     Ok(v)
 }
 
@@ -143,7 +145,7 @@ async fn read(
         "qr_payload": crate::qr::encode(&doc),
         "log": { "index": record.issued_index, "last_index": record.last_index },
     });
-    merge(&mut v, status_json(&record));
+    merge(&mut v, status_json(&record, &licence));
     Ok(Json(v))
 }
 
@@ -167,7 +169,8 @@ async fn change(
         "id": id.to_string(),
         "log": { "index": index, "checkpoint": head.checkpoint, "receipt": s.vault.receipt(index, &head)? },
     });
-    merge(&mut v, status_json(&record));
+    let (licence, _, _) = s.vault.licence(&id)?;
+    merge(&mut v, status_json(&record, &licence));
     Ok(Json(v))
 }
 

@@ -2,7 +2,7 @@
 //! [`routes`] is the single table of every route, which the router is built from and which a test
 //! compares with the spec.
 
-mod admin;
+pub mod admin;
 mod catalogue;
 pub mod error;
 mod licences;
@@ -69,7 +69,7 @@ pub fn router(state: AppState) -> Router {
                 "this endpoint does not take that method",
             )
         })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), serve::request_timeout))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), serve::request_deadline))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -3,9 +3,10 @@
 //! client per socket could hold connections and memory for ever.
 //!
 //! - header timeout: hyper's `header_read_timeout` (a slowloris sends a header byte a minute);
-//! - request timeout: [`request_timeout`] around every request, body reading included: 408;
+//! - request timeout: the body must arrive within it ([`BodyDeadline`]), else 408;
 //! - idle timeout: a connection with no byte in either direction for that long is shut down
-//!   gracefully (an answer in progress is finished first);
+//!   gracefully (an answer in progress is finished first, within the shutdown grace; a client
+//!   that stops reading its answers is cut off then);
 //! - connection cap: a semaphore; at the cap the loop stops accepting and new clients wait in the
 //!   kernel's backlog instead of taking memory here;
 //! - shutdown: stop accepting, ask every connection to finish its request in flight and close,
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -29,21 +30,20 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use super::{ApiError, AppState};
+use super::AppState;
 use crate::config::Limits;
 
-/// 408 `request_timeout` when reading the body and answering take longer than the limit.
-pub async fn request_timeout(State(s): State<AppState>, req: Request, next: Next) -> Response {
+/// When the request body must have arrived: [`request_deadline`] puts it on every request and
+/// `ApiJson` enforces it (408 `request_timeout`). Only reading the body is timed: once a write
+/// has gone to the sequencer its caller waits for the outcome, so an answer never says "timed
+/// out" about a write that then commits.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub tokio::time::Instant);
+
+pub async fn request_deadline(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let limit = Duration::from_secs(s.limits.request_timeout.max(1));
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => ApiError::new(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            format!("the request was not read and answered within {} s", limit.as_secs()),
-        )
-        .into_response(),
-    }
+    req.extensions_mut().insert(BodyDeadline(tokio::time::Instant::now() + limit));
+    next.run(req).await
 }
 
 /// Milliseconds since the first call: a cheap clock for idle tracking.
@@ -124,23 +124,32 @@ pub async fn serve_with(
         let io = TokioIo::new(Tracked { inner: stream, last: last.clone() });
         let conn = http.serve_connection(io, TowerToHyperService::new(router.clone()));
         let mut stop = stop_rx.clone();
+        let hard = Duration::from_secs(limits.shutdown_grace.max(1));
         conns.spawn(async move {
             let _permit = permit;
             tokio::pin!(conn);
-            let mut closing = false;
+            // Once asked to close, a connection has `hard` to finish its answer: a client that
+            // stops reading would otherwise hold its slot for ever.
+            let mut closing: Option<tokio::time::Instant> = None;
             loop {
                 let quiet = Duration::from_millis(now_ms().saturating_sub(last.load(Ordering::Relaxed)));
-                let wait = idle.saturating_sub(quiet);
+                let wait = match closing {
+                    Some(deadline) => deadline.saturating_duration_since(tokio::time::Instant::now()),
+                    None => idle.saturating_sub(quiet),
+                };
                 tokio::select! {
                     _ = conn.as_mut() => break,
-                    _ = stop.changed(), if !closing => {
-                        closing = true;
+                    _ = stop.changed(), if closing.is_none() => {
+                        closing = Some(tokio::time::Instant::now() + hard);
                         conn.as_mut().graceful_shutdown();
                     }
-                    _ = tokio::time::sleep(wait), if !closing => {
+                    _ = tokio::time::sleep(wait) => {
+                        if closing.is_some() {
+                            break; // dropping the connection closes the socket
+                        }
                         let quiet = now_ms().saturating_sub(last.load(Ordering::Relaxed));
                         if quiet >= idle.as_millis() as u64 {
-                            closing = true;
+                            closing = Some(tokio::time::Instant::now() + hard);
                             conn.as_mut().graceful_shutdown();
                         }
                     }

@@ -14,11 +14,26 @@ use crate::store::{Cf, Store, StoredNodes};
 /// Leaves read per store scan.
 const PAGE: usize = 10_000;
 
+/// The state of one licence as its leaves leave it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LicenceState {
+    /// Index of the newest leaf about it.
+    pub last_index: u64,
+    /// The status its newest leaf leaves it in (`licence.issued` → valid; others: their `to`).
+    pub status: Option<String>,
+    /// The document hash of its issuance leaf.
+    pub doc_sha256: Option<Vec<u8>>,
+}
+
 /// What a successful replay saw.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub size: u64,
     pub kinds: BTreeMap<String, u64>,
+    /// Every licence the log is about, by identifier: the derived views must agree with these.
+    pub licences: std::collections::HashMap<String, LicenceState>,
+    /// The distinct (log key, commitment key fingerprint) pairs of `log.keys` leaves.
+    pub key_records: Vec<(String, Vec<u8>)>,
     /// Unix milliseconds of the first and last leaf.
     pub first_ms: Option<u64>,
     pub last_ms: Option<u64>,
@@ -56,6 +71,25 @@ pub fn replay(store: &dyn Store, verifier: &Verifier, mut progress: impl FnMut(u
                 return Err(format!("leaf {next}: does not hash to the stored tree's leaf node"));
             }
             *report.kinds.entry(leaf.event.kind.clone()).or_default() += 1;
+            if let Some(id) = &leaf.licence {
+                let st = report.licences.entry(id.clone()).or_default();
+                st.last_index = next;
+                if leaf.event.kind == "licence.issued" {
+                    st.status = Some("valid".into());
+                    st.doc_sha256 = leaf.event.get_bytes("doc_sha256").map(<[u8]>::to_vec);
+                } else if let Some(to) = leaf.event.get_text("to") {
+                    st.status = Some(to.to_string());
+                }
+            }
+            if leaf.event.kind == "log.keys" {
+                let k = (
+                    leaf.event.get_text("log_key").unwrap_or_default().to_string(),
+                    leaf.event.get_bytes("commitment_key").unwrap_or_default().to_vec(),
+                );
+                if !report.key_records.contains(&k) {
+                    report.key_records.push(k);
+                }
+            }
             report.first_ms.get_or_insert(leaf.time_ms);
             report.last_ms = Some(leaf.time_ms);
             next += 1;
@@ -65,6 +99,14 @@ pub fn replay(store: &dyn Store, verifier: &Verifier, mut progress: impl FnMut(u
     let tree = check.tree();
     if tree.size() != cp.size || tree.root() != cp.root {
         return Err(format!("the leaves' tree (size {}) does not have the signed checkpoint's root", tree.size()));
+    }
+    if report.key_records.len() > 1 {
+        return Err(format!("the log records {} different key sets in log.keys leaves", report.key_records.len()));
+    }
+    if let Some((vkey, _)) = report.key_records.first() {
+        if !vkey.starts_with(&format!("{}+", verifier.name())) {
+            return Err(format!("the log.keys leaf names the log key {vkey}, not the one given"));
+        }
     }
     Ok(report)
 }

@@ -397,8 +397,16 @@ pub fn check_stored(
     }
     let size = tail.tree.size();
     let first = size.saturating_sub(tail_leaves);
+    // The tail's leaves are hashed from their bytes and folded onto the stored peaks of the
+    // prefix before them: the root must be the signed one. Stored leaf nodes are not trusted
+    // (they are as editable as the leaves).
     let nodes = StoredNodes(store);
-    let mut expected_prev: Option<Hash> = None;
+    let mut tree = CompactRange::from_nodes(&nodes, first)?;
+    let mut prev: Hash = if first == 0 {
+        [0u8; 32]
+    } else {
+        leaf_hash(&store.get(Cf::Leaves, &(first - 1).to_be_bytes())?.unwrap_or_default())
+    };
     for index in first..size {
         let bytes =
             store.get(Cf::Leaves, &index.to_be_bytes())?.ok_or_else(|| corrupt(format!("leaf {index} is missing")))?;
@@ -410,18 +418,22 @@ pub fn check_stored(
         if leaf.index != index {
             return Err(corrupt(format!("leaf {index} says it is leaf {}", leaf.index)));
         }
-        let prev = match expected_prev {
-            Some(p) => p,
-            None if index == 0 => [0u8; 32],
-            None => store.get(Cf::Leaves, &(index - 1).to_be_bytes())?.map(|b| leaf_hash(&b)).unwrap_or_default(),
-        };
+        // (The link to the leaf before `first` is only as good as that leaf: the root check
+        // below is what binds the tail.)
         if leaf.prev_hash != prev {
             return Err(corrupt(format!(
                 "leaf {index} does not link to leaf {}: the hash chain is broken",
                 index.wrapping_sub(1)
             )));
         }
-        expected_prev = Some(hash);
+        tree.append(hash);
+        prev = hash;
+    }
+    if tree.root() != cp.root {
+        return Err(corrupt(format!(
+            "the newest {} leaves do not hash to the signed root: the log was altered",
+            size - first
+        )));
     }
     Ok(())
 }
@@ -703,6 +715,18 @@ mod tests {
         let e = refused(c.clone(), key.clone(), 10);
         assert!(e.contains("leaf 12 does not hash"), "{e}");
         Sequencer::start(c, key.clone(), 5).unwrap().close();
+
+        // The newest leaf and its stored leaf node both rewritten: the root gives it away.
+        let c = copy();
+        let mut leaf = Leaf::decode(&c.get(Cf::Leaves, &19u64.to_be_bytes()).unwrap().unwrap()).unwrap();
+        leaf.event = Event::new("forged");
+        let bytes = leaf.encode();
+        let mut b = Batch::default();
+        b.put(Cf::Tree, tree_key(0, 19).to_vec(), leaf_hash(&bytes).to_vec());
+        b.put(Cf::Leaves, 19u64.to_be_bytes(), bytes);
+        c.write(b).unwrap();
+        let e = refused(c, key.clone(), DEFAULT_TAIL_CHECK);
+        assert!(e.contains("do not hash to the signed root"), "{e}");
 
         // The untouched store starts.
         Sequencer::start(copy(), key, DEFAULT_TAIL_CHECK).unwrap().close();

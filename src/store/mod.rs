@@ -25,7 +25,8 @@ pub enum Cf {
     Idempotency,
     /// SHA-256 of a bearer token → client record (JSON)
     Clients,
-    /// named values: `checkpoint`, `size`, `serial`, `catalogue`, `trust`, `pilot/…`
+    /// named values: `checkpoint`, `size`, `serial`, `catalogue`, `trust`, `keys-leaf`,
+    /// `ready-probe`, `pilot/…`
     Meta,
 }
 

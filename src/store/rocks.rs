@@ -29,6 +29,15 @@ impl RocksStore {
         Ok(Self { db })
     }
 
+    /// Opens an existing store for reading only (`licvault check`): nothing is written, not even
+    /// a replay of the write-ahead log into new files.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let opts = Options::default();
+        let cfs = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        let db = DB::open_cf_descriptors_read_only(&opts, path, cfs, false).map_err(backend)?;
+        Ok(Self { db })
+    }
+
     fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
         self.db.cf_handle(cf.name()).ok_or_else(|| StoreError::Backend(format!("column family {} missing", cf.name())))
     }

@@ -4,6 +4,12 @@
 //!
 //! Rotation makes a new token; the old one stops working at once, or after a grace period the
 //! administrator chooses (at most 7 days) so the client system can switch without downtime.
+//!
+//! Each change runs to its end in a task of its own, under one lock: a caller that goes away
+//! (a closed connection) cannot leave a change committed to the log but not yet in force.
+
+use std::future::Future;
+use std::sync::Arc;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
 
@@ -47,6 +53,27 @@ impl Vault {
         Ok(client)
     }
 
+    /// Ids of the clients whose tokens in force include one of the public demo tokens.
+    pub fn clients_with_demo_tokens(&self) -> Vec<String> {
+        let now = unix_now();
+        let mut ids: Vec<String> = self
+            .clients
+            .read()
+            .map(|m| {
+                m.iter()
+                    .filter(|(h, c)| {
+                        crate::crypto::devkeys::DEMO_TOKEN_SHA256.contains(&hex::encode(h).as_str())
+                            && !c.disabled
+                            && c.token_valid_until.is_none_or(|t| now < t)
+                    })
+                    .map(|(_, c)| c.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
     /// Every client, once each (the row of its current token), by id.
     pub fn clients(&self) -> Vec<Client> {
         let mut v: Vec<Client> = self
@@ -63,21 +90,50 @@ impl Vault {
         self.clients().into_iter().find(|c| c.id == id)
     }
 
+    /// Runs `change` in its own task, holding the client lock: it completes even if the caller's
+    /// future is dropped.
+    async fn client_change<T, F, Fut>(self: &Arc<Self>, change: F) -> Result<T, VaultError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Self>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, VaultError>> + Send + 'static,
+    {
+        let vault = self.clone();
+        let task = tokio::spawn(async move {
+            let _serial = vault.client_changes.lock().await;
+            change(vault.clone()).await
+        });
+        task.await.map_err(|e| VaultError::Internal(format!("client change: {e}")))?
+    }
+
     /// Registers a client. With `token: None` a random token is made. Returns the token: the only
-    /// time it is ever shown.
-    pub async fn add_client(&self, client: Client, token: Option<String>) -> Result<String, VaultError> {
-        let mut tokens = self.add_clients(vec![(client, token)], "client.added").await?;
+    /// time it is ever shown. `actor` is who registered it (logged).
+    pub async fn add_client(
+        self: &Arc<Self>,
+        client: Client,
+        token: Option<String>,
+        actor: &str,
+    ) -> Result<String, VaultError> {
+        let mut tokens = self.add_clients(vec![(client, token)], actor).await?;
         tokens.pop().ok_or_else(|| VaultError::Internal("no token made".into()))
     }
 
     /// Registers several clients in one commit: all of them or none (the demo seed uses this, so
     /// a crash mid-seed cannot leave half the demo clients).
     pub async fn add_clients(
+        self: &Arc<Self>,
+        clients: Vec<(Client, Option<String>)>,
+        actor: &str,
+    ) -> Result<Vec<String>, VaultError> {
+        let actor = actor.to_string();
+        self.client_change(move |v| async move { v.add_clients_now(clients, &actor).await }).await
+    }
+
+    async fn add_clients_now(
         &self,
         clients: Vec<(Client, Option<String>)>,
-        kind: &'static str,
+        actor: &str,
     ) -> Result<Vec<String>, VaultError> {
-        let _serial = self.client_changes.lock().await;
         let mut rows = Vec::with_capacity(clients.len());
         let mut tokens = Vec::with_capacity(clients.len());
         let existing = self.clients();
@@ -96,15 +152,19 @@ impl Vault {
             rows.push((sha256(token.as_bytes()), client));
             tokens.push(token);
         }
-        let events = rows.iter().map(|(_, c)| client_event(kind, c, None)).collect();
+        let events = rows.iter().map(|(_, c)| client_event("client.added", c, None).text("by", actor)).collect();
         self.commit_clients(rows, events).await?;
         Ok(tokens)
     }
 
     /// Disables client `id`: every token of it is refused from now on. Logged with the reason.
-    pub async fn disable_client(&self, id: &str, reason: &str, actor: &str) -> Result<Client, VaultError> {
+    pub async fn disable_client(self: &Arc<Self>, id: &str, reason: &str, actor: &str) -> Result<Client, VaultError> {
         let reason = text::clean("reason", reason, super::issue::MAX_REASON)?;
-        let _serial = self.client_changes.lock().await;
+        let (id, actor) = (id.to_string(), actor.to_string());
+        self.client_change(move |v| async move { v.disable_client_now(&id, &reason, &actor).await }).await
+    }
+
+    async fn disable_client_now(&self, id: &str, reason: &str, actor: &str) -> Result<Client, VaultError> {
         let current = self.client(id).ok_or_else(|| VaultError::ClientNotFound(id.to_string()))?;
         if current.disabled {
             return Err(VaultError::Conflict(format!("client {id} is disabled already")));
@@ -119,25 +179,45 @@ impl Vault {
             .collect();
         let mut done = current;
         done.disabled = true;
-        let ev = client_event("client.disabled", &done, Some(&reason)).text("by", actor);
+        let ev = client_event("client.disabled", &done, Some(reason)).text("by", actor);
         self.commit_clients(rows, vec![ev]).await?;
         Ok(done)
     }
 
     /// Gives client `id` a new token. The old token stops working at once, or after
-    /// `grace_seconds` (0..=[`MAX_ROTATION_GRACE`]). Returns the client and the new token.
+    /// `grace_seconds` (0..=[`MAX_ROTATION_GRACE`]). `expires_at`, when given, is the client's
+    /// new expiry (so an expired client can be given a new token and time). Returns the client
+    /// and the new token.
     pub async fn rotate_client(
-        &self,
+        self: &Arc<Self>,
         id: &str,
         reason: &str,
         grace_seconds: i64,
+        expires_at: Option<i64>,
         actor: &str,
     ) -> Result<(Client, String), VaultError> {
         let reason = text::clean("reason", reason, super::issue::MAX_REASON)?;
         if !(0..=MAX_ROTATION_GRACE).contains(&grace_seconds) {
             return Err(VaultError::Invalid(format!("old_token_valid_seconds must be 0 to {MAX_ROTATION_GRACE}")));
         }
-        let _serial = self.client_changes.lock().await;
+        if expires_at.is_some_and(|t| t <= unix_now()) {
+            return Err(VaultError::Invalid("expires_at is in the past".into()));
+        }
+        let (id, actor) = (id.to_string(), actor.to_string());
+        self.client_change(move |v| async move {
+            v.rotate_client_now(&id, &reason, grace_seconds, expires_at, &actor).await
+        })
+        .await
+    }
+
+    async fn rotate_client_now(
+        &self,
+        id: &str,
+        reason: &str,
+        grace_seconds: i64,
+        expires_at: Option<i64>,
+        actor: &str,
+    ) -> Result<(Client, String), VaultError> {
         let current = self.client(id).ok_or_else(|| VaultError::ClientNotFound(id.to_string()))?;
         if current.disabled {
             return Err(VaultError::Conflict(format!("client {id} is disabled: register a new client instead")));
@@ -155,9 +235,12 @@ impl Vault {
         let token = new_token()?;
         let mut fresh = current;
         fresh.rotated_at = Some(now);
+        if expires_at.is_some() {
+            fresh.expires_at = expires_at;
+        }
         fresh.token_valid_until = None;
         rows.push((sha256(token.as_bytes()), fresh.clone()));
-        let ev = client_event("client.rotated", &fresh, Some(&reason))
+        let ev = client_event("client.rotated", &fresh, Some(reason))
             .text("by", actor)
             .uint("old_token_grace_s", grace_seconds as u64);
         self.commit_clients(rows, vec![ev]).await?;

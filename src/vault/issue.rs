@@ -97,15 +97,17 @@ fn check_text(what: &str, s: &str, max: usize) -> Result<String, VaultError> {
 /// The face fields with the text rule applied to every value (an empty optional field stays
 /// empty; the schema check decides whether it may be).
 fn clean_fields(fields: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, VaultError> {
-    fields
-        .iter()
-        .map(|(k, v)| {
-            let name = text::clean("fields (a field name)", k, 64)?;
-            let value =
-                if v.trim().is_empty() { String::new() } else { text::clean(&format!("fields.{name}"), v, 10_000)? };
-            Ok((name, value))
-        })
-        .collect()
+    let mut out = BTreeMap::new();
+    for (k, v) in fields {
+        let name = text::clean("fields (a field name)", k, 64)?;
+        let value =
+            if v.trim().is_empty() { String::new() } else { text::clean(&format!("fields.{name}"), v, 10_000)? };
+        // Two names that differ only in spaces or normalisation would silently become one.
+        if out.insert(name.clone(), value).is_some() {
+            return Err(VaultError::Fields(crate::domain::FieldError::Duplicate(name)));
+        }
+    }
+    Ok(out)
 }
 
 /// Validity from request dates and the type's default. Returns (nbf, exp) in unix seconds.
@@ -457,7 +459,7 @@ pub(super) fn record_in(tx: &Tx<'_>, id: &str) -> Result<LicenceRecord, VaultErr
         .get(Cf::Licences, id.as_bytes())?
         .map(|v| serde_json::from_slice(&v))
         .transpose()
-        .map_err(|e| VaultError::Internal(e.to_string()))?
+        .map_err(|e| inconsistent(format!("the record of {id} does not parse: {e}")))?
         .ok_or_else(|| VaultError::NotFound(id.to_string()))?;
     super::records::bind_to_log(&rec, |i| tx.leaf(i).map_err(|e| e.to_string())).map_err(inconsistent)?;
     Ok(rec)

@@ -66,16 +66,21 @@ impl Keyring {
         let mut seals: HashMap<String, Vec<Seal>> = HashMap::new();
         for p in paths {
             let key = load_private_key(&p)?;
-            let cert = trust
-                .departments()
-                .find(|c| c.key == key.verifying_key())
-                .ok_or_else(|| file_err(&p, "no certificate in departments/ is for this key"))?;
-            let seal = Seal {
-                signer: Ed25519Signer::new(key, &cert.der, cert.uscc.as_str()),
-                not_before: cert.not_before,
-                not_after: cert.not_after,
-            };
-            seals.entry(cert.uscc.as_str().to_string()).or_default().push(seal);
+            // A key may have several certificates (a renewed one beside an expired one): one
+            // seal each, so the one valid at signing time is found.
+            let mut found = false;
+            for cert in trust.departments().filter(|c| c.key == key.verifying_key()) {
+                found = true;
+                let seal = Seal {
+                    signer: Ed25519Signer::new(key.clone(), &cert.der, cert.uscc.as_str()),
+                    not_before: cert.not_before,
+                    not_after: cert.not_after,
+                };
+                seals.entry(cert.uscc.as_str().to_string()).or_default().push(seal);
+            }
+            if !found {
+                return Err(file_err(&p, "no certificate in departments/ is for this key"));
+            }
         }
         for v in seals.values_mut() {
             v.sort_by_key(|s| std::cmp::Reverse(s.not_before));
@@ -140,6 +145,27 @@ impl Keyring {
         out.sort_by(|a, b| (&a.uscc, a.not_before).cmp(&(&b.uscc, b.not_before)));
         out
     }
+}
+
+/// A private key anywhere under `dir` (subdirectories included) that is the root CA's: the
+/// server never needs it, and a serving key directory is mounted where the server runs.
+pub fn root_key_under(dir: &Path, root: &ed25519_dalek::VerifyingKey) -> Option<std::path::PathBuf> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).ok()?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".key.pem") {
+                let pem = std::fs::read_to_string(&p).unwrap_or_default();
+                use ed25519_dalek::pkcs8::DecodePrivateKey;
+                if ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).is_ok_and(|k| k.verifying_key() == *root) {
+                    return Some(p);
+                }
+            }
+        }
+    }
+    None
 }
 
 impl Vault {

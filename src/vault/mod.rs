@@ -203,6 +203,7 @@ impl Vault {
             last_probe: std::sync::Mutex::new(None),
             client_changes: tokio::sync::Mutex::new(()),
         });
+        vault.check_tail_records(tail_check)?;
         vault.check_keys().await?;
         vault.log_if_changed(META_CATALOGUE, catalogue_sha256, "catalogue.loaded").await?;
         vault.log_if_changed(META_TRUST, trust_hash, "trust.loaded").await?;
@@ -217,18 +218,26 @@ impl Vault {
     async fn check_keys(&self) -> Result<(), VaultError> {
         let vkey = self.log_verifier_key();
         let fingerprint = self.committer.fingerprint();
-        if let Some(v) = self.store.get(Cf::Meta, META_KEYS)? {
-            let index = v
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| VaultError::KeysChanged("meta keys-leaf is not an index".into()))?;
-            let bytes = self.store.get(Cf::Leaves, &index.to_be_bytes())?.unwrap_or_default();
-            let nodes = crate::store::StoredNodes(self.store.as_ref());
-            let bound =
-                crate::log::merkle::Nodes::node(&nodes, 0, index) == Some(crate::log::merkle::leaf_hash(&bytes));
-            let leaf = Leaf::decode(&bytes).ok().filter(|l| bound && l.event.kind == "log.keys").ok_or_else(|| {
-                VaultError::KeysChanged(format!("the log.keys leaf {index} is missing or altered; run licvault check"))
+        let pointer = match self.store.get(Cf::Meta, META_KEYS)? {
+            Some(v) => Some(
+                v.try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| VaultError::KeysChanged("meta keys-leaf is not an index".into()))?,
+            ),
+            // No pointer on a log that has leaves: it was deleted, or the log predates the
+            // `log.keys` leaf. Look for the leaf rather than trust the absence.
+            None if self.head().size > 0 => self.find_keys_leaf()?,
+            None => None,
+        };
+        if let Some(index) = pointer {
+            let leaf = self.proven_leaf(index).ok_or_else(|| {
+                VaultError::KeysChanged(format!(
+                    "the log.keys leaf {index} is missing or not in the signed tree; run licvault check"
+                ))
             })?;
+            if leaf.event.kind != "log.keys" {
+                return Err(VaultError::KeysChanged(format!("leaf {index} is not the log.keys leaf")));
+            }
             if leaf.event.get_text("log_key") != Some(vkey.as_str()) {
                 return Err(VaultError::KeysChanged(format!(
                     "the log key is {vkey} but this log was created with {} (leaf {index}); refusing to start",
@@ -245,6 +254,16 @@ impl Vault {
                     )
                 )));
             }
+            if self.store.get(Cf::Meta, META_KEYS)?.is_none() {
+                let (r, _) = self
+                    .seq
+                    .submit(move |tx| {
+                        tx.put(Cf::Meta, META_KEYS.to_vec(), index.to_be_bytes().to_vec());
+                        Ok::<_, VaultError>(())
+                    })
+                    .await?;
+                r?;
+            }
             return Ok(());
         }
         let (r, _) = self
@@ -257,6 +276,89 @@ impl Vault {
             })
             .await?;
         r
+    }
+
+    /// The leaf at `index`, if it is proven (RFC 9162 inclusion proof) to be in the tree of the
+    /// signed head: then neither the leaf nor the stored nodes were edited.
+    fn proven_leaf(&self, index: u64) -> Option<Leaf> {
+        let head = self.head();
+        let bytes = self.store.get(Cf::Leaves, &index.to_be_bytes()).ok()??;
+        let proof = inclusion_proof(&crate::store::StoredNodes(self.store.as_ref()), index, head.size).ok()?;
+        crate::log::merkle::verify_inclusion(
+            &crate::log::merkle::leaf_hash(&bytes),
+            index,
+            head.size,
+            &proof,
+            &head.root,
+        )
+        .ok()?;
+        Leaf::decode(&bytes).ok()
+    }
+
+    /// Scans the whole log for the first `log.keys` leaf (only when its pointer is missing).
+    fn find_keys_leaf(&self) -> Result<Option<u64>, VaultError> {
+        tracing::warn!("the pointer to the log.keys leaf is missing: scanning the log for it");
+        let size = self.head().size;
+        let mut next = 0u64;
+        while next < size {
+            let page = self.store.scan_from(Cf::Leaves, &next.to_be_bytes(), 10_000)?;
+            if page.is_empty() {
+                break;
+            }
+            for (key, bytes) in page {
+                let Ok(k) = <[u8; 8]>::try_from(key.as_slice()) else { continue };
+                let index = u64::from_be_bytes(k);
+                if index >= size {
+                    return Ok(None);
+                }
+                if Leaf::decode(&bytes).is_ok_and(|l| l.event.kind == "log.keys") {
+                    return Ok(Some(index));
+                }
+                next = index + 1;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The records of the licences that the newest `tail` leaves are about must name the newest
+    /// of those leaves as their last: a record rolled back to an earlier, self-consistent state
+    /// is refused at start (older ones: `licvault check`).
+    fn check_tail_records(&self, tail: u64) -> Result<(), VaultError> {
+        let size = self.head().size;
+        let first = size.saturating_sub(tail);
+        let mut newest: HashMap<String, u64> = HashMap::new();
+        for (key, bytes) in self.store.scan_from(Cf::Leaves, &first.to_be_bytes(), tail as usize)? {
+            let Ok(k) = <[u8; 8]>::try_from(key.as_slice()) else { continue };
+            let index = u64::from_be_bytes(k);
+            if index >= size {
+                break;
+            }
+            if let Some(l) = Leaf::decode(&bytes).ok().and_then(|l| l.licence) {
+                newest.insert(l, index);
+            }
+        }
+        for (id, index) in newest {
+            let rec = self
+                .store
+                .get(Cf::Licences, id.as_bytes())?
+                .and_then(|v| serde_json::from_slice::<LicenceRecord>(&v).ok());
+            match rec {
+                Some(r) if r.last_index == index => {}
+                Some(r) => {
+                    return Err(VaultError::KeysChanged(format!(
+                        "the record of {id} names leaf {} as its last, but leaf {index} is about it: the record was \
+                         rolled back; refusing to start (licvault check lists every such record)",
+                        r.last_index
+                    )))
+                }
+                None => {
+                    return Err(VaultError::KeysChanged(format!(
+                        "leaf {index} is about {id}, which has no record; refusing to start"
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(crate) async fn log_if_changed(
@@ -333,7 +435,9 @@ impl Vault {
     pub fn leaf(&self, index: u64) -> Result<Option<Leaf>, VaultError> {
         match self.store.get(Cf::Leaves, &index.to_be_bytes())? {
             None => Ok(None),
-            Some(b) => Leaf::decode(&b).map(Some).map_err(|e| VaultError::Internal(e.to_string())),
+            Some(b) => Leaf::decode(&b)
+                .map(Some)
+                .map_err(|e| issue::inconsistent(format!("leaf {index} does not decode: {e}"))),
         }
     }
 
@@ -349,21 +453,25 @@ impl Vault {
         self.seq.close();
     }
 
-    /// `Ok` when storage answers reads and the sequencer can commit; else the reason. After a
-    /// failed write this makes one small synced write (at most one a second) to learn whether the
-    /// store has recovered, so readiness comes back by itself once writes succeed again.
-    pub async fn readiness(&self) -> Result<(), String> {
-        self.store.get(Cf::Meta, META_SERIAL).map_err(|e| format!("storage does not answer reads: {e}"))?;
+    /// `Ok` when storage answers reads and the sequencer can commit; else a reason fit for an
+    /// unauthenticated caller (the detail goes to the server log). After a failed write this
+    /// makes one small synced write (at most one a second) to learn whether the store has
+    /// recovered, so readiness comes back by itself once writes succeed again.
+    pub async fn readiness(&self) -> Result<(), &'static str> {
+        if let Err(e) = self.store.get(Cf::Meta, META_SERIAL) {
+            tracing::warn!(error = %e, "not ready: storage does not answer reads");
+            return Err("storage does not answer reads");
+        }
         let Some(why) = self.seq.unable_to_commit() else { return Ok(()) };
-        if self.seq.stats().halted.load(std::sync::atomic::Ordering::SeqCst) || self.seq.stats().write_error().is_none()
-        {
-            return Err(why);
+        let stats = self.seq.stats();
+        if stats.halted.load(std::sync::atomic::Ordering::SeqCst) || stats.write_error().is_none() {
+            return Err("the sequencer has stopped; restart the server");
         }
         let now = std::time::Instant::now();
         {
             let mut last = self.last_probe.lock().unwrap_or_else(|p| p.into_inner());
             if last.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1)) {
-                return Err(why);
+                return Err("writes are failing");
             }
             *last = Some(now);
         }
@@ -376,7 +484,10 @@ impl Vault {
             .await;
         match probe {
             Ok(_) => Ok(()),
-            Err(e) => Err(format!("the last write failed: {e}")),
+            Err(e) => {
+                tracing::warn!(error = %e, before = %why, "not ready: writes are failing");
+                Err("writes are failing")
+            }
         }
     }
 

@@ -169,3 +169,58 @@ where
     }
     Ok(())
 }
+
+/// `licvault check`: every stored licence record against the state its leaves leave it in
+/// (`states`, from [`crate::log::replay`]): the same last leaf, status and document hash, and a
+/// stored document with that hash whose validity period the record repeats. Returns how many
+/// records were compared, or the first that disagrees.
+pub fn compare_records(
+    store: &dyn crate::store::Store,
+    states: &std::collections::HashMap<String, crate::log::replay::LicenceState>,
+) -> Result<usize, String> {
+    use crate::store::Cf;
+    let mut seen = 0usize;
+    let mut next: Vec<u8> = Vec::new();
+    loop {
+        let page = store.scan_from(Cf::Licences, &next, 10_000).map_err(|e| e.to_string())?;
+        let Some((last_key, _)) = page.last() else { break };
+        next = [last_key.as_slice(), &[0]].concat();
+        for (key, value) in page {
+            let id = String::from_utf8_lossy(&key).into_owned();
+            let rec: LicenceRecord =
+                serde_json::from_slice(&value).map_err(|e| format!("record {id}: does not parse: {e}"))?;
+            let st = states.get(&id).ok_or_else(|| format!("record {id}: no leaf is about this licence"))?;
+            if rec.id != id || rec.last_index != st.last_index {
+                return Err(format!(
+                    "record {id}: names leaf {} as its last, the log says {}",
+                    rec.last_index, st.last_index
+                ));
+            }
+            if Some(rec.status.as_str()) != st.status.as_deref() {
+                return Err(format!("record {id}: says {}, the log says {:?}", rec.status.as_str(), st.status));
+            }
+            if st.doc_sha256.as_deref().map(hex::encode).as_deref() != Some(rec.doc_sha256.as_str()) {
+                return Err(format!("record {id}: its document hash is not the one in the log"));
+            }
+            let doc = store
+                .get(Cf::Docs, [b"d/".as_slice(), id.as_bytes()].concat().as_slice())
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("record {id}: its document is missing"))?;
+            if hex::encode(crate::crypto::sha256(&doc)) != rec.doc_sha256 {
+                return Err(format!("record {id}: the stored document is not the one in the log"));
+            }
+            let licence = crate::crypto::cose::Envelope::parse(&doc)
+                .map_err(|e| e.to_string())
+                .and_then(|env| crate::domain::Licence::from_payload(env.payload()).map_err(|e| e.to_string()))
+                .map_err(|e| format!("record {id}: its document does not decode: {e}"))?;
+            if (licence.valid_from, licence.valid_until) != (rec.valid_from, rec.valid_until) {
+                return Err(format!("record {id}: its validity period is not the signed document's"));
+            }
+            seen += 1;
+        }
+    }
+    if seen != states.len() {
+        return Err(format!("{} licences are in the log but {seen} have records", states.len()));
+    }
+    Ok(seen)
+}

@@ -82,9 +82,9 @@ impl Vault {
         let mut out = Vec::new();
         let mut next = Some(rec.last_index);
         while let Some(i) = next {
-            let leaf = self.leaf(i)?.ok_or_else(|| VaultError::Internal(format!("leaf {i} missing")))?;
+            let leaf = self.leaf(i)?.ok_or_else(|| super::issue::inconsistent(format!("leaf {i} is missing")))?;
             if leaf.licence.as_deref() != Some(id.to_string().as_str()) {
-                return Err(VaultError::Internal(format!("leaf {i} is not about {id}")));
+                return Err(super::issue::inconsistent(format!("leaf {i} is not about {id}")));
             }
             let ev = &leaf.event;
             let t = |k: &str| ev.get_text(k).map(str::to_string);

@@ -147,6 +147,9 @@ impl Vault {
             Err(r) => return Ok(r.into()),
         };
         let mut reasons = vec![format!("signature verifies under {} ({})", cert.name, cert.uscc)];
+        // The head is read before the record: if the record's last leaf is below it, no later
+        // leaf about the licence existed when the head was read, so the status holds as of it.
+        let head = self.head();
         // One point read: the record of the licence the document names (checked against its
         // leaves). The log holds this exact document only if the record's document hash is the
         // presented one.
@@ -173,8 +176,10 @@ impl Vault {
                 });
             }
         };
-        let head_size = self.size_covering(record.last_index)?;
-        let status = record.status.effective(now, record.valid_from, record.valid_until);
+        let head_size = if record.last_index < head.size { head.size } else { self.size_covering(record.last_index)? };
+        // The validity period comes from the verified document (bound to the log by its hash),
+        // never from the record.
+        let status = record.status.effective(now, licence.valid_from, licence.valid_until);
         reasons.push(format!("in the log at index {}", record.issued_index));
         match status {
             Status::Valid => reasons.push("status valid".into()),
@@ -196,7 +201,8 @@ impl Vault {
     /// Whether `document` carries the same protected header, payload and signature as the stored
     /// document of `id` (a byte-level re-encoding of it).
     fn same_signed_content(&self, id: &crate::domain::LicenceId, document: &[u8]) -> Result<bool, VaultError> {
-        let Some(stored) = self.document(id)? else { return Ok(false) };
+        // `licence` checks the stored document against the record's (log-bound) hash.
+        let (_, _, stored) = self.licence(id)?;
         let (Ok(a), Ok(b)) = (Envelope::parse(&stored), Envelope::parse(document)) else { return Ok(false) };
         Ok(a.signed_content_sha256() == b.signed_content_sha256())
     }

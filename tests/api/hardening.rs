@@ -429,7 +429,7 @@ async fn slow_clients_are_cut_off_and_shutdown_drains() {
     let s = Server::start().await;
     let limits = licvault::config::Limits {
         header_timeout: 1,
-        request_timeout: 5,
+        request_timeout: 1,
         idle_timeout: 2,
         max_connections: 64,
         shutdown_grace: 3,
@@ -451,6 +451,17 @@ async fn slow_clients_are_cut_off_and_shutdown_drains() {
     let mut buf = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(10), half.read_to_end(&mut buf)).await;
     assert!(closed.is_ok(), "a half-sent header kept its connection open");
+
+    // A body that trickles in too slowly: 408, as a problem body.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/licences HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ISSUER}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"type_code\""
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await.expect("no answer").unwrap();
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("request_timeout"), "{answer}");
 
     // A connection that says nothing is closed too.
     let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -505,7 +516,7 @@ async fn readiness_tells_the_truth() {
     assert_eq!(s.issue_with(ISSUER, COMPANY).await, 503);
     let (st, text) = ready(&s).await;
     assert_eq!(st, 503, "{text}");
-    assert!(text.contains("write failed") && text.contains("read-only"), "{text}");
+    assert_eq!(text, "not ready: writes are failing\n");
     store.set_read_only(false);
     tokio::time::sleep(Duration::from_millis(1100)).await; // probes are at most one a second
     let (st, text) = ready(&s).await;
@@ -543,6 +554,11 @@ async fn text_that_could_spoof_or_corrupt_is_refused() {
     let (st, p) = s.post(Some(ISSUER), "/v1/licences", &body).await;
     assert_eq!((st, p["code"].as_str()), (400, Some("invalid_text")), "{p}");
     assert!(p["detail"].as_str().unwrap().contains("法定代表人"), "{p}");
+    let mut body = business_licence(COMPANY);
+    body["fields"]["名称 "] = json!("另一个名称");
+    let (st, p) = s.post(Some(ISSUER), "/v1/licences", &body).await;
+    assert_eq!((st, p["code"].as_str()), (400, Some("invalid_fields")), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("twice"), "{p}");
     let mut body = business_licence(COMPANY);
     body["holder"]["colour"] = json!("red");
     let (st, p) = s.post(Some(ISSUER), "/v1/licences", &body).await;
@@ -600,4 +616,176 @@ fn the_data_directory_is_private() {
     let data = dir.path().join("new/data");
     licvault::cli::open_store(&data).unwrap();
     assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+}
+
+/// Item 9: at the connection cap, a new client waits in the backlog (no memory here) and is
+/// served as soon as a slot frees.
+#[tokio::test]
+async fn the_connection_cap_holds_new_clients_back() {
+    let s = Server::start().await;
+    let limits = licvault::config::Limits { max_connections: 1, ..licvault::config::Limits::default() };
+    let state = licvault::http::AppState::new(s.vault.clone(), limits.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        licvault::http::serve::serve_with(listener, licvault::http::router(state), &limits, std::future::pending())
+            .await
+    });
+    let get = |mut conn: tokio::net::TcpStream| async move {
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut buf = Vec::new();
+        conn.read_to_end(&mut buf).await.unwrap();
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    // One connection takes the only slot and keeps it (keep-alive, no request yet).
+    let holder = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = tokio::spawn(get(tokio::net::TcpStream::connect(addr).await.unwrap()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "a second connection was served beyond the cap");
+    drop(holder);
+    let answer = tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("never served").unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// Item 2 (review): a row rolled back to an earlier, self-consistent state (revoked → its
+/// issuance leaf) passes the online check, so start-up refuses it and `licvault check` names
+/// it; an edited validity period changes no verdict, since it comes from the signed document.
+#[tokio::test]
+async fn a_rolled_back_row_is_caught_at_start_and_by_check() {
+    let data = tempfile::tempdir().unwrap();
+    let keys = keys_copy();
+    let fixtures = root().join("fixtures");
+    let open = || {
+        let store = licvault::store::RocksStore::open(data.path()).unwrap();
+        let parts = licvault::vault::Parts::load(Arc::new(store), keys.path(), &fixtures).unwrap();
+        licvault::vault::Vault::start(parts)
+    };
+    let v = open().await.unwrap();
+    licvault::cli::seed_demo(&v, &fixtures).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let state = licvault::http::AppState::new(v.clone(), licvault::config::Limits::default());
+    let server = tokio::spawn(async move {
+        let limits = state.limits.clone();
+        licvault::http::serve::serve_with(listener, licvault::http::router(state), &limits, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    let http = reqwest::Client::new();
+    let post = |path: String, token: Option<&'static str>, body: Value| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let mut r = http.post(format!("{base}{path}")).json(&body);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let mut body = business_licence(COMPANY);
+    body["valid_from"] = json!("2015-01-01");
+    body["valid_until"] = json!("2020-12-31");
+    let (st, issued) = post("/v1/licences".into(), Some(ISSUER), body).await;
+    assert_eq!(st, 201, "{issued}");
+    let id = issued["licence"]["id"].as_str().unwrap().to_string();
+    let doc = issued["document"].clone();
+    let store = v.store().clone();
+    let edit = |f: &dyn Fn(&mut Value)| {
+        let mut rec: Value = serde_json::from_slice(&store.get(Cf::Licences, id.as_bytes()).unwrap().unwrap()).unwrap();
+        f(&mut rec);
+        let mut b = Batch::default();
+        b.put(Cf::Licences, id.clone().into_bytes(), serde_json::to_vec(&rec).unwrap());
+        store.write(b).unwrap();
+    };
+    // The validity period edited: the verdict still comes from the signed document.
+    edit(&|r| r["valid_until"] = Value::Null);
+    let (_, verdict) = post("/v1/verify".into(), None, json!({"payload": doc})).await;
+    assert_eq!(verdict["verdict"], "expired", "{verdict}");
+    // Revoke, then roll the row back to its issuance.
+    let (st, _) = post(format!("/v1/licences/{id}/revoke"), Some(ISSUER), json!({"reason": "吊销"})).await;
+    assert_eq!(st, 200);
+    edit(&|r| {
+        r["status"] = json!("valid");
+        r["last_index"] = r["issued_index"].clone();
+    });
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    v.close();
+    drop(edit);
+    drop(store);
+    drop(v);
+    let e = open().await.err().expect("a rolled-back row must stop start-up").to_string();
+    assert!(e.contains("rolled back"), "{e}");
+    let out = Command::new(env!("CARGO_BIN_EXE_licvault"))
+        .args(["check", "--data", data.path().to_str().unwrap(), "--keys", keys.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains(&format!("record {id}")), "{text}");
+}
+
+/// Item 5 (review): with real keys, `--demo` is refused (its tokens are public), and a store in
+/// which a demo token still works is refused without `--demo`; so is a root CA key anywhere in
+/// the serving key directory.
+#[tokio::test]
+async fn real_keys_refuse_demo_tokens_and_the_root_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let departments = root().join("fixtures/departments.json");
+    let fixtures = root().join("fixtures");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_licvault")).args(args).env_remove("LICVAULT_DEMO").output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = run(&["keys", "init", keys.to_str().unwrap(), "--departments", departments.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, err) = run(&[
+        "keys",
+        "init",
+        dir.path().join("k2").to_str().unwrap(),
+        "--root-dir",
+        dir.path().join("k2/ca").to_str().unwrap(),
+        "--departments",
+        departments.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("inside"), "{err}");
+    let data = dir.path().join("data");
+    let serve = |demo: bool| {
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+            "--keys",
+            keys.to_str().unwrap(),
+            "--fixtures",
+            fixtures.to_str().unwrap(),
+        ];
+        if demo {
+            args.push("--demo");
+        }
+        run(&args)
+    };
+    let (ok, err) = serve(true);
+    assert!(!ok && err.contains("--demo runs only on the development keys"), "{err}");
+    // Demo clients seeded into a store with real keys (as an older version allowed).
+    {
+        let store = licvault::store::RocksStore::open(&data).unwrap();
+        let parts = licvault::vault::Parts::load(Arc::new(store), &keys, &fixtures).unwrap();
+        let v = licvault::vault::Vault::start(parts).await.unwrap();
+        licvault::cli::seed_demo(&v, &fixtures).await.unwrap();
+        v.close();
+    }
+    let (ok, err) = serve(false);
+    assert!(!ok && err.contains("still accept the public demo tokens") && err.contains("admin"), "{err}");
+    // The root CA key copied into a subdirectory of the serving keys.
+    std::fs::create_dir_all(keys.join("backup")).unwrap();
+    std::fs::copy(dir.path().join("keys-root-ca/root.key.pem"), keys.join("backup/root.key.pem")).unwrap();
+    let (ok, err) = serve(false);
+    assert!(!ok && err.contains("root CA's private key"), "{err}");
 }
