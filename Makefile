@@ -16,7 +16,8 @@ DATA ?= data/licvault
 
 help:
 	@echo "make run    build and start the server on the demo data (http://$(LISTEN))"
-	@echo "make test   everything CI checks: fmt, clippy, unit, API, interop and crash tests"
+	@echo "make test   everything CI checks: fmt, clippy, unit, API, interop, crash tests and the OpenAPI fuzzer"
+	@echo "make fuzz   the OpenAPI fuzzer alone (EXAMPLES=200 for more examples per operation)"
 	@echo "make bench  release build; raw limits and HTTP throughput, with ratios"
 
 deps:

@@ -715,7 +715,6 @@ async fn a_rolled_back_row_is_caught_at_start_and_by_check() {
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();
     v.close();
-    drop(edit);
     drop(store);
     drop(v);
     let e = open().await.err().expect("a rolled-back row must stop start-up").to_string();
