@@ -76,17 +76,18 @@ pub fn decode_deterministic(bytes: &[u8]) -> Result<Value, CborError> {
     Ok(v)
 }
 
-/// Every map's keys strictly increase in the bytewise order of their encodings.
+/// Every map's keys strictly increase in the bytewise order of their encodings. Two buffers per
+/// map hold the previous and the current key's encoding (no allocation per key).
 fn keys_in_order(v: &Value) -> bool {
     match v {
         Value::Map(entries) => {
-            let mut prev: Option<Vec<u8>> = None;
-            for (k, val) in entries {
-                let enc = encode_raw(k);
-                if prev.as_ref().is_some_and(|p| *p >= enc) || !keys_in_order(val) {
+            let (mut prev, mut cur) = (Vec::with_capacity(32), Vec::with_capacity(32));
+            for (i, (k, val)) in entries.iter().enumerate() {
+                cur.clear();
+                if ciborium::into_writer(k, &mut cur).is_err() || (i > 0 && prev >= cur) || !keys_in_order(val) {
                     return false;
                 }
-                prev = Some(enc);
+                std::mem::swap(&mut prev, &mut cur);
             }
             true
         }

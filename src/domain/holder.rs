@@ -294,6 +294,24 @@ mod tests {
         check("111", "110105299912310021", Err("future"));
     }
 
+    /// "Not in the future" is judged by the calendar in China: between 16:00 and 24:00 UTC a
+    /// child born today in Beijing has a birth date that is tomorrow in UTC.
+    #[test]
+    fn a_child_born_today_in_china_is_not_in_the_future() {
+        let today = crate::domain::cst_date(OffsetDateTime::now_utc().unix_timestamp());
+        let body = format!("440305{:04}{:02}{:02}001", today.year(), u8::from(today.month()), today.day());
+        let chars: Vec<char> = body.chars().collect();
+        let sum: u32 = chars.iter().zip(CITIZEN_WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap() * w).sum();
+        let number = format!("{body}{}", CITIZEN_CHECK[(sum % 11) as usize]);
+        check("111", &number, Ok(&number));
+        // And tomorrow in China is refused.
+        let tomorrow = today.next_day().unwrap();
+        let body = format!("440305{:04}{:02}{:02}001", tomorrow.year(), u8::from(tomorrow.month()), tomorrow.day());
+        let chars: Vec<char> = body.chars().collect();
+        let sum: u32 = chars.iter().zip(CITIZEN_WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap() * w).sum();
+        check("111", &format!("{body}{}", CITIZEN_CHECK[(sum % 11) as usize]), Err("future"));
+    }
+
     #[test]
     fn uscc_numbers() {
         check("001", "91110108MA0ABCD1XL", Ok("91110108MA0ABCD1XL"));

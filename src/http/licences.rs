@@ -6,12 +6,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::domain::status::Action;
-use crate::domain::{cst_date, Licence, LicenceId};
+use crate::domain::{cst_date, Licence, LicenceId, Status};
 use crate::vault::{IssueRequest, Issued, LicenceRecord, RenewRequest, Vault};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
@@ -35,76 +37,137 @@ fn date(t: i64) -> String {
     cst_date(t).to_string()
 }
 
-/// The licence as JSON. `public` hides the holder number and personal fields (the public
-/// verification answer); the issuing department sees everything.
-pub fn licence_json(vault: &Vault, l: &Licence, public: bool) -> Value {
-    let personal: Vec<&str> = vault
-        .catalogue()
-        .licence_type(l.id.type_code().as_str())
-        .map(|t| t.personal_fields().collect())
-        .unwrap_or_default();
-    let fields: serde_json::Map<String, Value> = l
-        .fields
-        .iter()
-        .filter(|(k, _)| !public || !personal.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    json!({
-        "id": l.id.to_string(),
-        "type_code": l.id.type_code().as_str(),
-        "type_name": l.type_name,
-        "version": format!("{:03}", l.id.version()),
-        "number": l.number,
-        "holder": {
-            "type": l.holder.kind().code(),
-            "id": if public { l.holder.masked() } else { l.holder.number().to_string() },
-            "name": l.holder_name,
-        },
-        "issuer": { "uscc": l.issuer().as_str(), "name": l.issuer_name },
-        "area_code": l.area_code,
-        "fields": fields,
-        "valid_from": date(l.valid_from),
-        "valid_until": l.valid_until.map(|e| date(e - 1)),
-        "long_term": l.valid_until.is_none(),
-        "issued_at": crate::vault::rfc3339_ms(l.issued_at.max(0) as u64 * 1000),
-        "predecessor": l.predecessor.as_ref().map(|p| p.to_string()),
-    })
+/// The licence as the API shows it (spec/openapi.yaml `Licence`). Fields are declared in the
+/// order of their names, so the JSON reads as it always did.
+#[derive(Serialize)]
+pub struct LicenceView<'a> {
+    area_code: &'a str,
+    fields: BTreeMap<&'a str, &'a str>,
+    holder: HolderView<'a>,
+    id: String,
+    issued_at: String,
+    issuer: IssuerView<'a>,
+    long_term: bool,
+    number: &'a str,
+    predecessor: Option<String>,
+    type_code: &'a str,
+    type_name: &'a str,
+    valid_from: String,
+    valid_until: Option<String>,
+    version: String,
 }
 
-/// The status words. The validity period is the signed licence's (bound to the log by its
-/// document hash), not the record's.
-fn status_json(rec: &LicenceRecord, licence: &Licence) -> Value {
+#[derive(Serialize)]
+struct HolderView<'a> {
+    id: String,
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct IssuerView<'a> {
+    name: &'a str,
+    uscc: &'a str,
+}
+
+/// The licence for an answer. `public` hides the holder number and personal fields (the public
+/// verification answer); the issuing department sees everything.
+pub fn licence_json<'a>(vault: &Vault, l: &'a Licence, public: bool) -> LicenceView<'a> {
+    let personal: Vec<&str> = if public {
+        vault
+            .catalogue()
+            .licence_type(l.id.type_code().as_str())
+            .map(|t| t.personal_fields().collect())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    LicenceView {
+        area_code: &l.area_code,
+        fields: l
+            .fields
+            .iter()
+            .filter(|(k, _)| !personal.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+        holder: HolderView {
+            id: if public { l.holder.masked() } else { l.holder.number().to_string() },
+            name: &l.holder_name,
+            kind: l.holder.kind().code(),
+        },
+        id: l.id.to_string(),
+        issued_at: crate::vault::rfc3339_ms(l.issued_at.max(0) as u64 * 1000),
+        issuer: IssuerView { name: &l.issuer_name, uscc: l.issuer().as_str() },
+        long_term: l.valid_until.is_none(),
+        number: &l.number,
+        predecessor: l.predecessor.as_ref().map(|p| p.to_string()),
+        type_code: l.id.type_code().as_str(),
+        type_name: &l.type_name,
+        valid_from: date(l.valid_from),
+        valid_until: l.valid_until.map(|e| date(e - 1)),
+        version: format!("{:03}", l.id.version()),
+    }
+}
+
+/// The status words of a licence (spec/openapi.yaml `StatusFields`).
+#[derive(Serialize)]
+struct StatusView<'a> {
+    recorded_status: Status,
+    status: Status,
+    status_words: &'static str,
+    successor: Option<&'a str>,
+}
+
+/// The validity period is the signed licence's (bound to the log by its document hash), not
+/// the record's.
+fn status_view<'a>(rec: &'a LicenceRecord, licence: &Licence) -> StatusView<'a> {
     let now = crate::vault::unix_now();
     let effective = rec.status.effective(now, licence.valid_from, licence.valid_until);
-    json!({
-        "status": effective,
-        "status_words": effective.words_zh(),
-        "recorded_status": rec.status,
-        "successor": rec.successor,
+    StatusView {
+        recorded_status: rec.status,
+        status: effective,
+        status_words: effective.words_zh(),
+        successor: rec.successor.as_deref(),
+    }
+}
+
+/// The answer to an issuance or a new version (spec/openapi.yaml `Issued`).
+#[derive(Serialize)]
+struct IssuedView<'a> {
+    /// Base64 of the COSE_Sign1 bytes.
+    document: String,
+    licence: LicenceView<'a>,
+    log: IssuedLog<'a>,
+    #[serde(flatten)]
+    status: StatusView<'a>,
+}
+
+#[derive(Serialize)]
+struct IssuedLog<'a> {
+    checkpoint: &'a str,
+    index: u64,
+    receipt: String,
+}
+
+fn issued_json<'a>(vault: &Vault, i: &'a Issued) -> Result<IssuedView<'a>, ApiError> {
+    let receipt = vault.receipt(i.record.issued_index, &i.head)?;
+    // The QR payload is for the holder: GET /v1/licences/{id} has it. Leaving it out here keeps
+    // a deflate off every issuance.
+    Ok(IssuedView {
+        document: B64.encode(&i.document),
+        licence: licence_json(vault, &i.licence, false),
+        log: IssuedLog { checkpoint: &i.head.checkpoint, index: i.record.issued_index, receipt },
+        status: status_view(&i.record, &i.licence),
     })
 }
 
-fn issued_json(vault: &Vault, i: &Issued) -> Result<Value, ApiError> {
-    let receipt = vault.receipt(i.record.issued_index, &i.head)?;
-    let mut v = json!({
-        "licence": licence_json(vault, &i.licence, false),
-        // The QR payload is for the holder: GET /v1/licences/{id} has it. Leaving it out here
-        // keeps a deflate off every issuance.
-        "document": B64.encode(&i.document),
-        "log": {
-            "index": i.record.issued_index,
-            "checkpoint": i.head.checkpoint,
-            "receipt": receipt,
-        },
-    });
-    merge(&mut v, status_json(&i.record, &i.licence));
-    Ok(v)
-}
-
-fn merge(into: &mut Value, from: Value) {
-    if let (Value::Object(a), Value::Object(b)) = (into, from) {
+/// `v` with the status words added.
+fn with_status(mut v: Value, rec: &LicenceRecord, licence: &Licence) -> Value {
+    if let (Value::Object(a), Ok(Value::Object(b))) = (&mut v, serde_json::to_value(status_view(rec, licence))) {
         a.extend(b);
     }
+    v
 }
 
 /// POST /v1/licences — issue a licence (honours Idempotency-Key).
@@ -123,10 +186,10 @@ async fn issue(
         ),
     };
     let issued = s.vault.issue(&client, req, key).await?;
-    let body = issued_json(&s.vault, &issued)?;
     let status = if issued.replayed { StatusCode::OK } else { StatusCode::CREATED };
     let location = format!("/v1/licences/{}", issued.licence.id);
-    Ok((status, [("location", location), ("idempotent-replayed", issued.replayed.to_string())], Json(body))
+    let replayed = issued.replayed.to_string();
+    Ok((status, [("location", location), ("idempotent-replayed", replayed)], Json(issued_json(&s.vault, &issued)?))
         .into_response())
 }
 
@@ -139,14 +202,13 @@ async fn read(
     let id = parse_id(&id)?;
     s.vault.check_owner(&client, &id)?;
     let (licence, record, doc) = s.vault.licence(&id)?;
-    let mut v = json!({
+    let v = json!({
         "licence": licence_json(&s.vault, &licence, false),
         "document": B64.encode(&doc),
         "qr_payload": crate::qr::encode(&doc),
         "log": { "index": record.issued_index, "last_index": record.last_index },
     });
-    merge(&mut v, status_json(&record, &licence));
-    Ok(Json(v))
+    Ok(Json(with_status(v, &record, &licence)))
 }
 
 #[derive(Deserialize)]
@@ -165,13 +227,12 @@ async fn change(
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
     let (record, head, index) = s.vault.change_status(&client, &id, action, &body.reason).await?;
-    let mut v = json!({
+    let v = json!({
         "id": id.to_string(),
         "log": { "index": index, "checkpoint": head.checkpoint, "receipt": s.vault.receipt(index, &head)? },
     });
     let (licence, _, _) = s.vault.licence(&id)?;
-    merge(&mut v, status_json(&record, &licence));
-    Ok(Json(v))
+    Ok(Json(with_status(v, &record, &licence)))
 }
 
 /// POST /v1/licences/{id}/versions — renewal or amendment: a new version; this one is superseded.

@@ -788,3 +788,47 @@ async fn real_keys_refuse_demo_tokens_and_the_root_key() {
     let (ok, err) = serve(false);
     assert!(!ok && err.contains("root CA's private key"), "{err}");
 }
+
+/// Item 7: SIGHUP reloads the keys of a running server, as the admin call does.
+#[test]
+fn sighup_reloads_the_keys() {
+    use std::io::BufRead;
+    let data = tempfile::tempdir().unwrap();
+    let keys = keys_copy();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_licvault"))
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.path().to_str().unwrap(),
+            "--keys",
+            keys.path().to_str().unwrap(),
+            "--fixtures",
+            root().join("fixtures").to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "licvault=info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("licvault listening on"), "{line}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let kill = |sig: &str| Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    assert!(kill("-HUP").success());
+    let reloaded = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(20)).ok())
+        .find(|l| l.contains("SIGHUP: keys reloaded"));
+    kill("-TERM");
+    let _ = child.wait();
+    assert!(reloaded.is_some(), "no reload was logged");
+}
