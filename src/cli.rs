@@ -33,7 +33,8 @@ enum Command {
         command: KeysCommand,
     },
     /// Replay the whole log offline: every leaf, the hash chain, the tree and the signed
-    /// checkpoint (run while the server is stopped, or on a copy of the data directory).
+    /// checkpoint; then compare every licence record with its leaves and document. Opens the
+    /// store read-only (run it while the server is stopped, or on a copy of the data directory).
     Check {
         #[arg(long, env = "LICVAULT_DATA", default_value = "data/licvault")]
         data: PathBuf,
@@ -200,6 +201,12 @@ enum ClientsCommand {
         /// Seconds the old token keeps working (0 to 604800).
         #[arg(long, default_value_t = 0)]
         grace: i64,
+    },
+    /// Disable every client that still accepts a public demo token (fixtures/demo-clients.json),
+    /// directly in the store (the server must be stopped); each is a logged change.
+    DisableDemo {
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Register the first admin client directly in the store (the server must be stopped):
     /// the one way in before any admin token exists.
@@ -407,8 +414,8 @@ async fn serve(cfg: Config) -> Result<()> {
         if !demo.is_empty() {
             vault.close();
             bail!(
-                "refusing to start: client(s) {} still accept the public demo tokens; start once with --demo and \
-                 disable or rotate them",
+                "refusing to start: client(s) {} still accept the public demo tokens; disable them with \
+                 `licvault clients disable-demo` (server stopped)",
                 demo.join(", ")
             );
         }
@@ -485,18 +492,20 @@ fn check(data: &Path, log_key: Option<String>, keys: &Path) -> Result<ExitCode> 
     if !data.join("CURRENT").exists() {
         bail!("{} holds no store", data.display());
     }
-    let store =
-        RocksStore::open(data).with_context(|| format!("opening {} (is the server running?)", data.display()))?;
+    let store = RocksStore::open_read_only(data).with_context(|| format!("opening {} read-only", data.display()))?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} leaves [{bar:40}] {per_sec} eta {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let result = crate::log::replay::replay(&store, &verifier, |done, total| {
+    let replayed = crate::log::replay::replay(&store, &verifier, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })
-    .and_then(|r| vault::records::compare_records(&store, &r.licences).map(|n| (r, n)));
+    .map_err(|e| format!("log NOT ok: {e}"));
+    let result = replayed.and_then(|r| {
+        vault::records::compare_records(&store, &r.licences).map(|n| (r, n)).map_err(|e| format!("records NOT ok: {e}"))
+    });
     bar.finish_and_clear();
     match result {
         Ok((r, records)) => {
@@ -511,7 +520,7 @@ fn check(data: &Path, log_key: Option<String>, keys: &Path) -> Result<ExitCode> 
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            println!("log NOT ok: {e}");
+            println!("{e}");
             Ok(ExitCode::from(1))
         }
     }
@@ -573,6 +582,22 @@ async fn clients(cmd: ClientsCommand) -> Result<()> {
             let v = admin_call(&admin, Method::POST, &path, Some(body)).await?;
             println!("client {id}: new bearer token (shown once); the old one stops working in {grace} s:");
             println!("{}", v["token"].as_str().unwrap_or_default());
+        }
+        ClientsCommand::DisableDemo { store } => {
+            let vault = open(&store).await?;
+            let ids = vault.clients_with_demo_tokens();
+            let mut done = Vec::new();
+            for id in &ids {
+                match vault.disable_client(id, "公开的演示令牌停用", "licvault clients disable-demo").await {
+                    Ok(_) => done.push(id.clone()),
+                    Err(e) => {
+                        vault.close();
+                        return Err(e.into());
+                    }
+                }
+            }
+            vault.close();
+            println!("disabled {} client(s) that accepted public demo tokens: {}", done.len(), done.join(", "));
         }
         ClientsCommand::Bootstrap { store, id, name } => {
             let vault = open(&store).await?;

@@ -28,8 +28,9 @@ pub struct Config {
     /// system). Without it, `/metrics` on the main address needs an admin token.
     #[arg(long, env = "LICVAULT_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Newest log leaves whose hash chain is re-checked at every start (`licvault check`
-    /// replays all of them).
+    /// Newest log leaves re-checked at every start: they must hash to the signed root and link
+    /// up, and the records of the licences they are about must name them (`licvault check`
+    /// replays every leaf and compares every record).
     #[arg(long, env = "LICVAULT_CHECK_TAIL", default_value_t = crate::log::sequencer::DEFAULT_TAIL_CHECK)]
     pub check_tail: u64,
     #[command(flatten)]
@@ -43,7 +44,8 @@ pub struct Limits {
     /// ready for the request (so an idle keep-alive connection is closed after this too).
     #[arg(long, env = "LICVAULT_HEADER_TIMEOUT", default_value_t = 10)]
     pub header_timeout: u64,
-    /// Seconds to read the body and answer one request; past it the answer is 408.
+    /// Seconds for a request's body to arrive; past it the answer is 408. Only reading the body
+    /// is timed: a write handed to the sequencer is always answered with its outcome.
     #[arg(long, env = "LICVAULT_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,
     /// Seconds a connection may pass with no byte in either direction before it is closed.
@@ -52,7 +54,8 @@ pub struct Limits {
     /// Most connections served at once; further ones wait in the listen backlog.
     #[arg(long, env = "LICVAULT_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
-    /// Seconds that shutdown waits for requests in flight before closing their connections.
+    /// Seconds a connection asked to close (at shutdown, or idle) has to finish its answer
+    /// before it is dropped; also how long shutdown waits for requests in flight.
     #[arg(long, env = "LICVAULT_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
 }

@@ -367,8 +367,9 @@ impl Sequencer {
 /// What the sequencer checks before it signs anything on top of a stored log:
 /// - the stored checkpoint verifies under the configured log key and names its origin;
 /// - its size and root are those of the stored tree;
-/// - the newest `tail_leaves` leaves each hash to the tree's leaf node, carry their own index, and
-///   link to the leaf before them (the hash chain).
+/// - the newest `tail_leaves` leaves each hash to the tree's leaf node, carry their own index,
+///   link to the leaf before them (the hash chain), and, hashed from their bytes and folded onto
+///   the stored peaks of the prefix before them, give the signed root.
 ///
 /// Older leaves are covered by `licvault check`, which replays the whole log.
 pub fn check_stored(

@@ -147,16 +147,18 @@ impl Keyring {
     }
 }
 
-/// A private key anywhere under `dir` (subdirectories included) that is the root CA's: the
-/// server never needs it, and a serving key directory is mounted where the server runs.
+/// A private key anywhere under `dir` (subdirectories included, whatever the file names) that
+/// is the root CA's: the server never needs it, and a serving key directory is mounted where the
+/// server runs.
 pub fn root_key_under(dir: &Path, root: &ed25519_dalek::VerifyingKey) -> Option<std::path::PathBuf> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).ok()?.flatten() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.to_string_lossy().ends_with(".key.pem") {
+            } else if std::fs::metadata(&p).is_ok_and(|m| m.len() < 16 * 1024) {
                 let pem = std::fs::read_to_string(&p).unwrap_or_default();
                 use ed25519_dalek::pkcs8::DecodePrivateKey;
                 if ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).is_ok_and(|k| k.verifying_key() == *root) {

@@ -347,7 +347,7 @@ impl Vault {
                 Some(r) => {
                     return Err(VaultError::KeysChanged(format!(
                         "the record of {id} names leaf {} as its last, but leaf {index} is about it: the record was \
-                         rolled back; refusing to start (licvault check lists every such record)",
+                         rolled back; refusing to start (licvault check compares every record)",
                         r.last_index
                     )))
                 }

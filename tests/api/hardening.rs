@@ -782,6 +782,25 @@ async fn real_keys_refuse_demo_tokens_and_the_root_key() {
     }
     let (ok, err) = serve(false);
     assert!(!ok && err.contains("still accept the public demo tokens") && err.contains("admin"), "{err}");
+    assert!(err.contains("clients disable-demo"), "{err}");
+    let (ok, err) = run(&[
+        "clients",
+        "disable-demo",
+        "--data",
+        data.to_str().unwrap(),
+        "--keys",
+        keys.to_str().unwrap(),
+        "--fixtures",
+        fixtures.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    {
+        let store = licvault::store::RocksStore::open(&data).unwrap();
+        let parts = licvault::vault::Parts::load(Arc::new(store), &keys, &fixtures).unwrap();
+        let v = licvault::vault::Vault::start(parts).await.unwrap();
+        assert!(v.clients_with_demo_tokens().is_empty());
+        v.close();
+    }
     // The root CA key copied into a subdirectory of the serving keys.
     std::fs::create_dir_all(keys.join("backup")).unwrap();
     std::fs::copy(dir.path().join("keys-root-ca/root.key.pem"), keys.join("backup/root.key.pem")).unwrap();
