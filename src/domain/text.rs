@@ -67,9 +67,23 @@ pub fn forbidden(c: char) -> Option<&'static str> {
     }
 }
 
+/// Characters that are allowed and NFC whatever surrounds them (starters that never compose):
+/// printable ASCII, CJK unified ideographs, CJK punctuation and full-width forms. Text made only
+/// of these — most Chinese licence text — needs no further look.
+fn plain(c: char) -> bool {
+    matches!(c as u32, 0x20..=0x7E | 0x3000..=0x3029 | 0x3030..=0x303F | 0x4E00..=0x9FFF | 0xFF01..=0xFF5E)
+}
+
 /// Applies the rule to `value` of `field`: returns the trimmed NFC text of 1..=`max` characters.
 pub fn clean(field: &str, value: &str, max: usize) -> Result<String, TextError> {
     let trimmed = value.trim();
+    if !trimmed.is_empty() && trimmed.chars().all(plain) {
+        let len = trimmed.chars().count();
+        if len > max {
+            return Err(TextError::TooLong { field: field.to_string(), len, max });
+        }
+        return Ok(trimmed.to_string());
+    }
     // Most text is NFC already: the quick check spares the rebuild.
     let t: String = match unicode_normalization::is_nfc_quick(trimmed.chars()) {
         unicode_normalization::IsNormalized::Yes => trimmed.to_string(),
@@ -131,6 +145,24 @@ mod tests {
         refused("张\u{3164}三", "invisible character U+3164");
         refused("a\u{034F}b", "U+034F");
         ok("\u{845B}\u{E0100}", "\u{845B}\u{E0100}"); // 葛 with an ideographic variation selector
+    }
+
+    /// The fast path agrees with the full rule on every character it admits.
+    #[test]
+    fn plain_characters_are_nfc_and_allowed() {
+        for c in (0u32..0x11_0000).filter_map(char::from_u32).filter(|c| plain(*c)) {
+            assert!(forbidden(c).is_none(), "{c:?}");
+            let s = c.to_string();
+            assert_eq!(s.nfc().collect::<String>(), s, "U+{:04X}", c as u32);
+            assert_eq!(unicode_normalization::char::canonical_combining_class(c), 0, "U+{:04X}", c as u32);
+            // NFC_Quick_Check = Yes: it never composes with what comes before it.
+            assert_eq!(
+                unicode_normalization::is_nfc_quick(std::iter::once(c)),
+                unicode_normalization::IsNormalized::Yes,
+                "U+{:04X}",
+                c as u32
+            );
+        }
     }
 
     #[test]

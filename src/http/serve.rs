@@ -136,7 +136,6 @@ pub async fn serve_with(
             },
             _ = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
         let last = Arc::new(AtomicU64::new(now_ms()));
         let io = TokioIo::new(Tracked { inner: stream, last: last.clone() });
         let conn = http.serve_connection(io, TowerToHyperService::new(router.clone()));

@@ -207,10 +207,12 @@ impl Vault {
     /// Signs with the department's seal whose certificate is valid at the licence's `iat`
     /// (503 `no_valid_seal` when there is none: a document signed outside its certificate's
     /// validity would verify as invalid).
-    fn sign(&self, licence: &Licence) -> Result<Vec<u8>, VaultError> {
+    /// Returns the COSE_Sign1 document and the payload it carries.
+    fn sign(&self, licence: &Licence) -> Result<(Vec<u8>, Vec<u8>), VaultError> {
         let keys = self.keyring();
         let signer = keys.seal_for(licence.issuer().as_str(), &licence.issuer_name, licence.issued_at)?;
-        Ok(cose::sign(signer, licence.to_payload()))
+        let payload = licence.to_payload();
+        Ok((cose::sign(signer, payload.clone()), payload))
     }
 
     /// `POST /v1/licences`.
@@ -304,14 +306,11 @@ impl Vault {
         idem: Option<(Vec<u8>, String)>,
         serial_hwm: Option<u64>,
     ) -> Result<Issued, VaultError> {
-        let document = self.sign(&licence)?;
-        // Nothing is committed that cannot be read back: the document must decode from its own
-        // bytes to the very licence that was signed (a date the decoder refuses, say, would
-        // otherwise be issued and then be unreadable for ever).
-        let back = cose::Envelope::parse(&document)
-            .map_err(|e| e.to_string())
-            .and_then(|env| Licence::from_payload(env.payload()).map_err(|e| e.to_string()));
-        match back {
+        let (document, payload) = self.sign(&licence)?;
+        // Nothing is committed that cannot be read back: the signed payload must decode to the
+        // very licence that was signed (a date the decoder refuses, say, would otherwise be
+        // issued and then be unreadable for ever).
+        match Licence::from_own_payload(&payload) {
             Ok(l) if l == licence => {}
             Ok(_) => return Err(VaultError::Internal(format!("{} does not decode to what was signed", licence.id))),
             Err(e) => return Err(VaultError::Internal(format!("{} does not decode: {e}", licence.id))),
