@@ -145,13 +145,16 @@ mod tests {
             .add_critical(iana::HeaderParameter::ContentType)
             .content_format(iana::CoapContentFormat::Cbor)
             .build();
-        let doc = CoseSign1Builder::new()
-            .protected(protected)
-            .payload(vec![0xa0])
-            .create_signature(b"", |tbs| s.sign(tbs).to_vec())
-            .build()
-            .to_tagged_vec()
-            .unwrap();
+        let signed = |protected: coset::Header| {
+            CoseSign1Builder::new()
+                .protected(protected)
+                .payload(vec![0xa0])
+                .create_signature(b"", |tbs| s.sign(tbs).to_vec())
+                .build()
+                .to_tagged_vec()
+                .unwrap()
+        };
+        let doc = signed(protected);
         assert!(matches!(Envelope::parse(&doc), Err(CoseError::Critical(_))));
         // Listing only what we understand is fine.
         let protected = HeaderBuilder::new()
@@ -159,13 +162,7 @@ mod tests {
             .key_id(s.kid().to_vec())
             .add_critical(iana::HeaderParameter::Alg)
             .build();
-        let doc = CoseSign1Builder::new()
-            .protected(protected)
-            .payload(vec![0xa0])
-            .create_signature(b"", |tbs| s.sign(tbs).to_vec())
-            .build()
-            .to_tagged_vec()
-            .unwrap();
+        let doc = signed(protected);
         Envelope::parse(&doc).unwrap().verify(&s.verifying_key()).unwrap();
         // `crit` outside the protected header is refused whatever it lists.
         let mut sign1 = CoseSign1::from_tagged_slice(&doc).unwrap();

@@ -117,22 +117,10 @@ mod tests {
     use crate::log::leaf::Event;
     use crate::log::note::NoteSigner;
     use crate::log::sequencer::{Sequencer, DEFAULT_TAIL_CHECK};
+    use crate::log::test_key::K;
     use crate::store::{Batch, MemoryStore};
-    use ed25519_dalek::{Signer as _, SigningKey};
+    use ed25519_dalek::SigningKey;
     use std::sync::Arc;
-
-    struct K(SigningKey);
-    impl NoteSigner for K {
-        fn name(&self) -> &str {
-            "test/log"
-        }
-        fn public_key(&self) -> [u8; 32] {
-            self.0.verifying_key().to_bytes()
-        }
-        fn sign(&self, msg: &[u8]) -> [u8; 64] {
-            self.0.sign(msg).to_bytes()
-        }
-    }
 
     #[tokio::test]
     async fn replay_finds_any_altered_leaf() {

@@ -553,21 +553,9 @@ mod tests {
     use crate::log::leaf::verify_chain;
     use crate::log::merkle::Nodes;
     use crate::log::note::Verifier;
+    use crate::log::test_key::K;
     use crate::store::MemoryStore;
-    use ed25519_dalek::{Signer as _, SigningKey};
-
-    struct K(SigningKey);
-    impl NoteSigner for K {
-        fn name(&self) -> &str {
-            "test/log"
-        }
-        fn public_key(&self) -> [u8; 32] {
-            self.0.verifying_key().to_bytes()
-        }
-        fn sign(&self, msg: &[u8]) -> [u8; 64] {
-            self.0.sign(msg).to_bytes()
-        }
-    }
+    use ed25519_dalek::SigningKey;
 
     fn all_leaves(store: &dyn Store, size: u64) -> Vec<Vec<u8>> {
         (0..size).map(|i| store.get(Cf::Leaves, &i.to_be_bytes()).unwrap().unwrap()).collect()
