@@ -851,3 +851,40 @@ fn sighup_reloads_the_keys() {
     let _ = child.wait();
     assert!(reloaded.is_some(), "no reload was logged");
 }
+
+/// Item 9 (review): a client that sends requests but never reads the answers cannot keep its
+/// connection: once idle it gets the shutdown grace to take its answers, then it is dropped and
+/// its slot serves the next client.
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_slot() {
+    let s = Server::start().await;
+    let limits = licvault::config::Limits {
+        header_timeout: 1,
+        request_timeout: 1,
+        idle_timeout: 1,
+        max_connections: 1,
+        shutdown_grace: 1,
+    };
+    let state = licvault::http::AppState::new(s.vault.clone(), limits.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        licvault::http::serve::serve_with(listener, licvault::http::router(state), &limits, std::future::pending())
+            .await
+    });
+    // Pipelined requests whose answers fill both socket buffers: the server blocks writing.
+    let greedy = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = greedy.set_linger(None);
+    let request = b"GET /v1/licence-types HTTP/1.1\r\nHost: x\r\n\r\n".repeat(4000);
+    let (_reader, mut writer) = greedy.into_split();
+    let _ = tokio::time::timeout(Duration::from_secs(3), writer.write_all(&request)).await;
+    // The next client waits for the only slot, and gets it once the greedy one is dropped.
+    let mut next = tokio::net::TcpStream::connect(addr).await.unwrap();
+    next.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), next.read_to_end(&mut buf))
+        .await
+        .expect("the greedy client kept the only slot")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+}
