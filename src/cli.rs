@@ -1,6 +1,6 @@
 //! The `licvault` command line: `serve`, `check`, `keys init|seal`, `clients …` (through the
-//! running server's admin API; `clients bootstrap` alone opens the store), `holders
-//! allow-pilot`, `verify`.
+//! running server's admin API; `clients bootstrap` and `clients disable-demo` open the store),
+//! `holders allow-pilot`, `verify`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -383,7 +383,10 @@ pub async fn seed_demo(vault: &Arc<Vault>, fixtures: &Path) -> Result<usize> {
 }
 
 async fn serve(cfg: Config) -> Result<()> {
-    let mut parts = load_parts(&cfg.data, &cfg.keys, &cfg.fixtures)?;
+    // The keys are checked before the store is opened: a refused start leaves no trace.
+    let placeholder: Arc<dyn crate::store::Store> = Arc::new(crate::store::MemoryStore::new());
+    let mut parts =
+        Parts::load(placeholder, &cfg.keys, &cfg.fixtures).context("loading keys, certificates and catalogue")?;
     let dev = parts.development_keys();
     if !dev.is_empty() && !cfg.demo {
         bail!(
@@ -407,6 +410,7 @@ async fn serve(cfg: Config) -> Result<()> {
             );
         }
     }
+    parts.store = Arc::new(open_store(&cfg.data)?);
     parts.tail_check = cfg.check_tail;
     let vault = Vault::start(parts).await?;
     if !cfg.demo {

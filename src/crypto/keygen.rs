@@ -82,6 +82,12 @@ fn write_file(path: &Path, contents: &[u8], private: bool, force: bool) -> Resul
         opts.mode(if private { 0o600 } else { 0o644 });
     }
     let mut f = opts.open(path).map_err(io)?;
+    // The mode given to `open` applies only to a new file: an overwritten one gets it here.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(if private { 0o600 } else { 0o644 })).map_err(io)?;
+    }
     f.write_all(contents).map_err(io)?;
     f.sync_all().map_err(io)
 }
@@ -163,9 +169,19 @@ pub fn init(
     force: bool,
 ) -> Result<String, CryptoError> {
     if !force {
-        let mut planned = vec![dir.join("root.crt.pem"), dir.join("log.key.pem"), dir.join("commitment.key")];
-        planned.push(root_dir.join("root.key.pem"));
-        planned.extend(departments.iter().map(|d| dir.join("departments").join(format!("{}.key.pem", d.uscc))));
+        let mut planned = vec![
+            dir.join("root.crt.pem"),
+            dir.join("log.key.pem"),
+            dir.join("log.vkey"),
+            dir.join("commitment.key"),
+            root_dir.join("root.key.pem"),
+            root_dir.join("root.crt.pem"),
+        ];
+        for d in departments {
+            for ext in ["key.pem", "crt.pem"] {
+                planned.push(dir.join("departments").join(format!("{}.{ext}", d.uscc)));
+            }
+        }
         if let Some(p) = planned.iter().find(|p| p.exists()) {
             return Err(CryptoError::KeyFile {
                 path: p.display().to_string(),

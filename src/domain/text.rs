@@ -36,6 +36,7 @@ pub fn forbidden(c: char) -> Option<&'static str> {
     match c as u32 {
         0x00..=0x1F | 0x7F..=0x9F => Some("the control character"),
         0x061C | 0x200E | 0x200F | 0x202A..=0x202E | 0x2066..=0x2069 => Some("the bidirectional control"),
+        0x2028 | 0x2029 => Some("the line or paragraph separator"),
         // Unicode general category Cf (format), except the bidi controls above and the tags
         // below; and the other default-ignorable or blank-looking code points that render as
         // nothing (combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian
@@ -136,6 +137,7 @@ mod tests {
         refused("a\u{1b}[31mb", "control character U+001B");
         refused("a\nb", "U+000A");
         refused("a\u{85}b", "U+0085");
+        refused("a\u{2028}b", "separator U+2028");
         refused("abc\u{202E}fed", "bidirectional control U+202E");
         refused("a\u{2066}b", "bidirectional control U+2066");
         refused("a\u{200F}b", "U+200F");

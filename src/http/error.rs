@@ -86,9 +86,9 @@ impl From<VaultError> for ApiError {
             VaultError::Conflict(_) => (S::CONFLICT, "conflict"),
             VaultError::IdempotencyMismatch => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             VaultError::Sequencer(_) => (S::SERVICE_UNAVAILABLE, "unavailable"),
-            VaultError::Store(_) | VaultError::Internal(_) | VaultError::KeysChanged(_) => {
-                (S::INTERNAL_SERVER_ERROR, "internal")
-            }
+            // Storage that does not answer is a passing condition, not a bug: 503.
+            VaultError::Store(_) => (S::SERVICE_UNAVAILABLE, "unavailable"),
+            VaultError::Internal(_) | VaultError::KeysChanged(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
         Self::new(status, code, e.to_string())
     }

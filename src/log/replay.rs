@@ -23,6 +23,10 @@ pub struct LicenceState {
     pub status: Option<String>,
     /// The document hash of its issuance leaf.
     pub doc_sha256: Option<Vec<u8>>,
+    /// Index of its issuance leaf.
+    pub issued_index: u64,
+    /// The successor its newest leaf names (a `licence.superseded` leaf).
+    pub successor: Option<String>,
 }
 
 /// What a successful replay saw.
@@ -74,11 +78,16 @@ pub fn replay(store: &dyn Store, verifier: &Verifier, mut progress: impl FnMut(u
             if let Some(id) = &leaf.licence {
                 let st = report.licences.entry(id.clone()).or_default();
                 st.last_index = next;
+                st.successor = None;
                 if leaf.event.kind == "licence.issued" {
                     st.status = Some("valid".into());
                     st.doc_sha256 = leaf.event.get_bytes("doc_sha256").map(<[u8]>::to_vec);
+                    st.issued_index = next;
                 } else if let Some(to) = leaf.event.get_text("to") {
                     st.status = Some(to.to_string());
+                }
+                if leaf.event.kind == "licence.superseded" {
+                    st.successor = leaf.event.get_text("successor").map(str::to_string);
                 }
             }
             if leaf.event.kind == "log.keys" {

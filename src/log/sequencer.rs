@@ -315,11 +315,15 @@ impl Sequencer {
         &self.stats
     }
 
+    /// Whether the sequencer thread is alive.
+    pub fn running(&self) -> bool {
+        self.worker.lock().map(|h| h.as_ref().is_some_and(|h| !h.is_finished())).unwrap_or(false)
+    }
+
     /// Why the sequencer cannot commit now, if it cannot: its thread has ended, it halted after
     /// a failed write, or the last write failed and none has succeeded since.
     pub fn unable_to_commit(&self) -> Option<String> {
-        let running = self.worker.lock().map(|h| h.as_ref().is_some_and(|h| !h.is_finished())).unwrap_or(false);
-        if !running {
+        if !self.running() {
             return Some("the sequencer thread has stopped".into());
         }
         if self.stats.halted.load(Ordering::SeqCst) {

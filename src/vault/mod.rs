@@ -147,6 +147,8 @@ pub struct Vault {
     last_probe: std::sync::Mutex<Option<std::time::Instant>>,
     /// Serialises changes to clients (disable and rotate read the table, then write it).
     client_changes: tokio::sync::Mutex<()>,
+    /// One key reload at a time (admin call and SIGHUP).
+    key_reloads: tokio::sync::Mutex<()>,
 }
 
 const META_SERIAL: &[u8] = b"serial";
@@ -202,6 +204,7 @@ impl Vault {
             clients: RwLock::new(clients),
             last_probe: std::sync::Mutex::new(None),
             client_changes: tokio::sync::Mutex::new(()),
+            key_reloads: tokio::sync::Mutex::new(()),
         });
         vault.check_tail_records(tail_check)?;
         vault.check_keys().await?;
@@ -464,7 +467,11 @@ impl Vault {
         }
         let Some(why) = self.seq.unable_to_commit() else { return Ok(()) };
         let stats = self.seq.stats();
-        if stats.halted.load(std::sync::atomic::Ordering::SeqCst) || stats.write_error().is_none() {
+        if !self.seq.running()
+            || stats.halted.load(std::sync::atomic::Ordering::SeqCst)
+            || stats.write_error().is_none()
+        {
+            tracing::warn!(reason = %why, "not ready");
             return Err("the sequencer has stopped; restart the server");
         }
         let now = std::time::Instant::now();

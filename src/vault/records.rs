@@ -154,16 +154,27 @@ where
             status.unwrap_or("nothing")
         ));
     }
-    let doc = match ev.get_bytes("doc_sha256") {
-        Some(h) => h.to_vec(),
-        None => {
-            let issued = read(rec.issued_index)?;
-            if issued.licence.as_deref() != Some(rec.id.as_str()) || issued.event.kind != "licence.issued" {
-                return Err(format!("leaf {} is not the issuance of {}", rec.issued_index, rec.id));
-            }
-            issued.event.get_bytes("doc_sha256").map(<[u8]>::to_vec).unwrap_or_default()
-        }
+    // The successor a verdict names is the one the superseding leaf names.
+    let successor = if ev.kind == "licence.superseded" { ev.get_text("successor") } else { None };
+    if successor != rec.successor.as_deref() {
+        return Err(format!("the record of {} names a successor its last leaf does not", rec.id));
+    }
+    // The issuance index a verdict names must be this licence's issuance leaf; its document hash
+    // is the one of last resort for leaves that do not carry it.
+    let issued_leaf;
+    let issued = if rec.issued_index == rec.last_index {
+        &last
+    } else {
+        issued_leaf = read(rec.issued_index)?;
+        &issued_leaf
     };
+    if issued.licence.as_deref() != Some(rec.id.as_str()) || issued.event.kind != "licence.issued" {
+        return Err(format!("leaf {} is not the issuance of {}", rec.issued_index, rec.id));
+    }
+    let doc = ev.get_bytes("doc_sha256").or_else(|| issued.event.get_bytes("doc_sha256")).unwrap_or_default().to_vec();
+    if issued.event.get_bytes("doc_sha256") != Some(doc.as_slice()) {
+        return Err(format!("the leaves of {} name two different documents", rec.id));
+    }
     if hex::encode(doc) != rec.doc_sha256 {
         return Err(format!("the document hash of {}'s record is not the one in the log", rec.id));
     }
@@ -195,6 +206,9 @@ pub fn compare_records(
                     "record {id}: names leaf {} as its last, the log says {}",
                     rec.last_index, st.last_index
                 ));
+            }
+            if rec.issued_index != st.issued_index || rec.successor != st.successor {
+                return Err(format!("record {id}: its issuance index or successor is not the log's"));
             }
             if Some(rec.status.as_str()) != st.status.as_deref() {
                 return Err(format!("record {id}: says {}, the log says {:?}", rec.status.as_str(), st.status));

@@ -129,6 +129,16 @@ async fn an_edited_status_row_gives_no_verdict() {
     let (st, _) = s.post(Some(ISSUER), &format!("/v1/licences/{id}/suspend"), &json!({"reason": "x"})).await;
     assert_eq!(st, 503);
 
+    // A named successor that the log does not name.
+    rec["status"] = json!("revoked");
+    rec["successor"] = json!("1.2.156.3005.2.11100000MB00001073001.11440300MB2000100X.202600000001.002.R");
+    let mut b = Batch::default();
+    b.put(Cf::Licences, id.clone().into_bytes(), serde_json::to_vec(&rec).unwrap());
+    store.write(b).unwrap();
+    let (_, p) = s.get(Some(ISSUER), &format!("/v1/licences/{id}")).await;
+    assert_eq!(p["code"], "store_inconsistent", "{p}");
+    rec["successor"] = Value::Null;
+
     // Pointing the row at the issuance leaf instead is caught by the document and status check
     // only when they disagree; the row's document hash is bound too.
     rec["status"] = json!("revoked");
@@ -286,8 +296,8 @@ fn development_keys_need_demo() {
     assert!(!out.status.success(), "{err}");
     let line = err.lines().find(|l| l.contains("refusing to start")).unwrap_or_default();
     assert!(line.contains("development key") && line.contains("--demo"), "{err}");
-    // The store was not even opened for writing: no log was started.
-    assert!(!data.path().join("d/CURRENT").exists() || !err.contains("listening"));
+    // The keys are refused before the store is opened: nothing was created.
+    assert!(!data.path().join("d").exists(), "a refused start created the data directory");
 }
 
 /// Item 5: the image carries no key; the serving key directory holds no root private key.
@@ -445,12 +455,33 @@ async fn slow_clients_are_cut_off_and_shutdown_drains() {
         .await
     });
 
-    // Half a request line, then silence: the server closes the connection.
-    let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Half a request line, then silence: the header timeout closes the connection (on a server
+    // whose idle timeout could not be what closed it).
+    let header_only = licvault::config::Limits {
+        header_timeout: 1,
+        request_timeout: 1,
+        idle_timeout: 60,
+        max_connections: 64,
+        shutdown_grace: 3,
+    };
+    let hstate = licvault::http::AppState::new(s.vault.clone(), header_only.clone());
+    let hlistener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let haddr = hlistener.local_addr().unwrap();
+    tokio::spawn(async move {
+        licvault::http::serve::serve_with(
+            hlistener,
+            licvault::http::router(hstate),
+            &header_only,
+            std::future::pending(),
+        )
+        .await
+    });
+    let mut half = tokio::net::TcpStream::connect(haddr).await.unwrap();
     half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
     let mut buf = Vec::new();
-    let closed = tokio::time::timeout(Duration::from_secs(10), half.read_to_end(&mut buf)).await;
+    let closed = tokio::time::timeout(Duration::from_secs(20), half.read_to_end(&mut buf)).await;
     assert!(closed.is_ok(), "a half-sent header kept its connection open");
+    assert!(buf.is_empty() || String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 408"), "{buf:?}");
 
     // A body that trickles in too slowly: 408, as a problem body.
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -584,6 +615,14 @@ async fn a_re_encoded_document_is_recognised() {
     assert_eq!(v["verdict"], "valid", "{v}");
     assert!(v["reasons"].to_string().contains("re-encoding"), "{v}");
     assert!(v["log"]["status_as_of_size"].as_u64().unwrap() > v["log"]["index"].as_u64().unwrap(), "{v}");
+    // After a later leaf (a revocation), the status holds as of a head that covers that leaf.
+    let id = issued["licence"]["id"].as_str().unwrap();
+    let (st, r) = s.post(Some(ISSUER), &format!("/v1/licences/{id}/revoke"), &json!({"reason": "吊销"})).await;
+    assert_eq!(st, 200, "{r}");
+    let revoked_at = r["log"]["index"].as_u64().unwrap();
+    let (_, v) = s.post(None, "/v1/verify", &json!({"payload": issued["document"]})).await;
+    assert_eq!(v["verdict"], "revoked", "{v}");
+    assert!(v["log"]["status_as_of_size"].as_u64().unwrap() > revoked_at, "{v}");
 }
 
 /// Item 12: a history walk never loops on a back-pointer that does not go back.
@@ -616,6 +655,12 @@ fn the_data_directory_is_private() {
     let data = dir.path().join("new/data");
     licvault::cli::open_store(&data).unwrap();
     assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+    // An existing directory open to others is made private too.
+    let old = dir.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    licvault::cli::open_store(&old).unwrap();
+    assert_eq!(std::fs::metadata(&old).unwrap().permissions().mode() & 0o777, 0o700);
 }
 
 /// Item 9: at the connection cap, a new client waits in the backlog (no memory here) and is
