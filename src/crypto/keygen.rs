@@ -66,14 +66,21 @@ pub struct DepartmentSpec {
     pub area_code: String,
 }
 
+/// Refuses, before anything is written, when one of `paths` exists (unless `force`): a key set
+/// is written whole or not at all.
+fn refuse_existing<P: AsRef<Path>>(paths: &[P], force: bool) -> Result<(), CryptoError> {
+    match paths.iter().map(AsRef::as_ref).find(|p| !force && p.exists()) {
+        Some(p) => Err(CryptoError::KeyFile {
+            path: p.display().to_string(),
+            why: "exists already; licvault never overwrites a key file without --force".into(),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn write_file(path: &Path, contents: &[u8], private: bool, force: bool) -> Result<(), CryptoError> {
     let io = |source| CryptoError::Io { path: path.display().to_string(), source };
-    if !force && path.exists() {
-        return Err(CryptoError::KeyFile {
-            path: path.display().to_string(),
-            why: "exists already; keys are never overwritten without --force".into(),
-        });
-    }
+    refuse_existing(&[path], force)?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -148,12 +155,7 @@ fn write_seal(
     let cert = p.signed_by(&key, issuer).map_err(cert_err)?;
     let kp = dept_dir.join(format!("{stem}.key.pem"));
     let cp = dept_dir.join(format!("{stem}.crt.pem"));
-    if !force && (kp.exists() || cp.exists()) {
-        return Err(CryptoError::KeyFile {
-            path: kp.display().to_string(),
-            why: "exists already; keys are never overwritten without --force".into(),
-        });
-    }
+    refuse_existing(&[&kp, &cp], force)?;
     write_file(&kp, private_pem(&key.key, &kp)?.as_bytes(), true, force)?;
     write_file(&cp, cert.pem().as_bytes(), false, force)
 }
@@ -168,27 +170,20 @@ pub fn init(
     departments: &[DepartmentSpec],
     force: bool,
 ) -> Result<String, CryptoError> {
-    if !force {
-        let mut planned = vec![
-            dir.join("root.crt.pem"),
-            dir.join("log.key.pem"),
-            dir.join("log.vkey"),
-            dir.join("commitment.key"),
-            root_dir.join("root.key.pem"),
-            root_dir.join("root.crt.pem"),
-        ];
-        for d in departments {
-            for ext in ["key.pem", "crt.pem"] {
-                planned.push(dir.join("departments").join(format!("{}.{ext}", d.uscc)));
-            }
-        }
-        if let Some(p) = planned.iter().find(|p| p.exists()) {
-            return Err(CryptoError::KeyFile {
-                path: p.display().to_string(),
-                why: "exists already; keys init never overwrites keys without --force".into(),
-            });
+    let mut planned = vec![
+        dir.join("root.crt.pem"),
+        dir.join("log.key.pem"),
+        dir.join("log.vkey"),
+        dir.join("commitment.key"),
+        root_dir.join("root.key.pem"),
+        root_dir.join("root.crt.pem"),
+    ];
+    for d in departments {
+        for ext in ["key.pem", "crt.pem"] {
+            planned.push(dir.join("departments").join(format!("{}.{ext}", d.uscc)));
         }
     }
+    refuse_existing(&planned, force)?;
     mkdir(dir)?;
     mkdir(root_dir)?;
     let now = OffsetDateTime::now_utc();

@@ -95,57 +95,41 @@ impl From<VaultError> for ApiError {
 }
 
 /// `Json<T>` whose rejections are problem bodies too (axum examples/error-handling), and whose
-/// body must arrive before the request's [`BodyDeadline`](super::serve::BodyDeadline).
+/// body must arrive within the server's request timeout (`--request-timeout`): 408
+/// `request_timeout`. Only reading the body is timed: once a write has gone to the sequencer its
+/// caller waits for the outcome, so an answer never says "timed out" about a write that then
+/// commits.
 pub struct ApiJson<T>(pub T);
 
-/// `application/json` or `application/<something>+json`, parameters allowed.
-fn is_json(headers: &axum::http::HeaderMap) -> bool {
-    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
-    let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
-}
-
-impl<S, T> FromRequest<S> for ApiJson<T>
+impl<T> FromRequest<super::AppState> for ApiJson<T>
 where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
+    axum::Json<T>: FromRequest<super::AppState, Rejection = JsonRejection>,
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(req.headers()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with Content-Type: application/json",
-            ));
-        }
-        let deadline = req.extensions().get::<super::serve::BodyDeadline>().map(|d| d.0);
-        let read = axum::body::Bytes::from_request(req, state);
-        let bytes = match deadline {
-            Some(d) => tokio::time::timeout_at(d, read).await.map_err(|_| {
-                ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request_timeout",
-                    "the request body did not arrive within the request timeout",
-                )
-            })?,
-            None => read.await,
-        };
-        let bytes = bytes.map_err(|rej| {
-            let status = rej.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "malformed_json" };
-            let status = if status.is_server_error() { StatusCode::BAD_REQUEST } else { status };
-            ApiError::new(status, code, rej.body_text())
+    async fn from_request(req: Request, state: &super::AppState) -> Result<Self, Self::Rejection> {
+        let limit = std::time::Duration::from_secs(state.limits.request_timeout.max(1));
+        let read = tokio::time::timeout(limit, axum::Json::<T>::from_request(req, state)).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive within the request timeout",
+            )
         })?;
-        match axum::Json::<T>::from_bytes(&bytes) {
+        match read {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(rej) => {
-                let code = match rej {
-                    JsonRejection::JsonDataError(_) => "invalid_body",
-                    _ => "malformed_json",
+                let status = rej.status();
+                let code = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    _ => match rej {
+                        JsonRejection::JsonDataError(_) => "invalid_body",
+                        _ => "malformed_json",
+                    },
                 };
-                Err(ApiError::new(StatusCode::BAD_REQUEST, code, rej.body_text()))
+                let status = if status == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { status };
+                Err(ApiError::new(status, code, rej.body_text()))
             }
         }
     }

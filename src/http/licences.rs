@@ -162,12 +162,30 @@ fn issued_json<'a>(vault: &Vault, i: &'a Issued) -> Result<IssuedView<'a>, ApiEr
     })
 }
 
-/// `v` with the status words added.
-fn with_status(mut v: Value, rec: &LicenceRecord, licence: &Licence) -> Value {
-    if let (Value::Object(a), Ok(Value::Object(b))) = (&mut v, serde_json::to_value(status_view(rec, licence))) {
-        a.extend(b);
-    }
-    v
+/// The answer of `GET /v1/licences/{id}` (spec/openapi.yaml `LicenceRead`).
+#[derive(Serialize)]
+struct ReadView<'a> {
+    document: String,
+    licence: LicenceView<'a>,
+    log: ReadLog,
+    qr_payload: String,
+    #[serde(flatten)]
+    status: StatusView<'a>,
+}
+
+#[derive(Serialize)]
+struct ReadLog {
+    index: u64,
+    last_index: u64,
+}
+
+/// The answer of a status change (spec/openapi.yaml `StatusChanged`).
+#[derive(Serialize)]
+struct ChangedView<'a> {
+    id: String,
+    log: IssuedLog<'a>,
+    #[serde(flatten)]
+    status: StatusView<'a>,
 }
 
 /// POST /v1/licences — issue a licence (honours Idempotency-Key).
@@ -194,21 +212,18 @@ async fn issue(
 }
 
 /// GET /v1/licences/{id} — the issuing department (or an admin) reads a licence.
-async fn read(
-    State(s): State<AppState>,
-    Caller(client): Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+async fn read(State(s): State<AppState>, Caller(client): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     s.vault.check_owner(&client, &id)?;
     let (licence, record, doc) = s.vault.licence(&id)?;
-    let v = json!({
-        "licence": licence_json(&s.vault, &licence, false),
-        "document": B64.encode(&doc),
-        "qr_payload": crate::qr::encode(&doc),
-        "log": { "index": record.issued_index, "last_index": record.last_index },
-    });
-    Ok(Json(with_status(v, &record, &licence)))
+    Ok(Json(ReadView {
+        document: B64.encode(&doc),
+        licence: licence_json(&s.vault, &licence, false),
+        log: ReadLog { index: record.issued_index, last_index: record.last_index },
+        qr_payload: crate::qr::encode(&doc),
+        status: status_view(&record, &licence),
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -224,15 +239,18 @@ async fn change(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ReasonBody>,
     action: Action,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let (record, head, index) = s.vault.change_status(&client, &id, action, &body.reason).await?;
-    let v = json!({
-        "id": id.to_string(),
-        "log": { "index": index, "checkpoint": head.checkpoint, "receipt": s.vault.receipt(index, &head)? },
-    });
+    let receipt = s.vault.receipt(index, &head)?;
+    // The effective status needs the validity period, which is the signed document's.
     let (licence, _, _) = s.vault.licence(&id)?;
-    Ok(Json(with_status(v, &record, &licence)))
+    Ok(Json(ChangedView {
+        id: id.to_string(),
+        log: IssuedLog { checkpoint: &head.checkpoint, index, receipt },
+        status: status_view(&record, &licence),
+    })
+    .into_response())
 }
 
 /// POST /v1/licences/{id}/versions — renewal or amendment: a new version; this one is superseded.

@@ -3,7 +3,7 @@
 //! client per socket could hold connections and memory for ever.
 //!
 //! - header timeout: hyper's `header_read_timeout` (a slowloris sends a header byte a minute);
-//! - request timeout: the body must arrive within it ([`BodyDeadline`]), else 408;
+//! - request timeout: the body must arrive within it (`ApiJson`), else 408;
 //! - idle timeout: a connection with no byte in either direction for that long is shut down
 //!   gracefully (an answer in progress is finished first, within the shutdown grace; a client
 //!   that stops reading its answers is cut off then);
@@ -19,9 +19,6 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -30,21 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use super::AppState;
 use crate::config::Limits;
-
-/// When the request body must have arrived: [`request_deadline`] puts it on every request and
-/// `ApiJson` enforces it (408 `request_timeout`). Only reading the body is timed: once a write
-/// has gone to the sequencer its caller waits for the outcome, so an answer never says "timed
-/// out" about a write that then commits.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyDeadline(pub tokio::time::Instant);
-
-pub async fn request_deadline(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
-    let limit = Duration::from_secs(s.limits.request_timeout.max(1));
-    req.extensions_mut().insert(BodyDeadline(tokio::time::Instant::now() + limit));
-    next.run(req).await
-}
 
 /// Milliseconds since the first call: a cheap clock for idle tracking.
 fn now_ms() -> u64 {

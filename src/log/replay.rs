@@ -11,9 +11,6 @@ use super::merkle::{leaf_hash, Nodes};
 use super::note::{Checkpoint, Verifier};
 use crate::store::{Cf, Store, StoredNodes};
 
-/// Leaves read per store scan.
-const PAGE: usize = 10_000;
-
 /// The state of one licence as its leaves leave it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LicenceState {
@@ -58,53 +55,51 @@ pub fn replay(store: &dyn Store, verifier: &Verifier, mut progress: impl FnMut(u
     let nodes = StoredNodes(store);
     let mut next = 0u64;
     progress(0, cp.size);
-    while next < cp.size {
-        let page = store.scan_from(Cf::Leaves, &next.to_be_bytes(), PAGE).map_err(|e| e.to_string())?;
-        if page.is_empty() {
+    for item in crate::store::stored_leaves(store, 0, cp.size) {
+        let (index, bytes) = item.map_err(|e| e.to_string())?;
+        if index != next {
             return Err(format!("leaf {next} is missing"));
         }
-        for (key, bytes) in page {
-            if next >= cp.size {
-                break;
-            }
-            if key != next.to_be_bytes() {
-                return Err(format!("leaf {next} is missing"));
-            }
-            let leaf = check.push(&bytes).map_err(|e| e.to_string())?;
-            if nodes.node(0, next) != Some(leaf_hash(&bytes)) {
-                return Err(format!("leaf {next}: does not hash to the stored tree's leaf node"));
-            }
-            *report.kinds.entry(leaf.event.kind.clone()).or_default() += 1;
-            if let Some(id) = &leaf.licence {
-                let st = report.licences.entry(id.clone()).or_default();
-                st.last_index = next;
-                st.successor = None;
-                if leaf.event.kind == "licence.issued" {
-                    st.status = Some("valid".into());
-                    st.doc_sha256 = leaf.event.get_bytes("doc_sha256").map(<[u8]>::to_vec);
-                    st.issued_index = next;
-                } else if let Some(to) = leaf.event.get_text("to") {
-                    st.status = Some(to.to_string());
-                }
-                if leaf.event.kind == "licence.superseded" {
-                    st.successor = leaf.event.get_text("successor").map(str::to_string);
-                }
-            }
-            if leaf.event.kind == "log.keys" {
-                let k = (
-                    leaf.event.get_text("log_key").unwrap_or_default().to_string(),
-                    leaf.event.get_bytes("commitment_key").unwrap_or_default().to_vec(),
-                );
-                if !report.key_records.contains(&k) {
-                    report.key_records.push(k);
-                }
-            }
-            report.first_ms.get_or_insert(leaf.time_ms);
-            report.last_ms = Some(leaf.time_ms);
-            next += 1;
+        let leaf = check.push(&bytes).map_err(|e| e.to_string())?;
+        if nodes.node(0, next) != Some(leaf_hash(&bytes)) {
+            return Err(format!("leaf {next}: does not hash to the stored tree's leaf node"));
         }
-        progress(next, cp.size);
+        *report.kinds.entry(leaf.event.kind.clone()).or_default() += 1;
+        if let Some(id) = &leaf.licence {
+            let st = report.licences.entry(id.clone()).or_default();
+            st.last_index = next;
+            st.successor = None;
+            if leaf.event.kind == "licence.issued" {
+                st.status = Some("valid".into());
+                st.doc_sha256 = leaf.event.get_bytes("doc_sha256").map(<[u8]>::to_vec);
+                st.issued_index = next;
+            } else if let Some(to) = leaf.event.get_text("to") {
+                st.status = Some(to.to_string());
+            }
+            if leaf.event.kind == "licence.superseded" {
+                st.successor = leaf.event.get_text("successor").map(str::to_string);
+            }
+        }
+        if leaf.event.kind == "log.keys" {
+            let k = (
+                leaf.event.get_text("log_key").unwrap_or_default().to_string(),
+                leaf.event.get_bytes("commitment_key").unwrap_or_default().to_vec(),
+            );
+            if !report.key_records.contains(&k) {
+                report.key_records.push(k);
+            }
+        }
+        report.first_ms.get_or_insert(leaf.time_ms);
+        report.last_ms = Some(leaf.time_ms);
+        next += 1;
+        if next % crate::store::LEAF_PAGE as u64 == 0 {
+            progress(next, cp.size);
+        }
     }
+    if next != cp.size {
+        return Err(format!("leaf {next} is missing"));
+    }
+    progress(next, cp.size);
     let tree = check.tree();
     if tree.size() != cp.size || tree.root() != cp.root {
         return Err(format!("the leaves' tree (size {}) does not have the signed checkpoint's root", tree.size()));

@@ -96,6 +96,58 @@ pub fn tree_key(level: u32, index: u64) -> [u8; 9] {
     k
 }
 
+/// The stored leaves with indices in `from..to`, in index order, as `(index, bytes)`, read
+/// [`LEAF_PAGE`] at a time (one scan per page, not one read per leaf). A missing leaf is simply
+/// not yielded: callers that need every index check the sequence.
+pub fn stored_leaves(store: &dyn Store, from: u64, to: u64) -> StoredLeaves<'_> {
+    StoredLeaves { store, next: from, to, page: Vec::new().into_iter(), done: from >= to }
+}
+
+/// Leaves read per scan by [`stored_leaves`].
+pub const LEAF_PAGE: usize = 10_000;
+
+pub struct StoredLeaves<'a> {
+    store: &'a dyn Store,
+    next: u64,
+    to: u64,
+    page: std::vec::IntoIter<KeyValue>,
+    done: bool,
+}
+
+impl Iterator for StoredLeaves<'_> {
+    type Item = Result<(u64, Vec<u8>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((key, bytes)) = self.page.next() {
+                let index = u64::from_be_bytes(key.as_slice().try_into().ok()?);
+                if index >= self.to {
+                    self.done = true;
+                    return None;
+                }
+                self.next = index + 1;
+                return Some(Ok((index, bytes)));
+            }
+            if self.done {
+                return None;
+            }
+            match self.store.scan_from(Cf::Leaves, &self.next.to_be_bytes(), LEAF_PAGE) {
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                Ok(page) => {
+                    self.done = page.len() < LEAF_PAGE;
+                    if page.is_empty() {
+                        return None;
+                    }
+                    self.page = page.into_iter();
+                }
+            }
+        }
+    }
+}
+
 /// Reads perfect-subtree hashes of the stored tree for `log::merkle`.
 pub struct StoredNodes<'a>(pub &'a dyn Store);
 
@@ -126,6 +178,13 @@ pub(crate) mod contract {
         let from: Vec<_> = store.scan_from(Cf::Licences, b"p/2", 10).unwrap().into_iter().map(|(k, _)| k).collect();
         assert_eq!(from, vec![b"p/2".to_vec(), b"q/1".to_vec()]);
         assert_eq!(store.scan_from(Cf::Licences, b"p/", 1).unwrap().len(), 1);
+        let mut b = Batch::default();
+        for i in [0u64, 1, 2, 4] {
+            b.put(Cf::Leaves, i.to_be_bytes(), vec![i as u8]);
+        }
+        store.write(b).unwrap();
+        let leaves: Vec<_> = stored_leaves(store, 1, 4).map(Result::unwrap).collect();
+        assert_eq!(leaves, vec![(1, vec![1]), (2, vec![2])]);
         let mut b = Batch::default();
         b.put(Cf::Meta, b"a".to_vec(), b"2".to_vec());
         store.write(b).unwrap();

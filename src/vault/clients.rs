@@ -85,9 +85,10 @@ impl Vault {
         v
     }
 
-    /// The client `id` (its current row).
+    /// The client `id` (the row of its current token).
     pub fn client(&self, id: &str) -> Option<Client> {
-        self.clients().into_iter().find(|c| c.id == id)
+        let map = self.clients.read().ok()?;
+        map.values().find(|c| c.id == id && c.token_valid_until.is_none()).cloned()
     }
 
     /// Runs `change` in its own task, holding the client lock: it completes even if the caller's
@@ -169,14 +170,7 @@ impl Vault {
         if current.disabled {
             return Err(VaultError::Conflict(format!("client {id} is disabled already")));
         }
-        let rows: Vec<(Hash, Client)> = self
-            .client_rows(id)
-            .into_iter()
-            .map(|(h, mut c)| {
-                c.disabled = true;
-                (h, c)
-            })
-            .collect();
+        let rows = self.client_rows(id, |c| c.disabled = true);
         let mut done = current;
         done.disabled = true;
         let ev = client_event("client.disabled", &done, Some(reason)).text("by", actor);
@@ -224,14 +218,8 @@ impl Vault {
         }
         let now = unix_now();
         let until = now + grace_seconds;
-        let mut rows: Vec<(Hash, Client)> = self
-            .client_rows(id)
-            .into_iter()
-            .map(|(h, mut c)| {
-                c.token_valid_until = Some(c.token_valid_until.map_or(until, |t| t.min(until)));
-                (h, c)
-            })
-            .collect();
+        let mut rows =
+            self.client_rows(id, |c| c.token_valid_until = Some(c.token_valid_until.map_or(until, |t| t.min(until))));
         let token = new_token()?;
         let mut fresh = current;
         fresh.rotated_at = Some(now);
@@ -247,11 +235,20 @@ impl Vault {
         Ok((fresh, token))
     }
 
-    /// Every stored row of client `id` (one per token ever given).
-    fn client_rows(&self, id: &str) -> Vec<(Hash, Client)> {
+    /// Every stored row of client `id` (one per token ever given), each changed by `change`.
+    fn client_rows(&self, id: &str, change: impl Fn(&mut Client)) -> Vec<(Hash, Client)> {
         self.clients
             .read()
-            .map(|m| m.iter().filter(|(_, c)| c.id == id).map(|(h, c)| (*h, c.clone())).collect())
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, c)| c.id == id)
+                    .map(|(h, c)| {
+                        let mut c = c.clone();
+                        change(&mut c);
+                        (*h, c)
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -301,23 +301,10 @@ impl Vault {
     /// Scans the whole log for the first `log.keys` leaf (only when its pointer is missing).
     fn find_keys_leaf(&self) -> Result<Option<u64>, VaultError> {
         tracing::warn!("the pointer to the log.keys leaf is missing: scanning the log for it");
-        let size = self.head().size;
-        let mut next = 0u64;
-        while next < size {
-            let page = self.store.scan_from(Cf::Leaves, &next.to_be_bytes(), 10_000)?;
-            if page.is_empty() {
-                break;
-            }
-            for (key, bytes) in page {
-                let Ok(k) = <[u8; 8]>::try_from(key.as_slice()) else { continue };
-                let index = u64::from_be_bytes(k);
-                if index >= size {
-                    return Ok(None);
-                }
-                if Leaf::decode(&bytes).is_ok_and(|l| l.event.kind == "log.keys") {
-                    return Ok(Some(index));
-                }
-                next = index + 1;
+        for item in crate::store::stored_leaves(self.store.as_ref(), 0, self.head().size) {
+            let (index, bytes) = item?;
+            if Leaf::decode(&bytes).is_ok_and(|l| l.event.kind == "log.keys") {
+                return Ok(Some(index));
             }
         }
         Ok(None)
@@ -330,12 +317,8 @@ impl Vault {
         let size = self.head().size;
         let first = size.saturating_sub(tail);
         let mut newest: HashMap<String, u64> = HashMap::new();
-        for (key, bytes) in self.store.scan_from(Cf::Leaves, &first.to_be_bytes(), tail as usize)? {
-            let Ok(k) = <[u8; 8]>::try_from(key.as_slice()) else { continue };
-            let index = u64::from_be_bytes(k);
-            if index >= size {
-                break;
-            }
+        for item in crate::store::stored_leaves(self.store.as_ref(), first, size) {
+            let (index, bytes) = item?;
             if let Some(l) = Leaf::decode(&bytes).ok().and_then(|l| l.licence) {
                 newest.insert(l, index);
             }

@@ -217,7 +217,7 @@ pub fn compare_records(
                 return Err(format!("record {id}: its document hash is not the one in the log"));
             }
             let doc = store
-                .get(Cf::Docs, [b"d/".as_slice(), id.as_bytes()].concat().as_slice())
+                .get(Cf::Docs, &super::doc_key(&id))
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("record {id}: its document is missing"))?;
             if hex::encode(crate::crypto::sha256(&doc)) != rec.doc_sha256 {

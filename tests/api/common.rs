@@ -100,6 +100,22 @@ impl Server {
     }
 }
 
+/// Serves the API of `vault` through the real accept loop with `limits` on a fresh local port
+/// until `stop` resolves; returns the address and the task (which ends once drained).
+pub async fn serve_api(
+    vault: Arc<Vault>,
+    limits: licvault::config::Limits,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = AppState::new(vault, limits.clone());
+    let task = tokio::spawn(async move {
+        licvault::http::serve::serve_with(listener, licvault::http::router(state), &limits, stop).await
+    });
+    (addr, task)
+}
+
 /// A complete 营业执照 issuance body.
 pub fn business_licence(holder: &str) -> Value {
     json!({

@@ -444,16 +444,11 @@ async fn slow_clients_are_cut_off_and_shutdown_drains() {
         max_connections: 64,
         shutdown_grace: 3,
     };
-    let state = licvault::http::AppState::new(s.vault.clone(), limits.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        licvault::http::serve::serve_with(listener, licvault::http::router(state), &limits, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let (addr, server) = serve_api(s.vault.clone(), limits, async {
+        let _ = stop_rx.await;
+    })
+    .await;
 
     // Half a request line, then silence: the header timeout closes the connection (on a server
     // whose idle timeout could not be what closed it).
@@ -464,18 +459,7 @@ async fn slow_clients_are_cut_off_and_shutdown_drains() {
         max_connections: 64,
         shutdown_grace: 3,
     };
-    let hstate = licvault::http::AppState::new(s.vault.clone(), header_only.clone());
-    let hlistener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let haddr = hlistener.local_addr().unwrap();
-    tokio::spawn(async move {
-        licvault::http::serve::serve_with(
-            hlistener,
-            licvault::http::router(hstate),
-            &header_only,
-            std::future::pending(),
-        )
-        .await
-    });
+    let (haddr, _) = serve_api(s.vault.clone(), header_only, std::future::pending()).await;
     let mut half = tokio::net::TcpStream::connect(haddr).await.unwrap();
     half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
     let mut buf = Vec::new();
@@ -669,13 +653,7 @@ fn the_data_directory_is_private() {
 async fn the_connection_cap_holds_new_clients_back() {
     let s = Server::start().await;
     let limits = licvault::config::Limits { max_connections: 1, ..licvault::config::Limits::default() };
-    let state = licvault::http::AppState::new(s.vault.clone(), limits.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        licvault::http::serve::serve_with(listener, licvault::http::router(state), &limits, std::future::pending())
-            .await
-    });
+    let (addr, _) = serve_api(s.vault.clone(), limits, std::future::pending()).await;
     let get = |mut conn: tokio::net::TcpStream| async move {
         conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
         let mut buf = Vec::new();
@@ -708,17 +686,12 @@ async fn a_rolled_back_row_is_caught_at_start_and_by_check() {
     };
     let v = open().await.unwrap();
     licvault::cli::seed_demo(&v, &fixtures).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let state = licvault::http::AppState::new(v.clone(), licvault::config::Limits::default());
-    let server = tokio::spawn(async move {
-        let limits = state.limits.clone();
-        licvault::http::serve::serve_with(listener, licvault::http::router(state), &limits, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let (addr, server) = serve_api(v.clone(), licvault::config::Limits::default(), async {
+        let _ = stop_rx.await;
+    })
+    .await;
+    let base = format!("http://{addr}");
     let http = reqwest::Client::new();
     let post = |path: String, token: Option<&'static str>, body: Value| {
         let (http, base) = (http.clone(), base.clone());
@@ -910,13 +883,7 @@ async fn a_client_that_stops_reading_loses_its_slot() {
         max_connections: 1,
         shutdown_grace: 1,
     };
-    let state = licvault::http::AppState::new(s.vault.clone(), limits.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        licvault::http::serve::serve_with(listener, licvault::http::router(state), &limits, std::future::pending())
-            .await
-    });
+    let (addr, _) = serve_api(s.vault.clone(), limits, std::future::pending()).await;
     // Pipelined requests whose answers fill both socket buffers: the server blocks writing.
     let greedy = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = b"GET /v1/licence-types HTTP/1.1\r\nHost: x\r\n\r\n".repeat(4000);
