@@ -21,7 +21,7 @@ struct VerifyBody {
     payload: String,
 }
 
-/// The answer of `POST /v1/verify` (spec/openapi.yaml `VerifyAnswer`).
+/// The answer of `POST /v1/verify` (spec/openapi.yaml `Verdict`).
 #[derive(Serialize)]
 struct VerifyAnswer<'a> {
     licence: Option<LicenceView<'a>>,
