@@ -4,12 +4,14 @@
 # every answer against the spec: never a 5xx, only listed status codes, the listed content type,
 # the response schema and the listed response headers.
 #
-#   scripts/fuzz_api.sh BASE_URL ADMIN_TOKEN ISSUER_TOKEN [extra schemathesis run options]
-#   e.g. scripts/fuzz_api.sh http://127.0.0.1:8080 dev-token-admin-0001 dev-token-scjg-issuer-0001
+#   scripts/fuzz_api.sh BASE_URL ADMIN_TOKEN ISSUER_TOKEN VERIFIER_TOKEN HOLDER_CHANNEL_TOKEN [extra options]
+#   e.g. scripts/fuzz_api.sh http://127.0.0.1:8080 dev-token-admin-0001 dev-token-scjg-issuer-0001 \
+#          dev-token-zwfw-verifier-0001 dev-token-app-holder-0001
 #
-# The spec has two bearer schemes: `admin` (the /v1/admin/* operations and /metrics) gets
-# ADMIN_TOKEN, `bearer` (every other authenticated operation) gets ISSUER_TOKEN; public
-# operations get no token. Runs are reproducible: seed 1, 25 examples per operation, one worker,
+# The spec has four bearer schemes: `admin` (the /v1/admin/* operations and /metrics) gets
+# ADMIN_TOKEN, `verifier` (lookups, checks, annotated copies) VERIFIER_TOKEN, `holder_channel`
+# (wallet, usage) HOLDER_CHANNEL_TOKEN, `bearer` (every other authenticated operation)
+# ISSUER_TOKEN; public operations get no token. Runs are reproducible: seed 1, 25 examples per operation, one worker,
 # no example database kept between runs. (`--generation-deterministic` makes schemathesis ignore
 # the seed; pass it as an extra option to use it instead.)
 #
@@ -28,13 +30,14 @@
 # see the spec's description).
 set -euo pipefail
 
-if [ $# -lt 3 ]; then
-  echo "usage: $0 BASE_URL ADMIN_TOKEN ISSUER_TOKEN [schemathesis run options]" >&2
+if [ $# -lt 5 ]; then
+  echo "usage: $0 BASE_URL ADMIN_TOKEN ISSUER_TOKEN VERIFIER_TOKEN HOLDER_CHANNEL_TOKEN [schemathesis run options]" >&2
   exit 2
 fi
 base_url="${1%/}"
 export LICVAULT_FUZZ_ADMIN_TOKEN="$2" LICVAULT_FUZZ_ISSUER_TOKEN="$3"
-shift 3
+export LICVAULT_FUZZ_VERIFIER_TOKEN="$4" LICVAULT_FUZZ_HOLDER_CHANNEL_TOKEN="$5"
+shift 5
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${LICVAULT_VENV:-$HOME/.cache/licvault/venv}"
@@ -80,6 +83,12 @@ bearer = "${LICVAULT_FUZZ_ADMIN_TOKEN}"
 
 [auth.openapi.bearer]
 bearer = "${LICVAULT_FUZZ_ISSUER_TOKEN}"
+
+[auth.openapi.verifier]
+bearer = "${LICVAULT_FUZZ_VERIFIER_TOKEN}"
+
+[auth.openapi.holder_channel]
+bearer = "${LICVAULT_FUZZ_HOLDER_CHANNEL_TOKEN}"
 
 [[operations]]
 include-path = "/v1/admin/clients/{id}/disable"

@@ -27,7 +27,8 @@ for _ in $(seq 1 100); do
 done
 [ -n "$addr" ] || { echo "fuzz_server: the server did not start" >&2; cat "$work/err" >&2; exit 2; }
 shift
-"$root/scripts/fuzz_api.sh" "http://$addr" dev-token-admin-0001 dev-token-scjg-issuer-0001 "$@"
+"$root/scripts/fuzz_api.sh" "http://$addr" dev-token-admin-0001 dev-token-scjg-issuer-0001 \
+  dev-token-zwfw-verifier-0001 dev-token-app-holder-0001 "$@"
 if grep -q "panicked" "$work/err"; then
   echo "fuzz_server: the server panicked:" >&2
   grep -A5 panicked "$work/err" >&2

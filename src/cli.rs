@@ -363,22 +363,27 @@ struct DemoClient {
     name: String,
     role: Role,
     uscc: Option<String>,
+    #[serde(default)]
+    types: Vec<String>,
     token: String,
 }
 
-/// Adds the demo clients to a store that has none.
+/// Adds the demo clients that a store does not have yet (by id): a demo store made by an older
+/// version gains the clients added to the fixture since; one an administrator disabled stays so.
 pub async fn seed_demo(vault: &Arc<Vault>, fixtures: &Path) -> Result<usize> {
-    if !vault.clients().is_empty() {
-        return Ok(0);
-    }
     let path = fixtures.join("demo-clients.json");
     let demo: DemoClients =
         serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)?;
+    let known: std::collections::HashSet<String> = vault.clients().into_iter().map(|c| c.id).collect();
     let clients: Vec<_> = demo
         .clients
         .into_iter()
-        .map(|c| (Client::new(c.id, c.name, c.role, c.uscc, Vec::new()), Some(c.token)))
+        .filter(|c| !known.contains(&c.id))
+        .map(|c| (Client::new(c.id, c.name, c.role, c.uscc, c.types), Some(c.token)))
         .collect();
+    if clients.is_empty() {
+        return Ok(0);
+    }
     Ok(vault.add_clients(clients, "demo seed").await?.len())
 }
 
@@ -427,7 +432,7 @@ async fn serve(cfg: Config) -> Result<()> {
     if cfg.demo {
         let n = seed_demo(&vault, &cfg.fixtures).await?;
         if n > 0 {
-            tracing::info!(clients = n, "seeded demo clients into an empty store");
+            tracing::info!(clients = n, "seeded the demo clients this store did not have");
         }
     }
     let listener =

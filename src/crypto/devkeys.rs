@@ -13,6 +13,7 @@ pub const DEVELOPMENT_KEYS: &[&str] = &[
     "824fda452cba85065e15cdb08fa1cbeb15f283a2233f75e4372a08ab8736a92f",
     "9aa07c63c15e34da24ca19c45c975108c3cf0eefbb91f596fca313a7c7dc30f7",
     "a14d059d0ff32e78fba197c6e14066064bb32418c5f7acb79f8e1523404d19d5",
+    "a33cd1845485efd7f863a2f43a5e040975329479cdafc59cbdd46063c35d42a7",
     "abf329f16bbf30fcc3956a4e1a3c5f55264bd9cb1fb5d07be27e2669f724c911",
     "cad959a5eff31d9dfc87759d42d191d4f66a7aa411424d75e54d16bb415a2e62",
     "fc86872483621852c43d5a80a62afd2ee943ae40df0c005dec1e5ccb70a141b1",
@@ -30,6 +31,8 @@ pub const DEMO_TOKEN_SHA256: &[&str] = &[
     "a0b1ea1d2a78e24d205794cc8c20fe9586f860375a0755fb6c6a487e03231d26",
     "e051677f7bc09260247409129c32bce9ff584db56a73d2984cb00ae9a782edf9",
     "ebbb9cee289c2beb017e06d604d4c5babbed15789101c15bb0666f77be06010c",
+    "ef7f3bd0292eaa59b17f05f122bfcd9a839719d04a837e598205cd9c2121390c",
+    "f3d27f35549c792de4b7af3b60196401e40dcde2215a1b0db0f9f038d9feb0c6",
     "fe6aacecab8ec6a0f3efe50712a95a8ace0c0c123a6eca48ca0b017c02acd3f9",
 ];
 
@@ -59,6 +62,7 @@ mod tests {
             load_private_key(&copy).unwrap()
         };
         v.push(hex::encode(read_key("log.key.pem").verifying_key().to_bytes()));
+        v.push(hex::encode(read_key("annotation.key.pem").verifying_key().to_bytes()));
         let secret: [u8; 32] = hex::decode(std::fs::read_to_string(dir.join("commitment.key")).unwrap().trim())
             .unwrap()
             .try_into()

@@ -175,6 +175,7 @@ pub fn init(
         dir.join("log.key.pem"),
         dir.join("log.vkey"),
         dir.join("commitment.key"),
+        dir.join("annotation.key.pem"),
         root_dir.join("root.key.pem"),
         root_dir.join("root.crt.pem"),
     ];
@@ -204,6 +205,9 @@ pub fn init(
     let vkey = verifier_key(log_origin, &log_key.verifying_key().to_bytes());
     write_file(&dir.join("log.vkey"), format!("{vkey}\n").as_bytes(), false, force)?;
     write_file(&dir.join("commitment.key"), format!("{}\n", hex::encode(random32()?)).as_bytes(), true, force)?;
+    let annotation_key = SigningKey::from_bytes(&random32()?);
+    let ap = dir.join("annotation.key.pem");
+    write_file(&ap, private_pem(&annotation_key, &ap)?.as_bytes(), true, force)?;
     Ok(vkey)
 }
 

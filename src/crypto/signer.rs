@@ -48,6 +48,13 @@ impl Ed25519Signer {
         Self { key, kid, uscc: uscc.into() }
     }
 
+    /// The platform's annotation key (annotated copies): no certificate; its kid is
+    /// SHA-256(public key)[0..8].
+    pub fn annotation(key: SigningKey) -> Self {
+        let kid = kid_of(&key.verifying_key().to_bytes());
+        Self { key, kid, uscc: String::new() }
+    }
+
     /// The department this seal belongs to.
     pub fn uscc(&self) -> &str {
         &self.uscc

@@ -43,7 +43,8 @@ pub enum FieldKind {
     Enum,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FieldDef {
     pub name: String,
     pub kind: FieldKind,
@@ -62,7 +63,8 @@ fn default_max_len() -> usize {
     200
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LicenceType {
     pub code: String,
     pub name: String,
@@ -78,24 +80,115 @@ pub struct LicenceType {
     pub issuers: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Requirement {
+/// One way to meet a requirement: a licence of `type_code` held by `holder`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alternative {
     pub type_code: String,
+    /// `applicant`, or a role the service item declares in `other_holders` (the premises owner,
+    /// the spouse), whose number the clerk passes with the check.
+    #[serde(default = "applicant", skip_serializing_if = "is_applicant")]
+    pub holder: String,
+}
+
+pub const APPLICANT: &str = "applicant";
+
+fn applicant() -> String {
+    APPLICANT.to_string()
+}
+
+fn is_applicant(s: &String) -> bool {
+    s == APPLICANT
+}
+
+/// A licence requirement of a service item (材料要求). Written either as one licence
+/// (`type_code`, optionally `holder`) or as a group of which one is enough (`one_of`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawRequirement", into = "RawRequirement")]
+pub struct Requirement {
+    /// Met by any one of these, in the order given.
+    pub alternatives: Vec<Alternative>,
     /// false = optional ("if any, gives priority").
     pub required: bool,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
 }
 
+/// The catalogue file's form of a requirement.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequirement {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    type_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    holder: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    one_of: Vec<Alternative>,
+    required: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    note: String,
+}
+
+impl TryFrom<RawRequirement> for Requirement {
+    type Error = String;
+
+    fn try_from(r: RawRequirement) -> Result<Self, String> {
+        let alternatives = match (r.type_code, r.one_of.is_empty()) {
+            (Some(type_code), true) => vec![Alternative { type_code, holder: r.holder.unwrap_or_else(applicant) }],
+            (None, false) if r.holder.is_none() => r.one_of,
+            _ => return Err("a requirement has either type_code (and optionally holder) or one_of".into()),
+        };
+        Ok(Self { alternatives, required: r.required, note: r.note })
+    }
+}
+
+impl From<Requirement> for RawRequirement {
+    fn from(r: Requirement) -> Self {
+        let (type_code, holder, one_of) = match <[Alternative; 1]>::try_from(r.alternatives) {
+            Ok([a]) => (Some(a.type_code), (a.holder != APPLICANT).then_some(a.holder), Vec::new()),
+            Err(many) => (None, None, many),
+        };
+        Self { type_code, holder, one_of, required: r.required, note: r.note }
+    }
+}
+
+/// A holder other than the applicant whose licences a service item may need (the premises
+/// owner, the spouse). The clerk passes their number under `role` with the check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtherHolder {
+    pub role: String,
+    /// What the role is called on the counter's screen, e.g. 经营场所产权人.
+    pub name: String,
+    pub holder_types: Vec<HolderType>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServiceItem {
     pub code: String,
     pub name: String,
     pub applicant: HolderType,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_holders: Vec<OtherHolder>,
     pub requirements: Vec<Requirement>,
+    /// What the counter should know beyond the shared licences (e.g. a licence that is not
+    /// shared and that the applicant shows in person).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+impl ServiceItem {
+    /// The holder types a role (`applicant` or one of `other_holders`) may have.
+    pub fn role_types(&self, role: &str) -> Option<Vec<HolderType>> {
+        if role == APPLICANT {
+            return Some(vec![self.applicant]);
+        }
+        self.other_holders.iter().find(|h| h.role == role).map(|h| h.holder_types.clone())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CatalogueFile {
     licence_types: Vec<LicenceType>,
     service_items: Vec<ServiceItem>,
@@ -111,40 +204,135 @@ pub struct Catalogue {
 impl Catalogue {
     pub fn from_json(json: &str) -> Result<Self, CatalogueError> {
         let file: CatalogueFile = serde_json::from_str(json).map_err(|e| CatalogueError::Json(e.to_string()))?;
+        Self::build(file.licence_types, file.service_items)
+    }
+
+    /// Checks both lists together: every code parses and appears once, every reference
+    /// resolves, and no service item requires a licence that no verifier could be shown.
+    pub fn build(licence_types: Vec<LicenceType>, service_items: Vec<ServiceItem>) -> Result<Self, CatalogueError> {
         let mut types = BTreeMap::new();
-        for t in file.licence_types {
-            let err = |why: String| CatalogueError::Type { code: t.code.clone(), why };
-            let code = TypeCode::parse(&t.code).map_err(|e| err(e.to_string()))?;
+        for mut t in licence_types {
+            let code = t.code.clone();
+            let err = |why: String| CatalogueError::Type { code: code.clone(), why };
+            let parsed = TypeCode::parse(&t.code).map_err(|e| err(e.to_string()))?;
+            if parsed.as_str() != t.code {
+                return Err(err(format!("write the code as {parsed}")));
+            }
             if t.holder_types.is_empty() || t.issuers.is_empty() || t.fields.is_empty() {
                 return Err(err("needs holder types, issuers and fields".into()));
             }
-            for issuer in &t.issuers {
-                Uscc::parse(issuer).map_err(|e| err(format!("issuer {issuer}: {e}")))?;
+            if t.validity_years.is_some_and(|y| !(1..=100).contains(&y)) {
+                return Err(err("validity_years is 1–100 (absent: long-term)".into()));
+            }
+            // Text is kept as the text rule leaves it (trimmed, NFC), so a name in the catalogue
+            // matches the same name typed in a request.
+            let clean = |what: &str, text: &str, max: usize| {
+                super::text::clean(what, text, max).map_err(|e| err(e.to_string()))
+            };
+            t.name = clean("name", &t.name, 100)?;
+            t.authority_name = clean("authority_name", &t.authority_name, 100)?;
+            for issuer in &mut t.issuers {
+                *issuer = Uscc::parse(issuer).map_err(|e| err(format!("issuer {issuer}: {e}")))?.as_str().to_string();
             }
             let mut names = BTreeSet::new();
-            for f in &t.fields {
-                if !names.insert(f.name.as_str()) {
+            for f in &mut t.fields {
+                f.name = clean("field name", &f.name, 64)?;
+                if !names.insert(f.name.clone()) {
                     return Err(err(format!("field {} appears twice", f.name)));
+                }
+                if !(1..=10_000).contains(&f.max_len) {
+                    return Err(err(format!("field {}: max_len is 1–10000", f.name)));
+                }
+                for o in &mut f.options {
+                    *o = clean("option", o, f.max_len)?;
                 }
                 if f.kind == FieldKind::Enum && f.options.is_empty() {
                     return Err(err(format!("enum field {} has no options", f.name)));
                 }
             }
-            types.insert(code.as_str().to_string(), t);
+            if types.insert(t.code.clone(), t).is_some() {
+                return Err(err("appears twice".into()));
+            }
         }
         let mut items = BTreeMap::new();
-        for item in file.service_items {
-            for r in &item.requirements {
-                if !types.contains_key(&r.type_code) {
-                    return Err(CatalogueError::Item {
-                        code: item.code.clone(),
-                        why: format!("requires unknown licence type {}", r.type_code),
-                    });
+        for mut item in service_items {
+            let code = item.code.clone();
+            let err = |why: String| CatalogueError::Item { code: code.clone(), why };
+            if item.code.is_empty()
+                || item.code.len() > 64
+                || !item.code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return Err(err("the code is 1–64 letters, digits and hyphens".into()));
+            }
+            let clean = |what: &str, text: &str, max: usize| {
+                super::text::clean(what, text, max).map_err(|e| err(e.to_string()))
+            };
+            item.name = clean("name", &item.name, 100)?;
+            if !item.note.is_empty() {
+                item.note = clean("note", &item.note, 200)?;
+            }
+            let mut roles = BTreeSet::new();
+            for h in &mut item.other_holders {
+                let role_ok = !h.role.is_empty()
+                    && h.role.len() <= 32
+                    && h.role.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit());
+                if !role_ok || h.role == APPLICANT || !roles.insert(h.role.clone()) || h.holder_types.is_empty() {
+                    return Err(err(format!(
+                        "other holder role {:?} must be 1–32 of a-z, 0-9 and _, not applicant, not repeated, with holder types",
+                        h.role
+                    )));
+                }
+                h.name = clean("other_holders.name", &h.name, 50)?;
+            }
+            let roles_of = item.clone();
+            for r in &mut item.requirements {
+                if r.alternatives.is_empty() {
+                    return Err(err("a requirement needs at least one licence type".into()));
+                }
+                if !r.note.is_empty() {
+                    r.note = clean("requirement note", &r.note, 200)?;
+                }
+                for a in &r.alternatives {
+                    let ty = types
+                        .get(&a.type_code)
+                        .ok_or_else(|| err(format!("requires unknown licence type {}", a.type_code)))?;
+                    let role_types = roles_of.role_types(&a.holder).ok_or_else(|| {
+                        err(format!("requirement names holder {:?}, which other_holders does not declare", a.holder))
+                    })?;
+                    if !role_types.iter().any(|h| ty.holder_types.contains(h)) {
+                        return Err(err(format!("{} is never held by the {}", ty.name, a.holder)));
+                    }
+                    // A service item is checked by verifying departments: a type that is not
+                    // shared (only its issuing department sees it) would always answer
+                    // not_shared, so the requirement could never be met.
+                    if ty.sharing == Sharing::None {
+                        return Err(err(format!(
+                            "requires {} ({}), whose sharing class is none: no verifying department may see it; \
+                             the applicant shows it in person instead (say so in the item's note)",
+                            ty.name, ty.code
+                        )));
+                    }
                 }
             }
-            items.insert(item.code.clone(), item);
+            if items.insert(item.code.clone(), item).is_some() {
+                return Err(err("appears twice".into()));
+            }
         }
         Ok(Self { types, items })
+    }
+
+    /// This catalogue with `t` added or replaced, checked as a whole.
+    pub fn with_type(&self, t: LicenceType) -> Result<Self, CatalogueError> {
+        let mut types: Vec<LicenceType> = self.types.values().filter(|x| x.code != t.code).cloned().collect();
+        types.push(t);
+        Self::build(types, self.items.values().cloned().collect())
+    }
+
+    /// This catalogue with `item` added or replaced, checked as a whole.
+    pub fn with_item(&self, item: ServiceItem) -> Result<Self, CatalogueError> {
+        let mut items: Vec<ServiceItem> = self.items.values().filter(|x| x.code != item.code).cloned().collect();
+        items.push(item);
+        Self::build(self.types.values().cloned().collect(), items)
     }
 
     pub fn licence_type(&self, code: &str) -> Option<&LicenceType> {
@@ -258,6 +446,41 @@ mod tests {
         let c = catalogue();
         assert!(c.licence_types().count() >= 8);
         assert!(c.service_items().count() >= 4);
+    }
+
+    #[test]
+    fn items_never_require_an_unshared_type() {
+        let json = include_str!("../../fixtures/catalogue.json");
+        let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+        let gg = v["service_items"].as_array_mut().unwrap().iter_mut().find(|i| i["code"] == "440300-GG-0001").unwrap();
+        gg["requirements"].as_array_mut().unwrap().push(
+            serde_json::json!({"type_code": "11100000MB0000609M001", "required": false, "note": "如有，可优先配租"}),
+        );
+        let err = Catalogue::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(err.contains("440300-GG-0001") && err.contains("sharing class is none"), "{err}");
+        // A role the item does not declare, and a requirement with both forms, are refused too.
+        let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+        v["service_items"][0]["requirements"][0]["holder"] = serde_json::json!("landlord");
+        assert!(Catalogue::from_json(&v.to_string()).unwrap_err().to_string().contains("landlord"));
+        let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+        v["service_items"][0]["requirements"][0]["one_of"] =
+            serde_json::json!([{"type_code": "11100000MB00001073001"}]);
+        assert!(Catalogue::from_json(&v.to_string()).is_err());
+    }
+
+    #[test]
+    fn requirements_keep_their_file_form() {
+        let c = catalogue();
+        let item = c.service_item("440300-XK-0001").unwrap();
+        assert_eq!(item.requirements[1].alternatives[1].holder, "premises_owner");
+        let json = serde_json::to_value(item).unwrap();
+        assert_eq!(
+            json["requirements"][0],
+            serde_json::json!({"type_code": "11100000MB00001073001", "required": true})
+        );
+        assert_eq!(json["requirements"][1]["one_of"][0], serde_json::json!({"type_code": "11100000MB0000705Y001"}));
+        let back: ServiceItem = serde_json::from_value(json).unwrap();
+        assert_eq!(&back, item);
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct Licence {
     pub number: String,
     pub holder: HolderId,
     pub holder_name: String,
+    /// Further holders of the same licence (不动产 co-owners, 共同共有/按份共有): each finds the
+    /// licence by their own number. Empty for most licences.
+    pub co_holders: Vec<CoHolder>,
     pub issuer_name: String,
     /// GB/T 2260 area code of the issuing department.
     pub area_code: String,
@@ -50,31 +53,57 @@ pub struct Licence {
     pub valid_until: Option<i64>,
 }
 
+/// A further holder of a licence (`co_holders` in `spec/licence.cddl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoHolder {
+    pub id: HolderId,
+    pub name: String,
+}
+
+fn holder_value(id: &HolderId, name: &str) -> Value {
+    Value::Map(vec![
+        (text("type"), text(id.kind().code())),
+        (text("id"), text(id.number())),
+        (text("name"), text(name)),
+    ])
+}
+
+fn parse_holder(v: &Value) -> Result<(HolderId, String), LicenceError> {
+    let holder = MapReader::new(v, "holder")?;
+    // A signed document may carry an administrator-approved pilot code (DESIGN §2): the
+    // issuer checked the override when it signed, so only the shape is checked here.
+    let id = HolderId::parse_pilot(holder.req_text("type")?, holder.req_text("id")?)?;
+    Ok((id, holder.req_text("name")?.to_string()))
+}
+
 impl Licence {
     pub fn issuer(&self) -> &Uscc {
         self.id.issuer()
     }
 
+    /// Every holder: the holder, then the co-holders.
+    pub fn holders(&self) -> impl Iterator<Item = &HolderId> {
+        std::iter::once(&self.holder).chain(self.co_holders.iter().map(|c| &c.id))
+    }
+
     /// The CWT claims as deterministic CBOR: the COSE payload.
     pub fn to_payload(&self) -> Vec<u8> {
-        let mut holder = vec![
-            (text("type"), text(self.holder.kind().code())),
-            (text("id"), text(self.holder.number())),
-            (text("name"), text(&self.holder_name)),
-        ];
-        holder.sort_by(|a, b| a.0.as_text().cmp(&b.0.as_text()));
         let mut lic = vec![
             (text("id"), text(self.id.to_string())),
             (text("type"), text(self.id.type_code().as_str())),
             (text("type_name"), text(&self.type_name)),
             (text("no"), text(&self.number)),
-            (text("holder"), Value::Map(holder)),
+            (text("holder"), holder_value(&self.holder, &self.holder_name)),
             (text("issuer_name"), text(&self.issuer_name)),
             (text("area"), text(&self.area_code)),
             (text("fields"), Value::Map(self.fields.iter().map(|(k, v)| (text(k), text(v))).collect())),
         ];
         if let Some(p) = &self.predecessor {
             lic.push((text("prev"), text(p.to_string())));
+        }
+        if !self.co_holders.is_empty() {
+            let co = self.co_holders.iter().map(|c| holder_value(&c.id, &c.name)).collect();
+            lic.push((text("co_holders"), Value::Array(co)));
         }
         let mut claims = vec![
             (int(CLAIM_ISS), text(self.issuer().as_str())),
@@ -132,10 +161,15 @@ impl Licence {
             return Err(LicenceError::Inconsistent("iss differs from the identifier's issuer".into()));
         }
         let holder_v = lic.text("holder").ok_or_else(|| CborError::Shape("licence: holder is required".into()))?;
-        let holder = MapReader::new(holder_v, "holder")?;
-        // A signed document may carry an administrator-approved pilot code (DESIGN §2): the
-        // issuer checked the override when it signed, so only the shape is checked here.
-        let holder_id = HolderId::parse_pilot(holder.req_text("type")?, holder.req_text("id")?)?;
+        let (holder_id, holder_name) = parse_holder(holder_v)?;
+        let co_holders = match lic.text("co_holders") {
+            None => Vec::new(),
+            Some(Value::Array(list)) if !list.is_empty() => list
+                .iter()
+                .map(|v| parse_holder(v).map(|(id, name)| CoHolder { id, name }))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(CborError::Shape("licence: co_holders must be a non-empty array".into()).into()),
+        };
         let fields_v = lic.text("fields").ok_or_else(|| CborError::Shape("licence: fields is required".into()))?;
         let mut fields = BTreeMap::new();
         match fields_v {
@@ -160,7 +194,8 @@ impl Licence {
             type_name: lic.req_text("type_name")?.to_string(),
             number: lic.req_text("no")?.to_string(),
             holder: holder_id,
-            holder_name: holder.req_text("name")?.to_string(),
+            holder_name,
+            co_holders,
             issuer_name: lic.req_text("issuer_name")?.to_string(),
             area_code: lic.req_text("area")?.to_string(),
             fields,
@@ -183,6 +218,7 @@ pub(crate) mod tests {
             number: "2024000001".into(),
             holder: HolderId::parse("001", "52310104MJ0123456M").unwrap(),
             holder_name: "示例科技有限公司".into(),
+            co_holders: Vec::new(),
             issuer_name: "示例市市场监督管理局".into(),
             area_code: "440305".into(),
             fields: [("名称".to_string(), "示例科技有限公司".to_string())].into(),
@@ -201,6 +237,9 @@ pub(crate) mod tests {
         let mut l2 = l.clone();
         l2.valid_until = Some(1_800_000_000);
         l2.predecessor = Some(l.id.clone());
+        assert_eq!(Licence::from_payload(&l2.to_payload()).unwrap(), l2);
+        l2.co_holders =
+            vec![CoHolder { id: HolderId::parse("111", "11010519491231002X").unwrap(), name: "共有人".into() }];
         assert_eq!(Licence::from_payload(&l2.to_payload()).unwrap(), l2);
     }
 

@@ -1,6 +1,7 @@
 //! Domain types: parsed newtypes that cannot hold an invalid value. No I/O, no clocks except where
 //! a rule is about "now" (a birth date in the future), no HTTP, no storage.
 
+pub mod annotation;
 pub mod catalogue;
 pub mod holder;
 pub mod licence;
@@ -10,7 +11,7 @@ pub mod text;
 
 pub use catalogue::{Catalogue, FieldError, LicenceType, ServiceItem, Sharing};
 pub use holder::{HolderError, HolderId, HolderType, Uscc};
-pub use licence::{Licence, LicenceError};
+pub use licence::{CoHolder, Licence, LicenceError};
 pub use licence_id::{LicenceId, LicenceIdError, TypeCode};
 pub use status::Status;
 pub use text::TextError;

@@ -4,14 +4,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-
-use super::{require_role, ApiError, ApiJson, AppState, Caller};
+use super::{Admin, ApiError, ApiJson, AppState};
 use crate::vault::{rfc3339_ms, Client, Role};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
@@ -21,6 +18,8 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("POST", "/v1/admin/clients/{id}/disable", post(disable)),
         ("POST", "/v1/admin/clients/{id}/rotate", post(rotate)),
         ("POST", "/v1/admin/keys/reload", post(reload_keys)),
+        ("PUT", "/v1/admin/licence-types/{code}", put(put_licence_type)),
+        ("PUT", "/v1/admin/service-items/{code}", put(put_service_item)),
     ]
 }
 
@@ -147,20 +146,6 @@ fn parse_time(t: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::bad_request("invalid_date", format!("expires_at {t:?} is not an RFC 3339 time")))
 }
 
-/// The caller, if it is an admin: checked before the body is read, so a non-admin learns nothing
-/// about the body's rules (403 before any 400).
-pub struct Admin(pub Client);
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Caller(c) = Caller::from_request_parts(parts, state).await?;
-        require_role(&c, Role::Admin)?;
-        Ok(Self(c))
-    }
-}
-
 /// POST /v1/admin/clients — registers a client; the answer carries its token, shown only here.
 async fn create(
     State(s): State<AppState>,
@@ -232,4 +217,55 @@ async fn reload_keys(State(s): State<AppState>, Admin(_): Admin) -> Result<Json<
             })
             .collect(),
     }))
+}
+
+/// The answer of a catalogue change (spec/openapi.yaml `CatalogueChanged`).
+#[derive(Serialize)]
+struct CatalogueChanged<T: Serialize> {
+    /// The leaf that logged the change; null when the definition was already in force.
+    log_index: Option<u64>,
+    #[serde(flatten)]
+    definition: T,
+}
+
+#[derive(Serialize)]
+struct TypeDefinition {
+    licence_type: crate::domain::LicenceType,
+}
+
+#[derive(Serialize)]
+struct ItemDefinition {
+    service_item: crate::domain::ServiceItem,
+}
+
+/// PUT /v1/admin/licence-types/{code} — add or replace a licence type while running.
+async fn put_licence_type(
+    State(s): State<AppState>,
+    Admin(caller): Admin,
+    Path(code): Path<String>,
+    ApiJson(body): ApiJson<crate::domain::LicenceType>,
+) -> Result<Json<CatalogueChanged<TypeDefinition>>, ApiError> {
+    let change = s.vault.put_licence_type(&caller, &code, body).await?;
+    let catalogue = s.vault.catalogue();
+    let t = catalogue
+        .licence_type(&code)
+        .cloned()
+        .ok_or_else(|| ApiError::from(crate::vault::VaultError::UnknownType(code)))?;
+    Ok(Json(CatalogueChanged { log_index: change.log_index, definition: TypeDefinition { licence_type: t } }))
+}
+
+/// PUT /v1/admin/service-items/{code} — add or replace a service item while running.
+async fn put_service_item(
+    State(s): State<AppState>,
+    Admin(caller): Admin,
+    Path(code): Path<String>,
+    ApiJson(body): ApiJson<crate::domain::ServiceItem>,
+) -> Result<Json<CatalogueChanged<ItemDefinition>>, ApiError> {
+    let change = s.vault.put_service_item(&caller, &code, body).await?;
+    let catalogue = s.vault.catalogue();
+    let i = catalogue
+        .service_item(&code)
+        .cloned()
+        .ok_or_else(|| ApiError::from(crate::vault::VaultError::UnknownServiceItem(code)))?;
+    Ok(Json(CatalogueChanged { log_index: change.log_index, definition: ItemDefinition { service_item: i } }))
 }

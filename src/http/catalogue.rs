@@ -26,7 +26,8 @@ async fn list_types(State(s): State<AppState>) -> Json<Value> {
 /// GET /v1/licence-types/{code}
 async fn get_type(State(s): State<AppState>, Path(code): Path<String>) -> Result<Json<Value>, ApiError> {
     let code = TypeCode::parse(&code).map_err(|e| ApiError::bad_request("invalid_type_code", e.to_string()))?;
-    let t = s.vault.catalogue().licence_type(code.as_str()).ok_or_else(|| {
+    let catalogue = s.vault.catalogue();
+    let t = catalogue.licence_type(code.as_str()).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "licence_type_not_found",
@@ -43,7 +44,8 @@ async fn list_items(State(s): State<AppState>) -> Json<Value> {
 
 /// GET /v1/service-items/{code}
 async fn get_item(State(s): State<AppState>, Path(code): Path<String>) -> Result<Json<Value>, ApiError> {
-    let item = s.vault.catalogue().service_item(code.trim()).ok_or_else(|| {
+    let catalogue = s.vault.catalogue();
+    let item = catalogue.service_item(code.trim()).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "service_item_not_found",

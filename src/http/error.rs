@@ -40,7 +40,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // 5xx details stay in the server log, except where the detail is what the caller needs
         // to act on and reveals nothing internal (which department has no valid seal).
-        let detail = if self.status.is_server_error() && self.code != "no_valid_seal" {
+        let detail = if self.status.is_server_error() && !matches!(self.code, "no_valid_seal" | "no_annotation_key") {
             tracing::error!(code = self.code, detail = %self.detail, "request failed");
             "the server could not complete this request; its log has the details under this answer's X-Request-Id"
                 .to_string()
@@ -80,6 +80,15 @@ impl From<VaultError> for ApiError {
             VaultError::StoreInconsistent(_) => (S::SERVICE_UNAVAILABLE, "store_inconsistent"),
             VaultError::NoValidSeal(_) => (S::SERVICE_UNAVAILABLE, "no_valid_seal"),
             VaultError::Invalid(_) => (S::BAD_REQUEST, "invalid_request"),
+            VaultError::UseReasonRequired => (S::BAD_REQUEST, "use_reason_required"),
+            VaultError::UseReasonTooLong(_) => (S::BAD_REQUEST, "use_reason_too_long"),
+            VaultError::UnknownServiceItem(_) => (S::NOT_FOUND, "service_item_not_found"),
+            VaultError::ApplicantType(_) => (S::BAD_REQUEST, "applicant_type_mismatch"),
+            VaultError::UnknownHolderRole(_) => (S::BAD_REQUEST, "unknown_holder_role"),
+            VaultError::InvalidCursor(_) => (S::BAD_REQUEST, "invalid_cursor"),
+            VaultError::NotValid(_) => (S::CONFLICT, "licence_not_valid"),
+            VaultError::InvalidCatalogue(_) => (S::BAD_REQUEST, "invalid_catalogue"),
+            VaultError::NoAnnotationKey(_) => (S::SERVICE_UNAVAILABLE, "no_annotation_key"),
             VaultError::NotFound(_) => (S::NOT_FOUND, "licence_not_found"),
             VaultError::ClientNotFound(_) => (S::NOT_FOUND, "client_not_found"),
             VaultError::Forbidden(_) => (S::FORBIDDEN, "forbidden"),

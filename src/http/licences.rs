@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::domain::status::Action;
-use crate::domain::{cst_date, Licence, LicenceId, Status};
+use crate::domain::{cst_date, HolderId, Licence, LicenceId, Status};
 use crate::vault::{IssueRequest, Issued, LicenceRecord, RenewRequest, Vault};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
@@ -42,6 +42,8 @@ fn date(t: i64) -> String {
 #[derive(Serialize)]
 pub struct LicenceView<'a> {
     area_code: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    co_holders: Vec<HolderView<'a>>,
     fields: BTreeMap<&'a str, &'a str>,
     holder: HolderView<'a>,
     id: String,
@@ -71,31 +73,47 @@ struct IssuerView<'a> {
     uscc: &'a str,
 }
 
-/// The licence for an answer. `public` hides the holder number and personal fields (the public
-/// verification answer); the issuing department sees everything.
-pub fn licence_json<'a>(vault: &Vault, l: &'a Licence, public: bool) -> LicenceView<'a> {
-    let personal: Vec<&str> = if public {
-        vault
+/// How much of a licence an answer shows.
+#[derive(Clone, Copy)]
+pub enum Disclosure<'a> {
+    /// The issuing department and the holder's own channel: everything.
+    Full,
+    /// A verifying department: holder numbers only where the clerk typed them (the rest
+    /// masked), no personal fields of other persons.
+    Verifier(&'a [HolderId]),
+    /// The public verification answer: masked numbers, no personal fields.
+    Public,
+}
+
+/// The licence for an answer, showing what `disclosure` allows.
+pub fn licence_json<'a>(vault: &Vault, l: &'a Licence, disclosure: Disclosure<'_>) -> LicenceView<'a> {
+    let personal: Vec<String> = match disclosure {
+        Disclosure::Full => Vec::new(),
+        _ => vault
             .catalogue()
             .licence_type(l.id.type_code().as_str())
-            .map(|t| t.personal_fields().collect())
-            .unwrap_or_default()
-    } else {
-        Vec::new()
+            .map(|t| t.personal_fields().map(str::to_string).collect())
+            .unwrap_or_default(),
+    };
+    let number = |h: &HolderId| match disclosure {
+        Disclosure::Full => h.number().to_string(),
+        Disclosure::Verifier(known) if known.contains(h) => h.number().to_string(),
+        _ => h.masked(),
     };
     LicenceView {
         area_code: &l.area_code,
+        co_holders: l
+            .co_holders
+            .iter()
+            .map(|c| HolderView { id: number(&c.id), name: &c.name, kind: c.id.kind().code() })
+            .collect(),
         fields: l
             .fields
             .iter()
-            .filter(|(k, _)| !personal.contains(&k.as_str()))
+            .filter(|(k, _)| !personal.iter().any(|p| p == *k))
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect(),
-        holder: HolderView {
-            id: if public { l.holder.masked() } else { l.holder.number().to_string() },
-            name: &l.holder_name,
-            kind: l.holder.kind().code(),
-        },
+        holder: HolderView { id: number(&l.holder), name: &l.holder_name, kind: l.holder.kind().code() },
         id: l.id.to_string(),
         issued_at: crate::vault::rfc3339_ms(l.issued_at.max(0) as u64 * 1000),
         issuer: IssuerView { name: &l.issuer_name, uscc: l.issuer().as_str() },
@@ -112,7 +130,7 @@ pub fn licence_json<'a>(vault: &Vault, l: &'a Licence, public: bool) -> LicenceV
 
 /// The status words of a licence (spec/openapi.yaml `StatusFields`).
 #[derive(Serialize)]
-struct StatusView<'a> {
+pub struct StatusView<'a> {
     recorded_status: Status,
     status: Status,
     status_words: &'static str,
@@ -121,7 +139,7 @@ struct StatusView<'a> {
 
 /// The validity period is the signed licence's (bound to the log by its document hash), not
 /// the record's.
-fn status_view<'a>(rec: &'a LicenceRecord, licence: &Licence) -> StatusView<'a> {
+pub fn status_view<'a>(rec: &'a LicenceRecord, licence: &Licence) -> StatusView<'a> {
     let now = crate::vault::unix_now();
     let effective = rec.status.effective(now, licence.valid_from, licence.valid_until);
     StatusView {
@@ -156,7 +174,7 @@ fn issued_json<'a>(vault: &Vault, i: &'a Issued) -> Result<IssuedView<'a>, ApiEr
     // a deflate off every issuance.
     Ok(IssuedView {
         document: B64.encode(&i.document),
-        licence: licence_json(vault, &i.licence, false),
+        licence: licence_json(vault, &i.licence, Disclosure::Full),
         log: IssuedLog { checkpoint: &i.head.checkpoint, index: i.record.issued_index, receipt },
         status: status_view(&i.record, &i.licence),
     })
@@ -218,7 +236,7 @@ async fn read(State(s): State<AppState>, Caller(client): Caller, Path(id): Path<
     let (licence, record, doc) = s.vault.licence(&id)?;
     Ok(Json(ReadView {
         document: B64.encode(&doc),
-        licence: licence_json(&s.vault, &licence, false),
+        licence: licence_json(&s.vault, &licence, Disclosure::Full),
         log: ReadLog { index: record.issued_index, last_index: record.last_index },
         qr_payload: crate::qr::encode(&doc),
         status: status_view(&record, &licence),

@@ -5,6 +5,7 @@
 pub mod admin;
 mod catalogue;
 pub mod error;
+mod holders;
 mod licences;
 mod logapi;
 mod metrics;
@@ -47,6 +48,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     r.extend(catalogue::routes());
     r.extend(licences::routes());
     r.extend(verify::routes());
+    r.extend(holders::routes());
     r.extend(logapi::routes());
     r.extend(ops::routes());
     r.extend(admin::routes());
@@ -99,6 +101,41 @@ impl FromRequestParts<AppState> for Caller {
         })
     }
 }
+
+/// Extractors for callers of one role, checked from the token before the body is read, so a
+/// caller of another role learns nothing about the body's rules (403 before any 400).
+macro_rules! role_caller {
+    ($(#[$doc:meta])* $name:ident, $role:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub Client);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+                let Caller(c) = Caller::from_request_parts(parts, state).await?;
+                require_role(&c, $role)?;
+                Ok(Self(c))
+            }
+        }
+    };
+}
+
+role_caller!(
+    /// The caller, if it is an administrator.
+    Admin,
+    Role::Admin
+);
+role_caller!(
+    /// The caller, if it is a verifying department's system.
+    VerifierCaller,
+    Role::Verifier
+);
+role_caller!(
+    /// The caller, if it is the holder channel (the government app's backend).
+    HolderChannelCaller,
+    Role::HolderChannel
+);
 
 /// Refuses a caller whose role is not `role` (403 `forbidden`).
 pub fn require_role(client: &Client, role: Role) -> Result<(), ApiError> {

@@ -28,7 +28,7 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 
 /// GET /metrics — Prometheus text format, for an admin token (or unauthenticated on the
 /// separate `--metrics-listen` address, see [`metrics_router`]).
-async fn metrics(State(s): State<AppState>, _: super::admin::Admin) -> impl IntoResponse {
+async fn metrics(State(s): State<AppState>, _: super::Admin) -> impl IntoResponse {
     render_metrics(&s)
 }
 

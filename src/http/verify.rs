@@ -6,8 +6,9 @@ use axum::routing::{post, MethodRouter};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::licences::{licence_json, LicenceView};
+use super::licences::{licence_json, Disclosure, LicenceView};
 use super::{ApiError, ApiJson, AppState};
+use crate::domain::Status;
 use crate::vault::VerdictKind;
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
@@ -24,12 +25,39 @@ struct VerifyBody {
 /// The answer of `POST /v1/verify` (spec/openapi.yaml `Verdict`).
 #[derive(Serialize)]
 struct VerifyAnswer<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotated_copy: Option<CopyView<'a>>,
     licence: Option<LicenceView<'a>>,
     log: VerifyLog,
     reasons: &'a [String],
     signed_by: Option<&'a str>,
     valid: bool,
     verdict: VerdictKind,
+}
+
+/// What an annotated copy says (spec/openapi.yaml `AnnotatedCopyInfo`).
+#[derive(Serialize)]
+struct CopyView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    biz_num: Option<&'a str>,
+    issued_at: String,
+    log_index: u64,
+    maker: MakerView<'a>,
+    original_id: &'a str,
+    original_sha256: String,
+    original_status: Status,
+    original_status_words: &'static str,
+    purpose: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_item: Option<&'a str>,
+    valid_until: String,
+}
+
+#[derive(Serialize)]
+struct MakerView<'a> {
+    client: &'a str,
+    name: &'a str,
+    uscc: &'a str,
 }
 
 #[derive(Serialize)]
@@ -42,12 +70,33 @@ struct VerifyLog {
 /// (`malformed`, `invalid_signature`, …), not an error.
 async fn verify(State(s): State<AppState>, ApiJson(body): ApiJson<VerifyBody>) -> Result<Response, ApiError> {
     let v = s.vault.verify_presented(&body.payload)?;
+    let time = |t: i64| crate::vault::rfc3339_ms(t.max(0) as u64 * 1000);
     let answer = VerifyAnswer {
-        licence: v.licence.as_ref().map(|l| licence_json(&s.vault, l, true)),
+        annotated_copy: v.copy.as_ref().map(|c| CopyView {
+            biz_num: c.annotation.biz_num.as_deref(),
+            issued_at: time(c.annotation.issued_at),
+            log_index: c.log_index,
+            maker: MakerView {
+                client: &c.annotation.maker_client,
+                name: &c.annotation.maker_name,
+                uscc: &c.annotation.maker_uscc,
+            },
+            original_id: &c.annotation.original_id,
+            original_sha256: hex::encode(c.annotation.original_sha256),
+            original_status: c.original_status,
+            original_status_words: c.original_status.words_zh(),
+            purpose: &c.annotation.purpose,
+            service_item: c.annotation.service_item.as_deref(),
+            valid_until: time(c.annotation.valid_until),
+        }),
+        licence: v.licence.as_ref().map(|l| licence_json(&s.vault, l, Disclosure::Public)),
         log: VerifyLog { index: v.log_index, status_as_of_size: v.log_size },
         reasons: &v.reasons,
         signed_by: v.issuer_cert.as_deref(),
-        valid: v.kind == VerdictKind::Valid,
+        // An annotated copy is good while it is within its validity and its original is valid.
+        valid: v.kind == VerdictKind::Valid
+            || (v.kind == VerdictKind::AnnotatedCopy
+                && v.copy.as_ref().is_some_and(|c| c.original_status == Status::Valid)),
         verdict: v.kind,
     };
     Ok(Json(answer).into_response())

@@ -25,14 +25,17 @@ pub enum Cf {
     Idempotency,
     /// SHA-256 of a bearer token → client record (JSON)
     Clients,
+    /// holder commitment (32) ‖ ¬leaf index (u64 BE) → empty: the holder's usage records,
+    /// newest first
+    Usage,
     /// named values: `checkpoint`, `size`, `serial`, `catalogue`, `trust`, `keys-leaf`,
     /// `ready-probe`, `pilot/…`
     Meta,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 8] =
-        [Cf::Leaves, Cf::Tree, Cf::Licences, Cf::Docs, Cf::Holders, Cf::Idempotency, Cf::Clients, Cf::Meta];
+    pub const ALL: [Cf; 9] =
+        [Cf::Leaves, Cf::Tree, Cf::Licences, Cf::Docs, Cf::Holders, Cf::Idempotency, Cf::Clients, Cf::Usage, Cf::Meta];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -43,6 +46,7 @@ impl Cf {
             Cf::Holders => "holders",
             Cf::Idempotency => "idempotency",
             Cf::Clients => "clients",
+            Cf::Usage => "usage",
             Cf::Meta => "meta",
         }
     }

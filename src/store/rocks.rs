@@ -10,6 +10,9 @@ use super::{Batch, Cf, KeyValue, Store, StoreError};
 
 pub struct RocksStore {
     db: DB,
+    /// Opened by `open_read_only`: a column family the store does not have yet (made by an
+    /// older version) reads as empty instead of failing.
+    read_only: bool,
 }
 
 fn backend(e: rocksdb::Error) -> StoreError {
@@ -26,31 +29,46 @@ impl RocksStore {
         opts.increase_parallelism(2);
         let cfs = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(backend)?;
-        Ok(Self { db })
+        Ok(Self { db, read_only: false })
     }
 
     /// Opens an existing store for reading only (`licvault check`): nothing is written, not even
     /// a replay of the write-ahead log into new files.
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
         let opts = Options::default();
-        let cfs = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        let existing = DB::list_cf(&opts, path).map_err(backend)?;
+        let cfs = Cf::ALL
+            .iter()
+            .filter(|cf| existing.iter().any(|e| e == cf.name()))
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
         let db = DB::open_cf_descriptors_read_only(&opts, path, cfs, false).map_err(backend)?;
-        Ok(Self { db })
+        Ok(Self { db, read_only: true })
     }
 
     fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
         self.db.cf_handle(cf.name()).ok_or_else(|| StoreError::Backend(format!("column family {} missing", cf.name())))
     }
+
+    /// The column family, or `None` for one a read-only store does not have yet.
+    fn cf_to_read(&self, cf: Cf) -> Result<Option<&rocksdb::ColumnFamily>, StoreError> {
+        match self.db.cf_handle(cf.name()) {
+            Some(h) => Ok(Some(h)),
+            None if self.read_only => Ok(None),
+            None => self.cf(cf).map(Some),
+        }
+    }
 }
 
 impl Store for RocksStore {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get_cf(self.cf(cf)?, key).map_err(backend)
+        let Some(h) = self.cf_to_read(cf)? else { return Ok(None) };
+        self.db.get_cf(h, key).map_err(backend)
     }
 
     fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(cf)?, IteratorMode::From(prefix, Direction::Forward)) {
+        let Some(h) = self.cf_to_read(cf)? else { return Ok(out) };
+        for item in self.db.iterator_cf(h, IteratorMode::From(prefix, Direction::Forward)) {
             let (k, v) = item.map_err(backend)?;
             if !k.starts_with(prefix) || out.len() >= limit {
                 break;
@@ -62,7 +80,8 @@ impl Store for RocksStore {
 
     fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(cf)?, IteratorMode::From(start, Direction::Forward)) {
+        let Some(h) = self.cf_to_read(cf)? else { return Ok(out) };
+        for item in self.db.iterator_cf(h, IteratorMode::From(start, Direction::Forward)) {
             if out.len() >= limit {
                 break;
             }
@@ -91,6 +110,25 @@ mod tests {
     fn contract() {
         let dir = tempfile::tempdir().unwrap();
         super::super::contract::run(&RocksStore::open(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn read_only_reads_a_missing_family_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A store made before the `usage` family existed.
+            let mut opts = Options::default();
+            opts.create_if_missing(true);
+            opts.create_missing_column_families(true);
+            let cfs = Cf::ALL
+                .iter()
+                .filter(|c| **c != Cf::Usage)
+                .map(|c| ColumnFamilyDescriptor::new(c.name(), Options::default()));
+            DB::open_cf_descriptors(&opts, dir.path(), cfs).unwrap();
+        }
+        let s = RocksStore::open_read_only(dir.path()).unwrap();
+        assert_eq!(s.get(Cf::Usage, b"k").unwrap(), None);
+        assert!(s.scan_prefix(Cf::Usage, b"", 10).unwrap().is_empty());
     }
 
     #[test]

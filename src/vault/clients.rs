@@ -306,7 +306,8 @@ impl Vault {
             return Err(VaultError::Invalid("expires_at is in the past".into()));
         }
         for t in &client.types {
-            let ty = self.catalogue.licence_type(t).ok_or_else(|| VaultError::UnknownType(t.clone()))?;
+            let catalogue = self.catalogue();
+            let ty = catalogue.licence_type(t).ok_or_else(|| VaultError::UnknownType(t.clone()))?;
             if client.role == Role::Issuer {
                 let uscc = client.uscc.as_deref().unwrap_or_default();
                 if !ty.may_issue(uscc) {

@@ -56,6 +56,27 @@ pub enum VaultError {
     /// The keys configured now are not the ones the log was created with: start-up stops.
     #[error("{0}")]
     KeysChanged(String),
+    #[error("use_reason is required: state the matter this read serves (用证事由), 1–200 characters")]
+    UseReasonRequired,
+    #[error("use_reason has {0} characters; at most 200 are allowed")]
+    UseReasonTooLong(usize),
+    #[error("no service item {0} in the catalogue")]
+    UnknownServiceItem(String),
+    #[error("{0}")]
+    ApplicantType(String),
+    #[error("{0}")]
+    UnknownHolderRole(String),
+    #[error("cursor: {0}")]
+    InvalidCursor(String),
+    /// The licence is not in a state the request needs (an annotated copy of a revoked licence).
+    #[error("{0}")]
+    NotValid(String),
+    /// A catalogue change that does not fit the catalogue.
+    #[error("catalogue: {0}")]
+    InvalidCatalogue(String),
+    /// No annotation key is configured (keys/annotation.key.pem).
+    #[error("{0}")]
+    NoAnnotationKey(String),
     #[error("internal: {0}")]
     Internal(String),
 }

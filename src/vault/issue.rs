@@ -13,7 +13,7 @@ use super::records::{IdempotentAnswer, LicenceRecord};
 use super::{doc_key, unix_now, Client, Role, Vault, VaultError, META_SERIAL};
 use crate::crypto::{cose, sha256};
 use crate::domain::{
-    parse_validity_date, start_of_day_cst, text, Licence, LicenceId, LicenceType, Status, TypeCode, Uscc,
+    parse_validity_date, start_of_day_cst, text, CoHolder, Licence, LicenceId, LicenceType, Status, TypeCode, Uscc,
     LAST_VALIDITY_DATE,
 };
 use crate::log::leaf::Event;
@@ -36,6 +36,10 @@ pub struct HolderInput {
 pub struct IssueRequest {
     pub type_code: String,
     pub holder: HolderInput,
+    /// Further holders of the same licence (不动产 co-owners), at most 20: each finds it by their
+    /// own number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub co_holders: Vec<HolderInput>,
     /// Issuer's own serial (uppercase letters and digits); the vault allocates one if absent.
     #[serde(default)]
     pub serial: Option<String>,
@@ -85,6 +89,9 @@ pub struct Issued {
 
 /// Longest reason for a status change or a new version, in characters (the text rule applies).
 pub const MAX_REASON: usize = 200;
+
+/// Most co-holders one licence can name.
+pub const MAX_CO_HOLDERS: usize = 20;
 
 pub(super) fn check_reason(reason: &str) -> Result<String, VaultError> {
     Ok(text::clean("reason", reason, MAX_REASON)?)
@@ -154,12 +161,13 @@ fn validity(
 }
 
 impl Vault {
-    fn may_issue<'a>(&'a self, client: &Client, type_code: &str) -> Result<(&'a LicenceType, Uscc), VaultError> {
+    fn may_issue(&self, client: &Client, type_code: &str) -> Result<(LicenceType, Uscc), VaultError> {
         if client.role != Role::Issuer {
             return Err(VaultError::Forbidden(format!("role {} may not issue licences", client.role.as_str())));
         }
         let tc = TypeCode::parse(type_code).map_err(VaultError::TypeCode)?;
-        let ty = self.catalogue.licence_type(tc.as_str()).ok_or_else(|| VaultError::UnknownType(tc.to_string()))?;
+        let catalogue = self.catalogue();
+        let ty = catalogue.licence_type(tc.as_str()).cloned().ok_or_else(|| VaultError::UnknownType(tc.to_string()))?;
         let uscc = Uscc::parse(client.uscc.as_deref().unwrap_or_default())?;
         if !ty.may_issue(uscc.as_str()) || (!client.types.is_empty() && !client.types.iter().any(|t| t == tc.as_str()))
         {
@@ -233,10 +241,11 @@ impl Vault {
             )));
         }
         let holder_name = check_text("holder.name", &req.holder.name, 100)?;
+        let co_holders = self.co_holders(&ty, &holder, &req.co_holders)?;
         let fields = clean_fields(&req.fields)?;
         ty.validate_fields(&fields)?;
         let now = unix_now();
-        let (nbf, exp) = validity(ty, req.valid_from.as_deref(), req.valid_until.as_deref(), req.long_term, now)?;
+        let (nbf, exp) = validity(&ty, req.valid_from.as_deref(), req.valid_until.as_deref(), req.long_term, now)?;
 
         let idem = match idem_key {
             None => None,
@@ -269,6 +278,7 @@ impl Vault {
                 type_name: ty.name.clone(),
                 holder: holder.clone(),
                 holder_name: holder_name.clone(),
+                co_holders: co_holders.clone(),
                 issuer_name: self.department_name(issuer.as_str()).unwrap_or(issuer.as_str()).to_string(),
                 area_code: self.departments.get(issuer.as_str()).map(|d| d.area_code.clone()).unwrap_or_default(),
                 fields: fields.clone(),
@@ -283,6 +293,37 @@ impl Vault {
                 done => return done,
             }
         }
+    }
+
+    /// The co-holders of a new licence: each a valid holder of a type the licence type allows,
+    /// none named twice.
+    fn co_holders(
+        &self,
+        ty: &LicenceType,
+        holder: &crate::domain::HolderId,
+        given: &[HolderInput],
+    ) -> Result<Vec<CoHolder>, VaultError> {
+        if given.len() > MAX_CO_HOLDERS {
+            return Err(VaultError::Invalid(format!("at most {MAX_CO_HOLDERS} co_holders")));
+        }
+        let mut out: Vec<CoHolder> = Vec::new();
+        for (i, h) in given.iter().enumerate() {
+            let id = self.parse_holder(&h.kind, &h.id)?;
+            if !ty.holder_types.contains(&id.kind()) {
+                return Err(VaultError::HolderTypeNotAllowed(format!(
+                    "co_holders[{i}]: {} is held by holders of type {}, not {}",
+                    ty.name,
+                    ty.holder_types.iter().map(|h| h.code()).collect::<Vec<_>>().join("/"),
+                    id.kind().code()
+                )));
+            }
+            if &id == holder || out.iter().any(|c| c.id == id) {
+                return Err(VaultError::Invalid(format!("co_holders[{i}] names a holder twice")));
+            }
+            let name = check_text(&format!("co_holders[{i}].name"), &h.name, 100)?;
+            out.push(CoHolder { id, name });
+        }
+        Ok(out)
     }
 
     fn idempotent_replay(&self, row: &[u8], request_sha256: &str) -> Result<Option<Issued>, VaultError> {
@@ -317,6 +358,8 @@ impl Vault {
         }
         let doc_hash = sha256(&document);
         let commitment = self.committer.commit(&licence.holder);
+        let co_commitments: Vec<u8> =
+            licence.co_holders.iter().flat_map(|c| self.committer.commit(&c.id).to_vec()).collect();
         let id = licence.id.to_string();
         let record = LicenceRecord {
             id: id.clone(),
@@ -356,6 +399,9 @@ impl Vault {
                     .text("type", record.type_code.as_str())
                     .text("issuer", record.issuer.as_str())
                     .text("actor", actor.as_str());
+                if !co_commitments.is_empty() {
+                    ev = ev.bytes("co_holders", &co_commitments);
+                }
                 if let Some((p, reason)) = &predecessor {
                     ev = ev.text("predecessor", p.to_string()).text("reason", reason.as_str());
                 }
@@ -388,6 +434,9 @@ impl Vault {
                 tx.put(Cf::Licences, id.clone().into_bytes(), json(&record)?);
                 tx.put(Cf::Docs, doc_key(&id), doc);
                 tx.put(Cf::Holders, [commitment.as_slice(), id.as_bytes()].concat(), Vec::new());
+                for co in co_commitments.chunks(32) {
+                    tx.put(Cf::Holders, [co, id.as_bytes()].concat(), Vec::new());
+                }
                 if let Some((row, sha)) = idem {
                     tx.put(
                         Cf::Idempotency,
@@ -429,7 +478,7 @@ impl Vault {
         let fields = clean_fields(&req.fields)?;
         ty.validate_fields(&fields)?;
         let now = unix_now();
-        let (nbf, exp) = validity(ty, req.valid_from.as_deref(), req.valid_until.as_deref(), req.long_term, now)?;
+        let (nbf, exp) = validity(&ty, req.valid_from.as_deref(), req.valid_until.as_deref(), req.long_term, now)?;
         let licence = Licence {
             id: id.next_version()?,
             holder_name: match &req.holder_name {

@@ -2,13 +2,17 @@
 //! orchestrator: it checks requests against the catalogue and the caller, signs documents, and
 //! hands every state change to the sequencer. It never touches HTTP or RocksDB directly.
 
+mod annotated;
+pub mod catalogue;
 mod clients;
 mod error;
 mod issue;
 pub mod keys;
+pub mod lookup;
 mod pilot;
 pub mod records;
 mod status;
+pub mod usage;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -48,6 +52,9 @@ pub struct Parts {
     pub committer: Committer,
     /// Newest leaves whose hash chain is re-checked at start (`--check-tail`).
     pub tail_check: u64,
+    /// The platform's annotation key (`annotation.key.pem`): signs annotated copies. Without
+    /// it, annotated copies answer 503 `no_annotation_key`.
+    pub annotation: Option<crate::crypto::signer::Ed25519Signer>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -95,7 +102,15 @@ impl Parts {
             hex::decode(read(&secret_path)?.trim()).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| {
                 LoadError::File { path: secret_path.display().to_string(), why: "expected 64 hex digits".into() }
             })?;
+        let annotation_path = keys.join("annotation.key.pem");
+        let annotation = if annotation_path.exists() {
+            Some(crate::crypto::signer::Ed25519Signer::annotation(load_private_key(&annotation_path)?))
+        } else {
+            tracing::warn!(path = %annotation_path.display(), "no annotation key: annotated copies are refused (licvault keys init makes one)");
+            None
+        };
         Ok(Self {
+            annotation,
             store,
             catalogue,
             catalogue_sha256: sha256(cat_json.as_bytes()),
@@ -127,6 +142,9 @@ impl Parts {
         if is_development_key(&self.committer.fingerprint()) {
             found.push("commitment.key".into());
         }
+        if self.annotation.as_ref().is_some_and(|a| is_development_key(&a.verifying_key().to_bytes())) {
+            found.push("annotation.key.pem".into());
+        }
         found.sort();
         found
     }
@@ -135,7 +153,8 @@ impl Parts {
 pub struct Vault {
     store: Arc<dyn Store>,
     seq: Sequencer,
-    catalogue: Catalogue,
+    /// Swapped whole by the admin catalogue endpoints (`catalogue.rs`).
+    catalogue: RwLock<Arc<Catalogue>>,
     keys: RwLock<Arc<keys::Keyring>>,
     keys_dir: Option<std::path::PathBuf>,
     departments: HashMap<String, DepartmentSpec>,
@@ -149,6 +168,10 @@ pub struct Vault {
     client_changes: tokio::sync::Mutex<()>,
     /// One key reload at a time (admin call and SIGHUP).
     key_reloads: tokio::sync::Mutex<()>,
+    /// Signs annotated copies (`annotated.rs`).
+    annotation: Option<crate::crypto::signer::Ed25519Signer>,
+    /// One catalogue change at a time (`catalogue.rs`).
+    catalogue_changes: tokio::sync::Mutex<()>,
 }
 
 const META_SERIAL: &[u8] = b"serial";
@@ -177,11 +200,13 @@ impl Vault {
             log_signer,
             committer,
             tail_check,
+            annotation,
         } = parts;
         let trust_hash = keyring.trust_hash();
         let log_public_key = log_signer.public_key();
         let origin = log_signer.name().to_string();
         let seq = Sequencer::start(store.clone(), Arc::new(log_signer), tail_check)?;
+        let catalogue = catalogue::with_logged_changes(catalogue, store.as_ref(), &seq.head())?;
         let serial =
             store.get(Cf::Meta, META_SERIAL)?.and_then(|v| v.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
         let mut clients = HashMap::new();
@@ -193,7 +218,7 @@ impl Vault {
         let vault = Arc::new(Self {
             store,
             seq,
-            catalogue,
+            catalogue: RwLock::new(Arc::new(catalogue)),
             keys: RwLock::new(Arc::new(keyring)),
             keys_dir,
             departments: departments.into_iter().map(|d| (d.uscc.clone(), d)).collect(),
@@ -205,11 +230,14 @@ impl Vault {
             last_probe: std::sync::Mutex::new(None),
             client_changes: tokio::sync::Mutex::new(()),
             key_reloads: tokio::sync::Mutex::new(()),
+            annotation,
+            catalogue_changes: tokio::sync::Mutex::new(()),
         });
         vault.check_tail_records(tail_check)?;
         vault.check_keys().await?;
         vault.log_if_changed(META_CATALOGUE, catalogue_sha256, "catalogue.loaded").await?;
         vault.log_if_changed(META_TRUST, trust_hash, "trust.loaded").await?;
+        vault.log_annotation_key().await?;
         Ok(vault)
     }
 
@@ -367,8 +395,9 @@ impl Vault {
         r
     }
 
-    pub fn catalogue(&self) -> &Catalogue {
-        &self.catalogue
+    /// The catalogue now (an administrator may replace a type or an item while running).
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        self.catalogue.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn head(&self) -> Arc<Head> {
@@ -414,7 +443,9 @@ impl Vault {
             return Err(issue::inconsistent(format!("the stored document of {id} is not the one in the log")));
         }
         let env = crate::crypto::cose::Envelope::parse(&doc).map_err(|e| VaultError::Internal(e.to_string()))?;
-        let licence = Licence::from_payload(env.payload()).map_err(|e| VaultError::Internal(e.to_string()))?;
+        // These are the bytes issuance signed and decoded back before committing (their hash is
+        // the log's): the determinism check that presented documents get would find nothing.
+        let licence = Licence::from_own_payload(env.payload()).map_err(|e| VaultError::Internal(e.to_string()))?;
         Ok((licence, record, doc))
     }
 

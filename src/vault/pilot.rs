@@ -65,6 +65,11 @@ impl Vault {
         r
     }
 
+    /// A holder number from a request: see [`Vault::parse_holder`].
+    pub fn holder_id(&self, type_code: &str, number: &str) -> Result<HolderId, VaultError> {
+        self.parse_holder(type_code, number)
+    }
+
     /// Parses a holder number from a request: every rule, unless an administrator has allowed
     /// this exact number as a pilot code, in which case a wrong check character is excused.
     pub(super) fn parse_holder(&self, type_code: &str, number: &str) -> Result<HolderId, VaultError> {

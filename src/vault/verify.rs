@@ -28,6 +28,8 @@ pub enum VerdictKind {
     UnknownIssuer,
     NotInLog,
     Malformed,
+    /// A valid annotated copy (加注件), within its validity; the original's status is beside it.
+    AnnotatedCopy,
 }
 
 impl From<Status> for VerdictKind {
@@ -54,6 +56,17 @@ pub struct Verdict {
     pub log_index: Option<u64>,
     /// The status holds as of this log size (the signed head covering it).
     pub log_size: Option<u64>,
+    /// For an annotated copy: what it says, and its original's status now.
+    pub copy: Option<CopyVerdict>,
+}
+
+/// What `POST /v1/verify` says about an annotated copy.
+#[derive(Debug, Clone)]
+pub struct CopyVerdict {
+    pub annotation: crate::domain::annotation::Annotation,
+    /// The `licence.used` leaf that recorded the copy.
+    pub log_index: u64,
+    pub original_status: Status,
 }
 
 /// Why a document failed the offline checks.
@@ -71,7 +84,15 @@ impl Refusal {
 
 impl Verdict {
     fn refused(kind: VerdictKind, reason: impl Into<String>) -> Self {
-        Self { kind, reasons: vec![reason.into()], licence: None, issuer_cert: None, log_index: None, log_size: None }
+        Self {
+            kind,
+            reasons: vec![reason.into()],
+            licence: None,
+            issuer_cert: None,
+            log_index: None,
+            log_size: None,
+            copy: None,
+        }
     }
 }
 
@@ -136,11 +157,22 @@ pub fn verify_offline<'t>(
 impl Vault {
     /// `POST /v1/verify`: never an error for bad input, always a verdict.
     pub fn verify_presented(&self, payload: &str) -> Result<Verdict, VaultError> {
+        self.verify_presented_at(payload, unix_now())
+    }
+
+    /// [`Vault::verify_presented`] as of `now` (unix seconds): tests look past an expiry.
+    pub fn verify_presented_at(&self, payload: &str, now: i64) -> Result<Verdict, VaultError> {
         let document = match decode_presented(payload) {
             Ok(d) => d,
             Err(why) => return Ok(Verdict::refused(VerdictKind::Malformed, why)),
         };
-        let now = unix_now();
+        if let Some(kid) = self.annotation_kid() {
+            if let Ok(env) = Envelope::parse(&document) {
+                if env.kid() == kid {
+                    return self.verify_copy(&document, &env, now);
+                }
+            }
+        }
         let keys = self.keyring();
         let (licence, cert, _) = match verify_offline(&keys.trust, &document, now) {
             Ok(ok) => ok,
@@ -173,6 +205,7 @@ impl Vault {
                     issuer_cert: Some(cert.name.clone()),
                     log_index: None,
                     log_size: None,
+                    copy: None,
                 });
             }
         };
@@ -195,6 +228,49 @@ impl Vault {
             issuer_cert: Some(cert.name.clone()),
             log_index: Some(record.issued_index),
             log_size: Some(head_size),
+            copy: None,
+        })
+    }
+
+    /// An annotated copy: its signature and log record, then the original inside it (offline
+    /// checks, then the log's record of it) and the original's status now.
+    fn verify_copy(&self, document: &[u8], env: &Envelope, now: i64) -> Result<Verdict, VaultError> {
+        let (annotation, copy_index) = match self.check_copy(document, env) {
+            Ok(ok) => ok,
+            Err((kind, why)) => return Ok(Verdict::refused(kind, why)),
+        };
+        let keys = self.keyring();
+        let (licence, cert, _) = match verify_offline(&keys.trust, &annotation.original_document, now) {
+            Ok(ok) => ok,
+            Err(r) => return Ok(Verdict::refused(r.kind, format!("the original in the copy: {}", r.reason))),
+        };
+        let head = self.head();
+        let Some(record) =
+            self.record(&licence.id)?.filter(|r| r.doc_sha256 == hex::encode(annotation.original_sha256))
+        else {
+            return Ok(Verdict::refused(VerdictKind::NotInLog, "the original in the copy is not in the vault's log"));
+        };
+        let head_size = if record.last_index < head.size { head.size } else { self.size_covering(record.last_index)? };
+        let original_status = record.status.effective(now, licence.valid_from, licence.valid_until);
+        let expired = now >= annotation.valid_until;
+        let mut reasons = vec![
+            format!(
+                "annotated copy made by {} ({}) for {:?}, recorded in the log at index {copy_index}",
+                annotation.maker_name, annotation.maker_uscc, annotation.purpose
+            ),
+            format!("the original is signed by {} ({}) and is {}", cert.name, cert.uscc, original_status.as_str()),
+        ];
+        if expired {
+            reasons.push("the copy's validity has ended".into());
+        }
+        Ok(Verdict {
+            kind: if expired { VerdictKind::Expired } else { VerdictKind::AnnotatedCopy },
+            reasons,
+            licence: Some(licence),
+            issuer_cert: Some(cert.name.clone()),
+            log_index: Some(record.issued_index),
+            log_size: Some(head_size),
+            copy: Some(CopyVerdict { annotation, log_index: copy_index, original_status }),
         })
     }
 

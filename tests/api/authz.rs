@@ -16,6 +16,8 @@ enum Who {
     /// 民政局's issuer: another department.
     OtherDepartment,
     Verifier,
+    /// 住房和城乡建设局's counter: a verifier whose scope lists two licence types.
+    ScopedVerifier,
     HolderChannel,
     Auditor,
     Admin,
@@ -23,12 +25,13 @@ enum Who {
     Disabled,
 }
 
-const EVERYONE: [Who; 9] = [
+const EVERYONE: [Who; 10] = [
     Who::Anonymous,
     Who::Issuer,
     Who::IssuerOutOfScope,
     Who::OtherDepartment,
     Who::Verifier,
+    Who::ScopedVerifier,
     Who::HolderChannel,
     Who::Auditor,
     Who::Admin,
@@ -68,6 +71,13 @@ fn table() -> Vec<(&'static str, &'static str, Allowed)> {
         ("POST", "/v1/admin/clients/{id}/disable", Only(&[Admin])),
         ("POST", "/v1/admin/clients/{id}/rotate", Only(&[Admin])),
         ("POST", "/v1/admin/keys/reload", Only(&[Admin])),
+        ("POST", "/v1/holders/licences", Only(&[Verifier, ScopedVerifier])),
+        ("POST", "/v1/service-items/{code}/check", Only(&[Verifier, ScopedVerifier])),
+        ("POST", "/v1/licences/{id}/annotated-copies", Only(&[Verifier, ScopedVerifier])),
+        ("POST", "/v1/holders/wallet", Only(&[HolderChannel])),
+        ("POST", "/v1/holders/usage", Only(&[HolderChannel])),
+        ("PUT", "/v1/admin/licence-types/{code}", Only(&[Admin])),
+        ("PUT", "/v1/admin/service-items/{code}", Only(&[Admin])),
     ]
 }
 
@@ -85,6 +95,7 @@ impl Tokens {
             Who::IssuerOutOfScope => Some(&self.scoped),
             Who::OtherDepartment => Some(OTHER_ISSUER),
             Who::Verifier => Some(VERIFIER),
+            Who::ScopedVerifier => Some(crate::verifiers::HOUSING_VERIFIER),
             Who::HolderChannel => Some(&self.holder_channel),
             Who::Auditor => Some(AUDITOR),
             Who::Admin => Some(ADMIN),
@@ -118,8 +129,8 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>) {
         new_client(s, json!({"id": client_id, "name": "临时", "role": "auditor"})).await;
     }
     let path = route
-        .replace("/v1/licence-types/{code}", &format!("/v1/licence-types/{BUSINESS_LICENCE}"))
-        .replace("/v1/service-items/{code}", "/v1/service-items/440300-XK-0001")
+        .replace("/licence-types/{code}", &format!("/licence-types/{BUSINESS_LICENCE}"))
+        .replace("/service-items/{code}", "/service-items/440300-XK-0001")
         .replace("/v1/admin/clients/{id}", &format!("/v1/admin/clients/{client_id}"))
         .replace("{id}", &id);
     let body = match route {
@@ -128,10 +139,20 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>) {
             let mut b = business_licence(&holder);
             Some(json!({"reason": "变更", "fields": b["fields"].take()}))
         }
-        r if r.starts_with("/v1/licences/{id}/") => Some(json!({"reason": "测试"})),
+        r if r.starts_with("/v1/licences/{id}/") && r != "/v1/licences/{id}/annotated-copies" => {
+            Some(json!({"reason": "测试"}))
+        }
         "/v1/verify" => Some(json!({"payload": "LV1:not-a-licence"})),
         "/v1/admin/clients" => Some(json!({"id": format!("new-{n}"), "name": "新系统", "role": "auditor"})),
         "/v1/admin/clients/{id}/disable" | "/v1/admin/clients/{id}/rotate" => Some(json!({"reason": "测试"})),
+        "/v1/holders/licences" => Some(json!({"holder": {"type": "001", "id": holder}, "use_reason": "权限测试"})),
+        "/v1/service-items/{code}/check" => {
+            Some(json!({"applicant": {"type": "001", "id": holder}, "use_reason": "权限测试"}))
+        }
+        "/v1/licences/{id}/annotated-copies" => Some(json!({"purpose": "权限测试", "use_reason": "权限测试"})),
+        "/v1/holders/wallet" | "/v1/holders/usage" => Some(json!({"holder": {"type": "001", "id": holder}})),
+        "/v1/admin/licence-types/{code}" => Some(s.get(None, &format!("/v1/licence-types/{BUSINESS_LICENCE}")).await.1),
+        "/v1/admin/service-items/{code}" => Some(s.get(None, "/v1/service-items/440300-XK-0001").await.1),
         _ => None,
     };
     (path, body)
@@ -174,6 +195,7 @@ async fn every_route_every_role() {
             let (path, body) = request(&s, n, route).await;
             let mut req = match *method {
                 "GET" => s.http.get(s.url(&path)),
+                "PUT" => s.http.put(s.url(&path)),
                 _ => s.http.post(s.url(&path)),
             };
             if let Some(t) = tokens.of(who) {

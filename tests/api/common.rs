@@ -69,6 +69,16 @@ impl Server {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn put(&self, token: Option<&str>, path: &str, body: &Value) -> (u16, Value) {
+        let mut req = self.http.put(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn get(&self, token: Option<&str>, path: &str) -> (u16, Value) {
         let mut req = self.http.get(self.url(path));
         if let Some(t) = token {

@@ -28,6 +28,7 @@ fn golden_licence() -> Licence {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect(),
         predecessor: None,
+        co_holders: Vec::new(),
         issued_at: 1_717_200_000,
         valid_from: 1_717_171_200,
         valid_until: Some(1_874_937_600),

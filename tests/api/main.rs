@@ -13,3 +13,4 @@ mod spec;
 mod spec_examples;
 #[path = "../support/keys.rs"]
 mod support_keys;
+mod verifiers;

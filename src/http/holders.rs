@@ -1,0 +1,528 @@
+//! Reads by holder number: verifiers' one-number lookup and one-window check, and the holder
+//! channel's wallet and usage view. Holder numbers travel in bodies, never in URLs.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
+use axum::Json;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::licences::{licence_json, status_view, Disclosure, LicenceView, StatusView};
+use super::{ApiError, ApiJson, AppState, HolderChannelCaller, VerifierCaller};
+use crate::domain::{HolderId, Status};
+use crate::vault::lookup::{Filter, Found, Outcome, DEFAULT_PAGE, MAX_PAGE};
+use crate::vault::usage::{Officer, UseAction, UseInput};
+use crate::vault::{rfc3339_ms, Vault, VaultError};
+
+pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
+        ("POST", "/v1/holders/licences", post(lookup)),
+        ("POST", "/v1/service-items/{code}/check", post(check)),
+        ("POST", "/v1/holders/wallet", post(wallet)),
+        ("POST", "/v1/holders/usage", post(usage)),
+        ("POST", "/v1/licences/{id}/annotated-copies", post(annotated_copy)),
+    ]
+}
+
+/// A holder named by number (spec/openapi.yaml `HolderKey`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolderKey {
+    #[serde(rename = "type")]
+    kind: String,
+    id: String,
+}
+
+impl HolderKey {
+    fn parse(&self, vault: &Vault) -> Result<HolderId, ApiError> {
+        Ok(vault.holder_id(&self.kind, &self.id)?)
+    }
+}
+
+#[derive(Serialize)]
+struct HolderEcho {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+}
+
+impl From<&HolderId> for HolderEcho {
+    fn from(h: &HolderId) -> Self {
+        Self { kind: h.kind().code(), id: h.number().to_string() }
+    }
+}
+
+fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request("invalid_limit", format!("limit is 1–{MAX_PAGE}, not {n}"))),
+    }
+}
+
+fn cursor_out(s: &str) -> String {
+    B64URL.encode(s)
+}
+
+fn cursor_in(c: Option<&str>) -> Result<Option<String>, ApiError> {
+    c.map(|c| {
+        B64URL
+            .decode(c.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .ok_or_else(|| VaultError::InvalidCursor("not a cursor this API gave out".into()).into())
+    })
+    .transpose()
+}
+
+/// The licence as a verifier sees it (spec/openapi.yaml `SharedLicence`).
+#[derive(Serialize)]
+struct SharedView<'a> {
+    doc_sha256: &'a str,
+    licence: LicenceView<'a>,
+    log: SharedLog,
+    #[serde(flatten)]
+    status: StatusView<'a>,
+}
+
+#[derive(Serialize)]
+struct SharedLog {
+    /// The licence's `licence.issued` leaf.
+    index: u64,
+    /// The `licence.used` leaf recording this disclosure.
+    usage_index: Option<u64>,
+}
+
+fn shared_view<'a>(vault: &Vault, f: &'a Found, typed: &[HolderId]) -> SharedView<'a> {
+    SharedView {
+        doc_sha256: &f.record.doc_sha256,
+        licence: licence_json(vault, &f.licence, Disclosure::Verifier(typed)),
+        log: SharedLog { index: f.record.issued_index, usage_index: f.usage_index },
+        status: status_view(&f.record, &f.licence),
+    }
+}
+
+/// How many usage records an answer made, and the log size whose signed checkpoint covers them.
+#[derive(Serialize)]
+struct UsageRecorded {
+    log_size: u64,
+    records: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupRequest {
+    holder: HolderKey,
+    #[serde(default)]
+    types: Vec<String>,
+    #[serde(default)]
+    status: Vec<Status>,
+    #[serde(default)]
+    use_reason: Option<String>,
+    #[serde(default)]
+    service_item_code: Option<String>,
+    #[serde(default)]
+    biz_num: Option<String>,
+    #[serde(default)]
+    officer: Option<Officer>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// The answer of a one-number lookup (spec/openapi.yaml `LookupAnswer`).
+#[derive(Serialize)]
+struct LookupAnswer<'a> {
+    holder: HolderEcho,
+    licences: Vec<SharedView<'a>>,
+    next_cursor: Option<String>,
+    usage: UsageRecorded,
+}
+
+/// POST /v1/holders/licences — a verifier's one-number lookup (一号查询).
+async fn lookup(
+    State(s): State<AppState>,
+    VerifierCaller(client): VerifierCaller,
+    ApiJson(req): ApiJson<LookupRequest>,
+) -> Result<Response, ApiError> {
+    let ctx = s.vault.use_context(
+        &client,
+        UseInput {
+            use_reason: req.use_reason.as_deref(),
+            service_item_code: req.service_item_code.as_deref(),
+            biz_num: req.biz_num.as_deref(),
+            officer: req.officer.as_ref(),
+        },
+    )?;
+    let holder = req.holder.parse(&s.vault)?;
+    let limit = page_size(req.limit)?;
+    let after = cursor_in(req.cursor.as_deref())?;
+    let filter = Filter { types: req.types, statuses: req.status };
+    let page = s.vault.lookup(&client, &ctx, &holder, &filter, after.as_deref(), limit).await?;
+    let typed = [holder.clone()];
+    Ok(Json(LookupAnswer {
+        holder: (&holder).into(),
+        licences: page.found.iter().map(|f| shared_view(&s.vault, f, &typed)).collect(),
+        next_cursor: page.next_after.as_deref().map(cursor_out),
+        usage: UsageRecorded { log_size: page.head.size, records: page.found.len() },
+    })
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckRequest {
+    applicant: HolderKey,
+    /// Holders other than the applicant, by the roles the service item names.
+    #[serde(default)]
+    other_holders: std::collections::BTreeMap<String, HolderKey>,
+    #[serde(default)]
+    use_reason: Option<String>,
+    #[serde(default)]
+    biz_num: Option<String>,
+    #[serde(default)]
+    officer: Option<Officer>,
+}
+
+/// The answer of a one-window check (spec/openapi.yaml `CheckAnswer`).
+#[derive(Serialize)]
+struct CheckAnswer<'a> {
+    licences: Vec<SharedView<'a>>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    note: &'a str,
+    requirements: Vec<RequirementView<'a>>,
+    satisfied: bool,
+    service_item: ItemRef<'a>,
+    usage: UsageRecorded,
+}
+
+#[derive(Serialize)]
+struct ItemRef<'a> {
+    code: &'a str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct RequirementView<'a> {
+    alternatives: Vec<AlternativeView<'a>>,
+    licence_id: Option<String>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    note: &'a str,
+    outcome: Outcome,
+    required: bool,
+}
+
+#[derive(Serialize)]
+struct AlternativeView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    holder: &'a str,
+    licence_id: Option<String>,
+    outcome: Outcome,
+    type_code: &'a str,
+    type_name: &'a str,
+}
+
+/// POST /v1/service-items/{code}/check — a verifier's one-window check (一窗受理).
+async fn check(
+    State(s): State<AppState>,
+    VerifierCaller(client): VerifierCaller,
+    Path(code): Path<String>,
+    ApiJson(req): ApiJson<CheckRequest>,
+) -> Result<Response, ApiError> {
+    if s.vault.catalogue().service_item(code.trim()).is_none() {
+        return Err(VaultError::UnknownServiceItem(code.trim().to_string()).into());
+    }
+    let ctx = s.vault.use_context(
+        &client,
+        UseInput {
+            use_reason: req.use_reason.as_deref(),
+            service_item_code: Some(&code),
+            biz_num: req.biz_num.as_deref(),
+            officer: req.officer.as_ref(),
+        },
+    )?;
+    let applicant = req.applicant.parse(&s.vault)?;
+    let mut others = Vec::new();
+    for (role, h) in &req.other_holders {
+        others.push((role.clone(), h.parse(&s.vault)?));
+    }
+    let r = s.vault.check(&client, &ctx, &code, applicant, others).await?;
+    let id_of = |i: Option<usize>| i.map(|i| r.licences[i].licence.id.to_string());
+    Ok(Json(CheckAnswer {
+        licences: r.licences.iter().map(|f| shared_view(&s.vault, f, &r.typed)).collect(),
+        note: &r.item.note,
+        requirements: r
+            .requirements
+            .iter()
+            .map(|q| RequirementView {
+                alternatives: q
+                    .alternatives
+                    .iter()
+                    .map(|a| AlternativeView {
+                        detail: a.detail.as_deref(),
+                        holder: &a.holder_role,
+                        licence_id: id_of(a.licence),
+                        outcome: a.outcome,
+                        type_code: &a.type_code,
+                        type_name: &a.type_name,
+                    })
+                    .collect(),
+                licence_id: id_of(q.licence),
+                note: &q.note,
+                outcome: q.outcome,
+                required: q.required,
+            })
+            .collect(),
+        satisfied: r.satisfied,
+        service_item: ItemRef { code: &r.item.code, name: &r.item.name },
+        usage: UsageRecorded { log_size: r.head.size, records: r.licences.len() },
+    })
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WalletRequest {
+    holder: HolderKey,
+    #[serde(default)]
+    types: Vec<String>,
+    #[serde(default)]
+    status: Vec<Status>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// The answer of `POST /v1/holders/wallet` (spec/openapi.yaml `WalletAnswer`).
+#[derive(Serialize)]
+struct WalletAnswer<'a> {
+    holder: HolderEcho,
+    licences: Vec<WalletItem<'a>>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct WalletItem<'a> {
+    document: String,
+    licence: LicenceView<'a>,
+    log: WalletLog,
+    qr_payload: String,
+    #[serde(flatten)]
+    status: StatusView<'a>,
+}
+
+#[derive(Serialize)]
+struct WalletLog {
+    index: u64,
+    last_index: u64,
+}
+
+/// POST /v1/holders/wallet — the holder channel reads the holder's own licences.
+async fn wallet(
+    State(s): State<AppState>,
+    HolderChannelCaller(client): HolderChannelCaller,
+    ApiJson(req): ApiJson<WalletRequest>,
+) -> Result<Response, ApiError> {
+    let holder = req.holder.parse(&s.vault)?;
+    let limit = page_size(req.limit)?;
+    let after = cursor_in(req.cursor.as_deref())?;
+    let filter = Filter { types: req.types, statuses: req.status };
+    let page = s.vault.wallet(&client, &holder, &filter, after.as_deref(), limit)?;
+    Ok(Json(WalletAnswer {
+        holder: (&holder).into(),
+        licences: page
+            .found
+            .iter()
+            .map(|f| WalletItem {
+                document: B64.encode(&f.document),
+                licence: licence_json(&s.vault, &f.licence, Disclosure::Full),
+                log: WalletLog { index: f.record.issued_index, last_index: f.record.last_index },
+                qr_payload: crate::qr::encode(&f.document),
+                status: status_view(&f.record, &f.licence),
+            })
+            .collect(),
+        next_cursor: page.next_after.as_deref().map(cursor_out),
+    })
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageRequest {
+    holder: HolderKey,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// The answer of `POST /v1/holders/usage` (spec/openapi.yaml `UsageAnswer`).
+#[derive(Serialize)]
+struct UsageAnswer {
+    holder: HolderEcho,
+    next_cursor: Option<String>,
+    uses: Vec<UseView>,
+}
+
+#[derive(Serialize)]
+struct UseView {
+    action: UseAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotated_copy: Option<CopyRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    biz_num: Option<String>,
+    client: ClientRef,
+    department: DepartmentRef,
+    licence_id: String,
+    log_index: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    officer: Option<Officer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_item: Option<ItemOwned>,
+    time: String,
+    type_code: String,
+    type_name: String,
+    use_reason: String,
+}
+
+#[derive(Serialize)]
+struct CopyRef {
+    sha256: String,
+    valid_until: String,
+}
+
+#[derive(Serialize)]
+struct ClientRef {
+    id: String,
+    name: String,
+}
+
+#[derive(Serialize)]
+struct DepartmentRef {
+    uscc: String,
+}
+
+#[derive(Serialize)]
+struct ItemOwned {
+    code: String,
+    name: String,
+}
+
+/// POST /v1/holders/usage — the holder channel reads who used the holder's licences.
+async fn usage(
+    State(s): State<AppState>,
+    HolderChannelCaller(client): HolderChannelCaller,
+    ApiJson(req): ApiJson<UsageRequest>,
+) -> Result<Response, ApiError> {
+    let holder = req.holder.parse(&s.vault)?;
+    let limit = page_size(req.limit)?;
+    let before = cursor_in(req.cursor.as_deref())?
+        .map(|c| c.parse::<u64>().map_err(|_| VaultError::InvalidCursor("not a cursor this API gave out".into())))
+        .transpose()?;
+    let page = s.vault.usage(&client, &holder, before, limit)?;
+    let catalogue = s.vault.catalogue();
+    let uses = page
+        .uses
+        .into_iter()
+        .map(|u| UseView {
+            action: u.action,
+            annotated_copy: u.copy.map(|(sha, until)| CopyRef {
+                sha256: hex::encode(sha),
+                valid_until: rfc3339_ms(until.saturating_mul(1000)),
+            }),
+            biz_num: u.biz_num,
+            client: ClientRef { id: u.client_id, name: u.client_name },
+            department: DepartmentRef { uscc: u.department },
+            licence_id: u.licence_id,
+            log_index: u.log_index,
+            officer: u.officer,
+            service_item: u.service_item.map(|code| ItemOwned {
+                name: catalogue.service_item(&code).map(|i| i.name.clone()).unwrap_or_default(),
+                code,
+            }),
+            time: rfc3339_ms(u.time_ms),
+            type_name: catalogue.licence_type(&u.type_code).map(|t| t.name.clone()).unwrap_or_default(),
+            type_code: u.type_code,
+            use_reason: u.use_reason,
+        })
+        .collect();
+    Ok(Json(UsageAnswer {
+        holder: (&holder).into(),
+        next_cursor: page.next_before.map(|i| cursor_out(&i.to_string())),
+        uses,
+    })
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CopyRequest {
+    /// 用途 printed on the copy, e.g. "仅供办理食品经营许可使用".
+    purpose: String,
+    /// Days the copy is valid, 1–90 (default 30).
+    #[serde(default)]
+    valid_days: Option<u32>,
+    #[serde(default)]
+    use_reason: Option<String>,
+    #[serde(default)]
+    service_item_code: Option<String>,
+    #[serde(default)]
+    biz_num: Option<String>,
+    #[serde(default)]
+    officer: Option<Officer>,
+}
+
+/// The answer of `POST /v1/licences/{id}/annotated-copies` (spec/openapi.yaml `AnnotatedCopy`).
+#[derive(Serialize)]
+struct CopyAnswer {
+    document: String,
+    log: CopyLog,
+    original_id: String,
+    qr_payload: String,
+    sha256: String,
+    valid_until: String,
+}
+
+#[derive(Serialize)]
+struct CopyLog {
+    usage_index: u64,
+}
+
+/// POST /v1/licences/{id}/annotated-copies — a verifier's annotated copy (加注件).
+async fn annotated_copy(
+    State(s): State<AppState>,
+    VerifierCaller(client): VerifierCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CopyRequest>,
+) -> Result<Response, ApiError> {
+    let id =
+        crate::domain::LicenceId::parse(&id).map_err(|e| ApiError::bad_request("invalid_licence_id", e.to_string()))?;
+    let ctx = s.vault.use_context(
+        &client,
+        UseInput {
+            use_reason: req.use_reason.as_deref(),
+            service_item_code: req.service_item_code.as_deref(),
+            biz_num: req.biz_num.as_deref(),
+            officer: req.officer.as_ref(),
+        },
+    )?;
+    let copy = s.vault.annotated_copy(&client, &ctx, &id, &req.purpose, req.valid_days.unwrap_or(30)).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(CopyAnswer {
+            document: B64.encode(&copy.document),
+            log: CopyLog { usage_index: copy.log_index },
+            original_id: copy.annotation.original_id.clone(),
+            qr_payload: crate::qr::encode(&copy.document),
+            sha256: hex::encode(copy.sha256),
+            valid_until: rfc3339_ms(copy.annotation.valid_until.max(0) as u64 * 1000),
+        }),
+    )
+        .into_response())
+}

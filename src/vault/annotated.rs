@@ -1,0 +1,165 @@
+//! Annotated copies (加注件): a verifier makes a copy of a licence it may see, for one purpose
+//! and at most 90 days, signed by the platform's annotation key. Making one is a use of the
+//! licence: its `licence.used` leaf (action `annotated_copy`) carries the copy's SHA-256 and is
+//! durable before the copy is answered; `POST /v1/verify` recognises copies by the annotation
+//! key's kid and accepts only those the log recorded.
+
+use super::lookup::may_see;
+use super::usage::{Disclosed, UseAction, UseContext};
+use super::{unix_now, Client, Role, Vault, VaultError, VerdictKind};
+use crate::crypto::cose::{self, Envelope};
+use crate::crypto::sha256;
+use crate::domain::annotation::{Annotation, MAX_COPY_DAYS};
+use crate::domain::{text, LicenceId, Status};
+use crate::log::leaf::Event;
+use crate::log::merkle::Hash;
+use crate::store::Cf;
+
+/// Meta key holding the logged annotation public key.
+const META_ANNOTATION: &[u8] = b"annotation-key";
+
+/// A copy just made.
+pub struct AnnotatedCopy {
+    pub document: Vec<u8>,
+    pub annotation: Annotation,
+    pub sha256: Hash,
+    /// Index of the `licence.used` leaf that records it.
+    pub log_index: u64,
+}
+
+/// `docs` row that finds the usage leaf of a copy by the copy's SHA-256.
+fn copy_key(sha: &Hash) -> Vec<u8> {
+    [b"c/".as_slice(), sha].concat()
+}
+
+impl Vault {
+    /// Logs the annotation public key when it is new or changed (`annotation.key` leaf), so an
+    /// auditor knows which key signed copies from when.
+    pub(super) async fn log_annotation_key(&self) -> Result<(), VaultError> {
+        let Some(signer) = &self.annotation else { return Ok(()) };
+        let public = signer.verifying_key().to_bytes();
+        if self.store.get(Cf::Meta, META_ANNOTATION)?.as_deref() == Some(&public[..]) {
+            return Ok(());
+        }
+        let (r, _) = self
+            .seq
+            .submit(move |tx| {
+                tx.append(Event::new("annotation.key").bytes("public_key", &public));
+                tx.put(Cf::Meta, META_ANNOTATION.to_vec(), public.to_vec());
+                Ok::<_, VaultError>(())
+            })
+            .await?;
+        r
+    }
+
+    /// `POST /v1/licences/{id}/annotated-copies`.
+    pub async fn annotated_copy(
+        &self,
+        client: &Client,
+        ctx: &UseContext,
+        id: &LicenceId,
+        purpose: &str,
+        days: u32,
+    ) -> Result<AnnotatedCopy, VaultError> {
+        if client.role != Role::Verifier {
+            return Err(VaultError::Forbidden(format!(
+                "annotated copies are made by verifiers; {} is not one",
+                client.id
+            )));
+        }
+        // A licence the verifier may not see answers exactly as one that does not exist.
+        if !may_see(&self.catalogue(), client, id.type_code().as_str(), id.issuer().as_str()) {
+            return Err(VaultError::NotFound(id.to_string()));
+        }
+        let purpose = text::clean("purpose", purpose, 100)?;
+        if !(1..=MAX_COPY_DAYS).contains(&days) {
+            return Err(VaultError::Invalid(format!("valid_days is 1–{MAX_COPY_DAYS}, not {days}")));
+        }
+        let signer = self.annotation.as_ref().ok_or_else(|| {
+            VaultError::NoAnnotationKey("this platform has no annotation key; ask its operator".into())
+        })?;
+        let (licence, record, document) = self.licence(id)?;
+        let now = unix_now();
+        let status = record.status.effective(now, licence.valid_from, licence.valid_until);
+        if status != Status::Valid {
+            return Err(VaultError::NotValid(format!(
+                "{id} is {} ({}): only a valid licence gets an annotated copy",
+                status.as_str(),
+                status.words_zh()
+            )));
+        }
+        let original_sha256 = sha256(&document);
+        let annotation = Annotation {
+            platform: self.origin.clone(),
+            original_id: id.to_string(),
+            original_sha256,
+            original_document: document,
+            maker_uscc: ctx.department.clone(),
+            maker_name: ctx.client_name.clone(),
+            maker_client: ctx.client_id.clone(),
+            purpose,
+            service_item: ctx.service_item.clone(),
+            biz_num: ctx.biz_num.clone(),
+            issued_at: now,
+            valid_until: now + i64::from(days) * 86_400,
+        };
+        let copy = cose::sign(signer, annotation.to_payload());
+        let copy_sha = sha256(&copy);
+        let mut d = Disclosed::new(self, &licence, original_sha256);
+        d.copy = Some((copy_sha, annotation.valid_until as u64));
+        let (_, indices) = self.record_uses(ctx, UseAction::AnnotatedCopy, vec![d]).await?;
+        let log_index = indices.first().copied().ok_or_else(|| VaultError::Internal("no usage leaf".into()))?;
+        Ok(AnnotatedCopy { document: copy, annotation, sha256: copy_sha, log_index })
+    }
+
+    /// The annotation key's kid, if this platform has one.
+    pub fn annotation_kid(&self) -> Option<[u8; 8]> {
+        self.annotation.as_ref().map(|a| a.kid())
+    }
+
+    /// Checks a presented annotated copy: the annotation signature, the log's record of it, the
+    /// original inside it (signature and document hash). Returns the annotation, the index of
+    /// its usage leaf and the original's record.
+    pub(super) fn check_copy(
+        &self,
+        document: &[u8],
+        env: &Envelope,
+    ) -> Result<(Annotation, u64), (VerdictKind, String)> {
+        let signer = self.annotation.as_ref().ok_or((VerdictKind::UnknownIssuer, "no annotation key".to_string()))?;
+        env.verify(&signer.verifying_key())
+            .map_err(|_| (VerdictKind::InvalidSignature, "the annotation signature does not verify".to_string()))?;
+        let a = Annotation::from_payload(env.payload())
+            .map_err(|e| (VerdictKind::Malformed, format!("not an annotated copy: {e}")))?;
+        let not_in_log = |why: &str| (VerdictKind::NotInLog, why.to_string());
+        let sha = sha256(document);
+        let index = self
+            .store
+            .get(Cf::Docs, &copy_key(&sha))
+            .ok()
+            .flatten()
+            .and_then(|v| v.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| not_in_log("this annotated copy is not in the vault's log"))?;
+        let leaf = self
+            .proven_used_leaf(index)
+            .ok_or_else(|| not_in_log("this annotated copy's usage record is not in the signed log"))?;
+        if leaf.event.get_bytes("copy_sha256") != Some(&sha[..])
+            || leaf.event.get_text("licence") != Some(&a.original_id)
+        {
+            return Err(not_in_log("the log's record does not match this annotated copy"));
+        }
+        if sha256(&a.original_document) != a.original_sha256 {
+            return Err((VerdictKind::Malformed, "the original inside the copy does not match its hash".into()));
+        }
+        Ok((a, index))
+    }
+
+    fn proven_used_leaf(&self, index: u64) -> Option<crate::log::leaf::Leaf> {
+        self.proven_leaf(index).filter(|l| l.event.kind == "licence.used")
+    }
+}
+
+/// The `docs` row written with a copy's usage leaf.
+pub(super) fn copy_row(sha: &Hash, index: u64) -> (Vec<u8>, Vec<u8>) {
+    (copy_key(sha), index.to_be_bytes().to_vec())
+}

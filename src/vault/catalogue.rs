@@ -1,0 +1,169 @@
+//! Catalogue changes while running: an administrator adds or replaces a licence type or a
+//! service item. The change is checked with the whole catalogue exactly as the file is at
+//! start-up, logged as a leaf carrying the definition, stored (`meta` `cat/t/…`, `cat/i/…`), and
+//! takes effect for the next request. At start-up the logged changes are laid over the
+//! catalogue file in the order they were made; one that no longer fits stops start-up.
+
+use std::sync::Arc;
+
+use super::{Client, Role, Vault, VaultError};
+use crate::crypto::sha256;
+use crate::domain::{Catalogue, LicenceType, ServiceItem};
+use crate::log::leaf::{Event, Leaf};
+use crate::log::merkle::{inclusion_proof, leaf_hash, verify_inclusion};
+use crate::log::sequencer::Head;
+use crate::store::{Cf, Store, StoredNodes};
+
+/// `meta` rows `cat/` ‖ leaf index (u64 BE) → empty: pointers to the leaves that logged a
+/// catalogue change, in the order they were made. The definitions are read from the leaves.
+const CHANGE_PREFIX: &[u8] = b"cat/";
+
+/// A catalogue change that was applied (or found already in place).
+pub struct CatalogueChange {
+    /// The leaf that logged it; `None` when the definition was already the current one.
+    pub log_index: Option<u64>,
+}
+
+/// The catalogue file with every logged change laid over it, replayed in the order they were
+/// made (each was checked against exactly this sequence when it was made). Each change is read
+/// from its leaf, which must be proven in the signed tree of `head`: a stored row cannot bring in
+/// a definition the log does not have. A change that no longer fits (the file was edited under
+/// it) stops start-up.
+pub fn with_logged_changes(file: Catalogue, store: &dyn Store, head: &Head) -> Result<Catalogue, VaultError> {
+    let mut catalogue = file;
+    for (key, _) in store.scan_prefix(Cf::Meta, CHANGE_PREFIX, usize::MAX)? {
+        let refuse = |why: String| {
+            VaultError::KeysChanged(format!("catalogue change {}: {why}; refusing to start", hex::encode(&key)))
+        };
+        let index = key
+            .get(CHANGE_PREFIX.len()..)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| refuse("malformed pointer".into()))?;
+        let refuse = |why: String| {
+            VaultError::KeysChanged(format!("the catalogue change logged at leaf {index}: {why}; refusing to start"))
+        };
+        let bytes = store.get(Cf::Leaves, &index.to_be_bytes())?.ok_or_else(|| refuse("the leaf is missing".into()))?;
+        let proof = inclusion_proof(&StoredNodes(store), index, head.size).map_err(|e| refuse(e.to_string()))?;
+        verify_inclusion(&leaf_hash(&bytes), index, head.size, &proof, &head.root)
+            .map_err(|_| refuse("the leaf is not in the signed tree (run licvault check)".into()))?;
+        let leaf = Leaf::decode(&bytes).map_err(|e| refuse(e.to_string()))?;
+        let definition =
+            leaf.event.get_text("definition").ok_or_else(|| refuse("the leaf has no definition".into()))?;
+        let no_longer_fits = |e: String| {
+            refuse(format!(
+                "it no longer fits the catalogue file ({e}): the file was edited under a change made while running; \
+                 undo the file edit, or make it with the admin API"
+            ))
+        };
+        catalogue = match leaf.event.kind.as_str() {
+            "catalogue.type" => {
+                let t: LicenceType = serde_json::from_str(definition).map_err(|e| refuse(e.to_string()))?;
+                catalogue.with_type(t)
+            }
+            "catalogue.item" => {
+                let i: ServiceItem = serde_json::from_str(definition).map_err(|e| refuse(e.to_string()))?;
+                catalogue.with_item(i)
+            }
+            other => return Err(refuse(format!("the leaf is a {other}, not a catalogue change"))),
+        }
+        .map_err(|e| no_longer_fits(e.to_string()))?;
+    }
+    Ok(catalogue)
+}
+
+enum Change {
+    Type(LicenceType),
+    Item(ServiceItem),
+}
+
+impl Vault {
+    /// `PUT /v1/admin/licence-types/{code}`.
+    pub async fn put_licence_type(
+        self: &Arc<Self>,
+        client: &Client,
+        code: &str,
+        t: LicenceType,
+    ) -> Result<CatalogueChange, VaultError> {
+        if t.code != code {
+            return Err(VaultError::InvalidCatalogue(format!("the body's code {} is not the path's {code}", t.code)));
+        }
+        self.change_catalogue(client, Change::Type(t)).await
+    }
+
+    /// `PUT /v1/admin/service-items/{code}`.
+    pub async fn put_service_item(
+        self: &Arc<Self>,
+        client: &Client,
+        code: &str,
+        item: ServiceItem,
+    ) -> Result<CatalogueChange, VaultError> {
+        if item.code != code {
+            return Err(VaultError::InvalidCatalogue(format!(
+                "the body's code {} is not the path's {code}",
+                item.code
+            )));
+        }
+        self.change_catalogue(client, Change::Item(item)).await
+    }
+
+    /// Checks, logs, stores and swaps in one change, one change at a time (in a task of its
+    /// own, so a caller that goes away cannot leave it half done).
+    async fn change_catalogue(
+        self: &Arc<Self>,
+        client: &Client,
+        change: Change,
+    ) -> Result<CatalogueChange, VaultError> {
+        if client.role != Role::Admin {
+            return Err(VaultError::Forbidden("only an administrator changes the catalogue".into()));
+        }
+        let vault = self.clone();
+        let actor = client.id.clone();
+        let task = tokio::spawn(async move {
+            let _one = vault.catalogue_changes.lock().await;
+            let current = vault.catalogue();
+            // The definition logged is the one the catalogue keeps (text as the text rule
+            // leaves it), so a replay at start-up gives the same catalogue.
+            let (next, kind, code, json, unchanged) = match change {
+                Change::Type(t) => {
+                    let code = t.code.clone();
+                    let next = current.with_type(t).map_err(|e| VaultError::InvalidCatalogue(e.to_string()))?;
+                    let kept = next.licence_type(&code);
+                    let json = serde_json::to_vec(&kept).map_err(|e| VaultError::Internal(e.to_string()))?;
+                    let unchanged = current.licence_type(&code) == kept;
+                    (next, "catalogue.type", code, json, unchanged)
+                }
+                Change::Item(i) => {
+                    let code = i.code.clone();
+                    let next = current.with_item(i).map_err(|e| VaultError::InvalidCatalogue(e.to_string()))?;
+                    let kept = next.service_item(&code);
+                    let json = serde_json::to_vec(&kept).map_err(|e| VaultError::Internal(e.to_string()))?;
+                    let unchanged = current.service_item(&code) == kept;
+                    (next, "catalogue.item", code, json, unchanged)
+                }
+            };
+            if unchanged {
+                return Ok(CatalogueChange { log_index: None });
+            }
+            let text = String::from_utf8(json.clone()).map_err(|e| VaultError::Internal(e.to_string()))?;
+            let (index, _) = vault
+                .seq
+                .submit(move |tx| {
+                    let index = tx.append(
+                        Event::new(kind)
+                            .text("code", code.as_str())
+                            .text("definition", text.as_str())
+                            .bytes("sha256", &sha256(&json))
+                            .text("actor", actor.as_str()),
+                    );
+                    tx.put(Cf::Meta, [CHANGE_PREFIX, &index.to_be_bytes()].concat(), Vec::new());
+                    Ok::<_, VaultError>(index)
+                })
+                .await?;
+            let index = index?;
+            *vault.catalogue.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+            Ok(CatalogueChange { log_index: Some(index) })
+        });
+        task.await.map_err(|e| VaultError::Internal(format!("catalogue change: {e}")))?
+    }
+}
