@@ -1,7 +1,7 @@
 //! Catalogue changes while running: an administrator adds or replaces a licence type or a
 //! service item. The change is checked with the whole catalogue exactly as the file is at
-//! start-up, logged as a leaf carrying the definition, stored (`meta` `cat/t/…`, `cat/i/…`), and
-//! takes effect for the next request. At start-up the logged changes are laid over the
+//! start-up, logged as a leaf carrying the definition (with a `meta` row `cat/` ‖ leaf index
+//! pointing to it), and takes effect for the next request. At start-up the logged changes are laid over the
 //! catalogue file in the order they were made; one that no longer fits stops start-up.
 
 use std::sync::Arc;

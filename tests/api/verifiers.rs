@@ -544,7 +544,23 @@ async fn catalogue_changes_while_running_and_after_a_restart() {
     let kinds: Vec<String> = (0..size).map(|i| s.vault.leaf(i).unwrap().unwrap().event.kind).collect();
     assert!(kinds.iter().any(|k| k == "catalogue.type") && kinds.iter().any(|k| k == "catalogue.item"));
 
-    // After a restart on the same store, both changes are still in force.
+    // 残疾人证 made conditional, an item that requires it, then 残疾人证 edited again: the replay at
+    // start-up must follow that order (the item fits only after the first change).
+    let (_, mut card_type) = s.get(None, &format!("/v1/licence-types/{DISABILITY}")).await;
+    card_type["sharing"] = json!("conditional");
+    let (st, v) = s.put(Some(ADMIN), &format!("/v1/admin/licence-types/{DISABILITY}"), &card_type).await;
+    assert_eq!(st, 200, "{v}");
+    let subsidy = json!({"code": "440300-GG-0003", "name": "残疾人两项补贴申请", "applicant": "111",
+                         "requirements": [{"type_code": DISABILITY, "required": true}]});
+    let (st, v) = s.put(Some(ADMIN), "/v1/admin/service-items/440300-GG-0003", &subsidy).await;
+    assert_eq!(st, 200, "{v}");
+    card_type["validity_years"] = json!(5);
+    card_type["name"] = json!(" 残疾人证 ");
+    let (st, v) = s.put(Some(ADMIN), &format!("/v1/admin/licence-types/{DISABILITY}"), &card_type).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["licence_type"]["name"], "残疾人证", "kept as the text rule leaves it: {v}");
+
+    // After a restart on the same store, every change is still in force.
     s.vault.close();
     drop(s);
     let s = Server::start_on(store, tempfile::tempdir().unwrap()).await;
@@ -552,4 +568,8 @@ async fn catalogue_changes_while_running_and_after_a_restart() {
     assert_eq!(st, 200);
     let (_, t) = s.get(None, &format!("/v1/licence-types/{MARRIAGE}")).await;
     assert_eq!(t["sharing"], "unconditional");
+    let (_, t) = s.get(None, &format!("/v1/licence-types/{DISABILITY}")).await;
+    assert_eq!((t["sharing"].as_str(), t["validity_years"].as_u64()), (Some("conditional"), Some(5)), "{t}");
+    let (st, _) = s.get(None, "/v1/service-items/440300-GG-0003").await;
+    assert_eq!(st, 200);
 }
