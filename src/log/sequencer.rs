@@ -101,7 +101,7 @@ pub struct Head {
     pub checkpoint: String,
 }
 
-type Reply = Box<dyn FnOnce(Result<&Head, &SequencerError>) + Send>;
+type Reply = Box<dyn FnOnce(Result<&Arc<Head>, &SequencerError>) + Send>;
 type Job = Box<dyn FnOnce(&mut Tx<'_>) -> Reply + Send>;
 
 /// A batch in the making, as one job sees it.
@@ -303,7 +303,7 @@ impl Sequencer {
     pub fn close(&self) {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the worker if it is waiting for work.
-        let noop: Job = Box::new(|_: &mut Tx<'_>| -> Reply { Box::new(|_: Result<&Head, &SequencerError>| {}) });
+        let noop: Job = Box::new(|_: &mut Tx<'_>| -> Reply { Box::new(|_: Result<&Arc<Head>, &SequencerError>| {}) });
         let _ = self.jobs.try_send(noop);
         let handle = self.worker.lock().ok().and_then(|mut h| h.take());
         if let Some(h) = handle {
@@ -356,9 +356,9 @@ impl Sequencer {
             if out.is_err() {
                 t.rollback(sp);
             }
-            Box::new(move |res: Result<&Head, &SequencerError>| {
+            Box::new(move |res: Result<&Arc<Head>, &SequencerError>| {
                 let _ = tx.send(match res {
-                    Ok(h) => Ok((out, Arc::new(h.clone()))),
+                    Ok(h) => Ok((out, h.clone())),
                     Err(e) => Err(e.clone()),
                 });
             })

@@ -87,6 +87,9 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Entries whose key starts with `prefix`, in key order, at most `limit`.
     fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError>;
+    /// Entries whose key starts with `prefix` and is at least `start`, in key order, at most
+    /// `limit` (a page of one holder's rows after a cursor).
+    fn scan_prefix_from(&self, cf: Cf, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError>;
     /// Entries whose key is at least `start`, in key order, at most `limit`.
     fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError>;
     /// Applies every put or none, and returns only once they are on stable storage.
@@ -179,6 +182,10 @@ pub(crate) mod contract {
         let scan = store.scan_prefix(Cf::Licences, b"p/", 10).unwrap();
         assert_eq!(scan, vec![(b"p/1".to_vec(), b"x".to_vec()), (b"p/2".to_vec(), b"y".to_vec())]);
         assert_eq!(store.scan_prefix(Cf::Licences, b"p/", 1).unwrap().len(), 1);
+        let within: Vec<_> =
+            store.scan_prefix_from(Cf::Licences, b"p/", b"p/2", 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(within, vec![b"p/2".to_vec()]);
+        assert!(store.scan_prefix_from(Cf::Licences, b"p/", b"p/3", 10).unwrap().is_empty());
         let from: Vec<_> = store.scan_from(Cf::Licences, b"p/2", 10).unwrap().into_iter().map(|(k, _)| k).collect();
         assert_eq!(from, vec![b"p/2".to_vec(), b"q/1".to_vec()]);
         assert_eq!(store.scan_from(Cf::Licences, b"p/", 1).unwrap().len(), 1);

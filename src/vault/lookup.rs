@@ -17,8 +17,8 @@ use crate::store::Cf;
 pub const MAX_PAGE: usize = 100;
 /// Page size when the caller gives none.
 pub const DEFAULT_PAGE: usize = 20;
-/// Holder index rows read per scan while filling a page.
-const SCAN: usize = 128;
+/// Holder index rows read per scan while filling a page (most holders have a handful).
+const SCAN: usize = 32;
 
 /// A licence found for a holder, as read (checked against the log).
 pub struct Found {
@@ -178,12 +178,9 @@ impl Vault {
             None => commitment.to_vec(),
         };
         loop {
-            let rows = self.store.scan_from(Cf::Holders, &start, SCAN)?;
+            let rows = self.store.scan_prefix_from(Cf::Holders, &commitment, &start, SCAN)?;
             let n = rows.len();
             for (key, _) in rows {
-                if !key.starts_with(&commitment) {
-                    return Ok(());
-                }
                 let raw = std::str::from_utf8(&key[32..])
                     .map_err(|_| super::issue::inconsistent("a holder index row names no licence".into()))?;
                 let id = LicenceId::parse(raw)

@@ -229,13 +229,10 @@ impl Vault {
             Some(0) => return Ok(UsagePage { uses: Vec::new(), next_before: None }),
             Some(i) => usage_key(&commitment, i - 1),
         };
-        let rows = self.store.scan_from(Cf::Usage, &start, limit + 1)?;
+        let rows = self.store.scan_prefix_from(Cf::Usage, &commitment, &start, limit + 1)?;
         let mut uses = Vec::new();
         let mut more = false;
         for (key, _) in rows {
-            if !key.starts_with(&commitment) {
-                break;
-            }
             if uses.len() == limit {
                 more = true;
                 break;

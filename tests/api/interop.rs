@@ -31,3 +31,40 @@ async fn pycose_verifies_an_issued_licence() {
     let out = Command::new(&python).arg(&script).arg(&doc).arg(&other).output().unwrap();
     assert!(!out.status.success());
 }
+
+/// An annotated copy verifies with pycose too: the annotation signature under the platform's
+/// annotation key, the original inside it under its department's certificate.
+#[tokio::test]
+async fn pycose_verifies_an_annotated_copy() {
+    let Ok(python) = std::env::var("LICVAULT_PYTHON") else {
+        eprintln!("interop test skipped: LICVAULT_PYTHON is not set (make test sets it up with pycose)");
+        return;
+    };
+    let s = Server::start().await;
+    let issued = s.issue_company("91440300MA5E000256").await;
+    let id = issued["licence"]["id"].as_str().unwrap();
+    let (st, copy) = s
+        .post(
+            Some(VERIFIER),
+            &format!("/v1/licences/{id}/annotated-copies"),
+            &serde_json::json!({"purpose": "仅供办理食品经营许可使用", "use_reason": "受理留存"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{copy}");
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("copy.cose");
+    std::fs::write(&doc, B64.decode(copy["document"].as_str().unwrap()).unwrap()).unwrap();
+    let key = s.keys.path().join("annotation.key.pem");
+    let cert = root().join("keys/departments/11440300MB2000100X.crt.pem");
+    let script = root().join("scripts/verify_copy.py");
+    let out = Command::new(&python).arg(&script).arg(&doc).arg(&key).arg(&cert).output().expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pycose refused the copy: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("OK copy: 1.2.156.3005.2."), "{stdout}");
+    // A copy checked under another key fails.
+    let other = root().join("keys/log.key.pem");
+    let tmp = dir.path().join("other.pem");
+    std::fs::copy(&other, &tmp).unwrap();
+    let out = Command::new(&python).arg(&script).arg(&doc).arg(&tmp).arg(&cert).output().unwrap();
+    assert!(!out.status.success());
+}
