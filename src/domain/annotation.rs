@@ -1,7 +1,9 @@
 //! Annotated copies (加注件): a copy of a licence that a verifying department made for one
 //! purpose, signed by the platform's annotation key. The payload names the original (its id and
-//! the SHA-256 of its document, which it carries whole), the maker, the purpose, the time and the
-//! expiry (`spec/licence.cddl`, `annotated-copy`). Pure: encoding and decoding only.
+//! the SHA-256 of its document), carries its face as a verifier may see it (holder numbers
+//! masked, no personal fields of other persons: never more than the maker was shown), and names
+//! the maker, the purpose, the time and the expiry (`spec/licence.cddl`, `annotated-copy`).
+//! Pure: encoding and decoding only.
 
 use ciborium::Value;
 
@@ -18,8 +20,8 @@ pub struct Annotation {
     pub platform: String,
     pub original_id: String,
     pub original_sha256: [u8; 32],
-    /// The original COSE_Sign1 document, as issued.
-    pub original_document: Vec<u8>,
+    /// The original's face as the copy shows it.
+    pub face: Face,
     pub maker_uscc: String,
     pub maker_name: String,
     pub maker_client: String,
@@ -30,6 +32,76 @@ pub struct Annotation {
     /// Unix seconds.
     pub issued_at: i64,
     pub valid_until: i64,
+}
+
+/// The face of the original on a copy: what a verifier may see, nothing more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Face {
+    pub type_name: String,
+    /// 证照编号.
+    pub number: String,
+    pub holder_type: String,
+    /// Masked (`4403**********123X`) for citizens.
+    pub holder_id: String,
+    pub holder_name: String,
+    pub issuer_name: String,
+    /// Face fields without the personal fields of other persons.
+    pub fields: Vec<(String, String)>,
+    /// `YYYY-MM-DD`.
+    pub valid_from: String,
+    /// `YYYY-MM-DD`, absent for long-term.
+    pub valid_until: Option<String>,
+}
+
+impl Face {
+    fn to_value(&self) -> Value {
+        let mut m = vec![
+            (text("type_name"), text(&self.type_name)),
+            (text("no"), text(&self.number)),
+            (
+                text("holder"),
+                Value::Map(vec![
+                    (text("type"), text(&self.holder_type)),
+                    (text("id"), text(&self.holder_id)),
+                    (text("name"), text(&self.holder_name)),
+                ]),
+            ),
+            (text("issuer_name"), text(&self.issuer_name)),
+            (text("fields"), Value::Map(self.fields.iter().map(|(k, v)| (text(k), text(v))).collect())),
+            (text("valid_from"), text(&self.valid_from)),
+        ];
+        if let Some(u) = &self.valid_until {
+            m.push((text("valid_until"), text(u)));
+        }
+        Value::Map(m)
+    }
+
+    fn from_value(v: &Value) -> Result<Self, CborError> {
+        let f = MapReader::new(v, "face")?;
+        let holder =
+            MapReader::new(f.text("holder").ok_or_else(|| CborError::Shape("face: holder".into()))?, "holder")?;
+        let fields = match f.text("fields") {
+            Some(Value::Map(entries)) => entries
+                .iter()
+                .map(|(k, v)| match (k.as_text(), v.as_text()) {
+                    (Some(k), Some(v)) => Ok((k.to_string(), v.to_string())),
+                    _ => Err(CborError::Shape("face: fields map text to text".into())),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => return Err(CborError::Shape("face: fields must be a map".into())),
+        };
+        Ok(Self {
+            type_name: f.req_text("type_name")?.to_string(),
+            number: f.req_text("no")?.to_string(),
+            holder_type: holder.req_text("type")?.to_string(),
+            holder_id: holder.req_text("id")?.to_string(),
+            holder_name: holder.req_text("name")?.to_string(),
+            issuer_name: f.req_text("issuer_name")?.to_string(),
+            fields,
+            valid_from: f.req_text("valid_from")?.to_string(),
+            valid_until: f.opt_text("valid_until")?.map(str::to_string),
+        })
+    }
 }
 
 impl Annotation {
@@ -43,7 +115,7 @@ impl Annotation {
         let mut a = vec![
             (text("orig"), text(&self.original_id)),
             (text("orig_sha256"), Value::Bytes(self.original_sha256.to_vec())),
-            (text("orig_doc"), Value::Bytes(self.original_document.clone())),
+            (text("face"), self.face.to_value()),
             (text("maker"), Value::Map(maker)),
             (text("purpose"), text(&self.purpose)),
         ];
@@ -95,7 +167,9 @@ impl Annotation {
             original_sha256: bytes_of("orig_sha256")?
                 .try_into()
                 .map_err(|_| CborError::Shape("annotation: orig_sha256 must be 32 bytes".into()))?,
-            original_document: bytes_of("orig_doc")?,
+            face: Face::from_value(
+                a.text("face").ok_or_else(|| CborError::Shape("annotation: face is required".into()))?,
+            )?,
             maker_uscc: maker.req_text("uscc")?.to_string(),
             maker_name: maker.req_text("name")?.to_string(),
             maker_client: maker.req_text("client")?.to_string(),
@@ -117,7 +191,17 @@ mod tests {
             platform: "licvault.example.gov.cn/log".into(),
             original_id: "1.2.156.3005.2.11100000MB00001073001.11440300MB2000100X.202600000001.001.A".into(),
             original_sha256: [7; 32],
-            original_document: vec![0xd2, 0x84],
+            face: Face {
+                type_name: "营业执照".into(),
+                number: "2026000001".into(),
+                holder_type: "001".into(),
+                holder_id: "91440300MA5E000256".into(),
+                holder_name: "示例科技有限公司".into(),
+                issuer_name: "示例市市场监督管理局".into(),
+                fields: vec![("名称".into(), "示例科技有限公司".into())],
+                valid_from: "2026-11-30".into(),
+                valid_until: None,
+            },
             maker_uscc: "11440300MB20008055".into(),
             maker_name: "示例市政务服务中心 综合窗口".into(),
             maker_client: "zwfw-counter".into(),

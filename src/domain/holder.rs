@@ -268,9 +268,32 @@ pub fn complete_uscc(body16: &str) -> Option<String> {
     Some(chars.into_iter().collect())
 }
 
+/// Whether `text` contains a citizen ID number (18 characters that pass every GB 11643 rule):
+/// free text that ends up in the log (a use reason, a case number) must not carry one in clear.
+pub fn contains_citizen_number(text: &str) -> bool {
+    let b = text.as_bytes();
+    (0..b.len().saturating_sub(17)).any(|i| {
+        let w = &b[i..i + 18];
+        w[..17].iter().all(u8::is_ascii_digit)
+            && (w[17].is_ascii_digit() || w[17] == b'X' || w[17] == b'x')
+            && (i == 0 || !b[i - 1].is_ascii_digit())
+            && std::str::from_utf8(w).is_ok_and(|n| HolderId::parse("111", n).is_ok())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn citizen_numbers_in_text() {
+        assert!(contains_citizen_number("核验44030519900101123X婚姻状况"));
+        assert!(contains_citizen_number("11010519491231002x"));
+        assert!(!contains_citizen_number("核验婚姻状况 SPJY-2026-0042"));
+        // 18 digits that fail the check character, and a longer run of digits, are not numbers.
+        assert!(!contains_citizen_number("440305199001011231"));
+        assert!(!contains_citizen_number("9911010519491231002X"));
+    }
 
     #[track_caller]
     fn check(kind: &str, input: &str, expected: Result<&str, &str>) {

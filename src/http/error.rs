@@ -84,6 +84,7 @@ impl From<VaultError> for ApiError {
             VaultError::UseReasonTooLong(_) => (S::BAD_REQUEST, "use_reason_too_long"),
             VaultError::UnknownServiceItem(_) => (S::NOT_FOUND, "service_item_not_found"),
             VaultError::ApplicantType(_) => (S::BAD_REQUEST, "applicant_type_mismatch"),
+            VaultError::PersonalNumber(_) => (S::BAD_REQUEST, "personal_number_in_text"),
             VaultError::UnknownHolderRole(_) => (S::BAD_REQUEST, "unknown_holder_role"),
             VaultError::InvalidCursor(_) => (S::BAD_REQUEST, "invalid_cursor"),
             VaultError::NotValid(_) => (S::CONFLICT, "licence_not_valid"),

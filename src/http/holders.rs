@@ -379,15 +379,16 @@ struct UseView {
     biz_num: Option<String>,
     client: ClientRef,
     department: DepartmentRef,
-    licence_id: String,
+    /// null: the query disclosed none of the holder's licences.
+    licence_id: Option<String>,
     log_index: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     officer: Option<Officer>,
     #[serde(skip_serializing_if = "Option::is_none")]
     service_item: Option<ItemOwned>,
     time: String,
-    type_code: String,
-    type_name: String,
+    type_code: Option<String>,
+    type_name: Option<String>,
     use_reason: String,
 }
 
@@ -447,7 +448,10 @@ async fn usage(
                 code,
             }),
             time: rfc3339_ms(u.time_ms),
-            type_name: catalogue.licence_type(&u.type_code).map(|t| t.name.clone()).unwrap_or_default(),
+            type_name: u
+                .type_code
+                .as_ref()
+                .map(|c| catalogue.licence_type(c).map(|t| t.name.clone()).unwrap_or_default()),
             type_code: u.type_code,
             use_reason: u.use_reason,
         })

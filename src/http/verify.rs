@@ -45,8 +45,10 @@ struct CopyView<'a> {
     maker: MakerView<'a>,
     original_id: &'a str,
     original_sha256: String,
-    original_status: Status,
-    original_status_words: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_status: Option<Status>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_status_words: Option<&'static str>,
     purpose: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     service_item: Option<&'a str>,
@@ -84,7 +86,7 @@ async fn verify(State(s): State<AppState>, ApiJson(body): ApiJson<VerifyBody>) -
             original_id: &c.annotation.original_id,
             original_sha256: hex::encode(c.annotation.original_sha256),
             original_status: c.original_status,
-            original_status_words: c.original_status.words_zh(),
+            original_status_words: c.original_status.map(Status::words_zh),
             purpose: &c.annotation.purpose,
             service_item: c.annotation.service_item.as_deref(),
             valid_until: time(c.annotation.valid_until),
@@ -96,7 +98,7 @@ async fn verify(State(s): State<AppState>, ApiJson(body): ApiJson<VerifyBody>) -
         // An annotated copy is good while it is within its validity and its original is valid.
         valid: v.kind == VerdictKind::Valid
             || (v.kind == VerdictKind::AnnotatedCopy
-                && v.copy.as_ref().is_some_and(|c| c.original_status == Status::Valid)),
+                && v.copy.as_ref().is_some_and(|c| c.original_status == Some(Status::Valid))),
         verdict: v.kind,
     };
     Ok(Json(answer).into_response())

@@ -1,7 +1,9 @@
 //! Annotated copies (加注件): a verifier makes a copy of a licence it may see, for one purpose
 //! and at most 90 days, signed by the platform's annotation key. Making one is a use of the
 //! licence: its `licence.used` leaf (action `annotated_copy`) carries the copy's SHA-256 and is
-//! durable before the copy is answered; `POST /v1/verify` recognises copies by the annotation
+//! durable before the copy is answered (a refusal because the licence is not valid tells its
+//! status, so it is recorded too, as `annotated_copy_refused`); the copy carries the face as a
+//! verifier may see it, not the signed original; `POST /v1/verify` recognises copies by the annotation
 //! key's kid and accepts only those the log recorded.
 
 use super::lookup::may_see;
@@ -9,7 +11,7 @@ use super::usage::{Disclosed, UseAction, UseContext};
 use super::{unix_now, Client, Role, Vault, VaultError, VerdictKind};
 use crate::crypto::cose::{self, Envelope};
 use crate::crypto::sha256;
-use crate::domain::annotation::{Annotation, MAX_COPY_DAYS};
+use crate::domain::annotation::{Annotation, Face, MAX_COPY_DAYS};
 use crate::domain::{text, LicenceId, Status};
 use crate::log::leaf::Event;
 use crate::log::merkle::Hash;
@@ -68,10 +70,11 @@ impl Vault {
             )));
         }
         // A licence the verifier may not see answers exactly as one that does not exist.
-        if !may_see(&self.catalogue(), client, id.type_code().as_str(), id.issuer().as_str()) {
+        if !may_see(&self.catalogue(), client, id.type_code().as_str(), Some(id.issuer().as_str())) {
             return Err(VaultError::NotFound(id.to_string()));
         }
         let purpose = text::clean("purpose", purpose, 100)?;
+        super::usage::no_citizen_number("purpose", &purpose)?;
         if !(1..=MAX_COPY_DAYS).contains(&days) {
             return Err(VaultError::Invalid(format!("valid_days is 1–{MAX_COPY_DAYS}, not {days}")));
         }
@@ -81,19 +84,23 @@ impl Vault {
         let (licence, record, document) = self.licence(id)?;
         let now = unix_now();
         let status = record.status.effective(now, licence.valid_from, licence.valid_until);
+        let original_sha256 = sha256(&document);
         if status != Status::Valid {
+            // The refusal tells the verifier the licence's status: that is a read of licence
+            // data too, recorded like any other before it is answered.
+            let d = Disclosed::new(self, &licence, original_sha256);
+            self.record_uses(ctx, UseAction::AnnotatedCopyRefused, vec![d], &[]).await?;
             return Err(VaultError::NotValid(format!(
                 "{id} is {} ({}): only a valid licence gets an annotated copy",
                 status.as_str(),
                 status.words_zh()
             )));
         }
-        let original_sha256 = sha256(&document);
         let annotation = Annotation {
             platform: self.origin.clone(),
             original_id: id.to_string(),
             original_sha256,
-            original_document: document,
+            face: self.copy_face(&licence),
             maker_uscc: ctx.department.clone(),
             maker_name: ctx.client_name.clone(),
             maker_client: ctx.client_id.clone(),
@@ -107,9 +114,35 @@ impl Vault {
         let copy_sha = sha256(&copy);
         let mut d = Disclosed::new(self, &licence, original_sha256);
         d.copy = Some((copy_sha, annotation.valid_until as u64));
-        let (_, indices) = self.record_uses(ctx, UseAction::AnnotatedCopy, vec![d]).await?;
+        let (_, indices) = self.record_uses(ctx, UseAction::AnnotatedCopy, vec![d], &[]).await?;
         let log_index = indices.first().copied().ok_or_else(|| VaultError::Internal("no usage leaf".into()))?;
         Ok(AnnotatedCopy { document: copy, annotation, sha256: copy_sha, log_index })
+    }
+
+    /// The original's face as a copy carries it: numbers masked, no personal fields of other
+    /// persons (never more than a verifier is shown in a lookup).
+    fn copy_face(&self, l: &crate::domain::Licence) -> Face {
+        let catalogue = self.catalogue();
+        let personal: Vec<&str> = catalogue
+            .licence_type(l.id.type_code().as_str())
+            .map(|t| t.personal_fields().collect())
+            .unwrap_or_default();
+        Face {
+            type_name: l.type_name.clone(),
+            number: l.number.clone(),
+            holder_type: l.holder.kind().code().to_string(),
+            holder_id: l.holder.masked(),
+            holder_name: l.holder_name.clone(),
+            issuer_name: l.issuer_name.clone(),
+            fields: l
+                .fields
+                .iter()
+                .filter(|(k, _)| !personal.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            valid_from: crate::domain::cst_date(l.valid_from).to_string(),
+            valid_until: l.valid_until.map(|e| crate::domain::cst_date(e - 1).to_string()),
+        }
     }
 
     /// The annotation key's kid, if this platform has one.
@@ -117,9 +150,9 @@ impl Vault {
         self.annotation.as_ref().map(|a| a.kid())
     }
 
-    /// Checks a presented annotated copy: the annotation signature, the log's record of it, the
-    /// original inside it (signature and document hash). Returns the annotation, the index of
-    /// its usage leaf and the original's record.
+    /// Checks a presented annotated copy: the annotation signature and the log's record of it
+    /// (a `c/` row naming a proven `licence.used` leaf with this copy's hash and licence).
+    /// Returns the annotation and the index of its usage leaf.
     pub(super) fn check_copy(
         &self,
         document: &[u8],
@@ -147,9 +180,6 @@ impl Vault {
             || leaf.event.get_text("licence") != Some(&a.original_id)
         {
             return Err(not_in_log("the log's record does not match this annotated copy"));
-        }
-        if sha256(&a.original_document) != a.original_sha256 {
-            return Err((VerdictKind::Malformed, "the original inside the copy does not match its hash".into()));
         }
         Ok((a, index))
     }

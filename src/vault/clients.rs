@@ -305,6 +305,17 @@ impl Vault {
         if client.expires_at.is_some_and(|t| t <= unix_now()) {
             return Err(VaultError::Invalid("expires_at is in the past".into()));
         }
+        if client.types.iter().any(|t| t == super::lookup::ALL_TYPES) {
+            if client.role != Role::Verifier || client.types.len() != 1 {
+                return Err(VaultError::Invalid(
+                    "types [\"*\"] (every licence type) is a verifier's scope, and alone".into(),
+                ));
+            }
+            return Ok(client);
+        }
+        if !client.types.is_empty() && !matches!(client.role, Role::Issuer | Role::Verifier) {
+            return Err(VaultError::Invalid(format!("a {} client has no licence types", client.role.as_str())));
+        }
         for t in &client.types {
             let catalogue = self.catalogue();
             let ty = catalogue.licence_type(t).ok_or_else(|| VaultError::UnknownType(t.clone()))?;

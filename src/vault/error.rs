@@ -62,6 +62,8 @@ pub enum VaultError {
     UseReasonTooLong(usize),
     #[error("no service item {0} in the catalogue")]
     UnknownServiceItem(String),
+    #[error("{0} contains a citizen ID number: free text goes into the log, where citizen numbers never appear in clear; leave it out")]
+    PersonalNumber(String),
     #[error("{0}")]
     ApplicantType(String),
     #[error("{0}")]

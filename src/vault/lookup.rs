@@ -15,6 +15,8 @@ use crate::store::Cf;
 
 /// Largest page of a lookup, wallet or usage read.
 pub const MAX_PAGE: usize = 100;
+/// Most entries in a lookup's or wallet's `types` or `status` filter.
+pub const MAX_FILTER: usize = 50;
 /// Page size when the caller gives none.
 pub const DEFAULT_PAGE: usize = 20;
 /// Holder index rows read per scan while filling a page (most holders have a handful).
@@ -139,14 +141,19 @@ pub struct CheckResult {
     pub head: Arc<Head>,
 }
 
+/// A verifier's scope entry that lists every licence type.
+pub const ALL_TYPES: &str = "*";
+
 /// Whether `client`, a verifier, may see a licence of `type_code` issued by `issuer` (DESIGN
-/// §5): the type's sharing class decides, then the verifier's scope.
-pub fn may_see(catalogue: &Catalogue, client: &Client, type_code: &str, issuer: &str) -> bool {
+/// §5): the type's sharing class decides, then the verifier's scope. Fails closed: a verifier
+/// whose scope lists nothing sees only unconditionally shared types; `*` lists every type.
+/// With `issuer` unknown (`None`), a type shared with nobody but its issuer is not seen.
+pub fn may_see(catalogue: &Catalogue, client: &Client, type_code: &str, issuer: Option<&str>) -> bool {
     let Some(ty) = catalogue.licence_type(type_code) else { return false };
     match ty.sharing {
         Sharing::Unconditional => true,
-        Sharing::Conditional => client.types.is_empty() || client.types.iter().any(|t| t == type_code),
-        Sharing::None => client.uscc.as_deref() == Some(issuer),
+        Sharing::Conditional => client.types.iter().any(|t| t == ALL_TYPES || t == type_code),
+        Sharing::None => issuer.is_some() && client.uscc.as_deref() == issuer,
     }
 }
 
@@ -233,9 +240,10 @@ impl Vault {
         // Type and sharing are read from the identifier: nothing is read for a licence the
         // verifier may not see.
         let (mut found, next_after) = self.page(holder, filter, after, limit, |id| {
-            may_see(&catalogue, client, id.type_code().as_str(), id.issuer().as_str())
+            may_see(&catalogue, client, id.type_code().as_str(), Some(id.issuer().as_str()))
         })?;
-        let (head, indices) = self.record_uses(ctx, UseAction::Lookup, self.disclosures(&found)).await?;
+        let typed = [self.committer.commit(holder)];
+        let (head, indices) = self.record_uses(ctx, UseAction::Lookup, self.disclosures(&found)?, &typed).await?;
         for (f, i) in found.iter_mut().zip(indices) {
             f.usage_index = Some(i);
         }
@@ -244,8 +252,7 @@ impl Vault {
 
     /// One page of `holder`'s licences after `after` that `visible` allows (judged from the
     /// identifier alone, before anything is read) and `filter` selects, and the cursor of the
-    /// next page. One more selected licence is read to know whether there is a next page; it is
-    /// not returned.
+    /// next page (given when one more visible licence of a wanted type follows).
     fn page(
         &self,
         holder: &HolderId,
@@ -261,15 +268,17 @@ impl Vault {
             if !filter.wants_type(id.type_code().as_str()) || !visible(&id) {
                 return Ok(true);
             }
-            let f = self.found(&id, holder, now)?;
-            if !filter.wants_status(f.status) {
-                return Ok(true);
-            }
+            // Whether there is a next page is judged from the identifier alone: reading one more
+            // licence's status to decide would tell something about it without a usage record.
+            // (The next page can then be empty.)
             if found.len() == limit {
                 more = true;
                 return Ok(false);
             }
-            found.push(f);
+            let f = self.found(&id, holder, now)?;
+            if filter.wants_status(f.status) {
+                found.push(f);
+            }
             Ok(true)
         })?;
         let next_after = if more { found.last().map(|f| f.licence.id.to_string()) } else { None };
@@ -278,6 +287,9 @@ impl Vault {
 
     /// A filter naming a type the catalogue does not have is a mistake: 400, not an empty list.
     fn known_types(&self, filter: &Filter) -> Result<(), VaultError> {
+        if filter.types.len() > MAX_FILTER || filter.statuses.len() > MAX_FILTER {
+            return Err(VaultError::Invalid(format!("types and status list at most {MAX_FILTER} entries each")));
+        }
         let catalogue = self.catalogue();
         match filter.types.iter().find(|t| catalogue.licence_type(t).is_none()) {
             Some(t) => Err(VaultError::UnknownType(t.clone())),
@@ -285,8 +297,8 @@ impl Vault {
         }
     }
 
-    fn disclosures(&self, found: &[Found]) -> Vec<Disclosed> {
-        found.iter().map(|f| Disclosed::new(self, &f.licence, doc_hash(&f.record))).collect()
+    fn disclosures(&self, found: &[Found]) -> Result<Vec<Disclosed>, VaultError> {
+        found.iter().map(|f| Ok(Disclosed::new(self, &f.licence, doc_hash(&f.record)?))).collect()
     }
 
     /// `POST /v1/service-items/{code}/check`: each requirement of the item met or not, for the
@@ -349,7 +361,11 @@ impl Vault {
             requirements.push(self.check_requirement(&catalogue, client, req, &holder_of, now, &mut licences)?);
         }
         let satisfied = requirements.iter().all(|r| !r.required || r.outcome == Outcome::Present);
-        let (head, indices) = self.record_uses(&ctx, UseAction::Check, self.disclosures(&licences)).await?;
+        let typed: Vec<Hash> = std::iter::once(&applicant)
+            .chain(others.iter().map(|(_, h)| h))
+            .map(|h| self.committer.commit(h))
+            .collect();
+        let (head, indices) = self.record_uses(&ctx, UseAction::Check, self.disclosures(&licences)?, &typed).await?;
         for (f, i) in licences.iter_mut().zip(indices) {
             f.usage_index = Some(i);
         }
@@ -379,12 +395,8 @@ impl Vault {
                 licence: None,
             };
             // The catalogue never requires a type that is not shared at all, so the issuer does
-            // not matter here: the verifier's scope decides.
-            let shared = catalogue.licence_type(&alt.type_code).is_some_and(|t| match t.sharing {
-                Sharing::Unconditional => true,
-                Sharing::Conditional => client.types.is_empty() || client.types.contains(&alt.type_code),
-                Sharing::None => false,
-            });
+            // not matter here: the sharing class and the verifier's scope decide.
+            let shared = may_see(catalogue, client, &alt.type_code, None);
             match holder_of(&alt.holder) {
                 _ if !shared => result.outcome = Outcome::NotShared,
                 None => result.detail = Some(format!("no {} was given with the check", alt.holder)),
@@ -459,6 +471,9 @@ impl Vault {
     }
 }
 
-fn doc_hash(record: &LicenceRecord) -> Hash {
-    hex::decode(&record.doc_sha256).ok().and_then(|b| b.try_into().ok()).unwrap_or([0; 32])
+fn doc_hash(record: &LicenceRecord) -> Result<Hash, VaultError> {
+    hex::decode(&record.doc_sha256)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| super::issue::inconsistent(format!("the record of {} has no document hash", record.id)))
 }

@@ -77,7 +77,9 @@ pub struct Client {
     /// The department's USCC (issuers and verifiers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uscc: Option<String>,
-    /// Licence types this client may use; empty = every type its department may issue.
+    /// Licence types this client may use. An issuer: empty = every type its department may
+    /// issue. A verifier (its scope for conditionally shared types): empty = none of them,
+    /// `["*"]` = every type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub types: Vec<String>,
     /// A disabled client's every token is refused (401 `token_disabled`).

@@ -47,6 +47,28 @@ pub struct UseContext {
     pub officer: Option<Officer>,
 }
 
+impl UseContext {
+    /// `ev` with who used it, how and why.
+    fn describe(&self, ev: Event, action: UseAction) -> Event {
+        let mut ev = ev
+            .text("action", action.as_str())
+            .text("client", self.client_id.as_str())
+            .text("client_name", self.client_name.as_str())
+            .text("dept", self.department.as_str())
+            .text("use_reason", self.reason.as_str());
+        if let Some(s) = &self.service_item {
+            ev = ev.text("service_item", s.as_str());
+        }
+        if let Some(b) = &self.biz_num {
+            ev = ev.text("biz_num", b.as_str());
+        }
+        if let Some(o) = &self.officer {
+            ev = ev.text("officer_name", o.name.as_str()).text("officer_no", o.staff_no.as_str());
+        }
+        ev
+    }
+}
+
 /// What was done with a disclosed licence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -57,6 +79,9 @@ pub enum UseAction {
     Check,
     /// An annotated copy was made (`POST /v1/licences/{id}/annotated-copies`).
     AnnotatedCopy,
+    /// An annotated copy was refused because the licence is not valid: the refusal told the
+    /// verifier its status.
+    AnnotatedCopyRefused,
 }
 
 impl UseAction {
@@ -65,6 +90,7 @@ impl UseAction {
             Self::Lookup => "lookup",
             Self::Check => "check",
             Self::AnnotatedCopy => "annotated_copy",
+            Self::AnnotatedCopyRefused => "annotated_copy_refused",
         }
     }
 
@@ -73,6 +99,7 @@ impl UseAction {
             "lookup" => Some(Self::Lookup),
             "check" => Some(Self::Check),
             "annotated_copy" => Some(Self::AnnotatedCopy),
+            "annotated_copy_refused" => Some(Self::AnnotatedCopyRefused),
             _ => None,
         }
     }
@@ -99,6 +126,14 @@ impl Disclosed {
             copy: None,
         }
     }
+}
+
+/// Refuses free text bound for the log that carries a citizen ID number in clear.
+pub fn no_citizen_number(field: &str, value: &str) -> Result<(), VaultError> {
+    if crate::domain::holder::contains_citizen_number(value) {
+        return Err(VaultError::PersonalNumber(field.to_string()));
+    }
+    Ok(())
 }
 
 /// Key of a usage index row: newest first under each holder.
@@ -142,6 +177,15 @@ impl Vault {
                 })
             })
             .transpose()?;
+        let texts = [
+            ("use_reason", Some(reason.as_str())),
+            ("biz_num", biz_num.as_deref()),
+            ("officer.name", officer.as_ref().map(|o| o.name.as_str())),
+            ("officer.staff_no", officer.as_ref().map(|o| o.staff_no.as_str())),
+        ];
+        for (field, value) in texts {
+            no_citizen_number(field, value.unwrap_or_default())?;
+        }
         Ok(UseContext {
             client_id: client.id.clone(),
             client_name: client.name.clone(),
@@ -155,15 +199,23 @@ impl Vault {
 
     /// Makes the usage records of `disclosed` durable: one `licence.used` leaf each and one index
     /// row per holder, in one group commit. Only after this returns `Ok` may the data leave; on
-    /// any error nothing was recorded and nothing may be disclosed. Returns the head that covers
-    /// the records and the index of each leaf, in order.
+    /// any error nothing was recorded and nothing may be disclosed. A holder the clerk typed
+    /// (`queried`, commitments) of whom nothing is disclosed gets a `holder.queried` leaf: an
+    /// empty answer tells something too ("no 结婚证"), and the holder sees that someone looked.
+    /// Returns the head that covers the records and the index of each `licence.used` leaf, in
+    /// order.
     pub async fn record_uses(
         &self,
         ctx: &UseContext,
         action: UseAction,
         disclosed: Vec<Disclosed>,
+        queried: &[Hash],
     ) -> Result<(Arc<Head>, Vec<u64>), VaultError> {
-        if disclosed.is_empty() {
+        let mut unanswered: Vec<Hash> =
+            queried.iter().filter(|q| !disclosed.iter().any(|d| d.holders.contains(q))).copied().collect();
+        unanswered.sort_unstable();
+        unanswered.dedup();
+        if disclosed.is_empty() && unanswered.is_empty() {
             return Ok((self.head(), Vec::new()));
         }
         let ctx = ctx.clone();
@@ -172,25 +224,12 @@ impl Vault {
             .submit(move |tx| {
                 let mut indices = Vec::with_capacity(disclosed.len());
                 for d in &disclosed {
-                    let mut ev = Event::new("licence.used")
+                    let ev = Event::new("licence.used")
                         .text("licence", d.licence_id.as_str())
                         .text("type", d.type_code.as_str())
                         .bytes("doc_sha256", &d.doc_sha256)
-                        .bytes("holders", &d.holders.concat())
-                        .text("action", action.as_str())
-                        .text("client", ctx.client_id.as_str())
-                        .text("client_name", ctx.client_name.as_str())
-                        .text("dept", ctx.department.as_str())
-                        .text("use_reason", ctx.reason.as_str());
-                    if let Some(s) = &ctx.service_item {
-                        ev = ev.text("service_item", s.as_str());
-                    }
-                    if let Some(b) = &ctx.biz_num {
-                        ev = ev.text("biz_num", b.as_str());
-                    }
-                    if let Some(o) = &ctx.officer {
-                        ev = ev.text("officer_name", o.name.as_str()).text("officer_no", o.staff_no.as_str());
-                    }
+                        .bytes("holders", &d.holders.concat());
+                    let mut ev = ctx.describe(ev, action);
                     if let Some((sha, until)) = &d.copy {
                         ev = ev.bytes("copy_sha256", sha).uint("copy_until", *until);
                     }
@@ -203,6 +242,10 @@ impl Vault {
                         tx.put(Cf::Usage, usage_key(h, index), Vec::new());
                     }
                     indices.push(index);
+                }
+                for h in &unanswered {
+                    let index = tx.append(ctx.describe(Event::new("holder.queried").bytes("holders", h), action));
+                    tx.put(Cf::Usage, usage_key(h, index), Vec::new());
                 }
                 Ok::<_, VaultError>(indices)
             })
@@ -268,8 +311,9 @@ pub struct UsageEntry {
     pub log_index: u64,
     pub time_ms: u64,
     pub action: UseAction,
-    pub licence_id: String,
-    pub type_code: String,
+    /// `None` for a query that disclosed none of the holder's licences (`holder.queried`).
+    pub licence_id: Option<String>,
+    pub type_code: Option<String>,
     pub client_id: String,
     pub client_name: String,
     pub department: String,
@@ -284,7 +328,12 @@ impl UsageEntry {
     /// The entry, if `leaf` is a use of a licence held by `holder` (its commitment).
     fn from_leaf(leaf: &Leaf, holder: &Hash) -> Option<Self> {
         let ev = &leaf.event;
-        if ev.kind != "licence.used" || !ev.get_bytes("holders")?.chunks(32).any(|c| c == holder) {
+        let used = match ev.kind.as_str() {
+            "licence.used" => true,
+            "holder.queried" => false,
+            _ => return None,
+        };
+        if !ev.get_bytes("holders")?.chunks(32).any(|c| c == holder) {
             return None;
         }
         let t = |k: &str| ev.get_text(k).map(str::to_string);
@@ -298,8 +347,8 @@ impl UsageEntry {
             log_index: leaf.index,
             time_ms: leaf.time_ms,
             action: UseAction::parse(ev.get_text("action")?)?,
-            licence_id: t("licence")?,
-            type_code: t("type")?,
+            licence_id: if used { Some(t("licence")?) } else { None },
+            type_code: if used { Some(t("type")?) } else { None },
             client_id: t("client")?,
             client_name: t("client_name").unwrap_or_default(),
             department: t("dept").unwrap_or_default(),

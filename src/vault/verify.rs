@@ -66,7 +66,8 @@ pub struct CopyVerdict {
     pub annotation: crate::domain::annotation::Annotation,
     /// The `licence.used` leaf that recorded the copy.
     pub log_index: u64,
-    pub original_status: Status,
+    /// The original's status now; `None` once the copy has expired.
+    pub original_status: Option<Status>,
 }
 
 /// Why a document failed the offline checks.
@@ -232,45 +233,52 @@ impl Vault {
         })
     }
 
-    /// An annotated copy: its signature and log record, then the original inside it (offline
-    /// checks, then the log's record of it) and the original's status now.
+    /// An annotated copy: its signature and the log's record of it; within its validity, the
+    /// original it names (the vault's document of that id must have the hash the copy names) and
+    /// its status now. An expired copy tells nothing more about the original.
     fn verify_copy(&self, document: &[u8], env: &Envelope, now: i64) -> Result<Verdict, VaultError> {
         let (annotation, copy_index) = match self.check_copy(document, env) {
             Ok(ok) => ok,
             Err((kind, why)) => return Ok(Verdict::refused(kind, why)),
         };
-        let keys = self.keyring();
-        let (licence, cert, _) = match verify_offline(&keys.trust, &annotation.original_document, now) {
-            Ok(ok) => ok,
-            Err(r) => return Ok(Verdict::refused(r.kind, format!("the original in the copy: {}", r.reason))),
-        };
+        let made = format!(
+            "annotated copy made by {} ({}) for {:?}, recorded in the log at index {copy_index}",
+            annotation.maker_name, annotation.maker_uscc, annotation.purpose
+        );
+        if now >= annotation.valid_until {
+            return Ok(Verdict {
+                kind: VerdictKind::Expired,
+                reasons: vec![made, "the copy's validity has ended: it says nothing about the original now".into()],
+                licence: None,
+                issuer_cert: None,
+                log_index: None,
+                log_size: None,
+                copy: Some(CopyVerdict { annotation, log_index: copy_index, original_status: None }),
+            });
+        }
         let head = self.head();
-        let Some(record) =
-            self.record(&licence.id)?.filter(|r| r.doc_sha256 == hex::encode(annotation.original_sha256))
-        else {
-            return Ok(Verdict::refused(VerdictKind::NotInLog, "the original in the copy is not in the vault's log"));
+        let id = match crate::domain::LicenceId::parse(&annotation.original_id) {
+            Ok(id) => id,
+            Err(e) => return Ok(Verdict::refused(VerdictKind::Malformed, format!("the copy names no licence: {e}"))),
         };
+        let Some(record) = self.record(&id)?.filter(|r| r.doc_sha256 == hex::encode(annotation.original_sha256)) else {
+            return Ok(Verdict::refused(
+                VerdictKind::NotInLog,
+                "the original the copy names is not in the vault's log",
+            ));
+        };
+        let (licence, _, _) = self.licence(&id)?;
         let head_size = if record.last_index < head.size { head.size } else { self.size_covering(record.last_index)? };
         let original_status = record.status.effective(now, licence.valid_from, licence.valid_until);
-        let expired = now >= annotation.valid_until;
-        let mut reasons = vec![
-            format!(
-                "annotated copy made by {} ({}) for {:?}, recorded in the log at index {copy_index}",
-                annotation.maker_name, annotation.maker_uscc, annotation.purpose
-            ),
-            format!("the original is signed by {} ({}) and is {}", cert.name, cert.uscc, original_status.as_str()),
-        ];
-        if expired {
-            reasons.push("the copy's validity has ended".into());
-        }
+        let issuer = licence.issuer_name.clone();
         Ok(Verdict {
-            kind: if expired { VerdictKind::Expired } else { VerdictKind::AnnotatedCopy },
-            reasons,
+            kind: VerdictKind::AnnotatedCopy,
+            reasons: vec![made, format!("the original, issued by {issuer}, is {}", original_status.as_str())],
             licence: Some(licence),
-            issuer_cert: Some(cert.name.clone()),
+            issuer_cert: Some(issuer),
             log_index: Some(record.issued_index),
             log_size: Some(head_size),
-            copy: Some(CopyVerdict { annotation, log_index: copy_index, original_status }),
+            copy: Some(CopyVerdict { annotation, log_index: copy_index, original_status: Some(original_status) }),
         })
     }
 

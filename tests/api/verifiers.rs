@@ -133,10 +133,14 @@ async fn lookups_show_what_the_sharing_class_allows() {
     assert_eq!(v["licences"][0]["licence"]["holder"]["id"], "4403**********123X");
     assert_eq!(v["licences"][0]["licence"]["co_holders"][0]["id"], SPOUSE);
 
-    // Nobody: an empty list, not 404.
+    // Nobody: an empty list, not 404; the look is still recorded and the holder sees it.
     let (st, v) = s.post(Some(VERIFIER), "/v1/holders/licences", &lookup_body("111", STRANGER)).await;
     assert_eq!((st, v["licences"].as_array().unwrap().len()), (200, 0), "{v}");
     assert_eq!(v["next_cursor"], Value::Null);
+    let (_, u) =
+        s.post(Some(HOLDER_CHANNEL), "/v1/holders/usage", &json!({"holder": {"type": "111", "id": STRANGER}})).await;
+    assert_eq!(u["uses"].as_array().unwrap().len(), 1, "{u}");
+    assert_eq!((u["uses"][0]["action"].as_str(), u["uses"][0]["licence_id"].clone()), (Some("lookup"), Value::Null));
 
     // Filters: type and status.
     let mut b = lookup_body("111", CITIZEN);
@@ -238,15 +242,17 @@ async fn one_window_check_then_the_citizen_sees_it() {
         s.post(Some(HOLDER_CHANNEL), "/v1/holders/usage", &json!({"holder": {"type": "111", "id": CITIZEN}})).await;
     assert_eq!(st, 200, "{u}");
     let uses = u["uses"].as_array().unwrap();
-    // One use: the food window's check got not_shared and disclosed nothing of theirs.
-    assert_eq!(uses.len(), 1, "{u}");
-    assert_eq!(uses[0]["service_item"]["name"], "食品经营许可（新办）");
-    assert_eq!(uses[0]["client"]["id"], "zwfw-counter");
-    assert_eq!(uses[0]["officer"]["staff_no"], "ZW0419");
-    assert_eq!(uses[0]["biz_num"], "SPJY-2026-0042");
-    assert_eq!(uses[0]["use_reason"], "食品经营许可（新办）受理审查");
-    assert_eq!(uses[0]["action"], "check");
-    assert_eq!(uses[0]["type_name"], "不动产权证书");
+    // The food window's check got not_shared and disclosed nothing of theirs, but it did look:
+    // a query without a licence, newest first; then the counter's check that used the 不动产权证书.
+    assert_eq!(uses.len(), 2, "{u}");
+    assert_eq!((uses[0]["client"]["id"].as_str(), uses[0]["licence_id"].clone()), (Some("food-window"), Value::Null));
+    assert_eq!(uses[1]["service_item"]["name"], "食品经营许可（新办）");
+    assert_eq!(uses[1]["client"]["id"], "zwfw-counter");
+    assert_eq!(uses[1]["officer"]["staff_no"], "ZW0419");
+    assert_eq!(uses[1]["biz_num"], "SPJY-2026-0042");
+    assert_eq!(uses[1]["use_reason"], "食品经营许可（新办）受理审查");
+    assert_eq!(uses[1]["action"], "check");
+    assert_eq!(uses[1]["type_name"], "不动产权证书");
     // The company's usage: four checks disclosed its 营业执照, newest first.
     let (_, u) =
         s.post(Some(HOLDER_CHANNEL), "/v1/holders/usage", &json!({"holder": {"type": "001", "id": company}})).await;
@@ -398,6 +404,24 @@ async fn bad_requests_from_verifiers() {
             "unknown_holder_role",
         ),
         ("/v1/service-items/440300-XK-0003/check", json!({"applicant": holder}), 400, "use_reason_required"),
+        (
+            "/v1/holders/licences",
+            json!({"holder": holder, "use_reason": format!("核验{SPOUSE}的婚姻状况")}),
+            400,
+            "personal_number_in_text",
+        ),
+        (
+            "/v1/holders/licences",
+            json!({"holder": holder, "use_reason": "核验", "biz_num": SPOUSE}),
+            400,
+            "personal_number_in_text",
+        ),
+        (
+            "/v1/holders/licences",
+            json!({"holder": holder, "use_reason": "核验", "status": vec!["valid"; 51]}),
+            400,
+            "invalid_request",
+        ),
     ];
     for (path, body, status, code) in cases {
         let (st, v) = s.post(Some(VERIFIER), path, &body).await;
@@ -440,6 +464,8 @@ async fn annotated_copies_verify_and_expire() {
     let later = licvault::vault::unix_now() + 31 * 86_400;
     let verdict = s.vault.verify_presented_at(&doc, later).unwrap();
     assert_eq!(verdict.kind, licvault::vault::VerdictKind::Expired);
+    // ...and then it tells nothing more about the original.
+    assert!(verdict.licence.is_none() && verdict.copy.as_ref().unwrap().original_status.is_none());
     // A flipped signature byte: invalid_signature.
     use base64::Engine;
     let mut bytes = base64::engine::general_purpose::STANDARD.decode(&doc).unwrap();
@@ -469,9 +495,12 @@ async fn annotated_copies_verify_and_expire() {
     let (_, v) = s.post(None, "/v1/verify", &json!({"payload": doc})).await;
     assert_eq!((v["verdict"].as_str(), v["valid"].as_bool()), (Some("annotated_copy"), Some(false)), "{v}");
     assert_eq!(v["annotated_copy"]["original_status_words"], "已撤销");
-    // No new copy of a revoked licence; a licence the verifier may not see is not found.
+    // No new copy of a revoked licence (the refusal tells the status, so it is recorded too); a
+    // licence the verifier may not see is not found.
+    let size = s.vault.head().size;
     let (st, v) = s.post(Some(VERIFIER), &path, &body).await;
     assert_eq!((st, v["code"].as_str()), (409, Some("licence_not_valid")), "{v}");
+    assert_eq!(s.vault.head().size, size + 1);
     let card = issue(&s, DISABILITY_ISSUER, &disability(CITIZEN)).await;
     let (st, v) = s
         .post(
@@ -486,11 +515,26 @@ async fn annotated_copies_verify_and_expire() {
     let (st, _) = s.post(Some(VERIFIER), &path, &long).await;
     assert_eq!(st, 400);
 
-    // The company sees the copy in its usage.
+    // The company sees the copy, and the refused one, in its usage.
     let (_, u) =
         s.post(Some(HOLDER_CHANNEL), "/v1/holders/usage", &json!({"holder": {"type": "001", "id": company}})).await;
-    assert_eq!(u["uses"][0]["action"], "annotated_copy", "{u}");
-    assert_eq!(u["uses"][0]["annotated_copy"]["sha256"], copy["sha256"]);
+    assert_eq!(u["uses"][0]["action"], "annotated_copy_refused", "{u}");
+    assert_eq!(u["uses"][1]["action"], "annotated_copy", "{u}");
+    assert_eq!(u["uses"][1]["annotated_copy"]["sha256"], copy["sha256"]);
+
+    // A copy shows no more than a lookup: a 结婚证's copy has the holder's number masked and
+    // neither spouse's ID number.
+    let m = issue(&s, OTHER_ISSUER, &marriage(CITIZEN)).await;
+    let (st, c) = s
+        .post(Some(VERIFIER), &format!("/v1/licences/{}/annotated-copies", m["licence"]["id"].as_str().unwrap()), &body)
+        .await;
+    assert_eq!(st, 201, "{c}");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(c["document"].as_str().unwrap()).unwrap();
+    let env = licvault::crypto::cose::Envelope::parse(&bytes).unwrap();
+    let a = licvault::domain::annotation::Annotation::from_payload(env.payload()).unwrap();
+    assert_eq!(a.face.holder_id, "4403**********123X");
+    assert!(a.face.fields.iter().all(|(k, v)| !k.contains("身份证件号") && !v.contains("440524188001010014")));
+    assert!(!String::from_utf8_lossy(&bytes).contains(CITIZEN));
 }
 
 #[tokio::test]
