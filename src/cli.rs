@@ -513,13 +513,19 @@ fn check(data: &Path, log_key: Option<String>, keys: &Path) -> Result<ExitCode> 
     })
     .map_err(|e| format!("log NOT ok: {e}"));
     let result = replayed.and_then(|r| {
-        vault::records::compare_records(&store, &r.licences).map(|n| (r, n)).map_err(|e| format!("records NOT ok: {e}"))
+        let n = vault::records::compare_records(&store, &r.licences).map_err(|e| format!("records NOT ok: {e}"))?;
+        crate::log::replay::compare_indexes(&store, &r.indexes).map_err(|e| format!("indexes NOT ok: {e}"))?;
+        Ok((r, n))
     });
     bar.finish_and_clear();
     match result {
         Ok((r, records)) => {
             println!("log ok: {} leaves; chain, back-pointers, tree and signed checkpoint verify", r.size);
             println!("records ok: {records} licence records agree with their leaves and documents");
+            println!(
+                "indexes ok: {} holder rows, {} usage rows, {} annotated-copy rows, {} catalogue changes, as the leaves imply",
+                r.indexes.holders.rows, r.indexes.usage.rows, r.indexes.copies.rows, r.indexes.catalogue.rows
+            );
             if let (Some(a), Some(b)) = (r.first_ms, r.last_ms) {
                 println!("from {} to {}", crate::vault::rfc3339_ms(a), crate::vault::rfc3339_ms(b));
             }

@@ -26,6 +26,67 @@ pub struct LicenceState {
     pub successor: Option<String>,
 }
 
+/// An order-independent digest of a set of rows: their count and the lane-wise wrapping sum of
+/// their SHA-256 (a multiset hash). The rows a log implies and the rows a column family holds can
+/// then be compared in constant memory, each in its own order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowDigest {
+    pub rows: u64,
+    sum: [u64; 4],
+}
+
+impl RowDigest {
+    pub fn add(&mut self, key: &[u8], value: &[u8]) {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update((key.len() as u64).to_be_bytes());
+        h.update(key);
+        h.update(value);
+        let d = h.finalize();
+        for (lane, chunk) in self.sum.iter_mut().zip(d.chunks(8)) {
+            *lane = lane.wrapping_add(u64::from_be_bytes(chunk.try_into().unwrap_or_default()));
+        }
+        self.rows += 1;
+    }
+}
+
+/// The index rows the log implies: what `Cf::Holders`, `Cf::Usage`, the `docs` `c/` rows and
+/// the `meta` `cat/` pointers must hold, row for row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexDigests {
+    pub holders: RowDigest,
+    pub usage: RowDigest,
+    pub copies: RowDigest,
+    pub catalogue: RowDigest,
+}
+
+impl IndexDigests {
+    fn add_leaf(&mut self, index: u64, leaf: &super::leaf::Leaf) {
+        let ev = &leaf.event;
+        match ev.kind.as_str() {
+            "licence.issued" => {
+                let id = leaf.licence.as_deref().unwrap_or_default().as_bytes();
+                let holders = ev.get_bytes("holder").into_iter().chain(ev.get_bytes("co_holders"));
+                for h in holders.flat_map(|b| b.chunks(32)) {
+                    self.holders.add(&[h, id].concat(), b"");
+                }
+            }
+            "licence.used" | "holder.queried" => {
+                for h in ev.get_bytes("holders").unwrap_or_default().chunks(32) {
+                    self.usage.add(&[h, &(!index).to_be_bytes()].concat(), b"");
+                }
+                if let Some(sha) = ev.get_bytes("copy_sha256") {
+                    self.copies.add(&[b"c/".as_slice(), sha].concat(), &index.to_be_bytes());
+                }
+            }
+            "catalogue.type" | "catalogue.item" => {
+                self.catalogue.add(&[b"cat/".as_slice(), &index.to_be_bytes()].concat(), b"")
+            }
+            _ => {}
+        }
+    }
+}
+
 /// What a successful replay saw.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -35,6 +96,8 @@ pub struct Report {
     pub licences: std::collections::HashMap<String, LicenceState>,
     /// The distinct (log key, commitment key fingerprint) pairs of `log.keys` leaves.
     pub key_records: Vec<(String, Vec<u8>)>,
+    /// The index rows the leaves imply.
+    pub indexes: IndexDigests,
     /// Unix milliseconds of the first and last leaf.
     pub first_ms: Option<u64>,
     pub last_ms: Option<u64>,
@@ -65,6 +128,7 @@ pub fn replay(store: &dyn Store, verifier: &Verifier, mut progress: impl FnMut(u
             return Err(format!("leaf {next}: does not hash to the stored tree's leaf node"));
         }
         *report.kinds.entry(leaf.event.kind.clone()).or_default() += 1;
+        report.indexes.add_leaf(next, &leaf);
         if let Some(id) = &leaf.licence {
             let st = report.licences.entry(id.clone()).or_default();
             st.last_index = next;
@@ -113,6 +177,52 @@ pub fn replay(store: &dyn Store, verifier: &Verifier, mut progress: impl FnMut(u
         }
     }
     Ok(report)
+}
+
+/// The digests of the index rows `store` holds, to compare with [`Report::indexes`].
+pub fn stored_indexes(store: &dyn Store) -> Result<IndexDigests, String> {
+    let mut d = IndexDigests::default();
+    let digest = |cf: Cf, prefix: &[u8], into: &mut RowDigest| -> Result<(), String> {
+        let mut start = prefix.to_vec();
+        loop {
+            let rows = store.scan_prefix_from(cf, prefix, &start, 4096).map_err(|e| e.to_string())?;
+            let n = rows.len();
+            for (k, v) in &rows {
+                into.add(k, v);
+            }
+            match rows.last() {
+                Some((k, _)) if n == 4096 => start = [k.as_slice(), &[0]].concat(),
+                _ => return Ok(()),
+            }
+        }
+    };
+    digest(Cf::Holders, b"", &mut d.holders)?;
+    digest(Cf::Usage, b"", &mut d.usage)?;
+    digest(Cf::Docs, b"c/", &mut d.copies)?;
+    digest(Cf::Meta, b"cat/", &mut d.catalogue)?;
+    Ok(d)
+}
+
+/// Compares the index rows `store` holds with those the log implies; names the first index that
+/// differs.
+pub fn compare_indexes(store: &dyn Store, expected: &IndexDigests) -> Result<(), String> {
+    let stored = stored_indexes(store)?;
+    for (name, want, got) in [
+        ("holder index (holders)", expected.holders, stored.holders),
+        ("usage index (usage)", expected.usage, stored.usage),
+        ("annotated-copy rows (docs c/)", expected.copies, stored.copies),
+        ("catalogue-change pointers (meta cat/)", expected.catalogue, stored.catalogue),
+    ] {
+        if want != got {
+            return Err(format!(
+                "the {name} differs from what the log implies: {} rows expected, {} stored{}",
+                want.rows,
+                got.rows,
+                if want.rows == got.rows { ", some of them different" } else { "" }
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
