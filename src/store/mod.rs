@@ -17,7 +17,7 @@ pub enum Cf {
     Tree,
     /// licence id → licence record (JSON)
     Licences,
-    /// `d/` licence id → COSE_Sign1 bytes
+    /// `d/` licence id → COSE_Sign1 bytes; `c/` annotated-copy SHA-256 → its usage leaf index
     Docs,
     /// holder commitment (32) ‖ licence id → empty
     Holders,
@@ -29,7 +29,7 @@ pub enum Cf {
     /// newest first
     Usage,
     /// named values: `checkpoint`, `size`, `serial`, `catalogue`, `trust`, `keys-leaf`,
-    /// `ready-probe`, `pilot/…`
+    /// `ready-probe`, `pilot/…`, `cat/…` (catalogue-change pointers), `annotation-keys/…`
     Meta,
 }
 

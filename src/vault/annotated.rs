@@ -17,8 +17,28 @@ use crate::log::leaf::Event;
 use crate::log::merkle::Hash;
 use crate::store::Cf;
 
-/// Meta key holding the logged annotation public key.
-const META_ANNOTATION: &[u8] = b"annotation-key";
+/// `meta` rows `annotation-keys/` ‖ kid → public key: every annotation key this log has recorded
+/// (an `annotation.key` leaf each). Copies signed by an earlier key keep verifying after a
+/// rotation.
+const ANNOTATION_KEYS: &[u8] = b"annotation-keys/";
+
+/// The annotation public keys the log has recorded, by kid.
+pub(super) fn logged_annotation_keys(
+    store: &dyn crate::store::Store,
+) -> Result<std::collections::HashMap<[u8; 8], ed25519_dalek::VerifyingKey>, VaultError> {
+    let mut keys = std::collections::HashMap::new();
+    for (k, v) in store.scan_prefix(Cf::Meta, ANNOTATION_KEYS, usize::MAX)? {
+        let kid: [u8; 8] = k[ANNOTATION_KEYS.len()..]
+            .try_into()
+            .map_err(|_| VaultError::KeysChanged("a stored annotation key row is malformed".into()))?;
+        let public = <[u8; 32]>::try_from(v.as_slice())
+            .ok()
+            .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+            .ok_or_else(|| VaultError::KeysChanged("a stored annotation public key is malformed".into()))?;
+        keys.insert(kid, public);
+    }
+    Ok(keys)
+}
 
 /// A copy just made.
 pub struct AnnotatedCopy {
@@ -39,19 +59,23 @@ impl Vault {
     /// auditor knows which key signed copies from when.
     pub(super) async fn log_annotation_key(&self) -> Result<(), VaultError> {
         let Some(signer) = &self.annotation else { return Ok(()) };
-        let public = signer.verifying_key().to_bytes();
-        if self.store.get(Cf::Meta, META_ANNOTATION)?.as_deref() == Some(&public[..]) {
+        let key = signer.verifying_key();
+        let kid = signer.kid();
+        if self.annotation_keys.read().unwrap_or_else(|p| p.into_inner()).get(&kid) == Some(&key) {
             return Ok(());
         }
+        let public = key.to_bytes();
         let (r, _) = self
             .seq
             .submit(move |tx| {
                 tx.append(Event::new("annotation.key").bytes("public_key", &public));
-                tx.put(Cf::Meta, META_ANNOTATION.to_vec(), public.to_vec());
+                tx.put(Cf::Meta, [ANNOTATION_KEYS, &kid].concat(), public.to_vec());
                 Ok::<_, VaultError>(())
             })
             .await?;
-        r
+        r?;
+        self.annotation_keys.write().unwrap_or_else(|p| p.into_inner()).insert(kid, key);
+        Ok(())
     }
 
     /// `POST /v1/licences/{id}/annotated-copies`.
@@ -145,9 +169,9 @@ impl Vault {
         }
     }
 
-    /// The annotation key's kid, if this platform has one.
-    pub fn annotation_kid(&self) -> Option<[u8; 8]> {
-        self.annotation.as_ref().map(|a| a.kid())
+    /// Whether `kid` names an annotation key this log has recorded.
+    pub fn is_annotation_kid(&self, kid: &[u8; 8]) -> bool {
+        self.annotation_keys.read().unwrap_or_else(|p| p.into_inner()).contains_key(kid)
     }
 
     /// Checks a presented annotated copy: the annotation signature and the log's record of it
@@ -158,8 +182,14 @@ impl Vault {
         document: &[u8],
         env: &Envelope,
     ) -> Result<(Annotation, u64), (VerdictKind, String)> {
-        let signer = self.annotation.as_ref().ok_or((VerdictKind::UnknownIssuer, "no annotation key".to_string()))?;
-        env.verify(&signer.verifying_key())
+        let key = self
+            .annotation_keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&env.kid())
+            .copied()
+            .ok_or((VerdictKind::UnknownIssuer, "no annotation key with this kid".to_string()))?;
+        env.verify(&key)
             .map_err(|_| (VerdictKind::InvalidSignature, "the annotation signature does not verify".to_string()))?;
         let a = Annotation::from_payload(env.payload())
             .map_err(|e| (VerdictKind::Malformed, format!("not an annotated copy: {e}")))?;

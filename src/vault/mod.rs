@@ -170,6 +170,8 @@ pub struct Vault {
     key_reloads: tokio::sync::Mutex<()>,
     /// Signs annotated copies (`annotated.rs`).
     annotation: Option<crate::crypto::signer::Ed25519Signer>,
+    /// Every annotation key the log has recorded, by kid: verifies copies, old ones too.
+    annotation_keys: RwLock<HashMap<[u8; 8], ed25519_dalek::VerifyingKey>>,
     /// One catalogue change at a time (`catalogue.rs`).
     catalogue_changes: tokio::sync::Mutex<()>,
 }
@@ -207,6 +209,7 @@ impl Vault {
         let origin = log_signer.name().to_string();
         let seq = Sequencer::start(store.clone(), Arc::new(log_signer), tail_check)?;
         let catalogue = catalogue::with_logged_changes(catalogue, store.as_ref(), &seq.head())?;
+        let store_for_keys = store.clone();
         let serial =
             store.get(Cf::Meta, META_SERIAL)?.and_then(|v| v.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
         let mut clients = HashMap::new();
@@ -231,6 +234,7 @@ impl Vault {
             client_changes: tokio::sync::Mutex::new(()),
             key_reloads: tokio::sync::Mutex::new(()),
             annotation,
+            annotation_keys: RwLock::new(annotated::logged_annotation_keys(store_for_keys.as_ref())?),
             catalogue_changes: tokio::sync::Mutex::new(()),
         });
         vault.check_tail_records(tail_check)?;

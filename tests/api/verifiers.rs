@@ -674,3 +674,46 @@ async fn check_rebuilds_the_indexes_from_the_log() {
     let (ok, text) = check();
     assert!(!ok && text.contains("NOT ok"), "{text}");
 }
+
+/// Rotating the annotation key does not invalidate the copies the old one signed: every key the
+/// log recorded (an `annotation.key` leaf each) still verifies its copies.
+#[tokio::test]
+async fn copies_outlive_an_annotation_key_rotation() {
+    use base64::Engine;
+    use licvault::vault::usage::UseInput;
+    let store: Arc<dyn licvault::store::Store> = Arc::new(licvault::store::MemoryStore::new());
+    let keys = keys_copy();
+    let fixtures = root().join("fixtures");
+    let start = || async {
+        let parts = licvault::vault::Parts::load(store.clone(), keys.path(), &fixtures).unwrap();
+        let v = licvault::vault::Vault::start(parts).await.unwrap();
+        licvault::cli::seed_demo(&v, &fixtures).await.unwrap();
+        v
+    };
+    let v = start().await;
+    let issuer = v.client("mzj-issuer").unwrap();
+    let req: licvault::vault::IssueRequest = serde_json::from_value(marriage(CITIZEN)).unwrap();
+    let issued = v.issue(&issuer, req, None).await.unwrap();
+    let counter = v.client("zwfw-counter").unwrap();
+    let ctx =
+        v.use_context(&counter, UseInput { use_reason: Some("公共租赁住房资格审查"), ..Default::default() }).unwrap();
+    let copy = v.annotated_copy(&counter, &ctx, &issued.licence.id, "仅供公租房审核使用", 30).await.unwrap();
+    let payload = base64::engine::general_purpose::STANDARD.encode(&copy.document);
+    assert_eq!(v.verify_presented(&payload).unwrap().kind, licvault::vault::VerdictKind::AnnotatedCopy);
+    v.close();
+    drop(v);
+
+    // A new annotation key (here: another Ed25519 key of the set).
+    std::fs::copy(keys.path().join("log.key.pem"), keys.path().join("annotation.key.pem")).unwrap();
+    let v = start().await;
+    let kinds: Vec<String> =
+        (0..v.head().size).map(|i| v.leaf(i).unwrap().unwrap().event.kind).filter(|k| k == "annotation.key").collect();
+    assert_eq!(kinds.len(), 2, "both keys are in the log");
+    assert_eq!(v.verify_presented(&payload).unwrap().kind, licvault::vault::VerdictKind::AnnotatedCopy);
+    let counter = v.client("zwfw-counter").unwrap();
+    let fresh = v.annotated_copy(&counter, &ctx, &issued.licence.id, "仅供公租房审核使用", 30).await.unwrap();
+    assert_ne!(fresh.document[..20], copy.document[..20], "signed under the new kid");
+    let fresh = base64::engine::general_purpose::STANDARD.encode(&fresh.document);
+    assert_eq!(v.verify_presented(&fresh).unwrap().kind, licvault::vault::VerdictKind::AnnotatedCopy);
+    v.close();
+}
