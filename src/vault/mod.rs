@@ -446,10 +446,14 @@ impl Vault {
         if hex::encode(sha256(&doc)) != record.doc_sha256 {
             return Err(issue::inconsistent(format!("the stored document of {id} is not the one in the log")));
         }
-        let env = crate::crypto::cose::Envelope::parse(&doc).map_err(|e| VaultError::Internal(e.to_string()))?;
+        // A document whose hash is the log's but that does not parse was logged that way: the
+        // store is not what the vault wrote (503 `store_inconsistent`, not a bug of the request).
+        let env = crate::crypto::cose::Envelope::parse(&doc)
+            .map_err(|e| issue::inconsistent(format!("the document of {id} does not parse: {e}")))?;
         // These are the bytes issuance signed and decoded back before committing (their hash is
         // the log's): the determinism check that presented documents get would find nothing.
-        let licence = Licence::from_own_payload(env.payload()).map_err(|e| VaultError::Internal(e.to_string()))?;
+        let licence = Licence::from_own_payload(env.payload())
+            .map_err(|e| issue::inconsistent(format!("the document of {id} does not decode: {e}")))?;
         Ok((licence, record, doc))
     }
 
