@@ -1,6 +1,8 @@
-//! kill -9 of the server while 8 clients issue, 10 rounds. Afterwards: every licence that got a 2xx
-//! is there, the hash chain and Merkle root recompute from the leaves and match the last signed
-//! checkpoint, and no retried Idempotency-Key issued twice.
+//! kill -9 of the server while 8 clients issue and 2 verifiers look the issued licences up, 10
+//! rounds. Afterwards: every licence that got a 2xx is there, every usage record a lookup answer
+//! named is there (the data left only after its record was durable), the hash chain and Merkle
+//! root recompute from the leaves and match the last signed checkpoint, and no retried
+//! Idempotency-Key issued twice.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -18,6 +20,7 @@ use serde_json::Value;
 use crate::common::*;
 
 const CLIENTS: usize = 8;
+const VERIFIERS: usize = 2;
 const ROUNDS: usize = 10;
 const COMPANY: &str = "91440300MA5E000256";
 
@@ -71,11 +74,33 @@ async fn post(http: &reqwest::Client, base: &str, key: &str, body: &Value) -> Re
     Ok((status, res.json().await?))
 }
 
+/// A one-number lookup of COMPANY; its answer's (usage leaf, licence) pairs.
+async fn lookup(http: &reqwest::Client, base: &str) -> Result<Vec<(u64, String)>, reqwest::Error> {
+    let body = serde_json::json!({"holder": {"type": "001", "id": COMPANY}, "use_reason": "崩溃恢复测试"});
+    let res = http
+        .post(format!("{base}/v1/holders/licences"))
+        .bearer_auth(VERIFIER)
+        .json(&body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?;
+    let status = res.status().as_u16();
+    let v: Value = res.json().await?;
+    assert_eq!(status, 200, "{v}");
+    Ok(v["licences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["log"]["usage_index"].as_u64().unwrap(), l["licence"]["id"].as_str().unwrap().to_string()))
+        .collect())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_recovery_keeps_every_acknowledged_licence() {
     let data = tempfile::tempdir().unwrap();
     let keys = keys_copy();
     let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
+    let disclosed: Arc<Mutex<Vec<(u64, String)>>> = Arc::default();
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
 
     for round in 0..ROUNDS {
@@ -104,6 +129,17 @@ async fn crash_recovery_keeps_every_acknowledged_licence() {
                         Err(_) => break, // the server is gone
                     }
                     n += 1;
+                }
+            }));
+        }
+        for _ in 0..VERIFIERS {
+            let (stop, disclosed, http, base) = (stop.clone(), disclosed.clone(), http.clone(), base.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    match lookup(&http, &base).await {
+                        Ok(pairs) => disclosed.lock().unwrap().extend(pairs),
+                        Err(_) => break,
+                    }
                 }
             }));
         }
@@ -154,4 +190,16 @@ async fn crash_recovery_keeps_every_acknowledged_licence() {
     assert_eq!((tree.size(), tree.root()), (cp.size, cp.root));
     let issued = leaves.iter().filter(|l| Leaf::decode(l).unwrap().event.kind == "licence.issued").count();
     assert_eq!(issued, by_key.len(), "every key issued exactly one licence, nothing else was issued");
+    // Every licence a lookup answered with has its usage record in the log.
+    let disclosed = std::mem::take(&mut *disclosed.lock().unwrap());
+    eprintln!("crash test: {} licences disclosed by lookups before the kills", disclosed.len());
+    assert!(!disclosed.is_empty(), "no lookup was answered: the test proved nothing about usage records");
+    for (index, id) in disclosed {
+        let leaf = Leaf::decode(leaves.get(index as usize).expect("an acknowledged usage leaf is in the log")).unwrap();
+        assert_eq!(
+            (leaf.event.kind.as_str(), leaf.event.get_text("licence")),
+            ("licence.used", Some(id.as_str())),
+            "usage leaf {index}"
+        );
+    }
 }
