@@ -171,7 +171,7 @@ enum ClientsCommand {
         /// The department's USCC (issuers and verifiers).
         #[arg(long)]
         uscc: Option<String>,
-        /// Licence type codes this client may use (repeatable; default: all its department may issue).
+        /// Licence type codes this client may use (repeatable; an issuer without any: every type its department may issue; a verifier: the conditionally shared types it may see, '*' for every type, none without any).
         #[arg(long = "type")]
         types: Vec<String>,
         /// RFC 3339 time after which the client's tokens stop working.

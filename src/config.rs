@@ -18,7 +18,7 @@ pub struct Config {
     #[arg(long, env = "LICVAULT_FIXTURES", default_value = "fixtures")]
     pub fixtures: PathBuf,
     /// Demonstration mode: allows the public development keys of keys/ (refused otherwise) and
-    /// seeds the demo clients from FIXTURES/demo-clients.json into an empty store.
+    /// seeds the demo clients from FIXTURES/demo-clients.json that the store does not have yet (by id).
     #[arg(long, env = "LICVAULT_DEMO", default_value_t = false)]
     pub demo: bool,
     /// Public base URL, used in links printed at start-up.

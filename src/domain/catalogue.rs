@@ -26,7 +26,7 @@ pub enum Sharing {
     Unconditional,
     /// 有条件共享: verifying departments whose scope lists the type.
     Conditional,
-    /// 不予共享: only with the holder's presentation.
+    /// 不予共享: only with the holder's presentation, and to a verifier of the issuing department.
     None,
 }
 
@@ -54,7 +54,7 @@ pub struct FieldDef {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
     /// Personal data of someone other than the holder: stored and signed, never shown on the public
-    /// verification page.
+    /// verification page, to verifiers or on annotated copies (the issuer and the holder see it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub personal: bool,
 }

@@ -1,5 +1,6 @@
-//! Administration: client systems (register, list, disable, rotate) and key reload. Admin role
-//! only; every change is a log leaf and takes effect at once.
+//! Administration: client systems (register, list, disable, rotate), key reload and catalogue
+//! changes. Admin role only; every change is a log leaf and takes effect at once (a catalogue
+//! definition already in force changes and logs nothing).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -39,7 +39,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // 5xx details stay in the server log, except where the detail is what the caller needs
-        // to act on and reveals nothing internal (which department has no valid seal).
+        // to act on and reveals nothing internal (which department has no valid seal; that the
+        // platform has no annotation key).
         let detail = if self.status.is_server_error() && !matches!(self.code, "no_valid_seal" | "no_annotation_key") {
             tracing::error!(code = self.code, detail = %self.detail, "request failed");
             "the server could not complete this request; its log has the details under this answer's X-Request-Id"

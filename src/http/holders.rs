@@ -1,5 +1,6 @@
-//! Reads by holder number: verifiers' one-number lookup and one-window check, and the holder
-//! channel's wallet and usage view. Holder numbers travel in bodies, never in URLs.
+//! Verifiers' reads: the one-number lookup and one-window check by holder number, and annotated
+//! copies by licence id; the holder channel's wallet and usage view. Holder numbers travel in
+//! bodies, never in URLs.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -105,7 +106,9 @@ fn shared_view<'a>(vault: &Vault, f: &'a Found, typed: &[HolderId]) -> SharedVie
     }
 }
 
-/// How many usage records an answer made, and the log size whose signed checkpoint covers them.
+/// How many licences the answer disclosed (one `licence.used` leaf each; a typed holder of whom
+/// nothing was disclosed got a `holder.queried` leaf, not counted here), and the log size whose
+/// signed checkpoint covers them.
 #[derive(Serialize)]
 struct UsageRecorded {
     log_size: u64,

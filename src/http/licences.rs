@@ -128,7 +128,7 @@ pub fn licence_json<'a>(vault: &Vault, l: &'a Licence, disclosure: Disclosure<'_
     }
 }
 
-/// The status words of a licence (spec/openapi.yaml `StatusFields`).
+/// The status words of a licence (the status fields of spec/openapi.yaml's `LicenceRead`).
 #[derive(Serialize)]
 pub struct StatusView<'a> {
     recorded_status: Status,

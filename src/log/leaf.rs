@@ -15,8 +15,10 @@ pub const LEAF_VERSION: u64 = 1;
 /// What happened. The body is a flat map of text keys to text or unsigned values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// `licence.issued`, `licence.status`, `licence.superseded`, `catalogue.loaded`,
-    /// `client.added`, `trust.loaded`, `holder.override`.
+    /// `licence.issued`, `licence.status`, `licence.superseded`, `licence.used`,
+    /// `holder.queried`, `catalogue.loaded`, `catalogue.type`, `catalogue.item`, `client.added`,
+    /// `client.disabled`, `client.rotated`, `trust.loaded`, `annotation.key`, `log.keys`,
+    /// `holder.override` (spec/formats.md §2).
     pub kind: String,
     pub body: Vec<(String, Field)>,
 }

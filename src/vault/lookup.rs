@@ -146,7 +146,8 @@ pub const ALL_TYPES: &str = "*";
 
 /// Whether `client`, a verifier, may see a licence of `type_code` issued by `issuer` (DESIGN
 /// §5): the type's sharing class decides, then the verifier's scope. Fails closed: a verifier
-/// whose scope lists nothing sees only unconditionally shared types; `*` lists every type.
+/// whose scope lists nothing sees only unconditionally shared types (and its own department's
+/// unshared ones); `*` lists every type.
 /// With `issuer` unknown (`None`), a type shared with nobody but its issuer is not seen.
 pub fn may_see(catalogue: &Catalogue, client: &Client, type_code: &str, issuer: Option<&str>) -> bool {
     let Some(ty) = catalogue.licence_type(type_code) else { return false };

@@ -305,7 +305,8 @@ pub struct UsagePage {
     pub next_before: Option<u64>,
 }
 
-/// One use of a holder's licence, read back from its `licence.used` leaf.
+/// One use of a holder's licences, read back from its `licence.used` leaf (or, for a query that
+/// disclosed none of them, its `holder.queried` leaf).
 #[derive(Debug, Clone)]
 pub struct UsageEntry {
     pub log_index: u64,

@@ -28,7 +28,8 @@ pub enum VerdictKind {
     UnknownIssuer,
     NotInLog,
     Malformed,
-    /// A valid annotated copy (加注件), within its validity; the original's status is beside it.
+    /// An annotated copy (加注件) within its validity, recorded in the log; the original's status
+    /// now is beside it (the answer's `valid` needs that to be `valid` too).
     AnnotatedCopy,
 }
 
