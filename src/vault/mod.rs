@@ -189,8 +189,9 @@ pub fn unix_now() -> i64 {
 }
 
 impl Vault {
-    /// Starts the sequencer on `parts.store` and logs a catalogue or trust list that differs
-    /// from the one last logged.
+    /// Starts the sequencer on `parts.store`, replays the logged catalogue changes over the
+    /// catalogue file, loads the logged annotation keys, checks the tail and the keys, and logs a
+    /// catalogue file, trust list or annotation key that differs from the ones last logged.
     pub async fn start(parts: Parts) -> Result<Arc<Self>, VaultError> {
         let Parts {
             store,
@@ -209,7 +210,7 @@ impl Vault {
         let origin = log_signer.name().to_string();
         let seq = Sequencer::start(store.clone(), Arc::new(log_signer), tail_check)?;
         let catalogue = catalogue::with_logged_changes(catalogue, store.as_ref(), &seq.head())?;
-        let store_for_keys = store.clone();
+        let annotation_keys = annotated::logged_annotation_keys(store.as_ref())?;
         let serial =
             store.get(Cf::Meta, META_SERIAL)?.and_then(|v| v.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
         let mut clients = HashMap::new();
@@ -234,7 +235,7 @@ impl Vault {
             client_changes: tokio::sync::Mutex::new(()),
             key_reloads: tokio::sync::Mutex::new(()),
             annotation,
-            annotation_keys: RwLock::new(annotated::logged_annotation_keys(store_for_keys.as_ref())?),
+            annotation_keys: RwLock::new(annotation_keys),
             catalogue_changes: tokio::sync::Mutex::new(()),
         });
         vault.check_tail_records(tail_check)?;
