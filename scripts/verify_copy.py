@@ -11,17 +11,17 @@ bytes of SHA-256 of the raw annotation public key; its Ed25519 signature verifie
 the annotation (-65538) naming the original (id, 32-byte orig_sha256) with its face (holder number
 masked), the maker and the purpose; exp is after iat. Prints the copy. Exit 0 when all hold.
 """
-import base64
 import hashlib
+import os
 import re
 import sys
 
 import cbor2
 from cryptography.hazmat.primitives import serialization
-from pycose.headers import KID
-from pycose.keys import OKPKey
-from pycose.keys.curves import Ed25519
-from pycose.messages import Sign1Message
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import verify_cose  # noqa: E402
+from verify_cose import read_document  # noqa: E402
 
 
 def public_raw(pem: bytes) -> bytes:
@@ -33,17 +33,9 @@ def public_raw(pem: bytes) -> bytes:
 
 
 def main(copy_path: str, key_path: str) -> int:
-    raw = open(copy_path, "rb").read()
-    if raw[:1] != b"\xd2":
-        raw = base64.b64decode(raw.strip())
     public = public_raw(open(key_path, "rb").read())
-    msg = Sign1Message.decode(raw)
-    if msg.phdr.get(KID) != hashlib.sha256(public).digest()[:8]:
-        print("kid is not the annotation key's", file=sys.stderr)
-        return 1
-    msg.key = OKPKey(crv=Ed25519, x=public)
-    if not msg.verify_signature():
-        print("annotation signature does not verify", file=sys.stderr)
+    msg = verify_cose.verified(read_document(copy_path), public, hashlib.sha256(public).digest()[:8], "annotation key")
+    if msg is None:
         return 1
     claims = cbor2.loads(msg.payload)
     a = claims[-65538]

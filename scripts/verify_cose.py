@@ -27,27 +27,39 @@ from pycose.messages import Sign1Message
 ORGANIZATION_IDENTIFIER = ObjectIdentifier("2.5.4.97")
 
 
+def read_document(path: str) -> bytes:
+    """COSE_Sign1 bytes from a file holding them, or their base64 text."""
+    raw = open(path, "rb").read()
+    return raw if raw[:1] == b"\xd2" else base64.b64decode(raw.strip())
+
+
+def verified(raw: bytes, public: bytes, kid: bytes, whose: str):
+    """The COSE_Sign1 message if its alg is EdDSA/Ed25519, its kid is `kid` and its signature
+    verifies under the raw Ed25519 key `public`; else None, with the reason on stderr."""
+    msg = Sign1Message.decode(raw)
+    alg = msg.phdr.get(Algorithm)
+    if getattr(alg, "identifier", alg) not in (-8, -19):
+        print(f"unexpected alg {alg}", file=sys.stderr)
+        return None
+    if msg.phdr.get(KID) != kid:
+        print(f"kid does not match the {whose}", file=sys.stderr)
+        return None
+    msg.key = OKPKey(crv=Ed25519, x=public)
+    if not msg.verify_signature():
+        print("signature does not verify", file=sys.stderr)
+        return None
+    return msg
+
+
 def main(doc_path: str, cert_path: str) -> int:
-    raw = open(doc_path, "rb").read()
-    if raw[:1] != b"\xd2":
-        raw = base64.b64decode(raw.strip())
+    raw = read_document(doc_path)
     cert = x509.load_pem_x509_certificate(open(cert_path, "rb").read())
     der = cert.public_bytes(serialization.Encoding.DER)
     public = cert.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     uscc = cert.subject.get_attributes_for_oid(ORGANIZATION_IDENTIFIER)[0].value
 
-    msg = Sign1Message.decode(raw)
-    kid = msg.phdr.get(KID)
-    alg = msg.phdr.get(Algorithm)
-    if getattr(alg, "identifier", alg) not in (-8, -19):
-        print(f"unexpected alg {alg}", file=sys.stderr)
-        return 1
-    if kid != hashlib.sha256(der).digest()[:8]:
-        print("kid does not match the certificate", file=sys.stderr)
-        return 1
-    msg.key = OKPKey(crv=Ed25519, x=public)
-    if not msg.verify_signature():
-        print("signature does not verify", file=sys.stderr)
+    msg = verified(raw, public, hashlib.sha256(der).digest()[:8], "certificate")
+    if msg is None:
         return 1
     claims = cbor2.loads(msg.payload)
     if claims[1] != uscc:

@@ -106,12 +106,11 @@ impl Face {
 
 impl Annotation {
     pub fn to_payload(&self) -> Vec<u8> {
-        let mut maker = vec![
+        let maker = vec![
             (text("uscc"), text(&self.maker_uscc)),
             (text("name"), text(&self.maker_name)),
             (text("client"), text(&self.maker_client)),
         ];
-        maker.sort_by(|a, b| a.0.as_text().cmp(&b.0.as_text()));
         let mut a = vec![
             (text("orig"), text(&self.original_id)),
             (text("orig_sha256"), Value::Bytes(self.original_sha256.to_vec())),

@@ -179,11 +179,11 @@ pub struct ServiceItem {
 
 impl ServiceItem {
     /// The holder types a role (`applicant` or one of `other_holders`) may have.
-    pub fn role_types(&self, role: &str) -> Option<Vec<HolderType>> {
+    pub fn role_types(&self, role: &str) -> Option<&[HolderType]> {
         if role == APPLICANT {
-            return Some(vec![self.applicant]);
+            return Some(std::slice::from_ref(&self.applicant));
         }
-        self.other_holders.iter().find(|h| h.role == role).map(|h| h.holder_types.clone())
+        self.other_holders.iter().find(|h| h.role == role).map(|h| h.holder_types.as_slice())
     }
 }
 
@@ -284,19 +284,15 @@ impl Catalogue {
                 }
                 h.name = clean("other_holders.name", &h.name, 50)?;
             }
-            let roles_of = item.clone();
-            for r in &mut item.requirements {
+            for r in &item.requirements {
                 if r.alternatives.is_empty() {
                     return Err(err("a requirement needs at least one licence type".into()));
-                }
-                if !r.note.is_empty() {
-                    r.note = clean("requirement note", &r.note, 200)?;
                 }
                 for a in &r.alternatives {
                     let ty = types
                         .get(&a.type_code)
                         .ok_or_else(|| err(format!("requires unknown licence type {}", a.type_code)))?;
-                    let role_types = roles_of.role_types(&a.holder).ok_or_else(|| {
+                    let role_types = item.role_types(&a.holder).ok_or_else(|| {
                         err(format!("requirement names holder {:?}, which other_holders does not declare", a.holder))
                     })?;
                     if !role_types.iter().any(|h| ty.holder_types.contains(h)) {
@@ -313,6 +309,9 @@ impl Catalogue {
                         )));
                     }
                 }
+            }
+            for r in item.requirements.iter_mut().filter(|r| !r.note.is_empty()) {
+                r.note = clean("requirement note", &r.note, 200)?;
             }
             if items.insert(item.code.clone(), item).is_some() {
                 return Err(err("appears twice".into()));

@@ -103,11 +103,6 @@ pub fn clean(field: &str, value: &str, max: usize) -> Result<String, TextError> 
     Ok(t)
 }
 
-/// Like [`clean`] for an optional field: `None` stays `None`.
-pub fn clean_opt(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, TextError> {
-    value.map(|v| clean(field, v, max)).transpose()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::{Admin, ApiError, ApiJson, AppState};
-use crate::vault::{rfc3339_ms, Client, Role};
+use crate::vault::catalogue::{CatalogueChange, Definition};
+use crate::vault::{rfc3339_s, Client, Role};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     vec![
@@ -58,10 +59,6 @@ pub struct ClientView {
     pub token_rotated_at: Option<String>,
 }
 
-fn time(t: i64) -> String {
-    rfc3339_ms(t.max(0) as u64 * 1000)
-}
-
 impl From<&Client> for ClientView {
     fn from(c: &Client) -> Self {
         Self {
@@ -71,9 +68,9 @@ impl From<&Client> for ClientView {
             uscc: c.uscc.clone(),
             types: c.types.clone(),
             disabled: c.disabled,
-            expires_at: c.expires_at.map(time),
-            created_at: c.created_at.map(time),
-            token_rotated_at: c.rotated_at.map(time),
+            expires_at: c.expires_at.map(rfc3339_s),
+            created_at: c.created_at.map(rfc3339_s),
+            token_rotated_at: c.rotated_at.map(rfc3339_s),
         }
     }
 }
@@ -153,16 +150,7 @@ async fn create(
     Admin(caller): Admin,
     ApiJson(body): ApiJson<ClientCreate>,
 ) -> Result<Response, ApiError> {
-    let expires_at = match &body.expires_at {
-        None => None,
-        Some(t) => Some(
-            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| {
-                    ApiError::bad_request("invalid_date", format!("expires_at {t:?} is not an RFC 3339 time"))
-                })?
-                .unix_timestamp(),
-        ),
-    };
+    let expires_at = body.expires_at.as_deref().map(parse_time).transpose()?;
     let mut client = Client::new(body.id, body.name, body.role, body.uscc, body.types);
     client.expires_at = expires_at;
     let token = s.vault.add_client(client.clone(), None, &caller.id).await?;
@@ -212,31 +200,12 @@ async fn reload_keys(State(s): State<AppState>, Admin(_): Admin) -> Result<Json<
                 uscc: x.uscc,
                 name: x.name,
                 kid: x.kid,
-                not_before: time(x.not_before),
-                not_after: time(x.not_after),
+                not_before: rfc3339_s(x.not_before),
+                not_after: rfc3339_s(x.not_after),
                 signing: x.signing,
             })
             .collect(),
     }))
-}
-
-/// The answer of a catalogue change (spec/openapi.yaml `CatalogueChanged`).
-#[derive(Serialize)]
-struct CatalogueChanged<T: Serialize> {
-    /// The leaf that logged the change; null when the definition was already in force.
-    log_index: Option<u64>,
-    #[serde(flatten)]
-    definition: T,
-}
-
-#[derive(Serialize)]
-struct TypeDefinition {
-    licence_type: crate::domain::LicenceType,
-}
-
-#[derive(Serialize)]
-struct ItemDefinition {
-    service_item: crate::domain::ServiceItem,
 }
 
 /// PUT /v1/admin/licence-types/{code} — add or replace a licence type while running.
@@ -245,14 +214,8 @@ async fn put_licence_type(
     Admin(caller): Admin,
     Path(code): Path<String>,
     ApiJson(body): ApiJson<crate::domain::LicenceType>,
-) -> Result<Json<CatalogueChanged<TypeDefinition>>, ApiError> {
-    let change = s.vault.put_licence_type(&caller, &code, body).await?;
-    let catalogue = s.vault.catalogue();
-    let t = catalogue
-        .licence_type(&code)
-        .cloned()
-        .ok_or_else(|| ApiError::from(crate::vault::VaultError::UnknownType(code)))?;
-    Ok(Json(CatalogueChanged { log_index: change.log_index, definition: TypeDefinition { licence_type: t } }))
+) -> Result<Json<CatalogueChange>, ApiError> {
+    Ok(Json(s.vault.put_definition(&caller, &code, Definition::LicenceType(body)).await?))
 }
 
 /// PUT /v1/admin/service-items/{code} — add or replace a service item while running.
@@ -261,12 +224,6 @@ async fn put_service_item(
     Admin(caller): Admin,
     Path(code): Path<String>,
     ApiJson(body): ApiJson<crate::domain::ServiceItem>,
-) -> Result<Json<CatalogueChanged<ItemDefinition>>, ApiError> {
-    let change = s.vault.put_service_item(&caller, &code, body).await?;
-    let catalogue = s.vault.catalogue();
-    let i = catalogue
-        .service_item(&code)
-        .cloned()
-        .ok_or_else(|| ApiError::from(crate::vault::VaultError::UnknownServiceItem(code)))?;
-    Ok(Json(CatalogueChanged { log_index: change.log_index, definition: ItemDefinition { service_item: i } }))
+) -> Result<Json<CatalogueChange>, ApiError> {
+    Ok(Json(s.vault.put_definition(&caller, &code, Definition::ServiceItem(body)).await?))
 }

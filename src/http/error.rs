@@ -14,6 +14,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// A 5xx whose detail is what the caller needs to act on and reveals nothing internal (which
+    /// department has no valid seal; that the platform has no annotation key): answered as is.
+    pub expose: bool,
 }
 
 #[derive(Serialize)]
@@ -28,7 +31,7 @@ struct Problem<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into() }
+        Self { status, code, detail: detail.into(), expose: false }
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
@@ -38,10 +41,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // 5xx details stay in the server log, except where the detail is what the caller needs
-        // to act on and reveals nothing internal (which department has no valid seal; that the
-        // platform has no annotation key).
-        let detail = if self.status.is_server_error() && !matches!(self.code, "no_valid_seal" | "no_annotation_key") {
+        // 5xx details stay in the server log, unless the error is one to expose.
+        let detail = if self.status.is_server_error() && !self.expose {
             tracing::error!(code = self.code, detail = %self.detail, "request failed");
             "the server could not complete this request; its log has the details under this answer's X-Request-Id"
                 .to_string()
@@ -101,7 +102,8 @@ impl From<VaultError> for ApiError {
             VaultError::Store(_) => (S::SERVICE_UNAVAILABLE, "unavailable"),
             VaultError::Internal(_) | VaultError::KeysChanged(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
-        Self::new(status, code, e.to_string())
+        let expose = matches!(e, VaultError::NoValidSeal(_) | VaultError::NoAnnotationKey(_));
+        Self { expose, ..Self::new(status, code, e.to_string()) }
     }
 }
 

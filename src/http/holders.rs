@@ -10,12 +10,12 @@ use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::licences::{licence_json, status_view, Disclosure, LicenceView, StatusView};
+use super::licences::{licence_json, read_view, status_view, Disclosure, LicenceView, ReadView, StatusView};
 use super::{ApiError, ApiJson, AppState, HolderChannelCaller, VerifierCaller};
-use crate::domain::{HolderId, Status};
+use crate::domain::{Catalogue, HolderId, Status};
 use crate::vault::lookup::{Filter, Found, Outcome, DEFAULT_PAGE, MAX_PAGE};
 use crate::vault::usage::{Officer, UseAction, UseInput};
-use crate::vault::{rfc3339_ms, Vault, VaultError};
+use crate::vault::{rfc3339_ms, rfc3339_s, Vault, VaultError};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     vec![
@@ -38,7 +38,7 @@ pub struct HolderKey {
 
 impl HolderKey {
     fn parse(&self, vault: &Vault) -> Result<HolderId, ApiError> {
-        Ok(vault.holder_id(&self.kind, &self.id)?)
+        Ok(vault.parse_holder(&self.kind, &self.id)?)
     }
 }
 
@@ -97,10 +97,11 @@ struct SharedLog {
     usage_index: Option<u64>,
 }
 
-fn shared_view<'a>(vault: &Vault, f: &'a Found, typed: &[HolderId]) -> SharedView<'a> {
+fn shared_view<'a>(catalogue: &Catalogue, f: &'a Found, typed: &[HolderId]) -> SharedView<'a> {
+    let ty = catalogue.licence_type(f.licence.id.type_code().as_str());
     SharedView {
         doc_sha256: &f.record.doc_sha256,
-        licence: licence_json(vault, &f.licence, Disclosure::Verifier(typed)),
+        licence: licence_json(&f.licence, Disclosure::Verifier(typed, ty)),
         log: SharedLog { index: f.record.issued_index, usage_index: f.usage_index },
         status: status_view(&f.record, &f.licence),
     }
@@ -166,10 +167,11 @@ async fn lookup(
     let after = cursor_in(req.cursor.as_deref())?;
     let filter = Filter { types: req.types, statuses: req.status };
     let page = s.vault.lookup(&client, &ctx, &holder, &filter, after.as_deref(), limit).await?;
+    let catalogue = s.vault.catalogue();
     let typed = [holder.clone()];
     Ok(Json(LookupAnswer {
         holder: (&holder).into(),
-        licences: page.found.iter().map(|f| shared_view(&s.vault, f, &typed)).collect(),
+        licences: page.found.iter().map(|f| shared_view(&catalogue, f, &typed)).collect(),
         next_cursor: page.next_after.as_deref().map(cursor_out),
         usage: UsageRecorded { log_size: page.head.size, records: page.found.len() },
     })
@@ -255,9 +257,10 @@ async fn check(
         others.push((role.clone(), h.parse(&s.vault)?));
     }
     let r = s.vault.check(&client, &ctx, &code, applicant, others).await?;
+    let catalogue = s.vault.catalogue();
     let id_of = |i: Option<usize>| i.map(|i| r.licences[i].licence.id.to_string());
     Ok(Json(CheckAnswer {
-        licences: r.licences.iter().map(|f| shared_view(&s.vault, f, &r.typed)).collect(),
+        licences: r.licences.iter().map(|f| shared_view(&catalogue, f, &r.typed)).collect(),
         note: &r.item.note,
         requirements: r
             .requirements
@@ -306,24 +309,9 @@ struct WalletRequest {
 #[derive(Serialize)]
 struct WalletAnswer<'a> {
     holder: HolderEcho,
-    licences: Vec<WalletItem<'a>>,
+    /// The same shape as `GET /v1/licences/{id}` answers (spec/openapi.yaml `WalletLicence`).
+    licences: Vec<ReadView<'a>>,
     next_cursor: Option<String>,
-}
-
-#[derive(Serialize)]
-struct WalletItem<'a> {
-    document: String,
-    licence: LicenceView<'a>,
-    log: WalletLog,
-    qr_payload: String,
-    #[serde(flatten)]
-    status: StatusView<'a>,
-}
-
-#[derive(Serialize)]
-struct WalletLog {
-    index: u64,
-    last_index: u64,
 }
 
 /// POST /v1/holders/wallet — the holder channel reads the holder's own licences.
@@ -339,17 +327,7 @@ async fn wallet(
     let page = s.vault.wallet(&client, &holder, &filter, after.as_deref(), limit)?;
     Ok(Json(WalletAnswer {
         holder: (&holder).into(),
-        licences: page
-            .found
-            .iter()
-            .map(|f| WalletItem {
-                document: B64.encode(&f.document),
-                licence: licence_json(&s.vault, &f.licence, Disclosure::Full),
-                log: WalletLog { index: f.record.issued_index, last_index: f.record.last_index },
-                qr_payload: crate::qr::encode(&f.document),
-                status: status_view(&f.record, &f.licence),
-            })
-            .collect(),
+        licences: page.found.iter().map(|f| read_view(&f.licence, &f.record, &f.document)).collect(),
         next_cursor: page.next_after.as_deref().map(cursor_out),
     })
     .into_response())
@@ -508,8 +486,7 @@ async fn annotated_copy(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CopyRequest>,
 ) -> Result<Response, ApiError> {
-    let id =
-        crate::domain::LicenceId::parse(&id).map_err(|e| ApiError::bad_request("invalid_licence_id", e.to_string()))?;
+    let id = super::licences::parse_id(&id)?;
     let ctx = s.vault.use_context(
         &client,
         UseInput {
@@ -528,7 +505,7 @@ async fn annotated_copy(
             original_id: copy.annotation.original_id.clone(),
             qr_payload: crate::qr::encode(&copy.document),
             sha256: hex::encode(copy.sha256),
-            valid_until: rfc3339_ms(copy.annotation.valid_until.max(0) as u64 * 1000),
+            valid_until: rfc3339_s(copy.annotation.valid_until),
         }),
     )
         .into_response())

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::domain::status::Action;
-use crate::domain::{cst_date, HolderId, Licence, LicenceId, Status};
+use crate::domain::{cst_date, HolderId, Licence, LicenceId, LicenceType, Status};
 use crate::vault::{IssueRequest, Issued, LicenceRecord, RenewRequest, Vault};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
@@ -29,7 +29,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     ]
 }
 
-fn parse_id(raw: &str) -> Result<LicenceId, ApiError> {
+pub(super) fn parse_id(raw: &str) -> Result<LicenceId, ApiError> {
     LicenceId::parse(raw).map_err(|e| ApiError::bad_request("invalid_licence_id", e.to_string()))
 }
 
@@ -73,31 +73,31 @@ struct IssuerView<'a> {
     uscc: &'a str,
 }
 
-/// How much of a licence an answer shows.
+/// How much of a licence an answer shows. The partial views carry the licence's catalogue type
+/// (which names the personal fields to leave out), looked up by the caller from the catalogue it
+/// holds for the whole answer.
 #[derive(Clone, Copy)]
 pub enum Disclosure<'a> {
     /// The issuing department and the holder's own channel: everything.
     Full,
     /// A verifying department: holder numbers only where the clerk typed them (the rest
     /// masked), no personal fields of other persons.
-    Verifier(&'a [HolderId]),
+    Verifier(&'a [HolderId], Option<&'a LicenceType>),
     /// The public verification answer: masked numbers, no personal fields.
-    Public,
+    Public(Option<&'a LicenceType>),
 }
 
 /// The licence for an answer, showing what `disclosure` allows.
-pub fn licence_json<'a>(vault: &Vault, l: &'a Licence, disclosure: Disclosure<'_>) -> LicenceView<'a> {
-    let personal: Vec<String> = match disclosure {
-        Disclosure::Full => Vec::new(),
-        _ => vault
-            .catalogue()
-            .licence_type(l.id.type_code().as_str())
-            .map(|t| t.personal_fields().map(str::to_string).collect())
-            .unwrap_or_default(),
+pub fn licence_json<'a>(l: &'a Licence, disclosure: Disclosure<'_>) -> LicenceView<'a> {
+    let hidden = |name: &str| match disclosure {
+        Disclosure::Full => false,
+        Disclosure::Verifier(_, ty) | Disclosure::Public(ty) => {
+            ty.is_some_and(|t| t.personal_fields().any(|p| p == name))
+        }
     };
     let number = |h: &HolderId| match disclosure {
         Disclosure::Full => h.number().to_string(),
-        Disclosure::Verifier(known) if known.contains(h) => h.number().to_string(),
+        Disclosure::Verifier(known, _) if known.contains(h) => h.number().to_string(),
         _ => h.masked(),
     };
     LicenceView {
@@ -107,15 +107,10 @@ pub fn licence_json<'a>(vault: &Vault, l: &'a Licence, disclosure: Disclosure<'_
             .iter()
             .map(|c| HolderView { id: number(&c.id), name: &c.name, kind: c.id.kind().code() })
             .collect(),
-        fields: l
-            .fields
-            .iter()
-            .filter(|(k, _)| !personal.iter().any(|p| p == *k))
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect(),
+        fields: l.fields.iter().filter(|(k, _)| !hidden(k)).map(|(k, v)| (k.as_str(), v.as_str())).collect(),
         holder: HolderView { id: number(&l.holder), name: &l.holder_name, kind: l.holder.kind().code() },
         id: l.id.to_string(),
-        issued_at: crate::vault::rfc3339_ms(l.issued_at.max(0) as u64 * 1000),
+        issued_at: crate::vault::rfc3339_s(l.issued_at),
         issuer: IssuerView { name: &l.issuer_name, uscc: l.issuer().as_str() },
         long_term: l.valid_until.is_none(),
         number: &l.number,
@@ -174,15 +169,16 @@ fn issued_json<'a>(vault: &Vault, i: &'a Issued) -> Result<IssuedView<'a>, ApiEr
     // a deflate off every issuance.
     Ok(IssuedView {
         document: B64.encode(&i.document),
-        licence: licence_json(vault, &i.licence, Disclosure::Full),
+        licence: licence_json(&i.licence, Disclosure::Full),
         log: IssuedLog { checkpoint: &i.head.checkpoint, index: i.record.issued_index, receipt },
         status: status_view(&i.record, &i.licence),
     })
 }
 
-/// The answer of `GET /v1/licences/{id}` (spec/openapi.yaml `LicenceRead`).
+/// The answer of `GET /v1/licences/{id}` (spec/openapi.yaml `LicenceRead`); each licence of the
+/// holder channel's wallet has the same shape.
 #[derive(Serialize)]
-struct ReadView<'a> {
+pub struct ReadView<'a> {
     document: String,
     licence: LicenceView<'a>,
     log: ReadLog,
@@ -234,14 +230,18 @@ async fn read(State(s): State<AppState>, Caller(client): Caller, Path(id): Path<
     let id = parse_id(&id)?;
     s.vault.check_owner(&client, &id)?;
     let (licence, record, doc) = s.vault.licence(&id)?;
-    Ok(Json(ReadView {
-        document: B64.encode(&doc),
-        licence: licence_json(&s.vault, &licence, Disclosure::Full),
+    Ok(Json(read_view(&licence, &record, &doc)).into_response())
+}
+
+/// A licence in full, with its document and QR payload: for its issuer and for its holder.
+pub fn read_view<'a>(licence: &'a Licence, record: &'a LicenceRecord, doc: &[u8]) -> ReadView<'a> {
+    ReadView {
+        document: B64.encode(doc),
+        licence: licence_json(licence, Disclosure::Full),
         log: ReadLog { index: record.issued_index, last_index: record.last_index },
-        qr_payload: crate::qr::encode(&doc),
-        status: status_view(&record, &licence),
-    })
-    .into_response())
+        qr_payload: crate::qr::encode(doc),
+        status: status_view(record, licence),
+    }
 }
 
 #[derive(Deserialize)]

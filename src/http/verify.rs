@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::licences::{licence_json, Disclosure, LicenceView};
 use super::{ApiError, ApiJson, AppState};
 use crate::domain::Status;
-use crate::vault::VerdictKind;
+use crate::vault::{rfc3339_s, VerdictKind};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     vec![("POST", "/v1/verify", post(verify))]
@@ -72,11 +72,11 @@ struct VerifyLog {
 /// (`malformed`, `invalid_signature`, …), not an error.
 async fn verify(State(s): State<AppState>, ApiJson(body): ApiJson<VerifyBody>) -> Result<Response, ApiError> {
     let v = s.vault.verify_presented(&body.payload)?;
-    let time = |t: i64| crate::vault::rfc3339_ms(t.max(0) as u64 * 1000);
+    let catalogue = s.vault.catalogue();
     let answer = VerifyAnswer {
         annotated_copy: v.copy.as_ref().map(|c| CopyView {
             biz_num: c.annotation.biz_num.as_deref(),
-            issued_at: time(c.annotation.issued_at),
+            issued_at: rfc3339_s(c.annotation.issued_at),
             log_index: c.log_index,
             maker: MakerView {
                 client: &c.annotation.maker_client,
@@ -89,9 +89,12 @@ async fn verify(State(s): State<AppState>, ApiJson(body): ApiJson<VerifyBody>) -
             original_status_words: c.original_status.map(Status::words_zh),
             purpose: &c.annotation.purpose,
             service_item: c.annotation.service_item.as_deref(),
-            valid_until: time(c.annotation.valid_until),
+            valid_until: rfc3339_s(c.annotation.valid_until),
         }),
-        licence: v.licence.as_ref().map(|l| licence_json(&s.vault, l, Disclosure::Public)),
+        licence: v
+            .licence
+            .as_ref()
+            .map(|l| licence_json(l, Disclosure::Public(catalogue.licence_type(l.id.type_code().as_str())))),
         log: VerifyLog { index: v.log_index, status_as_of_size: v.log_size },
         reasons: &v.reasons,
         signed_by: v.issuer_cert.as_deref(),

@@ -40,32 +40,12 @@ impl Store for MemoryStore {
         Ok(data.get(&(cf, key.to_vec())).cloned())
     }
 
-    fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
-        let data = self.data.read().map_err(|_| StoreError::Backend("lock poisoned".into()))?;
-        Ok(data
-            .range((cf, prefix.to_vec())..)
-            .take_while(|((c, k), _)| *c == cf && k.starts_with(prefix))
-            .take(limit)
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect())
-    }
-
     fn scan_prefix_from(&self, cf: Cf, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
         let data = self.data.read().map_err(|_| StoreError::Backend("lock poisoned".into()))?;
         let start = if start < prefix { prefix } else { start };
         Ok(data
             .range((cf, start.to_vec())..)
             .take_while(|((c, k), _)| *c == cf && k.starts_with(prefix))
-            .take(limit)
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect())
-    }
-
-    fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
-        let data = self.data.read().map_err(|_| StoreError::Backend("lock poisoned".into()))?;
-        Ok(data
-            .range((cf, start.to_vec())..)
-            .take_while(|((c, _), _)| *c == cf)
             .take(limit)
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())

@@ -85,13 +85,17 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 pub trait Store: Send + Sync + 'static {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Entries whose key starts with `prefix`, in key order, at most `limit`.
-    fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError>;
     /// Entries whose key starts with `prefix` and is at least `start`, in key order, at most
     /// `limit` (a page of one holder's rows after a cursor).
     fn scan_prefix_from(&self, cf: Cf, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError>;
+    /// Entries whose key starts with `prefix`, in key order, at most `limit`.
+    fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
+        self.scan_prefix_from(cf, prefix, prefix, limit)
+    }
     /// Entries whose key is at least `start`, in key order, at most `limit`.
-    fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError>;
+    fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
+        self.scan_prefix_from(cf, b"", start, limit)
+    }
     /// Applies every put or none, and returns only once they are on stable storage.
     fn write(&self, batch: Batch) -> Result<(), StoreError>;
 }

@@ -65,32 +65,18 @@ impl Store for RocksStore {
         self.db.get_cf(h, key).map_err(backend)
     }
 
-    fn scan_prefix(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
-        self.scan_prefix_from(cf, prefix, prefix, limit)
-    }
-
     fn scan_prefix_from(&self, cf: Cf, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
         let mut out = Vec::new();
         let Some(h) = self.cf_to_read(cf)? else { return Ok(out) };
         let start = if start < prefix { prefix } else { start };
         for item in self.db.iterator_cf(h, IteratorMode::From(start, Direction::Forward)) {
-            let (k, v) = item.map_err(backend)?;
-            if !k.starts_with(prefix) || out.len() >= limit {
-                break;
-            }
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
-    }
-
-    fn scan_from(&self, cf: Cf, start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
-        let mut out = Vec::new();
-        let Some(h) = self.cf_to_read(cf)? else { return Ok(out) };
-        for item in self.db.iterator_cf(h, IteratorMode::From(start, Direction::Forward)) {
             if out.len() >= limit {
                 break;
             }
             let (k, v) = item.map_err(backend)?;
+            if !k.starts_with(prefix) {
+                break;
+            }
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)

@@ -18,10 +18,71 @@ use crate::store::{Cf, Store, StoredNodes};
 /// catalogue change, in the order they were made. The definitions are read from the leaves.
 const CHANGE_PREFIX: &[u8] = b"cat/";
 
-/// A catalogue change that was applied (or found already in place).
+/// A definition for the catalogue: a licence type or a service item. Serialized as
+/// `{"licence_type": …}` or `{"service_item": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Definition {
+    LicenceType(LicenceType),
+    ServiceItem(ServiceItem),
+}
+
+impl Definition {
+    fn code(&self) -> &str {
+        match self {
+            Self::LicenceType(t) => &t.code,
+            Self::ServiceItem(i) => &i.code,
+        }
+    }
+
+    /// The leaf kind that logs it.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::LicenceType(_) => "catalogue.type",
+            Self::ServiceItem(_) => "catalogue.item",
+        }
+    }
+
+    /// `catalogue` with this definition in place, checked as a whole; the definition as the
+    /// new catalogue keeps it (text as the text rule leaves it); and whether it was already so.
+    fn apply(self, catalogue: &Catalogue) -> Result<(Catalogue, Definition, bool), VaultError> {
+        let invalid = |e: crate::domain::catalogue::CatalogueError| VaultError::InvalidCatalogue(e.to_string());
+        let code = self.code().to_string();
+        Ok(match self {
+            Self::LicenceType(t) => {
+                let next = catalogue.with_type(t).map_err(invalid)?;
+                let kept = next.licence_type(&code).cloned().ok_or_else(|| VaultError::Internal("type lost".into()))?;
+                let unchanged = catalogue.licence_type(&code) == Some(&kept);
+                (next, Self::LicenceType(kept), unchanged)
+            }
+            Self::ServiceItem(i) => {
+                let next = catalogue.with_item(i).map_err(invalid)?;
+                let kept = next.service_item(&code).cloned().ok_or_else(|| VaultError::Internal("item lost".into()))?;
+                let unchanged = catalogue.service_item(&code) == Some(&kept);
+                (next, Self::ServiceItem(kept), unchanged)
+            }
+        })
+    }
+
+    /// The definition's own JSON (as the leaf carries it).
+    fn to_json(&self) -> Result<String, VaultError> {
+        match self {
+            Self::LicenceType(t) => serde_json::to_string(t),
+            Self::ServiceItem(i) => serde_json::to_string(i),
+        }
+        .map_err(|e| VaultError::Internal(e.to_string()))
+    }
+}
+
+/// A catalogue change that was applied (or found already in place): the answer of the admin
+/// catalogue endpoints (spec/openapi.yaml `CatalogueChanged`).
+#[derive(Debug, serde::Serialize)]
 pub struct CatalogueChange {
     /// The leaf that logged it; `None` when the definition was already the current one.
     pub log_index: Option<u64>,
+    /// The definition now in force.
+    #[serde(flatten)]
+    pub definition: Definition,
 }
 
 /// The catalogue file with every logged change laid over it, replayed in the order they were
@@ -72,39 +133,22 @@ pub fn with_logged_changes(file: Catalogue, store: &dyn Store, head: &Head) -> R
     Ok(catalogue)
 }
 
-enum Change {
-    Type(LicenceType),
-    Item(ServiceItem),
-}
-
 impl Vault {
-    /// `PUT /v1/admin/licence-types/{code}`.
-    pub async fn put_licence_type(
+    /// `PUT /v1/admin/licence-types/{code}` and `PUT /v1/admin/service-items/{code}`: puts
+    /// `definition` in place under `code`.
+    pub async fn put_definition(
         self: &Arc<Self>,
         client: &Client,
         code: &str,
-        t: LicenceType,
+        definition: Definition,
     ) -> Result<CatalogueChange, VaultError> {
-        if t.code != code {
-            return Err(VaultError::InvalidCatalogue(format!("the body's code {} is not the path's {code}", t.code)));
-        }
-        self.change_catalogue(client, Change::Type(t)).await
-    }
-
-    /// `PUT /v1/admin/service-items/{code}`.
-    pub async fn put_service_item(
-        self: &Arc<Self>,
-        client: &Client,
-        code: &str,
-        item: ServiceItem,
-    ) -> Result<CatalogueChange, VaultError> {
-        if item.code != code {
+        if definition.code() != code {
             return Err(VaultError::InvalidCatalogue(format!(
                 "the body's code {} is not the path's {code}",
-                item.code
+                definition.code()
             )));
         }
-        self.change_catalogue(client, Change::Item(item)).await
+        self.change_catalogue(client, definition).await
     }
 
     /// Checks, logs, stores and swaps in one change, one change at a time (in a task of its
@@ -112,7 +156,7 @@ impl Vault {
     async fn change_catalogue(
         self: &Arc<Self>,
         client: &Client,
-        change: Change,
+        change: Definition,
     ) -> Result<CatalogueChange, VaultError> {
         if client.role != Role::Admin {
             return Err(VaultError::Forbidden("only an administrator changes the catalogue".into()));
@@ -121,39 +165,21 @@ impl Vault {
         let actor = client.id.clone();
         let task = tokio::spawn(async move {
             let _one = vault.catalogue_changes.lock().await;
-            let current = vault.catalogue();
-            // The definition logged is the one the catalogue keeps (text as the text rule
-            // leaves it), so a replay at start-up gives the same catalogue.
-            let (next, kind, code, json, unchanged) = match change {
-                Change::Type(t) => {
-                    let code = t.code.clone();
-                    let next = current.with_type(t).map_err(|e| VaultError::InvalidCatalogue(e.to_string()))?;
-                    let kept = next.licence_type(&code);
-                    let json = serde_json::to_vec(&kept).map_err(|e| VaultError::Internal(e.to_string()))?;
-                    let unchanged = current.licence_type(&code) == kept;
-                    (next, "catalogue.type", code, json, unchanged)
-                }
-                Change::Item(i) => {
-                    let code = i.code.clone();
-                    let next = current.with_item(i).map_err(|e| VaultError::InvalidCatalogue(e.to_string()))?;
-                    let kept = next.service_item(&code);
-                    let json = serde_json::to_vec(&kept).map_err(|e| VaultError::Internal(e.to_string()))?;
-                    let unchanged = current.service_item(&code) == kept;
-                    (next, "catalogue.item", code, json, unchanged)
-                }
-            };
+            // The definition logged is the one the catalogue keeps, so a replay at start-up
+            // gives the same catalogue.
+            let (next, kept, unchanged) = change.apply(&vault.catalogue())?;
             if unchanged {
-                return Ok(CatalogueChange { log_index: None });
+                return Ok(CatalogueChange { log_index: None, definition: kept });
             }
-            let text = String::from_utf8(json.clone()).map_err(|e| VaultError::Internal(e.to_string()))?;
+            let (kind, code, text) = (kept.kind(), kept.code().to_string(), kept.to_json()?);
             let (index, _) = vault
                 .seq
                 .submit(move |tx| {
                     let index = tx.append(
                         Event::new(kind)
                             .text("code", code.as_str())
-                            .text("definition", text.as_str())
-                            .bytes("sha256", &sha256(&json))
+                            .bytes("sha256", &sha256(text.as_bytes()))
+                            .text("definition", text)
                             .text("actor", actor.as_str()),
                     );
                     tx.put(Cf::Meta, [CHANGE_PREFIX, &index.to_be_bytes()].concat(), Vec::new());
@@ -162,7 +188,7 @@ impl Vault {
                 .await?;
             let index = index?;
             *vault.catalogue.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
-            Ok(CatalogueChange { log_index: Some(index) })
+            Ok(CatalogueChange { log_index: Some(index), definition: kept })
         });
         task.await.map_err(|e| VaultError::Internal(format!("catalogue change: {e}")))?
     }

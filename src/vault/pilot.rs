@@ -65,14 +65,9 @@ impl Vault {
         r
     }
 
-    /// A holder number from a request: see [`Vault::parse_holder`].
-    pub fn holder_id(&self, type_code: &str, number: &str) -> Result<HolderId, VaultError> {
-        self.parse_holder(type_code, number)
-    }
-
     /// Parses a holder number from a request: every rule, unless an administrator has allowed
     /// this exact number as a pilot code, in which case a wrong check character is excused.
-    pub(super) fn parse_holder(&self, type_code: &str, number: &str) -> Result<HolderId, VaultError> {
+    pub fn parse_holder(&self, type_code: &str, number: &str) -> Result<HolderId, VaultError> {
         match HolderId::parse(type_code, number) {
             Ok(h) => Ok(h),
             Err(e) if e.is_check_failure() => {

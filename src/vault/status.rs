@@ -113,6 +113,11 @@ impl Vault {
     }
 }
 
+/// Unix seconds as RFC 3339 (UTC); times before 1970 read as 1970.
+pub fn rfc3339_s(t: i64) -> String {
+    rfc3339_ms((t.max(0) as u64).saturating_mul(1000))
+}
+
 pub fn rfc3339_ms(ms: u64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
