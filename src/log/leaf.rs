@@ -57,6 +57,13 @@ impl Event {
         })
     }
 
+    pub fn get_uint(&self, k: &str) -> Option<u64> {
+        self.body.iter().find_map(|(key, v)| match v {
+            Field::Uint(u) if key == k => Some(*u),
+            _ => None,
+        })
+    }
+
     pub fn get_bytes(&self, k: &str) -> Option<&[u8]> {
         self.body.iter().find_map(|(key, v)| match v {
             Field::Bytes(b) if key == k => Some(b.as_slice()),

@@ -204,7 +204,8 @@ impl Vault {
             .map(u64::from_be_bytes)
             .ok_or_else(|| not_in_log("this annotated copy is not in the vault's log"))?;
         let leaf = self
-            .proven_used_leaf(index)
+            .proven_leaf(index)
+            .filter(|l| l.event.kind == "licence.used")
             .ok_or_else(|| not_in_log("this annotated copy's usage record is not in the signed log"))?;
         if leaf.event.get_bytes("copy_sha256") != Some(&sha[..])
             || leaf.event.get_text("licence") != Some(&a.original_id)
@@ -212,10 +213,6 @@ impl Vault {
             return Err(not_in_log("the log's record does not match this annotated copy"));
         }
         Ok((a, index))
-    }
-
-    fn proven_used_leaf(&self, index: u64) -> Option<crate::log::leaf::Leaf> {
-        self.proven_leaf(index).filter(|l| l.event.kind == "licence.used")
     }
 }
 

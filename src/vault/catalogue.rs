@@ -9,10 +9,9 @@ use std::sync::Arc;
 use super::{Client, Role, Vault, VaultError};
 use crate::crypto::sha256;
 use crate::domain::{Catalogue, LicenceType, ServiceItem};
-use crate::log::leaf::{Event, Leaf};
-use crate::log::merkle::{inclusion_proof, leaf_hash, verify_inclusion};
+use crate::log::leaf::Event;
 use crate::log::sequencer::Head;
-use crate::store::{Cf, Store, StoredNodes};
+use crate::store::{Cf, Store};
 
 /// `meta` rows `cat/` ‖ leaf index (u64 BE) → empty: pointers to the leaves that logged a
 /// catalogue change, in the order they were made. The definitions are read from the leaves.
@@ -104,11 +103,7 @@ pub fn with_logged_changes(file: Catalogue, store: &dyn Store, head: &Head) -> R
         let refuse = |why: String| {
             VaultError::KeysChanged(format!("the catalogue change logged at leaf {index}: {why}; refusing to start"))
         };
-        let bytes = store.get(Cf::Leaves, &index.to_be_bytes())?.ok_or_else(|| refuse("the leaf is missing".into()))?;
-        let proof = inclusion_proof(&StoredNodes(store), index, head.size).map_err(|e| refuse(e.to_string()))?;
-        verify_inclusion(&leaf_hash(&bytes), index, head.size, &proof, &head.root)
-            .map_err(|_| refuse("the leaf is not in the signed tree (run licvault check)".into()))?;
-        let leaf = Leaf::decode(&bytes).map_err(|e| refuse(e.to_string()))?;
+        let leaf = super::prove_leaf(store, head, index).map_err(refuse)?;
         let definition =
             leaf.event.get_text("definition").ok_or_else(|| refuse("the leaf has no definition".into()))?;
         let no_longer_fits = |e: String| {

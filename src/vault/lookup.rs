@@ -3,6 +3,7 @@
 //! sharing class of each type allows them, and only after the usage record is durable
 //! (`usage.rs`); nothing in an answer tells a verifier that a licence it may not see exists.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::usage::{Disclosed, UseAction, UseContext};
@@ -143,6 +144,15 @@ pub struct CheckResult {
 
 /// A verifier's scope entry that lists every licence type.
 pub const ALL_TYPES: &str = "*";
+
+/// What one check has read: each holder's licence ids (one index scan per holder), the best
+/// licence per holder and type, and every licence the answer discloses, once each.
+#[derive(Default)]
+struct CheckReads<'h> {
+    ids: HashMap<&'h HolderId, Vec<LicenceId>>,
+    best: HashMap<(&'h HolderId, String), Option<usize>>,
+    licences: Vec<Found>,
+}
 
 /// Whether `client`, a verifier, may see a licence of `type_code` issued by `issuer` (DESIGN
 /// §5): the type's sharing class decides, then the verifier's scope. Fails closed: a verifier
@@ -356,11 +366,12 @@ impl Vault {
                 others.iter().find(|(r, _)| r == role).map(|(_, h)| h)
             }
         };
-        let mut licences: Vec<Found> = Vec::new();
+        let mut reads = CheckReads::default();
         let mut requirements = Vec::new();
         for req in &item.requirements {
-            requirements.push(self.check_requirement(&catalogue, client, req, &holder_of, now, &mut licences)?);
+            requirements.push(self.check_requirement(&catalogue, client, req, &holder_of, now, &mut reads)?);
         }
+        let mut licences = reads.licences;
         let satisfied = requirements.iter().all(|r| !r.required || r.outcome == Outcome::Present);
         let typed: Vec<Hash> = std::iter::once(&applicant)
             .chain(others.iter().map(|(_, h)| h))
@@ -382,7 +393,7 @@ impl Vault {
         req: &Requirement,
         holder_of: &impl Fn(&str) -> Option<&'h HolderId>,
         now: i64,
-        licences: &mut Vec<Found>,
+        reads: &mut CheckReads<'h>,
     ) -> Result<RequirementResult, VaultError> {
         let mut alternatives = Vec::new();
         for alt in &req.alternatives {
@@ -402,15 +413,8 @@ impl Vault {
                 _ if !shared => result.outcome = Outcome::NotShared,
                 None => result.detail = Some(format!("no {} was given with the check", alt.holder)),
                 Some(holder) => {
-                    if let Some(best) = self.best_of_type(holder, &alt.type_code, now)? {
-                        result.outcome = Outcome::of(best.status);
-                        let at = match licences.iter().position(|f| f.licence.id == best.licence.id) {
-                            Some(at) => at,
-                            None => {
-                                licences.push(best);
-                                licences.len() - 1
-                            }
-                        };
+                    if let Some(at) = self.best_for(reads, holder, &alt.type_code, now)? {
+                        result.outcome = Outcome::of(reads.licences[at].status);
                         result.licence = Some(at);
                     }
                 }
@@ -427,18 +431,33 @@ impl Vault {
         })
     }
 
-    /// The holder's licence of `type_code` that best answers a requirement: a valid one, else
-    /// the one whose state tells the clerk most; the newest among equals. Superseded versions
-    /// are never chosen.
-    fn best_of_type(&self, holder: &HolderId, type_code: &str, now: i64) -> Result<Option<Found>, VaultError> {
+    /// The index in `reads.licences` of the holder's licence of `type_code` that best answers a
+    /// requirement: a valid one, else the one whose state tells the clerk most; the newest among
+    /// equals; never a superseded version. Each holder's index is scanned once per check and
+    /// each (holder, type) decided once, however many requirements name it.
+    fn best_for<'h>(
+        &self,
+        reads: &mut CheckReads<'h>,
+        holder: &'h HolderId,
+        type_code: &str,
+        now: i64,
+    ) -> Result<Option<usize>, VaultError> {
+        if let Some(at) = reads.best.get(&(holder, type_code.to_string())) {
+            return Ok(*at);
+        }
+        if !reads.ids.contains_key(holder) {
+            let mut ids = Vec::new();
+            self.holder_licences(holder, None, |id| {
+                ids.push(id);
+                Ok(true)
+            })?;
+            reads.ids.insert(holder, ids);
+        }
         let mut best: Option<Found> = None;
-        self.holder_licences(holder, None, |id| {
-            if id.type_code().as_str() != type_code {
-                return Ok(true);
-            }
-            let f = self.found(&id, holder, now)?;
+        for id in reads.ids[holder].iter().filter(|id| id.type_code().as_str() == type_code) {
+            let f = self.found(id, holder, now)?;
             if f.status == Status::Superseded {
-                return Ok(true);
+                continue;
             }
             let better = match &best {
                 None => true,
@@ -450,9 +469,17 @@ impl Vault {
             if better {
                 best = Some(f);
             }
-            Ok(true)
-        })?;
-        Ok(best)
+        }
+        // A licence found again (a co-owned one, through another holder) is disclosed once.
+        let at = best.map(|b| match reads.licences.iter().position(|f| f.licence.id == b.licence.id) {
+            Some(at) => at,
+            None => {
+                reads.licences.push(b);
+                reads.licences.len() - 1
+            }
+        });
+        reads.best.insert((holder, type_code.to_string()), at);
+        Ok(at)
     }
 
     /// `POST /v1/holders/wallet`: the holder's own licences (every type, whatever its sharing

@@ -317,18 +317,7 @@ impl Vault {
     /// The leaf at `index`, if it is proven (RFC 9162 inclusion proof) to be in the tree of the
     /// signed head: then neither the leaf nor the stored nodes were edited.
     fn proven_leaf(&self, index: u64) -> Option<Leaf> {
-        let head = self.head();
-        let bytes = self.store.get(Cf::Leaves, &index.to_be_bytes()).ok()??;
-        let proof = inclusion_proof(&crate::store::StoredNodes(self.store.as_ref()), index, head.size).ok()?;
-        crate::log::merkle::verify_inclusion(
-            &crate::log::merkle::leaf_hash(&bytes),
-            index,
-            head.size,
-            &proof,
-            &head.root,
-        )
-        .ok()?;
-        Leaf::decode(&bytes).ok()
+        prove_leaf(self.store.as_ref(), &self.head(), index).ok()
     }
 
     /// Scans the whole log for the first `log.keys` leaf (only when its pointer is missing).
@@ -532,6 +521,16 @@ impl Drop for Vault {
     fn drop(&mut self) {
         self.seq.close();
     }
+}
+
+/// The stored leaf at `index`, proven by an RFC 9162 inclusion proof from the stored tree to be
+/// in the tree of `head`, decoded; else why not.
+pub(crate) fn prove_leaf(store: &dyn Store, head: &Head, index: u64) -> Result<Leaf, String> {
+    let bytes = store.get(Cf::Leaves, &index.to_be_bytes()).map_err(|e| e.to_string())?.ok_or("the leaf is missing")?;
+    let proof = inclusion_proof(&crate::store::StoredNodes(store), index, head.size).map_err(|e| e.to_string())?;
+    crate::log::merkle::verify_inclusion(&crate::log::merkle::leaf_hash(&bytes), index, head.size, &proof, &head.root)
+        .map_err(|_| "the leaf is not in the signed tree (run licvault check)".to_string())?;
+    Leaf::decode(&bytes).map_err(|e| e.to_string())
 }
 
 fn doc_key(id: &str) -> Vec<u8> {

@@ -338,12 +338,6 @@ impl UsageEntry {
             return None;
         }
         let t = |k: &str| ev.get_text(k).map(str::to_string);
-        let uint = |k: &str| {
-            ev.body.iter().find_map(|(key, v)| match v {
-                crate::log::leaf::Field::Uint(u) if key == k => Some(*u),
-                _ => None,
-            })
-        };
         Some(Self {
             log_index: leaf.index,
             time_ms: leaf.time_ms,
@@ -360,7 +354,7 @@ impl UsageEntry {
                 (Some(name), Some(staff_no)) => Some(Officer { name, staff_no }),
                 _ => None,
             },
-            copy: ev.get_bytes("copy_sha256").map(|h| (h.to_vec(), uint("copy_until").unwrap_or(0))),
+            copy: ev.get_bytes("copy_sha256").map(|h| (h.to_vec(), ev.get_uint("copy_until").unwrap_or(0))),
         })
     }
 }

@@ -10,6 +10,7 @@ use super::{unix_now, Vault, VaultError};
 use crate::crypto::cose::Envelope;
 use crate::crypto::{sha256, DepartmentCert, TrustList};
 use crate::domain::{Licence, Status};
+use crate::log::sequencer::Head;
 use crate::qr;
 use crate::store::Cf;
 
@@ -209,7 +210,7 @@ impl Vault {
                 });
             }
         };
-        let head_size = if record.last_index < head.size { head.size } else { self.size_covering(record.last_index)? };
+        let head_size = self.size_covering(&head, record.last_index)?;
         // The validity period comes from the verified document (bound to the log by its hash),
         // never from the record.
         let status = record.status.effective(now, licence.valid_from, licence.valid_until);
@@ -260,14 +261,20 @@ impl Vault {
             Ok(id) => id,
             Err(e) => return Ok(Verdict::refused(VerdictKind::Malformed, format!("the copy names no licence: {e}"))),
         };
-        let Some(record) = self.record(&id)?.filter(|r| r.doc_sha256 == hex::encode(annotation.original_sha256)) else {
-            return Ok(Verdict::refused(
-                VerdictKind::NotInLog,
-                "the original the copy names is not in the vault's log",
-            ));
+        // One read of the original: its record, checked against the log, and its document.
+        let (licence, record) = match self.licence(&id) {
+            Ok((licence, record, _)) if record.doc_sha256 == hex::encode(annotation.original_sha256) => {
+                (licence, record)
+            }
+            Ok(_) | Err(VaultError::NotFound(_)) => {
+                return Ok(Verdict::refused(
+                    VerdictKind::NotInLog,
+                    "the original the copy names is not in the vault's log",
+                ))
+            }
+            Err(e) => return Err(e),
         };
-        let (licence, _, _) = self.licence(&id)?;
-        let head_size = if record.last_index < head.size { head.size } else { self.size_covering(record.last_index)? };
+        let head_size = self.size_covering(&head, record.last_index)?;
         let original_status = record.status.effective(now, licence.valid_from, licence.valid_until);
         let issuer = licence.issuer_name.clone();
         Ok(Verdict {
@@ -290,11 +297,11 @@ impl Vault {
         Ok(a.signed_content_sha256() == b.signed_content_sha256())
     }
 
-    /// A log size whose signed checkpoint covers leaf `index`. The head is published just after
-    /// the batch is durable, so a record read in between can be newer than the head: then the
-    /// checkpoint stored in the same batch as the record answers.
-    pub fn size_covering(&self, index: u64) -> Result<u64, VaultError> {
-        let head = self.head();
+    /// A log size whose signed checkpoint covers leaf `index`: `head` (read before the record)
+    /// when it does, for then no later leaf about the licence existed when it was read. The head
+    /// is published just after the batch is durable, so a record read in between can be newer
+    /// than it: then the checkpoint stored in the same batch as the record answers.
+    pub fn size_covering(&self, head: &Head, index: u64) -> Result<u64, VaultError> {
         if head.size > index {
             return Ok(head.size);
         }
