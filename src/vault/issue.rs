@@ -503,13 +503,24 @@ impl Vault {
 /// The licence record `id` as the batch sees it, checked against the log (no change is made on
 /// top of a record that disagrees with its leaves).
 pub(super) fn record_in(tx: &Tx<'_>, id: &str) -> Result<LicenceRecord, VaultError> {
-    let rec: LicenceRecord = tx
-        .get(Cf::Licences, id.as_bytes())?
-        .map(|v| serde_json::from_slice(&v))
-        .transpose()
-        .map_err(|e| inconsistent(format!("the record of {id} does not parse: {e}")))?
-        .ok_or_else(|| VaultError::NotFound(id.to_string()))?;
-    super::records::bind_to_log(&rec, |i| tx.leaf(i).map_err(|e| e.to_string())).map_err(inconsistent)?;
+    let bytes = tx.get(Cf::Licences, id.as_bytes())?.ok_or_else(|| VaultError::NotFound(id.to_string()))?;
+    bound_record(id, &bytes, |i| tx.leaf(i).map_err(|e| e.to_string()))
+}
+
+/// The licence record `bytes` stored under `id`: parsed, about `id`, and agreeing with the leaf
+/// it names ([`super::records::bind_to_log`], leaves read through `leaf`); else 503
+/// `store_inconsistent`.
+pub(super) fn bound_record(
+    id: &str,
+    bytes: &[u8],
+    leaf: impl Fn(u64) -> Result<Option<Vec<u8>>, String>,
+) -> Result<LicenceRecord, VaultError> {
+    let rec: LicenceRecord =
+        serde_json::from_slice(bytes).map_err(|e| inconsistent(format!("the record of {id} does not parse: {e}")))?;
+    if rec.id != id {
+        return Err(inconsistent(format!("the record stored under {id} is about {}", rec.id)));
+    }
+    super::records::bind_to_log(&rec, leaf).map_err(inconsistent)?;
     Ok(rec)
 }
 

@@ -500,8 +500,7 @@ impl Vault {
 }
 
 fn doc_hash(record: &LicenceRecord) -> Result<Hash, VaultError> {
-    hex::decode(&record.doc_sha256)
-        .ok()
-        .and_then(|b| b.try_into().ok())
+    record
+        .doc_hash()
         .ok_or_else(|| super::issue::inconsistent(format!("the record of {} has no document hash", record.id)))
 }

@@ -414,15 +414,10 @@ impl Vault {
     /// The licence record of `id`, checked against the log ([`records::bind_to_log`]): a
     /// record that disagrees with its leaves is never answered from (503 `store_inconsistent`).
     pub fn record(&self, id: &LicenceId) -> Result<Option<LicenceRecord>, VaultError> {
-        let Some(v) = self.store.get(Cf::Licences, id.to_string().as_bytes())? else { return Ok(None) };
-        let rec: LicenceRecord = serde_json::from_slice(&v)
-            .map_err(|e| issue::inconsistent(format!("the record of {id} does not parse: {e}")))?;
-        if rec.id != id.to_string() {
-            return Err(issue::inconsistent(format!("the record stored under {id} is about {}", rec.id)));
-        }
-        records::bind_to_log(&rec, |i| self.store.get(Cf::Leaves, &i.to_be_bytes()).map_err(|e| e.to_string()))
-            .map_err(issue::inconsistent)?;
-        Ok(Some(rec))
+        let key = id.to_string();
+        let Some(v) = self.store.get(Cf::Licences, key.as_bytes())? else { return Ok(None) };
+        let leaf = |i: u64| self.store.get(Cf::Leaves, &i.to_be_bytes()).map_err(|e| e.to_string());
+        issue::bound_record(&key, &v, leaf).map(Some)
     }
 
     pub fn document(&self, id: &LicenceId) -> Result<Option<Vec<u8>>, VaultError> {

@@ -24,6 +24,13 @@ pub struct LicenceRecord {
     pub successor: Option<String>,
 }
 
+impl LicenceRecord {
+    /// `doc_sha256` as bytes; `None` if the record's hex is not a SHA-256.
+    pub fn doc_hash(&self) -> Option<crate::log::merkle::Hash> {
+        hex::decode(&self.doc_sha256).ok()?.try_into().ok()
+    }
+}
+
 /// What an Idempotency-Key maps to (`Cf::Idempotency`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IdempotentAnswer {

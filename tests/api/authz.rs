@@ -83,7 +83,6 @@ fn table() -> Vec<(&'static str, &'static str, Allowed)> {
 
 struct Tokens {
     scoped: String,
-    holder_channel: String,
     disabled: String,
 }
 
@@ -95,19 +94,13 @@ impl Tokens {
             Who::IssuerOutOfScope => Some(&self.scoped),
             Who::OtherDepartment => Some(OTHER_ISSUER),
             Who::Verifier => Some(VERIFIER),
-            Who::ScopedVerifier => Some(crate::verifiers::HOUSING_VERIFIER),
-            Who::HolderChannel => Some(&self.holder_channel),
+            Who::ScopedVerifier => Some(HOUSING_VERIFIER),
+            Who::HolderChannel => Some(HOLDER_CHANNEL),
             Who::Auditor => Some(AUDITOR),
             Who::Admin => Some(ADMIN),
             Who::Disabled => Some(&self.disabled),
         }
     }
-}
-
-async fn new_client(s: &Server, body: Value) -> String {
-    let (status, v) = s.post(Some(ADMIN), "/v1/admin/clients", &body).await;
-    assert_eq!(status, 201, "{v}");
-    v["token"].as_str().unwrap().to_string()
 }
 
 /// A fresh licence, and the concrete path and body for one call of `route`.
@@ -126,7 +119,7 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>) {
     }
     let client_id = format!("throwaway-{n}");
     if route.starts_with("/v1/admin/clients/{id}") {
-        new_client(s, json!({"id": client_id, "name": "临时", "role": "auditor"})).await;
+        s.new_client(json!({"id": client_id, "name": "临时", "role": "auditor"})).await;
     }
     let path = route
         .replace("/licence-types/{code}", &format!("/licence-types/{BUSINESS_LICENCE}"))
@@ -164,18 +157,15 @@ async fn every_route_every_role() {
     let (_, items) = s.get(None, "/v1/service-items").await;
     assert!(items["service_items"].as_array().unwrap().iter().any(|i| i["code"] == "440300-XK-0001"), "{items}");
     let tokens = Tokens {
-        scoped: new_client(
-            &s,
-            json!({"id": "scjg-food", "name": "食品许可系统", "role": "issuer", "uscc": "11440300MB2000100X",
+        scoped: s
+            .new_client(
+                json!({"id": "scjg-food", "name": "食品许可系统", "role": "issuer", "uscc": "11440300MB2000100X",
                    "types": ["11100000MB00001073003"]}),
-        )
-        .await,
-        holder_channel: new_client(&s, json!({"id": "app", "name": "政务App", "role": "holder_channel"})).await,
-        disabled: new_client(
-            &s,
-            json!({"id": "scjg-old", "name": "旧系统", "role": "issuer", "uscc": "11440300MB2000100X"}),
-        )
-        .await,
+            )
+            .await,
+        disabled: s
+            .new_client(json!({"id": "scjg-old", "name": "旧系统", "role": "issuer", "uscc": "11440300MB2000100X"}))
+            .await,
     };
     let (st, v) = s.post(Some(ADMIN), "/v1/admin/clients/scjg-old/disable", &json!({"reason": "下线"})).await;
     assert_eq!(st, 200, "{v}");

@@ -12,6 +12,10 @@ pub const OTHER_ISSUER: &str = "dev-token-mzj-issuer-0001";
 pub const ADMIN: &str = "dev-token-admin-0001";
 pub const AUDITOR: &str = "dev-token-auditor-0001";
 pub const VERIFIER: &str = "dev-token-zwfw-verifier-0001";
+/// The demo holder channel (the government app's backend).
+pub const HOLDER_CHANNEL: &str = "dev-token-app-holder-0001";
+/// 住房和城乡建设局's counter: a verifier whose scope is 结婚证 and 不动产权证书.
+pub const HOUSING_VERIFIER: &str = "dev-token-zjj-verifier-0001";
 pub const BUSINESS_LICENCE: &str = "11100000MB00001073001";
 pub const MARRIAGE: &str = "11100000MB0000502A001";
 
@@ -95,6 +99,13 @@ impl Server {
         let (status, v) = self.get(Some(ADMIN), &format!("/v1/licences/{id}")).await;
         assert_eq!(status, 200, "{v}");
         v["qr_payload"].as_str().unwrap().to_string()
+    }
+
+    /// Registers a client through the admin API; returns its token.
+    pub async fn new_client(&self, body: Value) -> String {
+        let (status, v) = self.post(Some(ADMIN), "/v1/admin/clients", &body).await;
+        assert_eq!(status, 201, "{v}");
+        v["token"].as_str().unwrap().to_string()
     }
 
     /// Tries to issue a business licence with `token`; returns the status.

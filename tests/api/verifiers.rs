@@ -7,9 +7,6 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-pub const HOLDER_CHANNEL: &str = "dev-token-app-holder-0001";
-/// 住房和城乡建设局's counter: scope 结婚证 and 不动产权证书.
-pub const HOUSING_VERIFIER: &str = "dev-token-zjj-verifier-0001";
 const DISABILITY: &str = "11100000MB0000609M001";
 const PROPERTY: &str = "11100000MB0000705Y001";
 const PROPERTY_ISSUER: &str = "dev-token-zrzy-issuer-0001";
@@ -68,12 +65,6 @@ pub fn lookup_body(holder_type: &str, holder: &str) -> Value {
            "biz_num": "GZF-2026-000123", "officer": {"name": "周敏", "staff_no": "ZW0419"}})
 }
 
-async fn admin_client(s: &Server, body: Value) -> String {
-    let (st, v) = s.post(Some(ADMIN), "/v1/admin/clients", &body).await;
-    assert_eq!(st, 201, "{v}");
-    v["token"].as_str().unwrap().to_string()
-}
-
 fn used_leaves(s: &Server) -> usize {
     let size = s.vault.head().size;
     (0..size).filter(|i| s.vault.leaf(*i).unwrap().unwrap().event.kind == "licence.used").count()
@@ -109,9 +100,7 @@ async fn lookups_show_what_the_sharing_class_allows() {
     assert!(m.get("document").is_none(), "a verifier gets the face, not the signed document");
 
     // A verifier whose scope lists only 不动产权证书: the conditional 结婚证 is absent.
-    let property_only = admin_client(
-        &s,
-        json!({"id": "bdc-window", "name": "不动产窗口", "role": "verifier", "uscc": "11440300MB2000901E", "types": [PROPERTY]}),
+    let property_only = s.new_client(json!({"id": "bdc-window", "name": "不动产窗口", "role": "verifier", "uscc": "11440300MB2000901E", "types": [PROPERTY]}),
     )
     .await;
     let (st, v) = s.post(Some(&property_only), "/v1/holders/licences", &lookup_body("111", CITIZEN)).await;
@@ -119,11 +108,9 @@ async fn lookups_show_what_the_sharing_class_allows() {
     assert_eq!(ids(&v), vec![home_id.clone()]);
 
     // `none`: only a verifier of the issuing department sees it.
-    let cl_verifier = admin_client(
-        &s,
-        json!({"id": "cl-window", "name": "残联窗口", "role": "verifier", "uscc": "11440300MB2000602G"}),
-    )
-    .await;
+    let cl_verifier = s
+        .new_client(json!({"id": "cl-window", "name": "残联窗口", "role": "verifier", "uscc": "11440300MB2000602G"}))
+        .await;
     let (_, v) = s.post(Some(&cl_verifier), "/v1/holders/licences", &lookup_body("111", CITIZEN)).await;
     assert!(ids(&v).contains(&card_id), "{v}");
 
@@ -222,9 +209,7 @@ async fn one_window_check_then_the_citizen_sees_it() {
     assert_eq!(v["usage"]["records"], 2);
 
     // A verifier whose scope does not list 不动产权证书 gets not_shared, whatever exists.
-    let bl_only = admin_client(
-        &s,
-        json!({"id": "food-window", "name": "食品许可窗口", "role": "verifier", "uscc": "11440300MB2000901E", "types": [MARRIAGE]}),
+    let bl_only = s.new_client(json!({"id": "food-window", "name": "食品许可窗口", "role": "verifier", "uscc": "11440300MB2000901E", "types": [MARRIAGE]}),
     )
     .await;
     let (_, v) = s.post(Some(&bl_only), "/v1/service-items/440300-XK-0001/check", &with_owner).await;
@@ -568,9 +553,7 @@ async fn catalogue_changes_while_running_and_after_a_restart() {
     assert_eq!(v["satisfied"], true, "{v}");
 
     // 结婚证 made unconditional: a verifier whose scope does not list it now sees it.
-    let scoped = admin_client(
-        &s,
-        json!({"id": "bdc-window", "name": "不动产窗口", "role": "verifier", "uscc": "11440300MB2000901E", "types": [PROPERTY]}),
+    let scoped = s.new_client(json!({"id": "bdc-window", "name": "不动产窗口", "role": "verifier", "uscc": "11440300MB2000901E", "types": [PROPERTY]}),
     )
     .await;
     let (_, v) = s.post(Some(&scoped), "/v1/holders/licences", &lookup_body("111", CITIZEN)).await;
