@@ -244,6 +244,8 @@ pub struct Sequencer {
     stop: Arc<AtomicBool>,
     worker: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     stats: Arc<Stats>,
+    /// From start-up's tail check: the newest leaf about each licence in the checked tail.
+    tail_licences: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Sequencer {
@@ -257,10 +259,11 @@ impl Sequencer {
     ) -> Result<Self, SequencerError> {
         let tail = Tail::load(store.as_ref())?;
         let origin = signer.name().to_string();
+        let mut tail_licences = HashMap::new();
         let head = match store.get(Cf::Meta, META_CHECKPOINT)? {
             Some(note) => {
                 let note = String::from_utf8(note).map_err(|_| SequencerError::Corrupt("checkpoint".into()))?;
-                check_stored(store.as_ref(), &note, &origin, &signer.public_key(), &tail, tail_leaves)?;
+                tail_licences = check_stored(store.as_ref(), &note, &origin, &signer.public_key(), &tail, tail_leaves)?;
                 Head { size: tail.tree.size(), root: tail.tree.root(), checkpoint: note }
             }
             None => {
@@ -294,7 +297,21 @@ impl Sequencer {
             .name("sequencer".into())
             .spawn(move || worker.run(rx))
             .map_err(|e| SequencerError::Write(e.to_string()))?;
-        Ok(Self { jobs: tx, head, cache, store, stop, worker: Arc::new(Mutex::new(Some(handle))), stats })
+        Ok(Self {
+            jobs: tx,
+            head,
+            cache,
+            store,
+            stop,
+            worker: Arc::new(Mutex::new(Some(handle))),
+            stats,
+            tail_licences: Arc::new(Mutex::new(tail_licences)),
+        })
+    }
+
+    /// The newest leaf about each licence among the leaves start-up checked (taken once).
+    pub fn take_tail_licences(&self) -> HashMap<String, u64> {
+        std::mem::take(&mut *self.tail_licences.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Finishes the batch in progress, refuses what is still queued, and waits for the sequencer
@@ -383,7 +400,7 @@ pub fn check_stored(
     public_key: &[u8; 32],
     tail: &Tail,
     tail_leaves: u64,
-) -> Result<(), SequencerError> {
+) -> Result<HashMap<String, u64>, SequencerError> {
     let corrupt = |why: String| SequencerError::Corrupt(why);
     let verifier = Verifier::from_key(origin, public_key).map_err(|e| corrupt(e.to_string()))?;
     let cp = Checkpoint::open(note, &verifier).map_err(|e| {
@@ -412,9 +429,15 @@ pub fn check_stored(
     } else {
         leaf_hash(&store.get(Cf::Leaves, &(first - 1).to_be_bytes())?.unwrap_or_default())
     };
-    for index in first..size {
-        let bytes =
-            store.get(Cf::Leaves, &index.to_be_bytes())?.ok_or_else(|| corrupt(format!("leaf {index} is missing")))?;
+    // The newest leaf about each licence the tail touches: the vault checks those records.
+    let mut newest = HashMap::new();
+    let mut expected = first;
+    for item in crate::store::stored_leaves(store, first, size) {
+        let (index, bytes) = item?;
+        if index != expected {
+            return Err(corrupt(format!("leaf {expected} is missing")));
+        }
+        expected += 1;
         let hash = leaf_hash(&bytes);
         if nodes.node(0, index) != Some(hash) {
             return Err(corrupt(format!("leaf {index} does not hash to the signed tree: it was altered")));
@@ -431,8 +454,14 @@ pub fn check_stored(
                 index.wrapping_sub(1)
             )));
         }
+        if let Some(l) = leaf.licence {
+            newest.insert(l, index);
+        }
         tree.append(hash);
         prev = hash;
+    }
+    if expected != size {
+        return Err(corrupt(format!("leaf {expected} is missing")));
     }
     if tree.root() != cp.root {
         return Err(corrupt(format!(
@@ -440,7 +469,7 @@ pub fn check_stored(
             size - first
         )));
     }
-    Ok(())
+    Ok(newest)
 }
 
 fn sign_head(signer: &dyn NoteSigner, origin: &str, size: u64, root: Hash) -> Head {

@@ -238,7 +238,7 @@ impl Vault {
             annotation_keys: RwLock::new(annotation_keys),
             catalogue_changes: tokio::sync::Mutex::new(()),
         });
-        vault.check_tail_records(tail_check)?;
+        vault.check_tail_records()?;
         vault.check_keys().await?;
         vault.log_if_changed(META_CATALOGUE, catalogue_sha256, "catalogue.loaded").await?;
         vault.log_if_changed(META_TRUST, trust_hash, "trust.loaded").await?;
@@ -335,17 +335,10 @@ impl Vault {
     /// The records of the licences that the newest `tail` leaves are about must name the newest
     /// of those leaves as their last: a record rolled back to an earlier, self-consistent state
     /// is refused at start (older ones: `licvault check`).
-    fn check_tail_records(&self, tail: u64) -> Result<(), VaultError> {
-        let size = self.head().size;
-        let first = size.saturating_sub(tail);
-        let mut newest: HashMap<String, u64> = HashMap::new();
-        for item in crate::store::stored_leaves(self.store.as_ref(), first, size) {
-            let (index, bytes) = item?;
-            if let Some(l) = Leaf::decode(&bytes).ok().and_then(|l| l.licence) {
-                newest.insert(l, index);
-            }
-        }
-        for (id, index) in newest {
+    fn check_tail_records(&self) -> Result<(), VaultError> {
+        // The sequencer read and checked those leaves at its start; it hands over what they
+        // are about rather than have them read again.
+        for (id, index) in self.seq.take_tail_licences() {
             let rec = self
                 .store
                 .get(Cf::Licences, id.as_bytes())?
