@@ -92,6 +92,27 @@ impl Stats {
     }
 }
 
+/// Why the sequencer cannot commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unable {
+    /// Its thread has ended.
+    Stopped,
+    /// A write failed and the tail could not be reloaded: nothing more is written until restart.
+    Halted,
+    /// The last write failed (this error) and none has succeeded since; the next may.
+    WriteFailing(String),
+}
+
+impl std::fmt::Display for Unable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Stopped => write!(f, "the sequencer thread has stopped"),
+            Self::Halted => write!(f, "a write failed and the log tail could not be reloaded; restart the server"),
+            Self::WriteFailing(e) => write!(f, "the last write failed: {e}"),
+        }
+    }
+}
+
 /// The latest committed, signed head.
 #[derive(Debug, Clone)]
 pub struct Head {
@@ -337,16 +358,15 @@ impl Sequencer {
         self.worker.lock().map(|h| h.as_ref().is_some_and(|h| !h.is_finished())).unwrap_or(false)
     }
 
-    /// Why the sequencer cannot commit now, if it cannot: its thread has ended, it halted after
-    /// a failed write, or the last write failed and none has succeeded since.
-    pub fn unable_to_commit(&self) -> Option<String> {
+    /// Why the sequencer cannot commit now, if it cannot.
+    pub fn unable_to_commit(&self) -> Option<Unable> {
         if !self.running() {
-            return Some("the sequencer thread has stopped".into());
+            return Some(Unable::Stopped);
         }
         if self.stats.halted.load(Ordering::SeqCst) {
-            return Some("a write failed and the log tail could not be reloaded; restart the server".into());
+            return Some(Unable::Halted);
         }
-        self.stats.write_error().map(|e| format!("the last write failed: {e}"))
+        self.stats.write_error().map(Unable::WriteFailing)
     }
 
     /// The tree's nodes, for proofs: recent ones from memory, the rest from the store.

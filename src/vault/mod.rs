@@ -465,15 +465,14 @@ impl Vault {
             tracing::warn!(error = %e, "not ready: storage does not answer reads");
             return Err("storage does not answer reads");
         }
-        let Some(why) = self.seq.unable_to_commit() else { return Ok(()) };
-        let stats = self.seq.stats();
-        if !self.seq.running()
-            || stats.halted.load(std::sync::atomic::Ordering::SeqCst)
-            || stats.write_error().is_none()
-        {
-            tracing::warn!(reason = %why, "not ready");
-            return Err("the sequencer has stopped; restart the server");
-        }
+        let why = match self.seq.unable_to_commit() {
+            None => return Ok(()),
+            Some(why @ crate::log::sequencer::Unable::WriteFailing(_)) => why,
+            Some(why) => {
+                tracing::warn!(reason = %why, "not ready");
+                return Err("the sequencer has stopped; restart the server");
+            }
+        };
         let now = std::time::Instant::now();
         {
             let mut last = self.last_probe.lock().unwrap_or_else(|p| p.into_inner());
