@@ -156,35 +156,37 @@ impl Vault {
         if client.role != Role::Admin {
             return Err(VaultError::Forbidden("only an administrator changes the catalogue".into()));
         }
-        let vault = self.clone();
         let actor = client.id.clone();
-        let task = tokio::spawn(async move {
-            let _one = vault.catalogue_changes.lock().await;
-            // The definition logged is the one the catalogue keeps, so a replay at start-up
-            // gives the same catalogue.
-            let (next, kept, unchanged) = change.apply(&vault.catalogue())?;
-            if unchanged {
-                return Ok(CatalogueChange { log_index: None, definition: kept });
-            }
-            let (kind, code, text) = (kept.kind(), kept.code().to_string(), kept.to_json()?);
-            let (index, _) = vault
-                .seq
-                .submit(move |tx| {
-                    let index = tx.append(
-                        Event::new(kind)
-                            .text("code", code.as_str())
-                            .bytes("sha256", &sha256(text.as_bytes()))
-                            .text("definition", text)
-                            .text("actor", actor.as_str()),
-                    );
-                    tx.put(Cf::Meta, [CHANGE_PREFIX, &index.to_be_bytes()].concat(), Vec::new());
-                    Ok::<_, VaultError>(index)
-                })
-                .await?;
-            let index = index?;
-            *vault.catalogue.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
-            Ok(CatalogueChange { log_index: Some(index), definition: kept })
-        });
-        task.await.map_err(|e| VaultError::Internal(format!("catalogue change: {e}")))?
+        self.serially(
+            |v| &v.catalogue_changes,
+            "catalogue change",
+            |vault| async move {
+                // The definition logged is the one the catalogue keeps, so a replay at start-up
+                // gives the same catalogue.
+                let (next, kept, unchanged) = change.apply(&vault.catalogue())?;
+                if unchanged {
+                    return Ok(CatalogueChange { log_index: None, definition: kept });
+                }
+                let (kind, code, text) = (kept.kind(), kept.code().to_string(), kept.to_json()?);
+                let (index, _) = vault
+                    .seq
+                    .submit(move |tx| {
+                        let index = tx.append(
+                            Event::new(kind)
+                                .text("code", code.as_str())
+                                .bytes("sha256", &sha256(text.as_bytes()))
+                                .text("definition", text)
+                                .text("actor", actor.as_str()),
+                        );
+                        tx.put(Cf::Meta, [CHANGE_PREFIX, &index.to_be_bytes()].concat(), Vec::new());
+                        Ok::<_, VaultError>(index)
+                    })
+                    .await?;
+                let index = index?;
+                *vault.catalogue.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+                Ok(CatalogueChange { log_index: Some(index), definition: kept })
+            },
+        )
+        .await
     }
 }

@@ -99,12 +99,7 @@ impl Vault {
         F: FnOnce(Arc<Self>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, VaultError>> + Send + 'static,
     {
-        let vault = self.clone();
-        let task = tokio::spawn(async move {
-            let _serial = vault.client_changes.lock().await;
-            change(vault.clone()).await
-        });
-        task.await.map_err(|e| VaultError::Internal(format!("client change: {e}")))?
+        self.serially(|v| &v.client_changes, "client change", change).await
     }
 
     /// Registers a client. With `token: None` a random token is made. Returns the token: the only

@@ -182,36 +182,38 @@ impl Vault {
     /// its end even if the caller goes away: a changed trust list is logged first, and only
     /// then put in force.
     pub async fn reload_keys(self: &Arc<Self>) -> Result<Vec<SealInfo>, VaultError> {
-        let vault = self.clone();
-        let task = tokio::spawn(async move {
-            let _one = vault.key_reloads.lock().await;
-            let dir = vault
-                .keys_dir
-                .as_ref()
-                .ok_or_else(|| VaultError::KeysInvalid("this vault was not loaded from a key directory".into()))?;
-            let new = Keyring::load(dir).map_err(|e| VaultError::KeysInvalid(e.to_string()))?;
-            let old = vault.keyring();
-            if new.trust.root_der() != old.trust.root_der() {
-                return Err(VaultError::KeysInvalid(
-                    "the root certificate differs from the one in force; a new root needs a restart".into(),
-                ));
-            }
-            if let Some(gone) = old.trust.departments().find(|c| new.trust.department(&c.kid).is_none()) {
-                return Err(VaultError::KeysInvalid(format!(
-                    "the certificate of {} (kid {}) is missing: documents it signed would stop verifying",
-                    gone.name,
-                    hex::encode(gone.kid)
-                )));
-            }
-            vault.log_if_changed(super::META_TRUST, new.trust_hash(), "trust.loaded").await?;
-            let summary = new.summary(super::unix_now());
-            match vault.keys.write() {
-                Ok(mut k) => *k = Arc::new(new),
-                Err(p) => *p.into_inner() = Arc::new(new),
-            }
-            tracing::info!(seals = summary.len(), "keys reloaded");
-            Ok(summary)
-        });
-        task.await.map_err(|e| VaultError::Internal(format!("key reload: {e}")))?
+        self.serially(
+            |v| &v.key_reloads,
+            "key reload",
+            |vault| async move {
+                let dir = vault
+                    .keys_dir
+                    .as_ref()
+                    .ok_or_else(|| VaultError::KeysInvalid("this vault was not loaded from a key directory".into()))?;
+                let new = Keyring::load(dir).map_err(|e| VaultError::KeysInvalid(e.to_string()))?;
+                let old = vault.keyring();
+                if new.trust.root_der() != old.trust.root_der() {
+                    return Err(VaultError::KeysInvalid(
+                        "the root certificate differs from the one in force; a new root needs a restart".into(),
+                    ));
+                }
+                if let Some(gone) = old.trust.departments().find(|c| new.trust.department(&c.kid).is_none()) {
+                    return Err(VaultError::KeysInvalid(format!(
+                        "the certificate of {} (kid {}) is missing: documents it signed would stop verifying",
+                        gone.name,
+                        hex::encode(gone.kid)
+                    )));
+                }
+                vault.log_if_changed(super::META_TRUST, new.trust_hash(), "trust.loaded").await?;
+                let summary = new.summary(super::unix_now());
+                match vault.keys.write() {
+                    Ok(mut k) => *k = Arc::new(new),
+                    Err(p) => *p.into_inner() = Arc::new(new),
+                }
+                tracing::info!(seals = summary.len(), "keys reloaded");
+                Ok(summary)
+            },
+        )
+        .await
     }
 }

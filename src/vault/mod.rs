@@ -497,6 +497,28 @@ impl Vault {
         }
     }
 
+    /// Runs `work` in a task of its own while holding the mutex `lock` picks: changes of one kind
+    /// (clients, keys, the catalogue) happen one at a time, and each completes even if the
+    /// caller's future is dropped halfway (an HTTP client that goes away).
+    pub(crate) async fn serially<T, F, Fut>(
+        self: &Arc<Self>,
+        lock: fn(&Vault) -> &tokio::sync::Mutex<()>,
+        what: &'static str,
+        work: F,
+    ) -> Result<T, VaultError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Self>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, VaultError>> + Send + 'static,
+    {
+        let vault = self.clone();
+        let task = tokio::spawn(async move {
+            let _one = lock(&vault).lock().await;
+            work(vault.clone()).await
+        });
+        task.await.map_err(|e| VaultError::Internal(format!("{what}: {e}")))?
+    }
+
     pub fn sequencer_stats(&self) -> &crate::log::sequencer::Stats {
         self.seq.stats()
     }
