@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::leaf::ChainCheck;
 use super::merkle::{leaf_hash, Nodes};
 use super::note::{Checkpoint, Verifier};
-use crate::store::{Cf, Store, StoredNodes};
+use crate::store::{keys, Cf, Store, StoredNodes};
 
 /// The state of one licence as its leaves leave it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,23 +65,21 @@ impl IndexDigests {
         let ev = &leaf.event;
         match ev.kind.as_str() {
             "licence.issued" => {
-                let id = leaf.licence.as_deref().unwrap_or_default().as_bytes();
+                let id = leaf.licence.as_deref().unwrap_or_default();
                 let holders = ev.get_bytes("holder").into_iter().chain(ev.get_bytes("co_holders"));
                 for h in holders.flat_map(|b| b.chunks(32)) {
-                    self.holders.add(&[h, id].concat(), b"");
+                    self.holders.add(&keys::holder(h, id), b"");
                 }
             }
             "licence.used" | "holder.queried" => {
                 for h in ev.get_bytes("holders").unwrap_or_default().chunks(32) {
-                    self.usage.add(&[h, &(!index).to_be_bytes()].concat(), b"");
+                    self.usage.add(&keys::usage(h, index), b"");
                 }
                 if let Some(sha) = ev.get_bytes("copy_sha256") {
-                    self.copies.add(&[b"c/".as_slice(), sha].concat(), &index.to_be_bytes());
+                    self.copies.add(&keys::copy(sha), &index.to_be_bytes());
                 }
             }
-            "catalogue.type" | "catalogue.item" => {
-                self.catalogue.add(&[b"cat/".as_slice(), &index.to_be_bytes()].concat(), b"")
-            }
+            "catalogue.type" | "catalogue.item" => self.catalogue.add(&keys::catalogue_change(index), b""),
             _ => {}
         }
     }
@@ -198,8 +196,8 @@ pub fn stored_indexes(store: &dyn Store) -> Result<IndexDigests, String> {
     };
     digest(Cf::Holders, b"", &mut d.holders)?;
     digest(Cf::Usage, b"", &mut d.usage)?;
-    digest(Cf::Docs, b"c/", &mut d.copies)?;
-    digest(Cf::Meta, b"cat/", &mut d.catalogue)?;
+    digest(Cf::Docs, &keys::copy(b""), &mut d.copies)?;
+    digest(Cf::Meta, keys::CATALOGUE_CHANGE, &mut d.catalogue)?;
     Ok(d)
 }
 

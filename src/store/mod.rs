@@ -80,6 +80,33 @@ impl Batch {
     }
 }
 
+/// Keys of the index rows derived from leaves (spec/formats.md §4), built here once for the
+/// writers in `vault` and for `licvault check` (`log::replay`), which re-derives them.
+pub mod keys {
+    /// `holders`: holder commitment ‖ licence id.
+    pub fn holder(commitment: &[u8], licence: &str) -> Vec<u8> {
+        [commitment, licence.as_bytes()].concat()
+    }
+
+    /// `usage`: holder commitment ‖ ¬leaf index (u64 BE): a holder's uses, newest first.
+    pub fn usage(commitment: &[u8], index: u64) -> Vec<u8> {
+        [commitment, &(!index).to_be_bytes()].concat()
+    }
+
+    /// `docs`: `c/` ‖ an annotated copy's SHA-256 (the value is its usage leaf's index).
+    pub fn copy(sha256: &[u8]) -> Vec<u8> {
+        [b"c/".as_slice(), sha256].concat()
+    }
+
+    /// `meta` prefix of the catalogue-change pointers.
+    pub const CATALOGUE_CHANGE: &[u8] = b"cat/";
+
+    /// `meta`: `cat/` ‖ leaf index (u64 BE): a pointer to a catalogue-change leaf.
+    pub fn catalogue_change(index: u64) -> Vec<u8> {
+        [CATALOGUE_CHANGE, &index.to_be_bytes()].concat()
+    }
+}
+
 /// A key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 

@@ -15,6 +15,7 @@ use crate::domain::annotation::{Annotation, Face, MAX_COPY_DAYS};
 use crate::domain::{text, LicenceId, Status};
 use crate::log::leaf::Event;
 use crate::log::merkle::Hash;
+use crate::store::keys::copy as copy_key;
 use crate::store::Cf;
 
 /// `meta` rows `annotation-keys/` ‖ kid → public key: every annotation key this log has recorded
@@ -47,11 +48,6 @@ pub struct AnnotatedCopy {
     pub sha256: Hash,
     /// Index of the `licence.used` leaf that records it.
     pub log_index: u64,
-}
-
-/// `docs` row that finds the usage leaf of a copy by the copy's SHA-256.
-fn copy_key(sha: &Hash) -> Vec<u8> {
-    [b"c/".as_slice(), sha].concat()
 }
 
 impl Vault {

@@ -15,7 +15,7 @@ use crate::store::{Cf, Store};
 
 /// `meta` rows `cat/` ‖ leaf index (u64 BE) → empty: pointers to the leaves that logged a
 /// catalogue change, in the order they were made. The definitions are read from the leaves.
-const CHANGE_PREFIX: &[u8] = b"cat/";
+const CHANGE_PREFIX: &[u8] = crate::store::keys::CATALOGUE_CHANGE;
 
 /// A definition for the catalogue: a licence type or a service item. Serialized as
 /// `{"licence_type": …}` or `{"service_item": …}`.
@@ -178,7 +178,7 @@ impl Vault {
                                 .text("definition", text)
                                 .text("actor", actor.as_str()),
                         );
-                        tx.put(Cf::Meta, [CHANGE_PREFIX, &index.to_be_bytes()].concat(), Vec::new());
+                        tx.put(Cf::Meta, crate::store::keys::catalogue_change(index), Vec::new());
                         Ok::<_, VaultError>(index)
                     })
                     .await?;

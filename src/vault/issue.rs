@@ -433,9 +433,9 @@ impl Vault {
                 record.last_index = index;
                 tx.put(Cf::Licences, id.clone().into_bytes(), json(&record)?);
                 tx.put(Cf::Docs, doc_key(&id), doc);
-                tx.put(Cf::Holders, [commitment.as_slice(), id.as_bytes()].concat(), Vec::new());
+                tx.put(Cf::Holders, crate::store::keys::holder(&commitment, &id), Vec::new());
                 for co in co_commitments.chunks(32) {
-                    tx.put(Cf::Holders, [co, id.as_bytes()].concat(), Vec::new());
+                    tx.put(Cf::Holders, crate::store::keys::holder(co, &id), Vec::new());
                 }
                 if let Some((row, sha)) = idem {
                     tx.put(

@@ -13,6 +13,7 @@ use crate::domain::{text, HolderId, Licence};
 use crate::log::leaf::{Event, Leaf};
 use crate::log::merkle::Hash;
 use crate::log::sequencer::Head;
+use crate::store::keys::usage as usage_key;
 use crate::store::Cf;
 
 /// Longest use reason, in characters (DESIGN §5).
@@ -134,11 +135,6 @@ pub fn no_citizen_number(field: &str, value: &str) -> Result<(), VaultError> {
         return Err(VaultError::PersonalNumber(field.to_string()));
     }
     Ok(())
-}
-
-/// Key of a usage index row: newest first under each holder.
-fn usage_key(holder: &Hash, index: u64) -> Vec<u8> {
-    [holder.as_slice(), &(!index).to_be_bytes()].concat()
 }
 
 impl Vault {
