@@ -639,10 +639,11 @@ fn verify_offline(input: &str, trust_dir: &Path) -> Result<ExitCode> {
         Err(_) => vault::verify::decode_presented(input).map_err(anyhow::Error::msg)?,
     };
     match vault::verify::verify_offline(&trust, &document, vault::unix_now()) {
-        Ok((licence, cert, status)) => {
+        Ok(vault::verify::Checked { licence, cert, status, .. }) => {
             println!("signature: valid (signed by {} {}, kid {})", cert.name, cert.uscc, hex::encode(cert.kid));
             println!("licence:   {} {} ({})", licence.id, licence.type_name, licence.number);
-            println!("holder:    {} {}", licence.holder_name, licence.holder.masked());
+            let number = licence.holder.id.as_ref().map_or("(number not disclosed)".to_string(), |h| h.masked());
+            println!("holder:    {} {number}", licence.holder.name);
             println!("validity:  {}", status.as_str());
             println!("note:      offline verification cannot know whether the licence was suspended, revoked or");
             println!("           superseded since; POST /v1/verify asks the vault.");

@@ -34,7 +34,18 @@ pub enum CoseError {
 pub struct Envelope {
     sign1: CoseSign1,
     kid: [u8; 8],
+    /// The disclosures presented with the document (`DISCLOSURES`), each as received.
+    disclosures: Vec<Vec<u8>>,
 }
+
+/// Unprotected-header label under which a presented document carries the salted disclosures the
+/// holder chose (spec/formats.md §1.2): an array of byte strings, each one disclosure. The
+/// unprotected header is outside the signature, as SD-CWT's `sd_claims` is; each disclosure is
+/// bound by its digest in the signed payload instead. A private-use label (RFC 9052 §16.3).
+pub const DISCLOSURES: i64 = -65537;
+
+/// Most disclosures one presented document may carry (a licence has a few dozen values at most).
+pub const MAX_DISCLOSURES: usize = 64;
 
 /// Signs `payload` (deterministic CBOR of the CWT claims) into tagged COSE_Sign1 bytes.
 pub fn sign(signer: &Ed25519Signer, payload: Vec<u8>) -> Vec<u8> {
@@ -46,6 +57,18 @@ pub fn sign(signer: &Ed25519Signer, payload: Vec<u8>) -> Vec<u8> {
         .build();
     // Encoding a structure we just built only allocates: it cannot fail.
     sign1.to_tagged_vec().expect("encoding a fresh COSE_Sign1 does not fail")
+}
+
+/// `document` (a COSE_Sign1 as issued) with `disclosures` in its unprotected header: what a
+/// holder presents. The signature is untouched.
+pub fn with_disclosures(document: &[u8], disclosures: &[&[u8]]) -> Result<Vec<u8>, CoseError> {
+    let mut sign1 = CoseSign1::from_tagged_slice(document).map_err(|e| CoseError::Malformed(e.to_string()))?;
+    sign1.unprotected.rest.retain(|(label, _)| *label != coset::Label::Int(DISCLOSURES));
+    if !disclosures.is_empty() {
+        let items = disclosures.iter().map(|d| ciborium::Value::Bytes(d.to_vec())).collect();
+        sign1.unprotected.rest.push((coset::Label::Int(DISCLOSURES), ciborium::Value::Array(items)));
+    }
+    sign1.to_tagged_vec().map_err(|e| CoseError::Malformed(e.to_string()))
 }
 
 impl Envelope {
@@ -88,7 +111,41 @@ impl Envelope {
                 return Err(CoseError::Critical(format!("{label:?}")));
             }
         }
-        Ok(Self { sign1, kid })
+        let mut disclosures = Vec::new();
+        for (label, value) in &sign1.unprotected.rest {
+            match (label, value) {
+                (coset::Label::Int(DISCLOSURES), ciborium::Value::Array(items)) if items.len() <= MAX_DISCLOSURES => {
+                    for item in items {
+                        match item {
+                            ciborium::Value::Bytes(b) => disclosures.push(b.clone()),
+                            _ => return Err(CoseError::Malformed("a disclosure must be a byte string".into())),
+                        }
+                    }
+                }
+                (coset::Label::Int(DISCLOSURES), _) => {
+                    return Err(CoseError::Malformed(format!(
+                        "disclosures must be an array of at most {MAX_DISCLOSURES} byte strings"
+                    )))
+                }
+                // Other unprotected parameters are unsigned hints; none is acted on.
+                _ => {}
+            }
+        }
+        Ok(Self { sign1, kid, disclosures })
+    }
+
+    /// The disclosures presented with the document, as received (not yet checked against the
+    /// payload's digests).
+    pub fn disclosures(&self) -> &[Vec<u8>] {
+        &self.disclosures
+    }
+
+    /// The document as issued: tagged, with an empty unprotected header (what the log's document
+    /// hash covers when the vault made it).
+    pub fn issued_bytes(&self) -> Vec<u8> {
+        let mut bare = self.sign1.clone();
+        bare.unprotected = coset::Header::default();
+        bare.to_tagged_vec().unwrap_or_default()
     }
 
     pub fn kid(&self) -> [u8; 8] {

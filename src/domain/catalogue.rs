@@ -53,10 +53,39 @@ pub struct FieldDef {
     pub max_len: usize,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
-    /// Personal data of someone other than the holder: stored and signed, never shown on the public
-    /// verification page, to verifiers or on annotated copies (the issuer and the holder see it).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub personal: bool,
+    /// Whose personal data the field holds, if anyone's: absent for the public face of a licence.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "personal")]
+    pub personal: Option<Personal>,
+}
+
+/// Personal data on a licence's face (`personal` of a field in the catalogue). Either kind is
+/// in the signed document only as a salted digest (selective disclosure, spec/formats.md §1):
+/// it reaches a QR code, a presentation or a public verdict only when the holder discloses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Personal {
+    /// The holder's own (birth date, sex, the address of a natural person): a verifying
+    /// department that looked the holder up by number sees it.
+    Holder,
+    /// Someone else's (a spouse's ID number, the parents' names): shown to the issuer and the
+    /// holder only; never to verifiers or on annotated copies.
+    Other,
+}
+
+/// `personal` as the catalogue writes it: `"holder"` or `"other"`; `true`, the form of catalogues
+/// (and logged catalogue changes) from before the two kinds, reads as `"other"`.
+fn personal<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Personal>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Flag(bool),
+        Kind(Personal),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::Flag(true) => Some(Personal::Other),
+        Raw::Flag(false) => None,
+        Raw::Kind(k) => Some(k),
+    })
 }
 
 fn default_max_len() -> usize {
@@ -426,9 +455,9 @@ impl LicenceType {
         self.issuers.iter().any(|i| i == issuer)
     }
 
-    /// Names of fields that must not be shown on public pages.
-    pub fn personal_fields(&self) -> impl Iterator<Item = &str> {
-        self.fields.iter().filter(|f| f.personal).map(|f| f.name.as_str())
+    /// Whose personal data field `name` holds (`None`: public face, or no such field).
+    pub fn personal(&self, name: &str) -> Option<Personal> {
+        self.fields.iter().find(|f| f.name == name).and_then(|f| f.personal)
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod annotation;
 pub mod catalogue;
+pub mod disclosure;
 pub mod holder;
 pub mod licence;
 pub mod licence_id;
@@ -10,8 +11,9 @@ pub mod status;
 pub mod text;
 
 pub use catalogue::{Catalogue, FieldError, LicenceType, ServiceItem, Sharing};
+pub use disclosure::{Disclosure, DisclosureKey};
 pub use holder::{HolderError, HolderId, HolderType, Uscc};
-pub use licence::{CoHolder, Licence, LicenceError};
+pub use licence::{CoHolder, Licence, LicenceError, Presented, ShownHolder, StatusRef};
 pub use licence_id::{LicenceId, LicenceIdError, TypeCode};
 pub use status::Status;
 pub use text::TextError;

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::licences::{licence_json, read_view, status_view, Disclosure, LicenceView, ReadView, StatusView};
+use super::licences::{licence_json, read_view, status_view, Audience, LicenceView, ReadView, StatusView};
 use super::{ApiError, ApiJson, AppState, HolderChannelCaller, VerifierCaller};
 use crate::domain::{Catalogue, HolderId, Status};
 use crate::vault::lookup::{Filter, Found, Outcome, DEFAULT_PAGE, MAX_PAGE};
@@ -101,7 +101,7 @@ fn shared_view<'a>(catalogue: &Catalogue, f: &'a Found, typed: &[HolderId]) -> S
     let ty = catalogue.licence_type(f.licence.id.type_code().as_str());
     SharedView {
         doc_sha256: &f.record.doc_sha256,
-        licence: licence_json(&f.licence, Disclosure::Verifier(typed, ty)),
+        licence: licence_json(&f.licence, Audience::Verifier(typed, ty)),
         log: SharedLog { index: f.record.issued_index, usage_index: f.usage_index },
         status: status_view(&f.record, &f.licence),
     }
@@ -325,9 +325,16 @@ async fn wallet(
     let after = cursor_in(req.cursor.as_deref())?;
     let filter = Filter { types: req.types, statuses: req.status };
     let page = s.vault.wallet(&client, &holder, &filter, after.as_deref(), limit)?;
+    let disclosures =
+        page.found.iter().map(|f| s.vault.salted_disclosures(&f.licence.id)).collect::<Result<Vec<_>, _>>()?;
     Ok(Json(WalletAnswer {
         holder: (&holder).into(),
-        licences: page.found.iter().map(|f| read_view(&f.licence, &f.record, &f.document)).collect(),
+        licences: page
+            .found
+            .iter()
+            .zip(&disclosures)
+            .map(|(f, d)| read_view(&f.licence, &f.record, &f.document, d))
+            .collect(),
         next_cursor: page.next_after.as_deref().map(cursor_out),
     })
     .into_response())

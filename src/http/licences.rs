@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiJson, AppState, Caller};
+use crate::domain::catalogue::Personal;
 use crate::domain::status::Action;
-use crate::domain::{cst_date, HolderId, Licence, LicenceId, LicenceType, Status};
+use crate::domain::{
+    cst_date, Disclosure, DisclosureKey, HolderId, Licence, LicenceId, LicenceType, Presented, ShownHolder, Status,
+};
 use crate::vault::{IssueRequest, Issued, LicenceRecord, RenewRequest, Vault};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
@@ -44,6 +47,9 @@ pub struct LicenceView<'a> {
     area_code: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     co_holders: Vec<HolderView<'a>>,
+    /// A presented document: the values the holder disclosed with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disclosed: Option<Vec<String>>,
     fields: BTreeMap<&'a str, &'a str>,
     holder: HolderView<'a>,
     id: String,
@@ -57,11 +63,15 @@ pub struct LicenceView<'a> {
     valid_from: String,
     valid_until: Option<String>,
     version: String,
+    /// A presented document: how many personal values it holds that were not disclosed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    withheld: Option<usize>,
 }
 
 #[derive(Serialize)]
 struct HolderView<'a> {
-    id: String,
+    /// `None` (null): a citizen's number the presented document withholds.
+    id: Option<String>,
     name: &'a str,
     #[serde(rename = "type")]
     kind: &'static str,
@@ -73,53 +83,119 @@ struct IssuerView<'a> {
     uscc: &'a str,
 }
 
-/// How much of a licence an answer shows. The partial views carry the licence's catalogue type
-/// (which names the personal fields to leave out), looked up by the caller from the catalogue it
-/// holds for the whole answer.
+/// Who a licence read from the vault is shown to. The verifier's view carries the licence's
+/// catalogue type (which names the personal fields to leave out), looked up by the caller from
+/// the catalogue it holds for the whole answer.
 #[derive(Clone, Copy)]
-pub enum Disclosure<'a> {
+pub enum Audience<'a> {
     /// The issuing department and the holder's own channel: everything.
     Full,
     /// A verifying department: holder numbers only where the clerk typed them (the rest
-    /// masked), no personal fields of other persons.
+    /// masked), the holder's own personal fields but none of other persons.
     Verifier(&'a [HolderId], Option<&'a LicenceType>),
-    /// The public verification answer: masked numbers, no personal fields.
-    Public(Option<&'a LicenceType>),
 }
 
-/// The licence for an answer, showing what `disclosure` allows.
-pub fn licence_json<'a>(l: &'a Licence, disclosure: Disclosure<'_>) -> LicenceView<'a> {
-    let hidden = |name: &str| match disclosure {
-        Disclosure::Full => false,
-        Disclosure::Verifier(_, ty) | Disclosure::Public(ty) => {
-            ty.is_some_and(|t| t.personal_fields().any(|p| p == name))
-        }
+/// A licence read from the vault, showing what `audience` may see.
+pub fn licence_json<'a>(l: &'a Licence, audience: Audience<'_>) -> LicenceView<'a> {
+    let shown = |name: &str| match audience {
+        Audience::Full => true,
+        // A type the catalogue does not know hides every field (fail closed).
+        Audience::Verifier(_, ty) => ty.is_some_and(|t| t.personal(name) != Some(Personal::Other)),
     };
-    let number = |h: &HolderId| match disclosure {
-        Disclosure::Full => h.number().to_string(),
-        Disclosure::Verifier(known, _) if known.contains(h) => h.number().to_string(),
+    let number = |h: &HolderId| match audience {
+        Audience::Full => h.number().to_string(),
+        Audience::Verifier(known, _) if known.contains(h) => h.number().to_string(),
         _ => h.masked(),
     };
     LicenceView {
-        area_code: &l.area_code,
         co_holders: l
             .co_holders
             .iter()
-            .map(|c| HolderView { id: number(&c.id), name: &c.name, kind: c.id.kind().code() })
+            .map(|c| HolderView { id: Some(number(&c.id)), name: &c.name, kind: c.id.kind().code() })
             .collect(),
-        fields: l.fields.iter().filter(|(k, _)| !hidden(k)).map(|(k, v)| (k.as_str(), v.as_str())).collect(),
-        holder: HolderView { id: number(&l.holder), name: &l.holder_name, kind: l.holder.kind().code() },
-        id: l.id.to_string(),
-        issued_at: crate::vault::rfc3339_s(l.issued_at),
-        issuer: IssuerView { name: &l.issuer_name, uscc: l.issuer().as_str() },
-        long_term: l.valid_until.is_none(),
-        number: &l.number,
-        predecessor: l.predecessor.as_ref().map(|p| p.to_string()),
-        type_code: l.id.type_code().as_str(),
-        type_name: &l.type_name,
-        valid_from: date(l.valid_from),
-        valid_until: l.valid_until.map(|e| date(e - 1)),
-        version: format!("{:03}", l.id.version()),
+        fields: l.fields.iter().filter(|(k, _)| shown(k)).map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        holder: HolderView { id: Some(number(&l.holder)), name: &l.holder_name, kind: l.holder.kind().code() },
+        ..common_view(&l.id, l, &l.area_code, &l.number, &l.type_name, &l.issuer_name)
+    }
+}
+
+/// A presented document for the public verification answer: what the holder disclosed with it,
+/// and of the values in clear those that are not personal. A document in the first format
+/// carries personal values in clear although the holder chose nothing: those are left out, and
+/// a citizen's number there is masked. A withheld number is null.
+pub fn presented_json<'a>(p: &'a Presented, ty: Option<&LicenceType>) -> LicenceView<'a> {
+    let shown = |name: &str| {
+        p.disclosed.contains(&DisclosureKey::Field(name.to_string())) || ty.is_some_and(|t| t.personal(name).is_none())
+    };
+    let number = |pos: usize, h: &ShownHolder| {
+        h.id.as_ref().map(|id| {
+            if p.disclosed.contains(&DisclosureKey::Holder(pos)) {
+                id.number().to_string()
+            } else {
+                id.masked()
+            }
+        })
+    };
+    LicenceView {
+        co_holders: p
+            .co_holders
+            .iter()
+            .enumerate()
+            .map(|(i, c)| HolderView { id: number(i + 1, c), name: &c.name, kind: c.kind.code() })
+            .collect(),
+        disclosed: Some(p.disclosed.iter().map(DisclosureKey::label).collect()),
+        fields: p.fields.iter().filter(|(k, _)| shown(k)).map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        holder: HolderView { id: number(0, &p.holder), name: &p.holder.name, kind: p.holder.kind.code() },
+        withheld: Some(p.withheld),
+        ..common_view(&p.id, p, &p.area_code, &p.number, &p.type_name, &p.issuer_name)
+    }
+}
+
+/// The times of a licence, whichever way it was read.
+pub trait Validity {
+    fn times(&self) -> (i64, i64, Option<i64>, Option<&LicenceId>);
+}
+
+impl Validity for Licence {
+    fn times(&self) -> (i64, i64, Option<i64>, Option<&LicenceId>) {
+        (self.issued_at, self.valid_from, self.valid_until, self.predecessor.as_ref())
+    }
+}
+
+impl Validity for Presented {
+    fn times(&self) -> (i64, i64, Option<i64>, Option<&LicenceId>) {
+        (self.issued_at, self.valid_from, self.valid_until, self.predecessor.as_ref())
+    }
+}
+
+/// The parts of a view that every audience sees alike.
+fn common_view<'a>(
+    id: &'a LicenceId,
+    times: &impl Validity,
+    area_code: &'a str,
+    number: &'a str,
+    type_name: &'a str,
+    issuer_name: &'a str,
+) -> LicenceView<'a> {
+    let (issued_at, valid_from, valid_until, predecessor) = times.times();
+    LicenceView {
+        area_code,
+        co_holders: Vec::new(),
+        disclosed: None,
+        fields: BTreeMap::new(),
+        holder: HolderView { id: None, name: "", kind: "" },
+        id: id.to_string(),
+        issued_at: crate::vault::rfc3339_s(issued_at),
+        issuer: IssuerView { name: issuer_name, uscc: id.issuer().as_str() },
+        long_term: valid_until.is_none(),
+        number,
+        predecessor: predecessor.map(|p| p.to_string()),
+        type_code: id.type_code().as_str(),
+        type_name,
+        valid_from: date(valid_from),
+        valid_until: valid_until.map(|e| date(e - 1)),
+        version: format!("{:03}", id.version()),
+        withheld: None,
     }
 }
 
@@ -148,6 +224,7 @@ pub fn status_view<'a>(rec: &'a LicenceRecord, licence: &Licence) -> StatusView<
 /// The answer to an issuance or a new version (spec/openapi.yaml `Issued`).
 #[derive(Serialize)]
 struct IssuedView<'a> {
+    disclosures: Vec<DisclosureView<'a>>,
     /// Base64 of the COSE_Sign1 bytes.
     document: String,
     licence: LicenceView<'a>,
@@ -168,8 +245,9 @@ fn issued_json<'a>(vault: &Vault, i: &'a Issued) -> Result<IssuedView<'a>, ApiEr
     // The QR payload is for the holder: GET /v1/licences/{id} has it. Leaving it out here keeps
     // a deflate off every issuance.
     Ok(IssuedView {
+        disclosures: disclosure_views(&i.disclosures),
         document: B64.encode(&i.document),
-        licence: licence_json(&i.licence, Disclosure::Full),
+        licence: licence_json(&i.licence, Audience::Full),
         log: IssuedLog { checkpoint: &i.head.checkpoint, index: i.record.issued_index, receipt },
         status: status_view(&i.record, &i.licence),
     })
@@ -179,12 +257,31 @@ fn issued_json<'a>(vault: &Vault, i: &'a Issued) -> Result<IssuedView<'a>, ApiEr
 /// holder channel's wallet has the same shape.
 #[derive(Serialize)]
 pub struct ReadView<'a> {
+    disclosures: Vec<DisclosureView<'a>>,
     document: String,
     licence: LicenceView<'a>,
     log: ReadLog,
     qr_payload: String,
     #[serde(flatten)]
     status: StatusView<'a>,
+}
+
+/// A salted disclosure of a personal value (spec/openapi.yaml `SaltedDisclosure`): the holder
+/// shows it with the document to disclose the value.
+#[derive(Serialize)]
+pub struct DisclosureView<'a> {
+    /// base64 of the disclosure's CBOR bytes, as the document's digest covers them.
+    disclosure: String,
+    /// `holder.id`, `co_holders[N].id`, or the face field's name.
+    key: String,
+    value: &'a str,
+}
+
+pub fn disclosure_views(disclosures: &[Disclosure]) -> Vec<DisclosureView<'_>> {
+    disclosures
+        .iter()
+        .map(|d| DisclosureView { disclosure: B64.encode(d.bytes()), key: d.key.label(), value: &d.value })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -230,14 +327,21 @@ async fn read(State(s): State<AppState>, Caller(client): Caller, Path(id): Path<
     let id = parse_id(&id)?;
     s.vault.check_owner(&client, &id)?;
     let (licence, record, doc) = s.vault.licence(&id)?;
-    Ok(Json(read_view(&licence, &record, &doc)).into_response())
+    let disclosures = s.vault.salted_disclosures(&id)?;
+    Ok(Json(read_view(&licence, &record, &doc, &disclosures)).into_response())
 }
 
 /// A licence in full, with its document and QR payload: for its issuer and for its holder.
-pub fn read_view<'a>(licence: &'a Licence, record: &'a LicenceRecord, doc: &[u8]) -> ReadView<'a> {
+pub fn read_view<'a>(
+    licence: &'a Licence,
+    record: &'a LicenceRecord,
+    doc: &[u8],
+    disclosures: &'a [Disclosure],
+) -> ReadView<'a> {
     ReadView {
+        disclosures: disclosure_views(disclosures),
         document: B64.encode(doc),
-        licence: licence_json(licence, Disclosure::Full),
+        licence: licence_json(licence, Audience::Full),
         log: ReadLog { index: record.issued_index, last_index: record.last_index },
         qr_payload: crate::qr::encode(doc),
         status: status_view(record, licence),

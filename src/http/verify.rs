@@ -6,7 +6,7 @@ use axum::routing::{post, MethodRouter};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::licences::{licence_json, Disclosure, LicenceView};
+use super::licences::{presented_json, LicenceView};
 use super::{ApiError, ApiJson, AppState};
 use crate::domain::Status;
 use crate::vault::{rfc3339_s, VerdictKind};
@@ -91,10 +91,7 @@ async fn verify(State(s): State<AppState>, ApiJson(body): ApiJson<VerifyBody>) -
             service_item: c.annotation.service_item.as_deref(),
             valid_until: rfc3339_s(c.annotation.valid_until),
         }),
-        licence: v
-            .licence
-            .as_ref()
-            .map(|l| licence_json(l, Disclosure::Public(catalogue.licence_type(l.id.type_code().as_str())))),
+        licence: v.licence.as_ref().map(|l| presented_json(l, catalogue.licence_type(l.id.type_code().as_str()))),
         log: VerifyLog { index: v.log_index, status_as_of_size: v.log_size },
         reasons: &v.reasons,
         signed_by: v.issuer_cert.as_deref(),

@@ -17,7 +17,8 @@ pub enum Cf {
     Tree,
     /// licence id → licence record (JSON)
     Licences,
-    /// `d/` licence id → COSE_Sign1 bytes; `c/` annotated-copy SHA-256 → its usage leaf index
+    /// `d/` licence id → COSE_Sign1 bytes; `s/` licence id → its salted disclosures;
+    /// `c/` annotated-copy SHA-256 → its usage leaf index
     Docs,
     /// holder commitment (32) ‖ licence id → empty
     Holders,
@@ -91,6 +92,12 @@ pub mod keys {
     /// `usage`: holder commitment ‖ ¬leaf index (u64 BE): a holder's uses, newest first.
     pub fn usage(commitment: &[u8], index: u64) -> Vec<u8> {
         [commitment, &(!index).to_be_bytes()].concat()
+    }
+
+    /// `docs`: `s/` ‖ licence id: the salted disclosures of its document (CBOR array of byte
+    /// strings; empty for a document in the first format, which has none).
+    pub fn disclosures(licence: &str) -> Vec<u8> {
+        [b"s/".as_slice(), licence.as_bytes()].concat()
     }
 
     /// `docs`: `c/` ‖ an annotated copy's SHA-256 (the value is its usage leaf's index).

@@ -139,14 +139,11 @@ impl Vault {
         Ok(AnnotatedCopy { document: copy, annotation, sha256: copy_sha, log_index })
     }
 
-    /// The original's face as a copy carries it: numbers masked, no personal fields of other
-    /// persons (never more than a verifier is shown in a lookup).
+    /// The original's face as a copy carries it: numbers masked, no personal fields (less than a
+    /// verifier is shown in a lookup: anyone the copy is handed to can verify it).
     fn copy_face(&self, l: &crate::domain::Licence) -> Face {
         let catalogue = self.catalogue();
-        let personal: Vec<&str> = catalogue
-            .licence_type(l.id.type_code().as_str())
-            .map(|t| t.personal_fields().collect())
-            .unwrap_or_default();
+        let ty = catalogue.licence_type(l.id.type_code().as_str());
         Face {
             type_name: l.type_name.clone(),
             number: l.number.clone(),
@@ -157,7 +154,7 @@ impl Vault {
             fields: l
                 .fields
                 .iter()
-                .filter(|(k, _)| !personal.contains(&k.as_str()))
+                .filter(|(k, _)| ty.is_some_and(|t| t.personal(k).is_none()))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             valid_from: crate::domain::cst_date(l.valid_from).to_string(),

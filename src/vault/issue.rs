@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::records::{IdempotentAnswer, LicenceRecord};
 use super::{doc_key, unix_now, Client, Role, Vault, VaultError, META_SERIAL};
 use crate::crypto::{cose, sha256};
+use crate::domain::disclosure::SALT_LEN;
+use crate::domain::licence::SdPayload;
 use crate::domain::{
     parse_validity_date, start_of_day_cst, text, CoHolder, Licence, LicenceId, LicenceType, Status, TypeCode, Uscc,
     LAST_VALIDITY_DATE,
@@ -82,6 +84,8 @@ pub struct Issued {
     pub licence: Licence,
     pub record: LicenceRecord,
     pub document: Vec<u8>,
+    /// The salted disclosures of the document's personal values.
+    pub disclosures: Vec<crate::domain::Disclosure>,
     pub head: std::sync::Arc<Head>,
     /// true when an Idempotency-Key matched an earlier request: nothing new was issued.
     pub replayed: bool,
@@ -214,13 +218,25 @@ impl Vault {
 
     /// Signs with the department's seal whose certificate is valid at the licence's `iat`
     /// (503 `no_valid_seal` when there is none: a document signed outside its certificate's
-    /// validity would verify as invalid).
-    /// Returns the COSE_Sign1 document and the payload it carries.
-    fn sign(&self, licence: &Licence) -> Result<(Vec<u8>, Vec<u8>), VaultError> {
+    /// validity would verify as invalid), in the format with salted disclosures: a citizen
+    /// holder's number and the fields `ty` marks personal are in the payload only as digests.
+    /// Returns the COSE_Sign1 document and the payload and disclosures it was made from.
+    fn sign(&self, licence: &Licence, ty: &LicenceType) -> Result<(Vec<u8>, SdPayload), VaultError> {
         let keys = self.keyring();
         let signer = keys.seal_for(licence.issuer().as_str(), &licence.issuer_name, licence.issued_at)?;
-        let payload = licence.to_payload();
-        Ok((cose::sign(signer, payload.clone()), payload))
+        let mut salt_error = None;
+        let mut salt = || {
+            let mut s = [0u8; SALT_LEN];
+            if let Err(e) = getrandom::fill(&mut s) {
+                salt_error = Some(e);
+            }
+            s
+        };
+        let sd = licence.to_sd_payload(|name| ty.personal(name).is_some(), &mut salt);
+        if let Some(e) = salt_error {
+            return Err(VaultError::Internal(format!("no randomness for the disclosures' salts: {e}")));
+        }
+        Ok((cose::sign(signer, sd.payload.clone()), sd))
     }
 
     /// `POST /v1/licences`.
@@ -286,9 +302,10 @@ impl Vault {
                 issued_at: now,
                 valid_from: nbf,
                 valid_until: exp,
+                status_ref: None,
             };
             let allocated = req.serial.is_none().then(|| self.serial.load(Ordering::SeqCst));
-            match self.commit_new(client, licence, None, idem.clone(), allocated).await {
+            match self.commit_new(client, &ty, licence, None, idem.clone(), allocated).await {
                 Err(VaultError::Conflict(_)) if req.serial.is_none() && attempts < 8 => attempts += 1,
                 done => return done,
             }
@@ -334,7 +351,8 @@ impl Vault {
         }
         let id = LicenceId::parse(&ans.licence_id)?;
         let (licence, record, document) = self.licence(&id)?;
-        Ok(Some(Issued { licence, record, document, head: self.head(), replayed: true }))
+        let disclosures = self.salted_disclosures(&id)?;
+        Ok(Some(Issued { licence, record, document, disclosures, head: self.head(), replayed: true }))
     }
 
     /// Signs and commits a new licence version; for a renewal, `predecessor` is superseded in the
@@ -342,16 +360,17 @@ impl Vault {
     async fn commit_new(
         &self,
         client: &Client,
+        ty: &LicenceType,
         licence: Licence,
         predecessor: Option<(LicenceId, String)>,
         idem: Option<(Vec<u8>, String)>,
         serial_hwm: Option<u64>,
     ) -> Result<Issued, VaultError> {
-        let (document, payload) = self.sign(&licence)?;
-        // Nothing is committed that cannot be read back: the signed payload must decode to the
-        // very licence that was signed (a date the decoder refuses, say, would otherwise be
-        // issued and then be unreadable for ever).
-        match Licence::from_own_payload(&payload) {
+        let (document, sd) = self.sign(&licence, ty)?;
+        // Nothing is committed that cannot be read back: the signed payload and its disclosures
+        // must decode to the very licence that was signed (a date the decoder refuses, say, would
+        // otherwise be issued and then be unreadable for ever).
+        match Licence::from_own(&sd.payload, &sd.disclosures) {
             Ok(l) if l == licence => {}
             Ok(_) => return Err(VaultError::Internal(format!("{} does not decode to what was signed", licence.id))),
             Err(e) => return Err(VaultError::Internal(format!("{} does not decode: {e}", licence.id))),
@@ -376,6 +395,7 @@ impl Vault {
         };
         let actor = client.id.clone();
         let doc = document.clone();
+        let disclosures = super::disclosures_value(&sd.disclosures);
         let (out, head) = self
             .seq
             .submit(move |tx: &mut Tx<'_>| -> Result<Result<LicenceRecord, String>, VaultError> {
@@ -433,6 +453,7 @@ impl Vault {
                 record.last_index = index;
                 tx.put(Cf::Licences, id.clone().into_bytes(), json(&record)?);
                 tx.put(Cf::Docs, doc_key(&id), doc);
+                tx.put(Cf::Docs, crate::store::keys::disclosures(&id), disclosures);
                 tx.put(Cf::Holders, crate::store::keys::holder(&commitment, &id), Vec::new());
                 for co in co_commitments.chunks(32) {
                     tx.put(Cf::Holders, crate::store::keys::holder(co, &id), Vec::new());
@@ -456,11 +477,12 @@ impl Vault {
             })
             .await?;
         match out? {
-            Ok(record) => Ok(Issued { licence, record, document, head, replayed: false }),
+            Ok(record) => Ok(Issued { licence, record, document, disclosures: sd.disclosures, head, replayed: false }),
             Err(first_id) => {
                 let id = LicenceId::parse(&first_id)?;
                 let (licence, record, document) = self.licence(&id)?;
-                Ok(Issued { licence, record, document, head, replayed: true })
+                let disclosures = self.salted_disclosures(&id)?;
+                Ok(Issued { licence, record, document, disclosures, head, replayed: true })
             }
         }
     }
@@ -494,9 +516,11 @@ impl Vault {
             issued_at: now,
             valid_from: nbf,
             valid_until: exp,
+            // The new version gets its own entry in a status list when it is committed.
+            status_ref: None,
             ..old
         };
-        self.commit_new(client, licence, Some((id.clone(), reason)), None, None).await
+        self.commit_new(client, &ty, licence, Some((id.clone(), reason)), None, None).await
     }
 }
 

@@ -31,7 +31,7 @@ pub use verify::{Verdict, VerdictKind};
 use crate::crypto::keygen::DepartmentSpec;
 use crate::crypto::signer::load_private_key;
 use crate::crypto::{sha256, Committer, LogSigner};
-use crate::domain::{Catalogue, Licence, LicenceId};
+use crate::domain::{Catalogue, Disclosure, Licence, LicenceId};
 use crate::log::leaf::{Event, Leaf};
 use crate::log::merkle::{inclusion_proof, Hash};
 use crate::log::note::receipt;
@@ -417,7 +417,16 @@ impl Vault {
         Ok(self.store.get(Cf::Docs, doc_key(&id.to_string()).as_slice())?)
     }
 
-    /// The signed licence and its record, parsed from the stored document.
+    /// The salted disclosures of the stored document of `id` (none for the first format), each
+    /// checked when the licence is read: [`Vault::licence`] decodes them against the document.
+    pub fn salted_disclosures(&self, id: &LicenceId) -> Result<Vec<Disclosure>, VaultError> {
+        let Some(v) = self.store.get(Cf::Docs, &crate::store::keys::disclosures(&id.to_string()))? else {
+            return Ok(Vec::new());
+        };
+        parse_disclosures(&v).map_err(|e| issue::inconsistent(format!("the disclosures of {id}: {e}")))
+    }
+
+    /// The signed licence and its record, parsed from the stored document and its disclosures.
     pub fn licence(&self, id: &LicenceId) -> Result<(Licence, LicenceRecord, Vec<u8>), VaultError> {
         let record = self.record(id)?.ok_or_else(|| VaultError::NotFound(id.to_string()))?;
         let doc = self.document(id)?.ok_or_else(|| issue::inconsistent(format!("the document of {id} is missing")))?;
@@ -430,7 +439,8 @@ impl Vault {
             .map_err(|e| issue::inconsistent(format!("the document of {id} does not parse: {e}")))?;
         // These are the bytes issuance signed and decoded back before committing (their hash is
         // the log's): the determinism check that presented documents get would find nothing.
-        let licence = Licence::from_own_payload(env.payload())
+        let disclosures = self.salted_disclosures(id)?;
+        let licence = Licence::from_own(env.payload(), &disclosures)
             .map_err(|e| issue::inconsistent(format!("the document of {id} does not decode: {e}")))?;
         Ok((licence, record, doc))
     }
@@ -540,6 +550,26 @@ pub(crate) fn prove_leaf(store: &dyn Store, head: &Head, index: u64) -> Result<L
     crate::log::merkle::verify_inclusion(&crate::log::merkle::leaf_hash(&bytes), index, head.size, &proof, &head.root)
         .map_err(|_| "the leaf is not in the signed tree (run licvault check)".to_string())?;
     Leaf::decode(&bytes).map_err(|e| e.to_string())
+}
+
+/// The stored form of a document's disclosures (`keys::disclosures`): a CBOR array of their bytes.
+fn disclosures_value(disclosures: &[Disclosure]) -> Vec<u8> {
+    crate::cbor::encode(ciborium::Value::Array(
+        disclosures.iter().map(|d| ciborium::Value::Bytes(d.bytes().to_vec())).collect(),
+    ))
+}
+
+fn parse_disclosures(bytes: &[u8]) -> Result<Vec<Disclosure>, String> {
+    match crate::cbor::decode(bytes).map_err(|e| e.to_string())? {
+        ciborium::Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                ciborium::Value::Bytes(b) => Disclosure::parse(b).map_err(|e| e.to_string()),
+                _ => Err("not a byte string".to_string()),
+            })
+            .collect(),
+        _ => Err("not an array".into()),
+    }
 }
 
 fn doc_key(id: &str) -> Vec<u8> {

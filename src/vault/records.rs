@@ -234,7 +234,7 @@ pub fn compare_records(
             }
             let licence = crate::crypto::cose::Envelope::parse(&doc)
                 .map_err(|e| e.to_string())
-                .and_then(|env| crate::domain::Licence::from_payload(env.payload()).map_err(|e| e.to_string()))
+                .and_then(|env| crate::domain::Presented::parse(env.payload(), &[]).map_err(|e| e.to_string()))
                 .map_err(|e| format!("record {id}: its document does not decode: {e}"))?;
             if (licence.valid_from, licence.valid_until) != (rec.valid_from, rec.valid_until) {
                 return Err(format!("record {id}: its validity period is not the signed document's"));

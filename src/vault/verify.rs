@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{unix_now, Vault, VaultError};
 use crate::crypto::cose::Envelope;
 use crate::crypto::{sha256, DepartmentCert, TrustList};
-use crate::domain::{Licence, Status};
+use crate::domain::{Disclosure, Presented, Status};
 use crate::log::sequencer::Head;
 use crate::qr;
 use crate::store::Cf;
@@ -52,7 +52,8 @@ impl From<Status> for VerdictKind {
 pub struct Verdict {
     pub kind: VerdictKind,
     pub reasons: Vec<String>,
-    pub licence: Option<Licence>,
+    /// The licence as the document (and the disclosures presented with it) shows it.
+    pub licence: Option<Presented>,
     pub issuer_cert: Option<String>,
     /// Log index of the issuance leaf.
     pub log_index: Option<u64>,
@@ -122,13 +123,19 @@ pub fn decode_presented(payload: &str) -> Result<Vec<u8>, String> {
         .map_err(|_| "payload is neither an LV1: QR payload nor base64 of a COSE_Sign1 document".to_string())
 }
 
-/// Everything that can be checked with the trust list alone. On success returns the licence, the
-/// certificate that signed it, and the validity-derived status at `now`.
-pub fn verify_offline<'t>(
-    trust: &'t TrustList,
-    document: &[u8],
-    now: i64,
-) -> Result<(Licence, &'t DepartmentCert, Status), Refusal> {
+/// What the offline checks establish about a presented document.
+pub struct Checked<'t> {
+    /// The licence as the document and its presented disclosures show it.
+    pub licence: Presented,
+    pub cert: &'t DepartmentCert,
+    /// The validity-derived status at the time of the check.
+    pub status: Status,
+    pub envelope: Envelope,
+}
+
+/// Everything that can be checked with the trust list alone: the signature, the claims, each
+/// presented disclosure against its digest, the validity period at `now`.
+pub fn verify_offline<'t>(trust: &'t TrustList, document: &[u8], now: i64) -> Result<Checked<'t>, Refusal> {
     let env = Envelope::parse(document).map_err(|e| Refusal::new(VerdictKind::Malformed, e.to_string()))?;
     let cert = trust.department(&env.kid()).ok_or_else(|| {
         Refusal::new(
@@ -139,7 +146,13 @@ pub fn verify_offline<'t>(
     env.verify(&cert.key).map_err(|_| {
         Refusal::new(VerdictKind::InvalidSignature, format!("signature does not verify under {}'s seal key", cert.name))
     })?;
-    let licence = Licence::from_payload(env.payload())
+    let disclosures = env
+        .disclosures()
+        .iter()
+        .map(|d| Disclosure::parse(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Refusal::new(VerdictKind::Malformed, format!("a presented disclosure is malformed: {e}")))?;
+    let licence = Presented::parse(env.payload(), &disclosures)
         .map_err(|e| Refusal::new(VerdictKind::Malformed, format!("signed payload is not a licence: {e}")))?;
     if licence.issuer().as_str() != cert.uscc.as_str() {
         return Err(Refusal::new(
@@ -154,7 +167,7 @@ pub fn verify_offline<'t>(
         ));
     }
     let status = Status::Valid.effective(now, licence.valid_from, licence.valid_until);
-    Ok((licence, cert, status))
+    Ok(Checked { licence, cert, status, envelope: env })
 }
 
 impl Vault {
@@ -170,7 +183,7 @@ impl Vault {
             Err(why) => return Ok(Verdict::refused(VerdictKind::Malformed, why)),
         };
         let keys = self.keyring();
-        let (licence, cert, _) = match verify_offline(&keys.trust, &document, now) {
+        let Checked { licence, cert, envelope, .. } = match verify_offline(&keys.trust, &document, now) {
             Ok(ok) => ok,
             // No department's kid: it may be an annotated copy, signed by an annotation key.
             Err(r) if r.kind == VerdictKind::UnknownIssuer => match Envelope::parse(&document) {
@@ -187,8 +200,14 @@ impl Vault {
         // leaves). The log holds this exact document only if the record's document hash is the
         // presented one.
         let record = self.record(&licence.id)?;
+        // The document as issued: disclosures travel outside the signed bytes, so the log's hash
+        // covers the document without them.
+        let issued = match envelope.disclosures() {
+            [] => sha256(&document),
+            _ => sha256(&envelope.issued_bytes()),
+        };
         let record = match record {
-            Some(r) if r.doc_sha256 == hex::encode(sha256(&document)) => r,
+            Some(r) if r.doc_sha256 == hex::encode(issued) => r,
             Some(r) if self.same_signed_content(&licence.id, &document)? => {
                 reasons.push(
                     "these bytes are a re-encoding of the issued document: the signed content and the signature are \
@@ -280,7 +299,7 @@ impl Vault {
         Ok(Verdict {
             kind: VerdictKind::AnnotatedCopy,
             reasons: vec![made, format!("the original, issued by {issuer}, is {}", original_status.as_str())],
-            licence: Some(licence),
+            licence: Some(Presented::of(&licence)),
             issuer_cert: Some(issuer),
             log_index: Some(record.issued_index),
             log_size: Some(head_size),

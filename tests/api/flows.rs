@@ -174,11 +174,13 @@ async fn citizen_numbers_stay_out_of_the_log_and_the_public_answer() {
         let leaf = s.vault.store().get(licvault::store::Cf::Leaves, &i.to_be_bytes()).unwrap().unwrap();
         assert!(!leaf.windows(citizen.len()).any(|w| w == citizen.as_bytes()), "leaf {i} holds a citizen ID number");
     }
+    // The QR payload holds the number and the personal fields only as salted digests.
     let v = verify(&s, &s.qr_of(&issued).await).await;
     assert_eq!(v["verdict"], "valid");
-    assert_eq!(v["licence"]["holder"]["id"], "1101**********002X");
+    assert_eq!(v["licence"]["holder"]["id"], serde_json::Value::Null, "{v}");
     assert!(v["licence"]["fields"].get("女方身份证件号").is_none(), "personal field hidden: {v}");
     assert!(v["licence"]["fields"].get("女方姓名").is_some());
+    assert_eq!(v["licence"]["withheld"], 5, "the number, two ID numbers, two birth dates: {v}");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! A licence issued by the server verifies with an independent COSE implementation (Python
-//! pycose + cryptography, scripts/verify_cose.py) using only the department certificate, and an
-//! annotated copy with scripts/verify_copy.py using only the annotation key. `make test`
+//! pycose + cryptography, scripts/verify_cose.py) using only the department certificate; its
+//! salted disclosures are recomputed by scripts/check_disclosures.py; an annotated copy verifies
+//! with scripts/verify_copy.py using only the annotation key. `make test`
 //! prepares a virtualenv with pycose and sets LICVAULT_PYTHON.
 
 use std::path::Path;
@@ -78,4 +79,35 @@ async fn pycose_verifies_an_annotated_copy() {
     assert!(out.contains("OK copy: 1.2.156.3005.2."), "{out}");
     // A copy checked under another key fails.
     assert!(!py.run("verify_copy.py", &copy["document"], &s.keys.path().join("log.key.pem")).0);
+}
+
+/// A presented document's disclosures: Python recomputes each digest and finds it among the
+/// signed ones; a disclosure of another licence is refused.
+#[tokio::test]
+async fn python_recomputes_the_disclosures() {
+    let Some(py) = Pycose::new() else { return };
+    let s = Server::start().await;
+    let citizen = "11010519491231002X";
+    let (_, issued) = s.post(Some(OTHER_ISSUER), "/v1/licences", &marriage(citizen)).await;
+    let (_, other) = s.post(Some(OTHER_ISSUER), "/v1/licences", &marriage("440524188001010014")).await;
+    let doc = B64.decode(issued["document"].as_str().unwrap()).unwrap();
+    let disclosure = |v: &serde_json::Value, key: &str| {
+        let d = v["disclosures"].as_array().unwrap().iter().find(|d| d["key"] == key).unwrap();
+        B64.decode(d["disclosure"].as_str().unwrap()).unwrap()
+    };
+    let cert = root().join("keys/departments/11440300MB20005067.crt.pem");
+    let shown = [disclosure(&issued, "holder.id"), disclosure(&issued, "男方出生日期")];
+    let refs: Vec<&[u8]> = shown.iter().map(Vec::as_slice).collect();
+    let presented = serde_json::json!(B64.encode(licvault::crypto::cose::with_disclosures(&doc, &refs).unwrap()));
+    let (ok, out) = py.run("check_disclosures.py", &presented, &cert);
+    assert!(ok, "python refused the disclosures: {out}");
+    assert!(
+        out.contains(&format!("disclosed holder.id={citizen}")) && out.contains("disclosed 男方出生日期=1949-12-31")
+    );
+    assert!(out.contains("with 2 of 5 values disclosed"), "{out}");
+
+    let foreign = disclosure(&other, "holder.id");
+    let bad = serde_json::json!(B64.encode(licvault::crypto::cose::with_disclosures(&doc, &[&foreign]).unwrap()));
+    let (ok, out) = py.run("check_disclosures.py", &bad, &cert);
+    assert!(!ok && out.contains("matches no digest"), "{out}");
 }
