@@ -21,5 +21,6 @@ pub mod domain;
 pub mod http;
 pub mod log;
 pub mod qr;
+pub mod status_list;
 pub mod store;
 pub mod vault;

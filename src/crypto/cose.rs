@@ -49,7 +49,16 @@ pub const MAX_DISCLOSURES: usize = 64;
 
 /// Signs `payload` (deterministic CBOR of the CWT claims) into tagged COSE_Sign1 bytes.
 pub fn sign(signer: &Ed25519Signer, payload: Vec<u8>) -> Vec<u8> {
-    let protected = HeaderBuilder::new().algorithm(iana::Algorithm::EdDSA).key_id(signer.kid().to_vec()).build();
+    sign_with(signer, HeaderBuilder::new(), payload)
+}
+
+/// Like [`sign`], with the media type `typ` (header label 16, RFC 9596) in the protected header.
+pub fn sign_typed(signer: &Ed25519Signer, typ: &str, payload: Vec<u8>) -> Vec<u8> {
+    sign_with(signer, HeaderBuilder::new().value(16, ciborium::Value::Text(typ.into())), payload)
+}
+
+fn sign_with(signer: &Ed25519Signer, header: HeaderBuilder, payload: Vec<u8>) -> Vec<u8> {
+    let protected = header.algorithm(iana::Algorithm::EdDSA).key_id(signer.kid().to_vec()).build();
     let sign1 = CoseSign1Builder::new()
         .protected(protected)
         .payload(payload)
@@ -62,7 +71,9 @@ pub fn sign(signer: &Ed25519Signer, payload: Vec<u8>) -> Vec<u8> {
 /// `document` (a COSE_Sign1 as issued) with `disclosures` in its unprotected header: what a
 /// holder presents. The signature is untouched.
 pub fn with_disclosures(document: &[u8], disclosures: &[&[u8]]) -> Result<Vec<u8>, CoseError> {
-    let mut sign1 = CoseSign1::from_tagged_slice(document).map_err(|e| CoseError::Malformed(e.to_string()))?;
+    let mut sign1 = CoseSign1::from_tagged_slice(document)
+        .or_else(|_| CoseSign1::from_slice(document))
+        .map_err(|e| CoseError::Malformed(e.to_string()))?;
     sign1.unprotected.rest.retain(|(label, _)| *label != coset::Label::Int(DISCLOSURES));
     if !disclosures.is_empty() {
         let items = disclosures.iter().map(|d| ciborium::Value::Bytes(d.to_vec())).collect();
@@ -114,7 +125,9 @@ impl Envelope {
         let mut disclosures = Vec::new();
         for (label, value) in &sign1.unprotected.rest {
             match (label, value) {
-                (coset::Label::Int(DISCLOSURES), ciborium::Value::Array(items)) if items.len() <= MAX_DISCLOSURES => {
+                (coset::Label::Int(DISCLOSURES), ciborium::Value::Array(items))
+                    if (1..=MAX_DISCLOSURES).contains(&items.len()) =>
+                {
                     for item in items {
                         match item {
                             ciborium::Value::Bytes(b) => disclosures.push(b.clone()),
@@ -124,7 +137,7 @@ impl Envelope {
                 }
                 (coset::Label::Int(DISCLOSURES), _) => {
                     return Err(CoseError::Malformed(format!(
-                        "disclosures must be an array of at most {MAX_DISCLOSURES} byte strings"
+                        "disclosures must be an array of 1 to {MAX_DISCLOSURES} byte strings"
                     )))
                 }
                 // Other unprotected parameters are unsigned hints; none is acted on.
@@ -134,6 +147,13 @@ impl Envelope {
         Ok(Self { sign1, kid, disclosures })
     }
 
+    /// Whether `presented` (the bytes this envelope was parsed from) is exactly `issued_bytes`
+    /// with the disclosures added as [`with_disclosures`] adds them: no other re-encoding.
+    pub fn is_issued_with_disclosures(&self, presented: &[u8]) -> bool {
+        let refs: Vec<&[u8]> = self.disclosures.iter().map(Vec::as_slice).collect();
+        with_disclosures(&self.issued_bytes(), &refs).is_ok_and(|b| b == presented)
+    }
+
     /// The disclosures presented with the document, as received (not yet checked against the
     /// payload's digests).
     pub fn disclosures(&self) -> &[Vec<u8>] {
@@ -141,7 +161,8 @@ impl Envelope {
     }
 
     /// The document as issued: tagged, with an empty unprotected header (what the log's document
-    /// hash covers when the vault made it).
+    /// hash covers when the vault made it). Only [`Envelope::is_issued_with_disclosures`] says
+    /// whether the presented bytes are exactly these plus the disclosures.
     pub fn issued_bytes(&self) -> Vec<u8> {
         let mut bare = self.sign1.clone();
         bare.unprotected = coset::Header::default();
@@ -150,6 +171,17 @@ impl Envelope {
 
     pub fn kid(&self) -> [u8; 8] {
         self.kid
+    }
+
+    /// A text parameter of the protected header (such as `typ`, label 16).
+    pub fn protected_text(&self, label: i64) -> Option<&str> {
+        self.sign1
+            .protected
+            .header
+            .rest
+            .iter()
+            .find(|(l, _)| *l == coset::Label::Int(label))
+            .and_then(|(_, v)| v.as_text())
     }
 
     /// Re-encodes the document (tagged). Verification never uses this; the golden test does, to

@@ -68,7 +68,8 @@ pub enum Personal {
     /// department that looked the holder up by number sees it.
     Holder,
     /// Someone else's (a spouse's ID number, the parents' names): shown to the issuer and the
-    /// holder only; never to verifiers or on annotated copies.
+    /// holder; never to a verifier that looks the holder up, nor on annotated copies. The holder
+    /// may disclose it with a presentation (it is on the holder's own licence).
     Other,
 }
 
@@ -266,6 +267,9 @@ impl Catalogue {
             let mut names = BTreeSet::new();
             for f in &mut t.fields {
                 f.name = clean("field name", &f.name, 64)?;
+                if super::disclosure::reserved_field_name(&f.name) {
+                    return Err(err(format!("field {}: names starting holder. or co_holders[ are reserved", f.name)));
+                }
                 if !names.insert(f.name.clone()) {
                     return Err(err(format!("field {} appears twice", f.name)));
                 }

@@ -47,12 +47,25 @@ impl DisclosureKey {
     }
 }
 
-/// One salted disclosure, with the bytes it was read from or written as.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One salted disclosure, with the bytes it was read from or written as. Its `Debug` names the
+/// key only: the value is personal data.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Disclosure {
     pub key: DisclosureKey,
     pub value: String,
     bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Disclosure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Disclosure({})", self.key.label())
+    }
+}
+
+/// Whether a face field's name could be read as a holder-number key (`holder.id`,
+/// `co_holders[N].id`): the catalogue refuses such names.
+pub fn reserved_field_name(name: &str) -> bool {
+    name.starts_with("holder.") || name.starts_with("co_holders[")
 }
 
 impl Disclosure {

@@ -464,6 +464,9 @@ impl Presented {
         }
         let status_ref = match claims.int(CLAIM_STATUS) {
             None => None,
+            Some(_) if !sd => {
+                return Err(CborError::Shape("the status claim is only in the format with disclosures".into()).into())
+            }
             Some(st) => {
                 let st = MapReader::new(st, "status claim")?;
                 let list =

@@ -16,6 +16,7 @@ use crate::domain::catalogue::Personal;
 use crate::domain::status::Action;
 use crate::domain::{
     cst_date, Disclosure, DisclosureKey, HolderId, Licence, LicenceId, LicenceType, Presented, ShownHolder, Status,
+    StatusRef,
 };
 use crate::vault::{IssueRequest, Issued, LicenceRecord, RenewRequest, Vault};
 
@@ -58,6 +59,9 @@ pub struct LicenceView<'a> {
     long_term: bool,
     number: &'a str,
     predecessor: Option<String>,
+    /// Where the licence's status is published (documents in format 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_list: Option<StatusListView<'a>>,
     type_code: &'a str,
     type_name: &'a str,
     valid_from: String,
@@ -66,6 +70,18 @@ pub struct LicenceView<'a> {
     /// A presented document: how many personal values it holds that were not disclosed.
     #[serde(skip_serializing_if = "Option::is_none")]
     withheld: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct StatusListView<'a> {
+    idx: u32,
+    uri: &'a str,
+}
+
+impl<'a> From<&'a StatusRef> for StatusListView<'a> {
+    fn from(r: &'a StatusRef) -> Self {
+        Self { idx: r.index, uri: &r.uri }
+    }
 }
 
 #[derive(Serialize)]
@@ -115,6 +131,7 @@ pub fn licence_json<'a>(l: &'a Licence, audience: Audience<'_>) -> LicenceView<'
             .collect(),
         fields: l.fields.iter().filter(|(k, _)| shown(k)).map(|(k, v)| (k.as_str(), v.as_str())).collect(),
         holder: HolderView { id: Some(number(&l.holder)), name: &l.holder_name, kind: l.holder.kind().code() },
+        status_list: l.status_ref.as_ref().map(Into::into),
         ..common_view(&l.id, l, &l.area_code, &l.number, &l.type_name, &l.issuer_name)
     }
 }
@@ -146,6 +163,7 @@ pub fn presented_json<'a>(p: &'a Presented, ty: Option<&LicenceType>) -> Licence
         disclosed: Some(p.disclosed.iter().map(DisclosureKey::label).collect()),
         fields: p.fields.iter().filter(|(k, _)| shown(k)).map(|(k, v)| (k.as_str(), v.as_str())).collect(),
         holder: HolderView { id: number(0, &p.holder), name: &p.holder.name, kind: p.holder.kind.code() },
+        status_list: p.status_ref.as_ref().map(Into::into),
         withheld: Some(p.withheld),
         ..common_view(&p.id, p, &p.area_code, &p.number, &p.type_name, &p.issuer_name)
     }
@@ -190,6 +208,7 @@ fn common_view<'a>(
         long_term: valid_until.is_none(),
         number,
         predecessor: predecessor.map(|p| p.to_string()),
+        status_list: None,
         type_code: id.type_code().as_str(),
         type_name,
         valid_from: date(valid_from),

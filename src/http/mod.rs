@@ -11,6 +11,7 @@ mod logapi;
 mod metrics;
 mod ops;
 pub mod serve;
+pub mod trust;
 mod verify;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     r.extend(catalogue::routes());
     r.extend(licences::routes());
     r.extend(verify::routes());
+    r.extend(trust::routes());
     r.extend(holders::routes());
     r.extend(logapi::routes());
     r.extend(ops::routes());

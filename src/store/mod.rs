@@ -29,14 +29,26 @@ pub enum Cf {
     /// holder commitment (32) ‖ ¬leaf index (u64 BE) → empty: the holder's usage records,
     /// newest first
     Usage,
+    /// status-list entry: list (u32 BE) ‖ index (u32 BE) → the licence's status code (1 byte)
+    Status,
     /// named values: `checkpoint`, `size`, `serial`, `catalogue`, `trust`, `keys-leaf`,
     /// `ready-probe`, `pilot/…`, `cat/…` (catalogue-change pointers), `annotation-keys/…`
     Meta,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 9] =
-        [Cf::Leaves, Cf::Tree, Cf::Licences, Cf::Docs, Cf::Holders, Cf::Idempotency, Cf::Clients, Cf::Usage, Cf::Meta];
+    pub const ALL: [Cf; 10] = [
+        Cf::Leaves,
+        Cf::Tree,
+        Cf::Licences,
+        Cf::Docs,
+        Cf::Holders,
+        Cf::Idempotency,
+        Cf::Clients,
+        Cf::Usage,
+        Cf::Status,
+        Cf::Meta,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -48,6 +60,7 @@ impl Cf {
             Cf::Idempotency => "idempotency",
             Cf::Clients => "clients",
             Cf::Usage => "usage",
+            Cf::Status => "status",
             Cf::Meta => "meta",
         }
     }

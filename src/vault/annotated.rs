@@ -162,6 +162,15 @@ impl Vault {
         }
     }
 
+    /// Every platform key the log has recorded (`annotation.key` leaves), by kid, and the kid of
+    /// the one signing now: they sign annotated copies and status lists.
+    pub fn platform_keys(&self) -> (Vec<PlatformKey>, Option<[u8; 8]>) {
+        let mut keys: Vec<_> =
+            self.annotation_keys.read().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (*k, *v)).collect();
+        keys.sort_by_key(|(kid, _)| *kid);
+        (keys, self.annotation.as_ref().map(|a| a.kid()))
+    }
+
     /// Whether `kid` names an annotation key this log has recorded.
     pub fn is_annotation_kid(&self, kid: &[u8; 8]) -> bool {
         self.annotation_keys.read().unwrap_or_else(|p| p.into_inner()).contains_key(kid)
@@ -208,6 +217,9 @@ impl Vault {
         Ok((a, index))
     }
 }
+
+/// A platform key the log recorded: its kid and public key.
+pub type PlatformKey = ([u8; 8], ed25519_dalek::VerifyingKey);
 
 /// The `docs` row written with a copy's usage leaf.
 pub(super) fn copy_row(sha: &Hash, index: u64) -> (Vec<u8>, Vec<u8>) {

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use serde::{Deserialize, Serialize};
 
 use super::records::{IdempotentAnswer, LicenceRecord};
-use super::{doc_key, unix_now, Client, Role, Vault, VaultError, META_SERIAL};
+use super::{doc_key, status_lists, unix_now, Client, Role, Vault, VaultError, META_SERIAL};
 use crate::crypto::{cose, sha256};
 use crate::domain::disclosure::SALT_LEN;
 use crate::domain::licence::SdPayload;
@@ -366,6 +366,13 @@ impl Vault {
         idem: Option<(Vec<u8>, String)>,
         serial_hwm: Option<u64>,
     ) -> Result<Issued, VaultError> {
+        let mut licence = licence;
+        licence.status_ref = Some(self.allocate_status()?);
+        let slot = self.status_slot(&licence).ok_or_else(|| VaultError::Internal("status slot".into()))?;
+        let old_slot = match &predecessor {
+            Some((p, _)) => self.status_slot(&self.licence(p)?.0),
+            None => None,
+        };
         let (document, sd) = self.sign(&licence, ty)?;
         // Nothing is committed that cannot be read back: the signed payload and its disclosures
         // must decode to the very licence that was signed (a date the decoder refuses, say, would
@@ -445,6 +452,13 @@ impl Vault {
                     let i = tx.append_about(ev_old, &key, Some(old.last_index));
                     old.status = Status::Superseded;
                     old.successor = Some(id.clone());
+                    if let Some((list, index)) = old_slot {
+                        tx.put(
+                            Cf::Status,
+                            status_lists::key(list, index),
+                            vec![status_lists::code(Status::Superseded)],
+                        );
+                    }
                     old.last_index = i;
                     tx.put(Cf::Licences, key.into_bytes(), json(&old)?);
                 }
@@ -454,6 +468,7 @@ impl Vault {
                 tx.put(Cf::Licences, id.clone().into_bytes(), json(&record)?);
                 tx.put(Cf::Docs, doc_key(&id), doc);
                 tx.put(Cf::Docs, crate::store::keys::disclosures(&id), disclosures);
+                tx.put(Cf::Status, status_lists::key(slot.0, slot.1), vec![status_lists::code(Status::Valid)]);
                 tx.put(Cf::Holders, crate::store::keys::holder(&commitment, &id), Vec::new());
                 for co in co_commitments.chunks(32) {
                     tx.put(Cf::Holders, crate::store::keys::holder(co, &id), Vec::new());

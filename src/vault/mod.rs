@@ -12,6 +12,7 @@ pub mod lookup;
 mod pilot;
 pub mod records;
 mod status;
+pub mod status_lists;
 pub mod usage;
 pub mod verify;
 
@@ -174,6 +175,9 @@ pub struct Vault {
     annotation_keys: RwLock<HashMap<[u8; 8], ed25519_dalek::VerifyingKey>>,
     /// One catalogue change at a time (`catalogue.rs`).
     catalogue_changes: tokio::sync::Mutex<()>,
+    /// Random indexes in the status lists (`status_lists.rs`).
+    status_alloc: std::sync::Mutex<status_lists::Allocator>,
+    status_cache: status_lists::ListCache,
 }
 
 const META_SERIAL: &[u8] = b"serial";
@@ -211,6 +215,7 @@ impl Vault {
         let seq = Sequencer::start(store.clone(), Arc::new(log_signer), tail_check)?;
         let catalogue = catalogue::with_logged_changes(catalogue, store.as_ref(), &seq.head())?;
         let annotation_keys = annotated::logged_annotation_keys(store.as_ref())?;
+        let status_alloc = std::sync::Mutex::new(status_lists::Allocator::load(store.as_ref())?);
         let serial =
             store.get(Cf::Meta, META_SERIAL)?.and_then(|v| v.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
         let mut clients = HashMap::new();
@@ -237,6 +242,8 @@ impl Vault {
             annotation,
             annotation_keys: RwLock::new(annotation_keys),
             catalogue_changes: tokio::sync::Mutex::new(()),
+            status_alloc,
+            status_cache: Default::default(),
         });
         vault.check_tail_records()?;
         vault.check_keys().await?;
@@ -389,6 +396,11 @@ impl Vault {
 
     pub fn head(&self) -> Arc<Head> {
         self.seq.head()
+    }
+
+    /// The log's origin (its checkpoints' first line): the deployment's stable name.
+    pub fn log_origin(&self) -> &str {
+        &self.origin
     }
 
     /// The log's verifier key in C2SP `name+keyid+base64` form.

@@ -232,12 +232,37 @@ pub fn compare_records(
             if hex::encode(crate::crypto::sha256(&doc)) != rec.doc_sha256 {
                 return Err(format!("record {id}: the stored document is not the one in the log"));
             }
+            // The disclosures are not in the log: they must still decode against the document's
+            // digests, every one present (a lost row would leave the licence unreadable).
+            let disclosures =
+                match store.get(Cf::Docs, &crate::store::keys::disclosures(&id)).map_err(|e| e.to_string())? {
+                    Some(row) => {
+                        super::parse_disclosures(&row).map_err(|e| format!("record {id}: its disclosures: {e}"))?
+                    }
+                    None => Vec::new(),
+                };
             let licence = crate::crypto::cose::Envelope::parse(&doc)
                 .map_err(|e| e.to_string())
-                .and_then(|env| crate::domain::Presented::parse(env.payload(), &[]).map_err(|e| e.to_string()))
-                .map_err(|e| format!("record {id}: its document does not decode: {e}"))?;
+                .and_then(|env| {
+                    crate::domain::Licence::from_signed(env.payload(), &disclosures).map_err(|e| e.to_string())
+                })
+                .map_err(|e| format!("record {id}: its document and disclosures do not decode: {e}"))?;
             if (licence.valid_from, licence.valid_until) != (rec.valid_from, rec.valid_until) {
                 return Err(format!("record {id}: its validity period is not the signed document's"));
+            }
+            // Its status-list entry says what the record says (a scanner offline trusts it).
+            if let Some(r) = &licence.status_ref {
+                let list = r.uri.rsplit('/').next().and_then(|n| n.parse::<u32>().ok());
+                let want = super::status_lists::code(rec.status);
+                let row = match list {
+                    Some(n) => {
+                        store.get(Cf::Status, &super::status_lists::key(n, r.index)).map_err(|e| e.to_string())?
+                    }
+                    None => None,
+                };
+                if row.as_deref() != Some(&[want][..]) {
+                    return Err(format!("record {id}: its status-list entry does not say {}", rec.status.as_str()));
+                }
             }
             seen += 1;
         }

@@ -204,7 +204,9 @@ impl Vault {
         // covers the document without them.
         let issued = match envelope.disclosures() {
             [] => sha256(&document),
-            _ => sha256(&envelope.issued_bytes()),
+            _ if envelope.is_issued_with_disclosures(&document) => sha256(&envelope.issued_bytes()),
+            // Bytes around the signed content differ: the re-encoding path below decides.
+            _ => [0; 32],
         };
         let record = match record {
             Some(r) if r.doc_sha256 == hex::encode(issued) => r,

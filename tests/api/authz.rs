@@ -62,6 +62,8 @@ fn table() -> Vec<(&'static str, &'static str, Allowed)> {
         ("POST", "/v1/licences/{id}/versions", Only(&[Issuer])),
         ("GET", "/v1/licences/{id}/history", Only(&[Issuer, Admin])),
         ("POST", "/v1/verify", Public),
+        ("GET", "/v1/trust", Public),
+        ("GET", "/v1/status-lists/{n}", Public),
         ("GET", "/v1/log/checkpoint", Public),
         ("GET", "/healthz", Public),
         ("GET", "/readyz", Public),
@@ -125,6 +127,7 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>) {
         .replace("/licence-types/{code}", &format!("/licence-types/{BUSINESS_LICENCE}"))
         .replace("/service-items/{code}", "/service-items/440300-XK-0001")
         .replace("/v1/admin/clients/{id}", &format!("/v1/admin/clients/{client_id}"))
+        .replace("/status-lists/{n}", "/status-lists/0")
         .replace("{id}", &id);
     let body = match route {
         "/v1/licences" => Some(business_licence(&holder)),

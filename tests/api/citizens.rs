@@ -92,3 +92,85 @@ async fn disclosures_that_do_not_belong_are_malformed() {
         assert!(v["licence"].is_null(), "{what}: nothing of the licence is shown: {v}");
     }
 }
+
+/// The status list entry of an issued licence, read from `GET /v1/status-lists/{n}` and checked
+/// under the current platform key from `GET /v1/trust`; also the raw list token.
+async fn listed_status(s: &Server, licence: &Value) -> (u8, Vec<u8>) {
+    let (_, trust) = s.get(None, "/v1/trust").await;
+    let current = trust["platform_keys"].as_array().unwrap().iter().find(|k| k["current"] == true).unwrap();
+    let kid: [u8; 8] = hex::decode(current["kid"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let key_bytes: [u8; 32] = B64.decode(current["public_key"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&key_bytes).unwrap();
+    let uri = licence["status_list"]["uri"].as_str().unwrap();
+    let n = uri.strip_prefix(trust["status_lists"]["uri_prefix"].as_str().unwrap()).unwrap();
+    let res = s.http.get(s.url(&format!("/v1/status-lists/{n}"))).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/statuslist+cwt");
+    let token = res.bytes().await.unwrap().to_vec();
+    let list = licvault::status_list::read(&token, |k| (*k == kid).then_some(key), uri).unwrap();
+    assert!(list.ttl.is_some() && list.expires_at > Some(list.issued_at));
+    let idx = licence["status_list"]["idx"].as_u64().unwrap() as u32;
+    (list.status(idx).unwrap(), token)
+}
+
+#[tokio::test]
+async fn status_lists_follow_every_change_while_the_qr_stays_the_same() {
+    use licvault::status_list::{INVALID, SUPERSEDED, SUSPENDED, VALID};
+    let s = Server::start().await;
+    let uscc = |n: u32| licvault::domain::holder::complete_uscc(&format!("91440300MA5E{n:04}")).unwrap();
+    let a = s.issue_company(&uscc(1)).await;
+    let b = s.issue_company(&uscc(2)).await;
+    let c = s.issue_company(&uscc(3)).await;
+    assert_ne!(a["licence"]["status_list"]["idx"], b["licence"]["status_list"]["idx"]);
+    for l in [&a, &b, &c] {
+        assert_eq!(listed_status(&s, &l["licence"]).await.0, VALID);
+    }
+    let id = |v: &Value| v["licence"]["id"].as_str().unwrap().to_string();
+    let qr = s.qr_of(&a).await;
+    let change = |id: String, action: &'static str| {
+        let s = &s;
+        async move {
+            let (st, v) =
+                s.post(Some(ISSUER), &format!("/v1/licences/{id}/{action}"), &json!({"reason": "测试"})).await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    change(id(&a), "revoke").await;
+    change(id(&b), "suspend").await;
+    let (st, new_c) = s
+        .post(
+            Some(ISSUER),
+            &format!("/v1/licences/{}/versions", id(&c)),
+            &json!({"reason": "变更", "fields": business_licence(&uscc(3))["fields"].clone()}),
+        )
+        .await;
+    assert_eq!(st, 201, "{new_c}");
+    assert_eq!(listed_status(&s, &a["licence"]).await.0, INVALID);
+    assert_eq!(listed_status(&s, &b["licence"]).await.0, SUSPENDED);
+    assert_eq!(listed_status(&s, &c["licence"]).await.0, SUPERSEDED);
+    assert_eq!(listed_status(&s, &new_c["licence"]).await.0, VALID);
+    change(id(&b), "reinstate").await;
+    assert_eq!(listed_status(&s, &b["licence"]).await.0, VALID);
+    // The holder's QR is the same document: only the list changed.
+    assert_eq!(s.qr_of(&a).await, qr);
+
+    // A list that does not exist, or a number written oddly, is 404.
+    for n in ["1", "01", "-0", "x"] {
+        let res = s.http.get(s.url(&format!("/v1/status-lists/{n}"))).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{n}");
+    }
+}
+
+#[tokio::test]
+async fn trust_names_every_key_with_a_digest_to_pin() {
+    let s = Server::start().await;
+    let (st, trust) = s.get(None, "/v1/trust").await;
+    assert_eq!(st, 200, "{trust}");
+    assert_eq!(trust["departments"].as_array().unwrap().len(), 7, "{trust}");
+    assert!(trust["root"]["certificate"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_eq!(trust["log"]["verifier_key"], s.vault.log_verifier_key());
+    assert_eq!(trust["status_lists"]["entries"], 131072);
+    assert_eq!(trust["digest"].as_str().unwrap().len(), 64);
+    // The same material gives the same digest.
+    assert_eq!(s.get(None, "/v1/trust").await.1["digest"], trust["digest"]);
+}

@@ -111,3 +111,37 @@ async fn python_recomputes_the_disclosures() {
     let (ok, out) = py.run("check_disclosures.py", &bad, &cert);
     assert!(!ok && out.contains("matches no digest"), "{out}");
 }
+
+/// The trust digest and a status list, checked by Python (pycose, zlib, cbor2): a revoked
+/// licence reads 1 (invalid), a valid one 0, under the platform key the trust list names.
+#[tokio::test]
+async fn python_reads_the_trust_list_and_a_status_list() {
+    let Some(py) = Pycose::new() else { return };
+    let s = Server::start().await;
+    let revoked = s.issue_company("91440300MA5E000256").await;
+    let valid = s.issue_company(&licvault::domain::holder::complete_uscc("91440300MA5E0007").unwrap()).await;
+    let id = revoked["licence"]["id"].as_str().unwrap();
+    let (st, v) =
+        s.post(Some(ISSUER), &format!("/v1/licences/{id}/revoke"), &serde_json::json!({"reason": "测试"})).await;
+    assert_eq!(st, 200, "{v}");
+    let trust = s.http.get(s.url("/v1/trust")).send().await.unwrap().bytes().await.unwrap();
+    std::fs::write(py.dir.path().join("trust.json"), &trust).unwrap();
+    for (licence, want) in [(&revoked, 1), (&valid, 0)] {
+        let uri = licence["licence"]["status_list"]["uri"].as_str().unwrap();
+        let n = uri.rsplit('/').next().unwrap();
+        let list = s.http.get(s.url(&format!("/v1/status-lists/{n}"))).send().await.unwrap().bytes().await.unwrap();
+        let list_path = py.dir.path().join("list.cwt");
+        std::fs::write(&list_path, &list).unwrap();
+        let out = Command::new(&py.python)
+            .arg(root().join("scripts/check_status.py"))
+            .arg(py.dir.path().join("trust.json"))
+            .arg(&list_path)
+            .arg(uri)
+            .arg(licence["licence"]["status_list"]["idx"].to_string())
+            .output()
+            .unwrap();
+        let text = format!("{} {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("trust digest OK") && text.contains(&format!("status {want} at index")), "{text}");
+    }
+}

@@ -1,0 +1,160 @@
+//! What a scanner needs to verify offline: the trust list (`GET /v1/trust`) and the status lists
+//! (`GET /v1/status-lists/{n}`, draft-ietf-oauth-status-list-18 in CWT form). Both public.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, MethodRouter};
+use axum::Json;
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::vault::rfc3339_s;
+
+pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![("GET", "/v1/trust", get(trust)), ("GET", "/v1/status-lists/{n}", get(status_list))]
+}
+
+/// The answer of `GET /v1/trust` (spec/openapi.yaml `Trust`); `licvault trust pull` reads it
+/// back, so it is both serialised and parsed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trust {
+    /// Hex SHA-256 of the trust material (spec/formats.md §9): what a scanner pins.
+    pub digest: String,
+    pub root: RootCert,
+    pub departments: Vec<DepartmentCert>,
+    pub log: LogKey,
+    pub platform_keys: Vec<PlatformKey>,
+    pub status_lists: StatusLists,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootCert {
+    /// PEM.
+    pub certificate: String,
+    pub not_before: String,
+    pub not_after: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentCert {
+    /// Hex of the 8-byte kid: SHA-256 of the certificate's DER, first 8 bytes.
+    pub kid: String,
+    pub uscc: String,
+    pub name: String,
+    pub not_before: String,
+    pub not_after: String,
+    /// PEM.
+    pub certificate: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogKey {
+    pub origin: String,
+    /// C2SP signed-note verifier key.
+    pub verifier_key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformKey {
+    pub kid: String,
+    /// base64 of the 32-byte Ed25519 public key.
+    pub public_key: String,
+    /// Whether it signs now (older keys stay for what they signed).
+    pub current: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusLists {
+    /// A list's URI is this followed by its number.
+    pub uri_prefix: String,
+    /// Lists 0 to `count - 1` exist.
+    pub count: u32,
+    pub entries: u32,
+    pub bits: u8,
+    pub ttl: u64,
+}
+
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = B64.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+/// GET /v1/trust — the root, the department certificates, the log key, the platform keys and
+/// where the status lists are, with the digest to pin.
+async fn trust(State(s): State<AppState>) -> Response {
+    let keys = s.vault.keyring();
+    let t = &keys.trust;
+    let mut depts: Vec<_> = t.departments().collect();
+    depts.sort_by_key(|d| d.kid);
+    let (platform, current) = s.vault.platform_keys();
+    let pairs: Vec<(&[u8; 8], &[u8])> = depts.iter().map(|d| (&d.kid, d.der.as_slice())).collect();
+    let platform_raw: Vec<([u8; 8], [u8; 32])> = platform.iter().map(|(k, v)| (*k, v.to_bytes())).collect();
+    let log_key = s.vault.log_verifier_key();
+    let digest = crate::crypto::trust::trust_digest(t.root_der(), &pairs, &log_key, &platform_raw);
+    let (root_from, root_until) = t.root_validity();
+    let answer = Trust {
+        digest: hex::encode(digest),
+        root: RootCert {
+            certificate: pem("CERTIFICATE", t.root_der()),
+            not_before: rfc3339_s(root_from),
+            not_after: rfc3339_s(root_until),
+        },
+        departments: depts
+            .iter()
+            .map(|d| DepartmentCert {
+                kid: hex::encode(d.kid),
+                uscc: d.uscc.to_string(),
+                name: d.name.clone(),
+                not_before: rfc3339_s(d.not_before),
+                not_after: rfc3339_s(d.not_after),
+                certificate: pem("CERTIFICATE", &d.der),
+            })
+            .collect(),
+        log: LogKey { origin: s.vault.log_origin().to_string(), verifier_key: log_key },
+        platform_keys: platform
+            .iter()
+            .map(|(kid, key)| PlatformKey {
+                kid: hex::encode(kid),
+                public_key: B64.encode(key.to_bytes()),
+                current: current == Some(*kid),
+            })
+            .collect(),
+        status_lists: StatusLists {
+            uri_prefix: s.vault.status_list_prefix(),
+            count: s.vault.status_list_count(),
+            entries: crate::vault::status_lists::LIST_SIZE,
+            bits: crate::status_list::BITS,
+            ttl: crate::vault::status_lists::TTL,
+        },
+    };
+    ([(header::CACHE_CONTROL, "no-cache")], Json(answer)).into_response()
+}
+
+/// GET /v1/status-lists/{n} — the status list token (a COSE_Sign1, `application/statuslist+cwt`).
+async fn status_list(State(s): State<AppState>, Path(n): Path<String>) -> Result<Response, ApiError> {
+    // Numbers as written: 0, 1, 2, … (no sign, no leading zeros).
+    let count = s.vault.status_list_count();
+    let n: u32 = n.parse().ok().filter(|v: &u32| v.to_string() == n && *v < count).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_status_list",
+            format!("status lists are numbered 0 to {} (GET /v1/trust says how many there are)", count - 1),
+        )
+    })?;
+    let token = s.vault.status_list(n)?;
+    let max_age = format!("public, max-age={}", crate::vault::status_lists::TTL);
+    Ok((
+        [(header::CONTENT_TYPE, crate::status_list::TYP.to_string()), (header::CACHE_CONTROL, max_age)],
+        token.to_vec(),
+    )
+        .into_response())
+}

@@ -1,0 +1,210 @@
+//! The platform's status lists (spec/formats.md §9): each licence gets a random index in a list
+//! of 2^17 entries at issuance (herd privacy: a list's reader cannot tell which licence it is
+//! looking at), its status is kept in `Cf::Status` in the same batch as every change, and
+//! `GET /v1/status-lists/{n}` serves the list signed by the platform key.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{unix_now, Vault, VaultError};
+use crate::domain::{Licence, Status};
+use crate::status_list::{self, Statuses};
+use crate::store::{Cf, Store, StoreError};
+
+/// Entries in every list.
+pub const LIST_SIZE: u32 = 1 << 17;
+/// Entries a list gets before the next one opens: a free index is then found in at most eight
+/// draws on average, and the list's last entries still hide among 16,384 unused ones.
+pub const LIST_FILL: u32 = LIST_SIZE / 8 * 7;
+/// Seconds a reader may keep a list (the token's `ttl`).
+pub const TTL: u64 = 300;
+/// A list token expires (`exp`) a day after it was made: a scanner refuses it then.
+pub const VALIDITY: i64 = 86_400;
+/// A list served is remade when the log has grown since, or when it is older than this.
+const REMAKE_AFTER: i64 = 60;
+
+/// The list entry of a status: valid, invalid (revoked or cancelled), suspended, superseded.
+/// Expired and not yet valid come from the document's dates, not from the list.
+pub fn code(s: Status) -> u8 {
+    match s {
+        Status::Valid | Status::Expired | Status::NotYetValid => status_list::VALID,
+        Status::Revoked | Status::Cancelled => status_list::INVALID,
+        Status::Suspended => status_list::SUSPENDED,
+        Status::Superseded => status_list::SUPERSEDED,
+    }
+}
+
+/// `status` key: list (u32 BE) ‖ index (u32 BE).
+pub fn key(list: u32, index: u32) -> Vec<u8> {
+    [list.to_be_bytes(), index.to_be_bytes()].concat()
+}
+
+/// Hands out random free indexes of the open list. Indexes are taken in memory before the
+/// document is signed (outside the sequencer); the batch that commits the licence writes its
+/// row, so after a restart the open list's used indexes are read back from the rows. An index
+/// whose licence never committed is free again then: nothing was ever given out with it.
+pub struct Allocator {
+    list: u32,
+    used: Vec<u64>,
+    count: u32,
+}
+
+impl Allocator {
+    /// The open list (the highest with any row) and its used indexes.
+    pub fn load(store: &dyn Store) -> Result<Self, StoreError> {
+        let mut list = 0u32;
+        while !store.scan_prefix(Cf::Status, &(list + 1).to_be_bytes(), 1)?.is_empty() {
+            list += 1;
+        }
+        let mut a = Self { list, used: vec![0; LIST_SIZE as usize / 64], count: 0 };
+        let prefix = list.to_be_bytes();
+        let mut start = prefix.to_vec();
+        loop {
+            let rows = store.scan_prefix_from(Cf::Status, &prefix, &start, 16_384)?;
+            let Some((last, _)) = rows.last() else { break };
+            start = [last.as_slice(), &[0]].concat();
+            for (k, _) in &rows {
+                if let Some(i) = k.get(4..8).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes) {
+                    a.mark(i);
+                }
+            }
+        }
+        if a.count >= LIST_FILL {
+            a.open_next();
+        }
+        Ok(a)
+    }
+
+    fn mark(&mut self, i: u32) {
+        let (w, b) = ((i / 64) as usize, i % 64);
+        if self.used[w] & (1 << b) == 0 {
+            self.used[w] |= 1 << b;
+            self.count += 1;
+        }
+    }
+
+    fn open_next(&mut self) {
+        self.list += 1;
+        self.used.iter_mut().for_each(|w| *w = 0);
+        self.count = 0;
+    }
+
+    /// A uniformly random free index of the open list: (list, index).
+    pub fn allocate(&mut self) -> Result<(u32, u32), VaultError> {
+        if self.count >= LIST_FILL {
+            self.open_next();
+        }
+        loop {
+            let mut r = [0u8; 4];
+            getrandom::fill(&mut r)
+                .map_err(|e| VaultError::Internal(format!("no randomness for a status index: {e}")))?;
+            let i = u32::from_le_bytes(r) % LIST_SIZE;
+            if self.used[(i / 64) as usize] & (1 << (i % 64)) == 0 {
+                self.mark(i);
+                return Ok((self.list, i));
+            }
+        }
+    }
+
+    /// The number of the open list (lists 0..=open exist).
+    pub fn open_list(&self) -> u32 {
+        self.list
+    }
+}
+
+/// A signed list and when it was made.
+struct Made {
+    log_size: u64,
+    at: i64,
+    token: Arc<Vec<u8>>,
+}
+
+/// The lists served lately, by number.
+#[derive(Default)]
+pub struct ListCache(Mutex<HashMap<u32, Made>>);
+
+impl Vault {
+    /// The status-list URI of list `n`: `https://<host of the log origin>/v1/status-lists/<n>`
+    /// (the origin is the deployment's stable name; the URI is signed into every document).
+    pub fn status_list_uri(&self, n: u32) -> String {
+        format!("{}{n}", self.status_list_prefix())
+    }
+
+    pub fn status_list_prefix(&self) -> String {
+        let host = self.origin.split('/').next().unwrap_or(&self.origin);
+        format!("https://{host}/v1/status-lists/")
+    }
+
+    /// The (list, index) of a licence's status entry, if it has one in this vault's lists.
+    pub fn status_slot(&self, l: &Licence) -> Option<(u32, u32)> {
+        let r = l.status_ref.as_ref()?;
+        let n = r.uri.strip_prefix(&self.status_list_prefix())?.parse().ok()?;
+        Some((n, r.index))
+    }
+
+    /// A random free entry for a new licence: its `status_ref`.
+    pub(super) fn allocate_status(&self) -> Result<crate::domain::StatusRef, VaultError> {
+        let (list, index) = self.status_alloc.lock().unwrap_or_else(|p| p.into_inner()).allocate()?;
+        Ok(crate::domain::StatusRef { uri: self.status_list_uri(list), index })
+    }
+
+    /// Lists that exist: 0 up to the open one.
+    pub fn status_list_count(&self) -> u32 {
+        self.status_alloc.lock().unwrap_or_else(|p| p.into_inner()).open_list() + 1
+    }
+
+    /// `GET /v1/status-lists/{n}`: the list token, signed by the platform key; remade when the
+    /// log has grown since it was made or it is a minute old, so a status change shows in the
+    /// next list fetched.
+    pub fn status_list(&self, n: u32) -> Result<Arc<Vec<u8>>, VaultError> {
+        if n >= self.status_list_count() {
+            return Err(VaultError::NotFound(format!("status list {n}")));
+        }
+        let size = self.head().size;
+        let now = unix_now();
+        {
+            let cache = self.status_cache.0.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(m) = cache.get(&n).filter(|m| m.log_size == size && now - m.at < REMAKE_AFTER) {
+                return Ok(m.token.clone());
+            }
+        }
+        let signer = self.annotation.as_ref().ok_or_else(|| {
+            VaultError::NoAnnotationKey("status lists are signed by the platform key (annotation.key.pem)".into())
+        })?;
+        let token = Arc::new(self.make_status_list(n, signer, now)?);
+        let mut cache = self.status_cache.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(n, Made { log_size: size, at: now, token: token.clone() });
+        Ok(token)
+    }
+
+    /// Reads list `n`'s rows (only non-valid entries hold a status other than 0) and signs it.
+    fn make_status_list(
+        &self,
+        n: u32,
+        signer: &crate::crypto::signer::Ed25519Signer,
+        now: i64,
+    ) -> Result<Vec<u8>, VaultError> {
+        let mut statuses = Statuses::new(LIST_SIZE as usize);
+        let prefix = n.to_be_bytes();
+        let mut start = prefix.to_vec();
+        loop {
+            let rows = self.store.scan_prefix_from(Cf::Status, &prefix, &start, 16_384)?;
+            let Some((last, _)) = rows.last() else { break };
+            start = [last.as_slice(), &[0]].concat();
+            for (k, v) in &rows {
+                let index = k.get(4..8).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
+                match (index, v.as_slice()) {
+                    (Some(i), [s]) if i < LIST_SIZE && *s <= status_list::SUPERSEDED => statuses.set(i as usize, *s),
+                    _ => {
+                        return Err(super::issue::inconsistent(format!(
+                            "status row {} of list {n} is not an index and a status",
+                            hex::encode(k)
+                        )))
+                    }
+                }
+            }
+        }
+        let payload = status_list::payload(&self.status_list_uri(n), now, now + VALIDITY, TTL, &statuses);
+        Ok(crate::crypto::cose::sign_typed(signer, status_list::TYP, payload))
+    }
+}
