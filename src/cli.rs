@@ -465,7 +465,7 @@ async fn serve(cfg: Config) -> Result<()> {
         let _ = out.write_all(banner.as_bytes());
         let _ = out.flush();
     }
-    let state = AppState::new(vault.clone(), cfg.limits.clone());
+    let state = AppState::new(vault.clone(), cfg.limits.clone()).with_public_url(cfg.public_url.clone());
     if let Some(m) = metrics_listener {
         tokio::spawn(crate::http::serve_metrics(m, state.clone()));
     }

@@ -21,6 +21,76 @@ pub enum QrError {
     Base45,
     #[error("QR payload is not valid zlib data, or inflates past {MAX_INPUT} bytes")]
     Zlib,
+    #[error("the payload of {0} characters does not fit a QR code at this error correction level")]
+    TooBig(usize),
+    #[error("not a PNG or JPEG image of at most {MAX_IMAGE_SIDE} pixels a side: {0}")]
+    Image(String),
+    #[error("no QR code found in the image")]
+    NoCode,
+}
+
+/// Error correction of a QR image: M (15 % of codewords restorable) or Q (25 %).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ecc {
+    M,
+    Q,
+}
+
+/// Largest side of an image `read_image` decodes (a phone photo is about 4,000 pixels).
+pub const MAX_IMAGE_SIDE: u32 = 8_000;
+
+/// A rendered QR code: its version (1–40), for the caller to report.
+fn code(payload: &str, ecc: Ecc) -> Result<(qrcode::QrCode, i16), QrError> {
+    let level = match ecc {
+        Ecc::M => qrcode::EcLevel::M,
+        Ecc::Q => qrcode::EcLevel::Q,
+    };
+    // The encoder picks the smallest version and the densest mode per segment: an `LV1:` payload
+    // is all in the alphanumeric set, so it is one alphanumeric segment.
+    let code = qrcode::QrCode::with_error_correction_level(payload.as_bytes(), level)
+        .map_err(|_| QrError::TooBig(payload.len()))?;
+    let version = match code.version() {
+        qrcode::Version::Normal(v) | qrcode::Version::Micro(v) => v,
+    };
+    Ok((code, version))
+}
+
+/// The payload as an SVG image (a quiet zone of 4 modules), and its QR version.
+pub fn svg(payload: &str, ecc: Ecc) -> Result<(String, i16), QrError> {
+    let (code, version) = code(payload, ecc)?;
+    let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(256, 256).quiet_zone(true).build();
+    Ok((svg, version))
+}
+
+/// The payload as a PNG image (4 pixels a module, a quiet zone of 4 modules), and its QR
+/// version.
+pub fn png(payload: &str, ecc: Ecc) -> Result<(Vec<u8>, i16), QrError> {
+    let (code, version) = code(payload, ecc)?;
+    let img = code.render::<image::Luma<u8>>().module_dimensions(4, 4).quiet_zone(true).build();
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageLuma8(img)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| QrError::Image(e.to_string()))?;
+    Ok((out.into_inner(), version))
+}
+
+/// The text of the first QR code in a PNG or JPEG image (a screenshot, a photo), decoded with
+/// `rqrr`, an implementation independent of the encoder above.
+pub fn read_image(bytes: &[u8]) -> Result<String, QrError> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| QrError::Image(e.to_string()))?;
+    match reader.format() {
+        Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => {}
+        _ => return Err(QrError::Image("the format is not PNG or JPEG".into())),
+    }
+    let (w, h) = reader.into_dimensions().map_err(|e| QrError::Image(e.to_string()))?;
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+        return Err(QrError::Image(format!("{w}×{h} pixels")));
+    }
+    let img = image::load_from_memory(bytes).map_err(|e| QrError::Image(e.to_string()))?.to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    prepared.detect_grids().into_iter().find_map(|g| g.decode().ok().map(|(_, text)| text)).ok_or(QrError::NoCode)
 }
 
 thread_local! {
@@ -175,6 +245,25 @@ mod tests {
         trailing.push(0);
         assert_eq!(decode(&format!("{PREFIX}{}", base45::encode(&trailing))), Err(QrError::Zlib));
         assert_eq!(decode(&good).unwrap(), doc);
+    }
+
+    /// Every image this module renders decodes, with rqrr, back to exactly the payload.
+    #[test]
+    fn images_decode_back_to_the_payload() {
+        let payload = encode(&[0xd2; 300]);
+        for ecc in [Ecc::M, Ecc::Q] {
+            let (png_bytes, v) = png(&payload, ecc).unwrap();
+            assert_eq!(read_image(&png_bytes).unwrap(), payload);
+            let (svg_text, v2) = svg(&payload, ecc).unwrap();
+            assert_eq!(v, v2);
+            assert!(svg_text.starts_with("<?xml") && svg_text.contains("<svg"), "{}", &svg_text[..60]);
+        }
+        assert!(matches!(png(&"A".repeat(5000), Ecc::M), Err(QrError::TooBig(5000))));
+        assert!(matches!(read_image(b"garbage"), Err(QrError::Image(_))));
+        let blank = image::DynamicImage::new_luma8(50, 50);
+        let mut out = std::io::Cursor::new(Vec::new());
+        blank.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        assert_eq!(read_image(&out.into_inner()), Err(QrError::NoCode));
     }
 
     proptest::proptest! {

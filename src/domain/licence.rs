@@ -19,6 +19,10 @@ pub const CLAIM_NBF: i64 = 5;
 pub const CLAIM_IAT: i64 = 6;
 /// The private claim that carries the licence (private-use range of the CWT claims registry).
 pub const CLAIM_LICENCE: i64 = -65537;
+/// The private claim of a compact document (spec/formats.md §1.3): who holds which licence, the
+/// digest of its full document, nothing of the rest of the face. Integer keys keep it in a
+/// version-14 QR code.
+pub const CLAIM_COMPACT: i64 = -65539;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LicenceError {
@@ -122,11 +126,34 @@ pub struct Presented {
     pub disclosed: BTreeSet<DisclosureKey>,
     /// Digests in the document that no presented disclosure matched.
     pub withheld: usize,
+    /// A compact document (spec/formats.md §1.3): the SHA-256 of the full document it stands for.
+    /// It carries no face fields, and no type or issuer name (the catalogue and the trust list
+    /// name them): those are empty here.
+    pub compact_of: Option<[u8; 32]>,
     pub predecessor: Option<LicenceId>,
     pub issued_at: i64,
     pub valid_from: i64,
     pub valid_until: Option<i64>,
     pub status_ref: Option<StatusRef>,
+}
+
+/// The `status` claim (draft-ietf-oauth-status-list-18 §6.3).
+fn status_value(st: &StatusRef) -> Value {
+    let list = Value::Map(vec![(text("idx"), Value::Integer(st.index.into())), (text("uri"), text(&st.uri))]);
+    Value::Map(vec![(text("status_list"), list)])
+}
+
+fn parse_status(claims: &MapReader<'_>) -> Result<Option<StatusRef>, LicenceError> {
+    let Some(st) = claims.int(CLAIM_STATUS) else { return Ok(None) };
+    let st = MapReader::new(st, "status claim")?;
+    let list = st.text("status_list").ok_or_else(|| CborError::Shape("status: status_list is required".into()))?;
+    let list = MapReader::new(list, "status_list")?;
+    let index = match list.text("idx") {
+        Some(Value::Integer(i)) => u32::try_from(*i).ok(),
+        _ => None,
+    }
+    .ok_or_else(|| CborError::Shape("status_list: idx must be an unsigned 32-bit integer".into()))?;
+    Ok(Some(StatusRef { uri: list.req_text("uri")?.to_string(), index }))
 }
 
 fn holder_value(kind: HolderType, id: Option<&HolderId>, name: &str) -> Value {
@@ -242,6 +269,36 @@ impl Licence {
         SdPayload { payload: cbor::encode(Value::Map(claims)), disclosures }
     }
 
+    /// The CWT claims of the licence's compact document (spec/formats.md §1.3): `iss`, `nbf`,
+    /// `iat`, `exp`, the status entry, and under [`CLAIM_COMPACT`] the identifier (1), the licence
+    /// number (2), the holder (3: type, name, and the number only for a USCC) and the SHA-256 of
+    /// the full document as issued (4), which binds the compact one to it and so to the log.
+    pub fn to_compact_payload(&self, full_sha256: &[u8; 32]) -> Vec<u8> {
+        let mut holder = vec![(int(1), text(self.holder.kind().code())), (int(2), text(&self.holder_name))];
+        if self.holder.kind() == HolderType::Organisation {
+            holder.push((int(3), text(self.holder.number())));
+        }
+        let compact = vec![
+            (int(1), text(self.id.to_string())),
+            (int(2), text(&self.number)),
+            (int(3), Value::Map(holder)),
+            (int(4), Value::Bytes(full_sha256.to_vec())),
+        ];
+        let mut claims = vec![
+            (int(CLAIM_ISS), text(self.issuer().as_str())),
+            (int(CLAIM_NBF), int(self.valid_from)),
+            (int(CLAIM_IAT), int(self.issued_at)),
+            (int(CLAIM_COMPACT), Value::Map(compact)),
+        ];
+        if let Some(exp) = self.valid_until {
+            claims.push((int(CLAIM_EXP), int(exp)));
+        }
+        if let Some(st) = &self.status_ref {
+            claims.push((int(CLAIM_STATUS), status_value(st)));
+        }
+        cbor::encode(Value::Map(claims))
+    }
+
     /// Parses a payload in which every value is in clear (the first format). The bytes must be
     /// deterministic CBOR: a document whose payload we would have encoded differently was not
     /// made by a conforming issuer.
@@ -273,6 +330,9 @@ impl Presented {
 
     /// The whole licence: every value in clear or disclosed.
     pub fn complete(self) -> Result<Licence, LicenceError> {
+        if self.compact_of.is_some() {
+            return Err(LicenceError::Withheld("the face of a licence shown by its compact document".into()));
+        }
         if self.withheld > 0 {
             return Err(LicenceError::Withheld(format!("{} value(s) of the licence", self.withheld)));
         }
@@ -319,6 +379,7 @@ impl Presented {
             fields: l.fields.clone(),
             disclosed: BTreeSet::new(),
             withheld: 0,
+            compact_of: None,
             predecessor: l.predecessor.clone(),
             issued_at: l.issued_at,
             valid_from: l.valid_from,
@@ -329,6 +390,71 @@ impl Presented {
 
     pub fn issuer(&self) -> &Uscc {
         self.id.issuer()
+    }
+
+    /// A compact document's claim (spec/formats.md §1.3).
+    fn compact(
+        v: &Value,
+        iss: &str,
+        issued_at: i64,
+        valid_from: i64,
+        valid_until: Option<i64>,
+        status_ref: Option<StatusRef>,
+    ) -> Result<Self, LicenceError> {
+        let c = MapReader::new(v, "compact claim")?;
+        let req = |k: i64| {
+            c.int(k).and_then(Value::as_text).ok_or_else(|| CborError::Shape(format!("compact: key {k} must be text")))
+        };
+        let id = LicenceId::parse(req(1)?)?;
+        if iss != id.issuer().as_str() {
+            return Err(LicenceError::Inconsistent("iss differs from the identifier's issuer".into()));
+        }
+        let h = MapReader::new(
+            c.int(3).ok_or_else(|| CborError::Shape("compact: holder (3) is required".into()))?,
+            "holder",
+        )?;
+        let text_at = |k: i64| {
+            h.int(k).map(|v| v.as_text().ok_or_else(|| CborError::Shape(format!("holder: key {k} must be text"))))
+        };
+        let kind =
+            HolderType::parse(text_at(1).ok_or_else(|| CborError::Shape("holder: type (1) is required".into()))??)?;
+        let name = text_at(2).ok_or_else(|| CborError::Shape("holder: name (2) is required".into()))??.to_string();
+        let holder_id = match (kind, text_at(3).transpose()?) {
+            (HolderType::Organisation, Some(n)) => Some(HolderId::parse_pilot(kind.code(), n)?),
+            (HolderType::Citizen, None) => None,
+            _ => {
+                return Err(LicenceError::Inconsistent(
+                    "a compact document names a USCC and never a citizen's number".into(),
+                ))
+            }
+        };
+        let full = match c.int(4) {
+            Some(Value::Bytes(b)) => <[u8; 32]>::try_from(b.as_slice()).ok(),
+            _ => None,
+        }
+        .ok_or_else(|| CborError::Shape("compact: full (4) must be a SHA-256 digest".into()))?;
+        if valid_until.is_some_and(|exp| exp <= valid_from) {
+            return Err(LicenceError::Inconsistent("exp is not after nbf".into()));
+        }
+        Ok(Self {
+            format: FORMAT_SD,
+            number: req(2)?.to_string(),
+            id,
+            type_name: String::new(),
+            holder: ShownHolder { kind, id: holder_id, name },
+            co_holders: Vec::new(),
+            issuer_name: String::new(),
+            area_code: String::new(),
+            fields: BTreeMap::new(),
+            disclosed: BTreeSet::new(),
+            withheld: 0,
+            compact_of: Some(full),
+            predecessor: None,
+            issued_at,
+            valid_from,
+            valid_until,
+            status_ref,
+        })
     }
 
     fn from_value(v: &Value, disclosures: &[Disclosure]) -> Result<Self, LicenceError> {
@@ -348,9 +474,21 @@ impl Presented {
         let issued_at = time(CLAIM_IAT, "iat")?.ok_or_else(|| CborError::Shape("claim iat (6) is required".into()))?;
         let valid_from = time(CLAIM_NBF, "nbf")?.ok_or_else(|| CborError::Shape("claim nbf (5) is required".into()))?;
         let valid_until = time(CLAIM_EXP, "exp")?;
-        let lic_v = claims
-            .int(CLAIM_LICENCE)
-            .ok_or_else(|| CborError::Shape("the licence claim (-65537) is required".into()))?;
+        let lic_v = match (claims.int(CLAIM_LICENCE), claims.int(CLAIM_COMPACT)) {
+            (Some(v), None) => v,
+            (None, Some(_)) if !disclosures.is_empty() => {
+                return Err(LicenceError::Disclosure("a compact document has no digests to disclose".into()))
+            }
+            (None, Some(c)) => {
+                return Self::compact(c, iss, issued_at, valid_from, valid_until, parse_status(&claims)?)
+            }
+            _ => {
+                return Err(CborError::Shape(
+                    "exactly one of the licence claim (-65537) and the compact claim (-65539) is required".into(),
+                )
+                .into())
+            }
+        };
         let lic = MapReader::new(lic_v, "licence claim")?;
         let format = match lic.text("v") {
             None => 1,
@@ -462,24 +600,10 @@ impl Presented {
             }
             disclosed.insert(d.key.clone());
         }
-        let status_ref = match claims.int(CLAIM_STATUS) {
-            None => None,
-            Some(_) if !sd => {
-                return Err(CborError::Shape("the status claim is only in the format with disclosures".into()).into())
-            }
-            Some(st) => {
-                let st = MapReader::new(st, "status claim")?;
-                let list =
-                    st.text("status_list").ok_or_else(|| CborError::Shape("status: status_list is required".into()))?;
-                let list = MapReader::new(list, "status_list")?;
-                let index = match list.text("idx") {
-                    Some(Value::Integer(i)) => u32::try_from(*i).ok(),
-                    _ => None,
-                }
-                .ok_or_else(|| CborError::Shape("status_list: idx must be an unsigned 32-bit integer".into()))?;
-                Some(StatusRef { uri: list.req_text("uri")?.to_string(), index })
-            }
-        };
+        if !sd && claims.int(CLAIM_STATUS).is_some() {
+            return Err(CborError::Shape("the status claim is only in the format with disclosures".into()).into());
+        }
+        let status_ref = parse_status(&claims)?;
         let predecessor = lic.opt_text("prev")?.map(LicenceId::parse).transpose()?;
         if valid_until.is_some_and(|exp| exp <= valid_from) {
             return Err(LicenceError::Inconsistent("exp is not after nbf".into()));
@@ -495,6 +619,7 @@ impl Presented {
             area_code: lic.req_text("area")?.to_string(),
             fields,
             withheld: digests.len() - used.len(),
+            compact_of: None,
             disclosed,
             predecessor,
             issued_at,

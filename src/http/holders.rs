@@ -37,7 +37,7 @@ pub struct HolderKey {
 }
 
 impl HolderKey {
-    fn parse(&self, vault: &Vault) -> Result<HolderId, ApiError> {
+    pub fn parse(&self, vault: &Vault) -> Result<HolderId, ApiError> {
         Ok(vault.parse_holder(&self.kind, &self.id)?)
     }
 }

@@ -140,7 +140,7 @@ pub fn licence_json<'a>(l: &'a Licence, audience: Audience<'_>) -> LicenceView<'
 /// and of the values in clear those that are not personal. A document in the first format
 /// carries personal values in clear although the holder chose nothing: those are left out, and
 /// a citizen's number there is masked. A withheld number is null.
-pub fn presented_json<'a>(p: &'a Presented, ty: Option<&LicenceType>) -> LicenceView<'a> {
+pub fn presented_json<'a>(p: &'a Presented, ty: Option<&'a LicenceType>) -> LicenceView<'a> {
     let shown = |name: &str| {
         p.disclosed.contains(&DisclosureKey::Field(name.to_string())) || ty.is_some_and(|t| t.personal(name).is_none())
     };
@@ -152,6 +152,10 @@ pub fn presented_json<'a>(p: &'a Presented, ty: Option<&LicenceType>) -> Licence
                 id.masked()
             }
         })
+    };
+    let type_name = match (p.type_name.as_str(), ty) {
+        ("", Some(t)) => t.name.as_str(),
+        (name, _) => name,
     };
     LicenceView {
         co_holders: p
@@ -165,7 +169,8 @@ pub fn presented_json<'a>(p: &'a Presented, ty: Option<&LicenceType>) -> Licence
         holder: HolderView { id: number(0, &p.holder), name: &p.holder.name, kind: p.holder.kind.code() },
         status_list: p.status_ref.as_ref().map(Into::into),
         withheld: Some(p.withheld),
-        ..common_view(&p.id, p, &p.area_code, &p.number, &p.type_name, &p.issuer_name)
+        // A compact document names no type: the catalogue does.
+        ..common_view(&p.id, p, &p.area_code, &p.number, type_name, &p.issuer_name)
     }
 }
 

@@ -10,6 +10,8 @@ mod licences;
 mod logapi;
 mod metrics;
 mod ops;
+mod page;
+mod qr;
 pub mod serve;
 pub mod trust;
 mod verify;
@@ -35,11 +37,31 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     pub metrics: Arc<Metrics>,
     pub limits: crate::config::Limits,
+    /// `--public-url`: the base of the links in QR codes (`/v/<ref>`). Without it, the base is
+    /// `http://` and the request's Host.
+    pub public_url: Option<String>,
 }
 
 impl AppState {
     pub fn new(vault: Arc<Vault>, limits: crate::config::Limits) -> Self {
-        Self { vault, metrics: Arc::new(Metrics::default()), limits }
+        Self { vault, metrics: Arc::new(Metrics::default()), limits, public_url: None }
+    }
+
+    pub fn with_public_url(self, url: Option<String>) -> Self {
+        Self { public_url: url.map(|u| u.trim_end_matches('/').to_string()), ..self }
+    }
+
+    /// The base URL links are made from.
+    pub fn public_base(&self, headers: &axum::http::HeaderMap) -> String {
+        if let Some(u) = &self.public_url {
+            return u.clone();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+            .unwrap_or("localhost");
+        format!("http://{host}")
     }
 }
 
@@ -50,6 +72,8 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     r.extend(licences::routes());
     r.extend(verify::routes());
     r.extend(trust::routes());
+    r.extend(qr::routes());
+    r.extend(page::routes());
     r.extend(holders::routes());
     r.extend(logapi::routes());
     r.extend(ops::routes());

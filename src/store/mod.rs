@@ -113,6 +113,11 @@ pub mod keys {
         [b"s/".as_slice(), licence.as_bytes()].concat()
     }
 
+    /// `docs`: `k/` ‖ licence id: its compact document (COSE_Sign1, spec/formats.md §1.3).
+    pub fn compact(licence: &str) -> Vec<u8> {
+        [b"k/".as_slice(), licence.as_bytes()].concat()
+    }
+
     /// `docs`: `c/` ‖ an annotated copy's SHA-256 (the value is its usage leaf's index).
     pub fn copy(sha256: &[u8]) -> Vec<u8> {
         [b"c/".as_slice(), sha256].concat()

@@ -79,6 +79,19 @@ pub enum VaultError {
     /// No annotation key is configured (keys/annotation.key.pem).
     #[error("{0}")]
     NoAnnotationKey(String),
+    /// The holder channel asked for a holder's licence without naming the holder.
+    #[error(
+        "the holder channel names the holder it acts for: header Licvault-Holder (type:number), or holder in the body"
+    )]
+    HolderRequired,
+    /// A licence issued before compact documents has none.
+    #[error("{0} has no compact document (it was issued before they were made); use profile=full")]
+    NoCompact(String),
+    #[error("{0} has no link to withdraw")]
+    NoLink(String),
+    /// A disclosure asked for that the licence does not have.
+    #[error("{0}")]
+    UnknownDisclosure(String),
     #[error("internal: {0}")]
     Internal(String),
 }

@@ -91,6 +91,14 @@ pub struct Issued {
     pub replayed: bool,
 }
 
+/// What signing a licence makes: its document, the payload and disclosures it was made from,
+/// and its compact document.
+struct Signed {
+    document: Vec<u8>,
+    sd: SdPayload,
+    compact: Vec<u8>,
+}
+
 /// Longest reason for a status change or a new version, in characters (the text rule applies).
 pub const MAX_REASON: usize = 200;
 
@@ -221,7 +229,7 @@ impl Vault {
     /// validity would verify as invalid), in the format with salted disclosures: a citizen
     /// holder's number and the fields `ty` marks personal are in the payload only as digests.
     /// Returns the COSE_Sign1 document and the payload and disclosures it was made from.
-    fn sign(&self, licence: &Licence, ty: &LicenceType) -> Result<(Vec<u8>, SdPayload), VaultError> {
+    fn sign(&self, licence: &Licence, ty: &LicenceType) -> Result<Signed, VaultError> {
         let keys = self.keyring();
         let signer = keys.seal_for(licence.issuer().as_str(), &licence.issuer_name, licence.issued_at)?;
         let mut salt_error = None;
@@ -236,7 +244,15 @@ impl Vault {
         if let Some(e) = salt_error {
             return Err(VaultError::Internal(format!("no randomness for the disclosures' salts: {e}")));
         }
-        Ok((cose::sign(signer, sd.payload.clone()), sd))
+        let document = cose::sign(signer, sd.payload.clone());
+        // The compact document names the full one by its hash (spec/formats.md §1.3).
+        let compact_payload = licence.to_compact_payload(&sha256(&document));
+        match crate::domain::Presented::parse(&compact_payload, &[]) {
+            Ok(p) if p.id == licence.id => {}
+            _ => return Err(VaultError::Internal(format!("the compact document of {} does not decode", licence.id))),
+        }
+        let compact = cose::sign(signer, compact_payload);
+        Ok(Signed { document, sd, compact })
     }
 
     /// `POST /v1/licences`.
@@ -373,7 +389,7 @@ impl Vault {
             Some((p, _)) => self.status_slot(&self.licence(p)?.0),
             None => None,
         };
-        let (document, sd) = self.sign(&licence, ty)?;
+        let Signed { document, sd, compact } = self.sign(&licence, ty)?;
         // Nothing is committed that cannot be read back: the signed payload and its disclosures
         // must decode to the very licence that was signed (a date the decoder refuses, say, would
         // otherwise be issued and then be unreadable for ever).
@@ -468,6 +484,7 @@ impl Vault {
                 tx.put(Cf::Licences, id.clone().into_bytes(), json(&record)?);
                 tx.put(Cf::Docs, doc_key(&id), doc);
                 tx.put(Cf::Docs, crate::store::keys::disclosures(&id), disclosures);
+                tx.put(Cf::Docs, crate::store::keys::compact(&id), compact);
                 tx.put(Cf::Status, status_lists::key(slot.0, slot.1), vec![status_lists::code(Status::Valid)]);
                 tx.put(Cf::Holders, crate::store::keys::holder(&commitment, &id), Vec::new());
                 for co in co_commitments.chunks(32) {

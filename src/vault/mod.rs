@@ -8,6 +8,7 @@ mod clients;
 mod error;
 mod issue;
 pub mod keys;
+pub mod links;
 pub mod lookup;
 mod pilot;
 pub mod records;

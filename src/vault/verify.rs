@@ -166,6 +166,11 @@ pub fn verify_offline<'t>(trust: &'t TrustList, document: &[u8], now: i64) -> Re
             "issued at a time outside the validity of the signing certificate".to_string(),
         ));
     }
+    let mut licence = licence;
+    if licence.compact_of.is_some() {
+        // A compact document names no issuer: the certificate that signed it does.
+        licence.issuer_name = cert.name.clone();
+    }
     let status = Status::Valid.effective(now, licence.valid_from, licence.valid_until);
     Ok(Checked { licence, cert, status, envelope: env })
 }
@@ -202,15 +207,24 @@ impl Vault {
         let record = self.record(&licence.id)?;
         // The document as issued: disclosures travel outside the signed bytes, so the log's hash
         // covers the document without them.
-        let issued = match envelope.disclosures() {
-            [] => sha256(&document),
-            _ if envelope.is_issued_with_disclosures(&document) => sha256(&envelope.issued_bytes()),
+        // A compact document stands for the full one whose hash it carries (signed by the same
+        // seal): the log binds that one.
+        if licence.compact_of.is_some() {
+            reasons.push(
+                "a compact document: it names the licence, its holder and its validity; the full document has the face"
+                    .into(),
+            );
+        }
+        let issued = match (licence.compact_of, envelope.disclosures()) {
+            (Some(full), _) => full,
+            (None, []) => sha256(&document),
+            (None, _) if envelope.is_issued_with_disclosures(&document) => sha256(&envelope.issued_bytes()),
             // Bytes around the signed content differ: the re-encoding path below decides.
-            _ => [0; 32],
+            (None, _) => [0; 32],
         };
         let record = match record {
             Some(r) if r.doc_sha256 == hex::encode(issued) => r,
-            Some(r) if self.same_signed_content(&licence.id, &document)? => {
+            Some(r) if licence.compact_of.is_none() && self.same_signed_content(&licence.id, &document)? => {
                 reasons.push(
                     "these bytes are a re-encoding of the issued document: the signed content and the signature are \
                      the same, the bytes around them differ (ask the holder for the document as issued)"

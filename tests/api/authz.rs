@@ -78,6 +78,12 @@ fn table() -> Vec<(&'static str, &'static str, Allowed)> {
         ("POST", "/v1/licences/{id}/annotated-copies", Only(&[Verifier, ScopedVerifier])),
         ("POST", "/v1/holders/wallet", Only(&[HolderChannel])),
         ("POST", "/v1/holders/usage", Only(&[HolderChannel])),
+        ("GET", "/v1/licences/{id}/qr.svg", Only(&[Issuer, HolderChannel])),
+        ("GET", "/v1/licences/{id}/qr.png", Only(&[Issuer, HolderChannel])),
+        ("POST", "/v1/licences/{id}/links/withdraw", Only(&[Issuer, HolderChannel])),
+        ("GET", "/v/", Public),
+        ("POST", "/v/", Public),
+        ("GET", "/v/{ref}", Public),
         ("PUT", "/v1/admin/licence-types/{code}", Only(&[Admin])),
         ("PUT", "/v1/admin/service-items/{code}", Only(&[Admin])),
     ]
@@ -106,12 +112,26 @@ impl Tokens {
 }
 
 /// A fresh licence, and the concrete path and body for one call of `route`.
-async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>) {
+/// Also the `Licvault-Holder` header a holder channel sends with it (the licence's holder).
+async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>, String) {
     let holder = licvault::domain::holder::complete_uscc(&format!("91440300MA5E{:04}", n % 10_000)).unwrap();
     let needs_licence = route.starts_with("/v1/licences/{id}");
     let id = if needs_licence {
         let issued = s.issue_company(&holder).await;
         issued["licence"]["id"].as_str().unwrap().to_string()
+    } else {
+        String::new()
+    };
+    if route.ends_with("/links/withdraw") {
+        let res = s.http.get(s.url(&format!("/v1/licences/{id}/qr.svg?profile=link"))).bearer_auth(ISSUER).send().await;
+        assert_eq!(res.unwrap().status(), 200);
+    }
+    let reference = if route == "/v/{ref}" {
+        let issued = s.issue_company(&holder).await;
+        let id = issued["licence"]["id"].as_str().unwrap();
+        let res = s.http.get(s.url(&format!("/v1/licences/{id}/qr.png?profile=link"))).bearer_auth(ISSUER).send().await;
+        let url = licvault::qr::read_image(&res.unwrap().bytes().await.unwrap()).unwrap();
+        url.rsplit('/').next().unwrap().to_string()
     } else {
         String::new()
     };
@@ -128,6 +148,7 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>) {
         .replace("/service-items/{code}", "/service-items/440300-XK-0001")
         .replace("/v1/admin/clients/{id}", &format!("/v1/admin/clients/{client_id}"))
         .replace("/status-lists/{n}", "/status-lists/0")
+        .replace("{ref}", &reference)
         .replace("{id}", &id);
     let body = match route {
         "/v1/licences" => Some(business_licence(&holder)),
@@ -135,7 +156,11 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>) {
             let mut b = business_licence(&holder);
             Some(json!({"reason": "变更", "fields": b["fields"].take()}))
         }
-        r if r.starts_with("/v1/licences/{id}/") && r != "/v1/licences/{id}/annotated-copies" => {
+        "/v1/licences/{id}/links/withdraw" => Some(json!({"reason": "测试", "holder": {"type": "001", "id": holder}})),
+        r if r.starts_with("/v1/licences/{id}/")
+            && r != "/v1/licences/{id}/annotated-copies"
+            && !r.contains("/qr.") =>
+        {
             Some(json!({"reason": "测试"}))
         }
         "/v1/verify" => Some(json!({"payload": "LV1:not-a-licence"})),
@@ -151,7 +176,7 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>) {
         "/v1/admin/service-items/{code}" => Some(s.get(None, "/v1/service-items/440300-XK-0001").await.1),
         _ => None,
     };
-    (path, body)
+    (path, body, format!("001:{holder}"))
 }
 
 #[tokio::test]
@@ -185,7 +210,7 @@ async fn every_route_every_role() {
     for (method, route, allowed) in &table {
         for who in EVERYONE {
             n += 1;
-            let (path, body) = request(&s, n, route).await;
+            let (path, body, holder) = request(&s, n, route).await;
             let mut req = match *method {
                 "GET" => s.http.get(s.url(&path)),
                 "PUT" => s.http.put(s.url(&path)),
@@ -196,6 +221,12 @@ async fn every_route_every_role() {
             }
             if let Some(b) = &body {
                 req = req.json(b);
+            }
+            if *route == "/v/" && *method == "POST" {
+                req = req.form(&[("payload", "LV1:not-a-licence")]);
+            }
+            if who == Who::HolderChannel {
+                req = req.header("Licvault-Holder", &holder);
             }
             let res = req.send().await.unwrap();
             let status = res.status().as_u16();

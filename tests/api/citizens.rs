@@ -174,3 +174,162 @@ async fn trust_names_every_key_with_a_digest_to_pin() {
     // The same material gives the same digest.
     assert_eq!(s.get(None, "/v1/trust").await.1["digest"], trust["digest"]);
 }
+
+/// A 营业执照 whose 经营范围 has 200 characters, as many real ones do.
+fn long_scope_licence(holder: &str) -> Value {
+    let scope = "一般项目：软件开发；信息技术咨询服务；数据处理和存储支持服务；集成电路设计；人工智能应用软件开发；\
+                 网络技术服务；计算机系统服务；信息系统集成服务；物联网技术研发；电子产品销售；通讯设备销售；\
+                 技术服务、技术开发、技术咨询、技术交流、技术转让、技术推广；广告设计、代理；会议及展览服务；\
+                 企业管理咨询；市场营销策划；办公用品销售；日用百货销售；五金产品零售。（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）";
+    let scope: String = scope.chars().filter(|c| !c.is_whitespace()).take(200).collect();
+    assert_eq!(scope.chars().count(), 200);
+    let mut body = business_licence(holder);
+    body["fields"]["经营范围"] = json!(scope);
+    body
+}
+
+/// GET a QR image: status, QR version header, body.
+async fn qr_image(s: &Server, token: &str, holder: Option<&str>, path: &str) -> (u16, Option<u32>, Vec<u8>) {
+    let mut req = s.http.get(s.url(path)).bearer_auth(token);
+    if let Some(h) = holder {
+        req = req.header("Licvault-Holder", h);
+    }
+    let res = req.send().await.unwrap();
+    let version = res.headers().get("licvault-qr-version").map(|v| v.to_str().unwrap().parse().unwrap());
+    (res.status().as_u16(), version, res.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn qr_images_fit_and_decode_back_with_an_independent_decoder() {
+    let s = Server::start().await;
+    let holder = licvault::domain::holder::complete_uscc("91440300MA5E0009").unwrap();
+    let (st, issued) = s.post(Some(ISSUER), "/v1/licences", &long_scope_licence(&holder)).await;
+    assert_eq!(st, 201, "{issued}");
+    let id = issued["licence"]["id"].as_str().unwrap();
+    let qr = s.qr_of(&issued).await;
+
+    // Full, ECC M: the document as issued, version 23 at most.
+    let (st, version, png) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.png")).await;
+    assert_eq!(st, 200);
+    assert_eq!(licvault::qr::read_image(&png).unwrap(), qr, "rqrr reads back exactly the payload");
+    let full_version = version.unwrap();
+    let doc = B64.decode(issued["document"].as_str().unwrap()).unwrap();
+    eprintln!("document {} bytes, payload {} characters", doc.len(), qr.len());
+    // Version 23 would hold 829 bytes of zlib; this document compresses to about 965, at the
+    // edge of version 25 (random salts, indexes and signatures move it by a few bytes):
+    // spec/formats.md §1.1 says where the bytes go.
+    assert!(full_version <= 26, "full QR is version {full_version}");
+    let (st, svg_version, svg) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.svg")).await;
+    assert_eq!((st, svg_version), (200, Some(full_version)));
+    assert!(String::from_utf8(svg).unwrap().contains("<svg"));
+
+    // Compact: version 14 at most; it verifies, names the licence and its holder, and leaves the
+    // face (经营范围 and the rest) to the full document.
+    let (st, version, png) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.png?profile=compact")).await;
+    assert_eq!(st, 200);
+    let compact_version = version.unwrap();
+    assert!(compact_version <= 14, "compact QR is version {compact_version}");
+    let compact = licvault::qr::read_image(&png).unwrap();
+    let v = verify(&s, &compact).await;
+    assert_eq!(v["verdict"], "valid", "{v}");
+    assert_eq!(v["licence"]["fields"], json!({}), "{v}");
+    assert_eq!(v["licence"]["type_name"], "营业执照");
+    assert_eq!(v["licence"]["holder"]["name"], "示例科技有限公司");
+    assert_eq!(v["licence"]["number"], issued["licence"]["number"]);
+    assert_eq!(v["log"]["index"], issued["log"]["index"]);
+    eprintln!("营业执照 with a 200-character 经营范围: full QR version {full_version}, compact {compact_version}");
+
+    // ECC Q is bigger; anything else is refused.
+    let (st, q_version, _) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.png?ecc=Q")).await;
+    assert!(st == 200 && q_version.unwrap() >= full_version);
+    for bad in ["ecc=L", "profile=tiny", "what=1", "profile=compact&disclose=holder.id", "disclose=nope"] {
+        let (st, _, body) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.svg?{bad}")).await;
+        assert_eq!(st, 400, "{bad}: {}", String::from_utf8_lossy(&body));
+    }
+    // Another department's issuer and a verifier may not.
+    assert_eq!(qr_image(&s, OTHER_ISSUER, None, &format!("/v1/licences/{id}/qr.png")).await.0, 403);
+    assert_eq!(qr_image(&s, VERIFIER, None, &format!("/v1/licences/{id}/qr.png")).await.0, 403);
+}
+
+#[tokio::test]
+async fn the_holder_chooses_what_a_qr_discloses() {
+    let s = Server::start().await;
+    let (_, issued) = s.post(Some(OTHER_ISSUER), "/v1/licences", &marriage(CITIZEN)).await;
+    let id = issued["licence"]["id"].as_str().unwrap();
+    let me = format!("111:{CITIZEN}");
+    let path =
+        format!("/v1/licences/{id}/qr.png?disclose=holder.id,%E7%94%B7%E6%96%B9%E5%87%BA%E7%94%9F%E6%97%A5%E6%9C%9F");
+    let (st, _, png) = qr_image(&s, HOLDER_CHANNEL, Some(&me), &path).await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&png));
+    let v = verify(&s, &licvault::qr::read_image(&png).unwrap()).await;
+    assert_eq!((v["verdict"].as_str(), v["licence"]["holder"]["id"].as_str()), (Some("valid"), Some(CITIZEN)), "{v}");
+    assert_eq!(v["licence"]["fields"]["男方出生日期"], "1949-12-31");
+    assert_eq!(v["licence"]["withheld"], 3);
+    // Without disclosures the QR has none of the personal values.
+    let (_, _, png) = qr_image(&s, HOLDER_CHANNEL, Some(&me), &format!("/v1/licences/{id}/qr.png")).await;
+    let plain = licvault::qr::read_image(&png).unwrap();
+    let doc = licvault::qr::decode(&plain).unwrap();
+    assert!(!doc.windows(CITIZEN.len()).any(|w| w == CITIZEN.as_bytes()));
+    // The holder channel names the holder; a holder who does not hold the licence gets 403.
+    assert_eq!(qr_image(&s, HOLDER_CHANNEL, None, &format!("/v1/licences/{id}/qr.png")).await.0, 400);
+    let stranger = "111:440524188001010014";
+    assert_eq!(qr_image(&s, HOLDER_CHANNEL, Some(stranger), &format!("/v1/licences/{id}/qr.png")).await.0, 403);
+    assert_eq!(qr_image(&s, HOLDER_CHANNEL, Some("111:123"), &format!("/v1/licences/{id}/qr.png")).await.0, 400);
+}
+
+/// The link QR of a marriage licence held by [`CITIZEN`], read back.
+async fn link(s: &Server, id: &str) -> String {
+    let me = format!("111:{CITIZEN}");
+    let (st, _, png) = qr_image(s, HOLDER_CHANNEL, Some(&me), &format!("/v1/licences/{id}/qr.png?profile=link")).await;
+    assert_eq!(st, 200);
+    licvault::qr::read_image(&png).unwrap()
+}
+
+#[tokio::test]
+async fn a_link_opens_the_verification_page_until_it_is_withdrawn() {
+    let s = Server::start().await;
+    let (_, issued) = s.post(Some(OTHER_ISSUER), "/v1/licences", &marriage(CITIZEN)).await;
+    let id = issued["licence"]["id"].as_str().unwrap();
+    let url = link(&s, id).await;
+    assert!(url.starts_with(&format!("{}/v/", s.base)), "{url}");
+    assert!(!url.contains(id) && !url.contains(CITIZEN), "the link names neither the licence nor the holder");
+    assert_eq!(link(&s, id).await, url, "the same link until it is withdrawn");
+    let res = s.http.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+    let html = res.text().await.unwrap();
+    assert!(html.contains("有效 VALID") && html.contains("结婚证") && html.contains("李*"), "{html}");
+    assert!(!html.contains(CITIZEN) && !html.contains("1949-12-31") && !html.contains("李四"), "{html}");
+    assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"), "no external assets");
+
+    // Withdrawn: the page says so; the next link is a new one.
+    let (st, v) = s
+        .post(
+            Some(HOLDER_CHANNEL),
+            &format!("/v1/licences/{id}/links/withdraw"),
+            &json!({"reason": "手机丢失", "holder": {"type": "111", "id": CITIZEN}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let res = s.http.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 410);
+    assert!(res.text().await.unwrap().contains("已被撤回"));
+    assert_ne!(link(&s, id).await, url);
+    let (st, v) =
+        s.post(Some(OTHER_ISSUER), &format!("/v1/licences/{id}/links/withdraw"), &json!({"reason": "测试"})).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) =
+        s.post(Some(OTHER_ISSUER), &format!("/v1/licences/{id}/links/withdraw"), &json!({"reason": "测试"})).await;
+    assert_eq!((st, v["code"].as_str()), (404, Some("no_link")));
+
+    // A revoked licence's page says so; an unknown reference is 404; the form posts a payload.
+    s.post(Some(OTHER_ISSUER), &format!("/v1/licences/{id}/revoke"), &json!({"reason": "撤销"})).await;
+    let url = link(&s, id).await;
+    assert!(s.http.get(&url).send().await.unwrap().text().await.unwrap().contains("已撤销 REVOKED"));
+    assert_eq!(s.http.get(s.url("/v/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")).send().await.unwrap().status(), 404);
+    let res = s.http.post(s.url("/v/")).form(&[("payload", "LV1:FORGED")]).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("无效 INVALID"));
+}
