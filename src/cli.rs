@@ -54,13 +54,38 @@ enum Command {
         #[command(subcommand)]
         command: HoldersCommand,
     },
-    /// Verify a document offline: signature, trust chain, validity period.
+    /// Verify a document offline: signature, trust chain, disclosures, validity period, and,
+    /// with a trust directory from `licvault trust pull`, its status as of the status list.
     Verify {
-        /// A file holding COSE_Sign1 bytes, base64 or an LV1: payload; or the payload itself.
+        /// A QR image (PNG or JPEG), a file holding COSE_Sign1 bytes, base64 or an LV1: payload;
+        /// or the payload itself.
         input: String,
-        /// Directory with root.crt.pem and departments/*.crt.pem.
+        /// Directory with root.crt.pem and departments/*.crt.pem; with trust.json and
+        /// status-lists/ (from `licvault trust pull`) the status is checked too.
         #[arg(long, default_value = "keys")]
         trust: PathBuf,
+        /// Refuse a status list older than this many seconds (exit 3).
+        #[arg(long)]
+        max_age: Option<u64>,
+    },
+    /// The trust list and status lists, for verifying offline.
+    Trust {
+        #[command(subcommand)]
+        command: TrustCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrustCommand {
+    /// Fetch GET URL/v1/trust and every status list into DIR (checked: the certificate chain,
+    /// the digest, each list's signature).
+    Pull {
+        /// The vault's base URL, e.g. https://licvault.example.gov.cn
+        url: String,
+        dir: PathBuf,
+        /// The trust digest to expect (hex): refuse anything else.
+        #[arg(long)]
+        pin: Option<String>,
     },
 }
 
@@ -295,7 +320,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("override recorded at log index {index}");
                 Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
             }),
-        Command::Verify { input, trust } => verify_offline(&input, &trust),
+        Command::Verify { input, trust, max_age } => verify_offline(&input, &trust, max_age),
+        Command::Trust { command: TrustCommand::Pull { url, dir, pin } } => {
+            runtime()?.block_on(trust_pull(&url, &dir, pin.as_deref())).map(|_| ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -627,32 +655,192 @@ async fn clients(cmd: ClientsCommand) -> Result<()> {
     Ok(())
 }
 
-fn verify_offline(input: &str, trust_dir: &Path) -> Result<ExitCode> {
-    let trust =
-        TrustList::load(trust_dir).with_context(|| format!("loading the trust list from {}", trust_dir.display()))?;
-    let document = match std::fs::read(input) {
+/// The trust list a pulled directory holds (`trust.json`), if any.
+fn pulled_trust(dir: &Path) -> Result<Option<crate::http::trust::Trust>> {
+    let path = dir.join("trust.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Some(serde_json::from_slice(&text).with_context(|| format!("{} is not a trust list", path.display()))?))
+}
+
+/// The platform keys of a pulled trust list, by kid.
+fn platform_keys(t: &crate::http::trust::Trust) -> Vec<([u8; 8], ed25519_dalek::VerifyingKey)> {
+    use base64::Engine;
+    t.platform_keys
+        .iter()
+        .filter_map(|k| {
+            let kid: [u8; 8] = hex::decode(&k.kid).ok()?.try_into().ok()?;
+            let key: [u8; 32] =
+                base64::engine::general_purpose::STANDARD.decode(&k.public_key).ok()?.try_into().ok()?;
+            Some((kid, ed25519_dalek::VerifyingKey::from_bytes(&key).ok()?))
+        })
+        .collect()
+}
+
+/// The document an input names: a QR image, a file of COSE bytes or text, or the text itself.
+fn read_input(input: &str) -> Result<Vec<u8>> {
+    match std::fs::read(input) {
+        Ok(bytes) if bytes.starts_with(b"\x89PNG") || bytes.starts_with(&[0xff, 0xd8]) => {
+            let text = crate::qr::read_image(&bytes).map_err(|e| anyhow::anyhow!("{input}: {e}"))?;
+            vault::verify::decode_presented(&text).map_err(anyhow::Error::msg)
+        }
         // A file of ASCII text holds an LV1: payload or base64; anything else is the COSE bytes.
         Ok(bytes) if !bytes.is_empty() && bytes.is_ascii() => {
-            vault::verify::decode_presented(&String::from_utf8_lossy(&bytes)).map_err(anyhow::Error::msg)?
+            vault::verify::decode_presented(&String::from_utf8_lossy(&bytes)).map_err(anyhow::Error::msg)
         }
-        Ok(bytes) => bytes,
-        Err(_) => vault::verify::decode_presented(input).map_err(anyhow::Error::msg)?,
+        Ok(bytes) => Ok(bytes),
+        Err(_) => vault::verify::decode_presented(input).map_err(anyhow::Error::msg),
+    }
+}
+
+/// `licvault verify`: exit 0 valid, 1 refused (malformed, signature, issuer), 2 not valid (dates
+/// or status list), 3 the status list is missing or older than `--max-age`.
+fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result<ExitCode> {
+    let trust =
+        TrustList::load(trust_dir).with_context(|| format!("loading the trust list from {}", trust_dir.display()))?;
+    let document = match read_input(input) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("verdict:   Malformed");
+            println!("reason:    {e:#}");
+            return Ok(ExitCode::from(1));
+        }
     };
-    match vault::verify::verify_offline(&trust, &document, vault::unix_now()) {
-        Ok(vault::verify::Checked { licence, cert, status, .. }) => {
-            println!("signature: valid (signed by {} {}, kid {})", cert.name, cert.uscc, hex::encode(cert.kid));
-            println!("licence:   {} {} ({})", licence.id, licence.type_name, licence.number);
-            let number = licence.holder.id.as_ref().map_or("(number not disclosed)".to_string(), |h| h.masked());
-            println!("holder:    {} {number}", licence.holder.name);
-            println!("validity:  {}", status.as_str());
-            println!("note:      offline verification cannot know whether the licence was suspended, revoked or");
-            println!("           superseded since; POST /v1/verify asks the vault.");
-            Ok(if status == crate::domain::Status::Valid { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    let now = vault::unix_now();
+    let vault::verify::Checked { licence, cert, status, .. } =
+        match vault::verify::verify_offline(&trust, &document, now) {
+            Ok(c) => c,
+            Err(r) => {
+                println!("verdict:   {:?}", r.kind);
+                println!("reason:    {}", r.reason);
+                return Ok(ExitCode::from(1));
+            }
+        };
+    println!("signature: valid (signed by {} {}, kid {})", cert.name, cert.uscc, hex::encode(cert.kid));
+    let kind = if licence.compact_of.is_some() { " (compact document)" } else { "" };
+    println!("licence:   {} {} ({}){kind}", licence.id, licence.type_name, licence.number);
+    let number = licence.holder.id.as_ref().map_or("(number not disclosed)".to_string(), |h| h.masked());
+    println!("holder:    {} {number}", licence.holder.name);
+    for key in &licence.disclosed {
+        let value = match key {
+            crate::domain::DisclosureKey::Field(f) => licence.fields.get(f).cloned().unwrap_or_default(),
+            _ => "(shown masked above)".into(),
+        };
+        println!("disclosed: {} = {value}", key.label());
+    }
+    if licence.withheld > 0 {
+        println!("withheld:  {} personal value(s), not disclosed", licence.withheld);
+    }
+    println!("validity:  {}", status.as_str());
+    let listed = match (&licence.status_ref, pulled_trust(trust_dir)?) {
+        (None, _) => {
+            println!("status:    the document names no status list (first format): only POST /v1/verify knows it");
+            None
         }
-        Err(r) => {
-            println!("verdict:   {:?}", r.kind);
-            println!("reason:    {}", r.reason);
-            Ok(ExitCode::from(1))
+        (Some(_), None) => {
+            println!(
+                "status:    unknown: {} has no trust.json (licvault trust pull URL DIR fetches it)",
+                trust_dir.display()
+            );
+            None
+        }
+        (Some(r), Some(t)) => {
+            let n = r.uri.rsplit('/').next().unwrap_or_default();
+            let path = trust_dir.join("status-lists").join(format!("{n}.cwt"));
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let keys = platform_keys(&t);
+            let list =
+                crate::status_list::read(&bytes, |kid| keys.iter().find(|(k, _)| k == kid).map(|(_, v)| *v), &r.uri)
+                    .with_context(|| format!("{}", path.display()))?;
+            let age = (now - list.issued_at).max(0);
+            if max_age.is_some_and(|m| age as u64 > m) {
+                println!("status:    refused: the status list is {age} s old, over --max-age {}", max_age.unwrap_or(0));
+                return Ok(ExitCode::from(3));
+            }
+            let code = list.status(r.index)?;
+            let word = match code {
+                crate::status_list::VALID => "valid",
+                crate::status_list::INVALID => "revoked (or cancelled)",
+                crate::status_list::SUSPENDED => "suspended",
+                _ => "superseded (a newer version exists)",
+            };
+            println!(
+                "status:    {word}, as of {} ({age} s ago; status list {n}, entry {})",
+                vault::rfc3339_s(list.issued_at),
+                r.index
+            );
+            Some(code)
+        }
+    };
+    let ok = status == crate::domain::Status::Valid && listed.is_none_or(|c| c == crate::status_list::VALID);
+    let verdict = match (ok, listed) {
+        (false, _) => "not valid",
+        (true, Some(_)) => "valid",
+        (true, None) => "valid signature and dates; revocation not checked (no status list)",
+    };
+    println!("verdict:   {verdict}");
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+/// `licvault trust pull URL DIR`: the trust list and every status list, checked, for offline use.
+async fn trust_pull(url: &str, dir: &Path, pin: Option<&str>) -> Result<()> {
+    let base = url.trim_end_matches('/');
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            let res = http.get(&path).send().await.with_context(|| format!("fetching {path}"))?;
+            if !res.status().is_success() {
+                bail!("{path}: {}", res.status());
+            }
+            Ok::<_, anyhow::Error>(res.bytes().await?.to_vec())
+        }
+    };
+    let raw = get(format!("{base}/v1/trust")).await?;
+    let t: crate::http::trust::Trust = serde_json::from_slice(&raw).context("the answer is not a trust list")?;
+    if let Some(p) = pin {
+        if !p.eq_ignore_ascii_case(&t.digest) {
+            bail!("the trust digest is {}, not the pinned {p}", t.digest);
         }
     }
+    // Written beside DIR first, then swapped in: a failed pull leaves the old directory.
+    let tmp = dir.with_extension("pulling");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(tmp.join("departments"))?;
+    std::fs::create_dir_all(tmp.join("status-lists"))?;
+    std::fs::write(tmp.join("trust.json"), &raw)?;
+    std::fs::write(tmp.join("root.crt.pem"), &t.root.certificate)?;
+    for d in &t.departments {
+        std::fs::write(tmp.join("departments").join(format!("{}-{}.crt.pem", d.uscc, d.kid)), &d.certificate)?;
+    }
+    let list = TrustList::load(&tmp).context("the pulled certificates do not chain to the root")?;
+    let mut depts: Vec<_> = list.departments().collect();
+    depts.sort_by_key(|d| d.kid);
+    let pairs: Vec<(&[u8; 8], &[u8])> = depts.iter().map(|d| (&d.kid, d.der.as_slice())).collect();
+    let keys = platform_keys(&t);
+    let raw_keys: Vec<([u8; 8], [u8; 32])> = keys.iter().map(|(k, v)| (*k, v.to_bytes())).collect();
+    let digest =
+        hex::encode(crate::crypto::trust::trust_digest(list.root_der(), &pairs, &t.log.verifier_key, &raw_keys));
+    if digest != t.digest || depts.len() != t.departments.len() || keys.len() != t.platform_keys.len() {
+        bail!("the trust list's digest {} does not match its content ({digest})", t.digest);
+    }
+    for n in 0..t.status_lists.count {
+        let uri = format!("{}{n}", t.status_lists.uri_prefix);
+        let bytes = get(format!("{base}/v1/status-lists/{n}")).await?;
+        crate::status_list::read(&bytes, |kid| keys.iter().find(|(k, _)| k == kid).map(|(_, v)| *v), &uri)
+            .with_context(|| format!("status list {n}"))?;
+        std::fs::write(tmp.join("status-lists").join(format!("{n}.cwt")), &bytes)?;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&tmp, dir).with_context(|| format!("moving the pulled trust to {}", dir.display()))?;
+    println!("trust digest {} ({} departments, {} platform keys)", t.digest, depts.len(), keys.len());
+    println!(
+        "{} status list(s) saved in {} at {}",
+        t.status_lists.count,
+        dir.display(),
+        vault::rfc3339_s(vault::unix_now())
+    );
+    Ok(())
 }
