@@ -679,6 +679,31 @@ fn platform_keys(t: &crate::http::trust::Trust) -> Vec<([u8; 8], ed25519_dalek::
         .collect()
 }
 
+/// A presentation signed by a platform key of the pulled trust list, if `document` is one.
+fn presentation_in(
+    document: &[u8],
+    trust: Option<&crate::http::trust::Trust>,
+) -> Option<Result<crate::domain::presentation::Presentation, String>> {
+    let env = crate::crypto::cose::Envelope::parse(document).ok()?;
+    if env.protected_text(crate::status_list::HEADER_TYP) != Some(crate::domain::presentation::TYP) {
+        return None;
+    }
+    let Some(t) = trust else {
+        return Some(Err("a presentation: its platform key is in trust.json (licvault trust pull)".into()));
+    };
+    let keys = platform_keys(t);
+    let Some((_, key)) = keys.iter().find(|(kid, _)| *kid == env.kid()) else {
+        return Some(Err("a presentation signed by no platform key of the trust list".into()));
+    };
+    Some(
+        env.verify(key)
+            .map_err(|_| "the platform's signature on the presentation does not verify".to_string())
+            .and_then(|_| {
+                crate::domain::presentation::Presentation::from_payload(env.payload()).map_err(|e| e.to_string())
+            }),
+    )
+}
+
 /// The document an input names: a QR image, a file of COSE bytes or text, or the text itself.
 fn read_input(input: &str) -> Result<Vec<u8>> {
     match std::fs::read(input) {
@@ -709,6 +734,31 @@ fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result
         }
     };
     let now = vault::unix_now();
+    let pulled = pulled_trust(trust_dir)?;
+    // A one-time presentation: the platform's signature and expiry first, then the document it
+    // carries, with its disclosures, as if presented directly; its status is the statement.
+    let mut stated = None;
+    let document = match presentation_in(&document, pulled.as_ref()) {
+        Some(Ok(p)) => {
+            println!(
+                "presentation: made {} by the platform, expires {}",
+                vault::rfc3339_s(p.issued_at),
+                vault::rfc3339_s(p.expires_at)
+            );
+            if now >= p.expires_at {
+                println!("verdict:   Expired (the presentation expired; ask the holder for a new one)");
+                return Ok(ExitCode::from(2));
+            }
+            stated = Some((p.status, p.issued_at));
+            vault::presentations::presented_bytes(&p).map_err(anyhow::Error::msg)?
+        }
+        Some(Err(why)) => {
+            println!("verdict:   InvalidSignature");
+            println!("reason:    {why}");
+            return Ok(ExitCode::from(1));
+        }
+        None => document,
+    };
     let vault::verify::Checked { licence, cert, status, .. } =
         match vault::verify::verify_offline(&trust, &document, now) {
             Ok(c) => c,
@@ -734,7 +784,21 @@ fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result
         println!("withheld:  {} personal value(s), not disclosed", licence.withheld);
     }
     println!("validity:  {}", status.as_str());
-    let listed = match (&licence.status_ref, pulled_trust(trust_dir)?) {
+    let listed = match (&licence.status_ref, pulled) {
+        (_, _) if stated.is_some() => {
+            let (st, at) = stated.unwrap_or((crate::domain::Status::Valid, 0));
+            println!(
+                "status:    {}, as the platform stated it {} ({} s ago)",
+                st.as_str(),
+                vault::rfc3339_s(at),
+                (now - at).max(0)
+            );
+            Some(if st == crate::domain::Status::Valid {
+                crate::status_list::VALID
+            } else {
+                crate::status_list::INVALID
+            })
+        }
         (None, _) => {
             println!("status:    the document names no status list (first format): only POST /v1/verify knows it");
             None

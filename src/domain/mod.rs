@@ -7,6 +7,7 @@ pub mod disclosure;
 pub mod holder;
 pub mod licence;
 pub mod licence_id;
+pub mod presentation;
 pub mod status;
 pub mod text;
 

@@ -366,7 +366,11 @@ struct UseView {
     #[serde(skip_serializing_if = "Option::is_none")]
     biz_num: Option<String>,
     client: ClientRef,
-    department: DepartmentRef,
+    /// null for the holder channel's own entries (a presentation made).
+    department: Option<DepartmentRef>,
+    /// A presentation made: the values it disclosed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disclosed: Option<Vec<String>>,
     /// null: the query disclosed none of the holder's licences.
     licence_id: Option<String>,
     log_index: u64,
@@ -427,7 +431,8 @@ async fn usage(
             }),
             biz_num: u.biz_num,
             client: ClientRef { id: u.client_id, name: u.client_name },
-            department: DepartmentRef { uscc: u.department },
+            department: (!u.department.is_empty()).then_some(DepartmentRef { uscc: u.department }),
+            disclosed: u.disclosed.map(|d| d.split(',').filter(|k| !k.is_empty()).map(str::to_string).collect()),
             licence_id: u.licence_id,
             log_index: u.log_index,
             officer: u.officer,

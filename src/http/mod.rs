@@ -11,6 +11,7 @@ mod logapi;
 mod metrics;
 mod ops;
 mod page;
+mod presentations;
 mod qr;
 pub mod serve;
 pub mod trust;
@@ -74,6 +75,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     r.extend(trust::routes());
     r.extend(qr::routes());
     r.extend(page::routes());
+    r.extend(presentations::routes());
     r.extend(holders::routes());
     r.extend(logapi::routes());
     r.extend(ops::routes());

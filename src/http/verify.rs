@@ -29,6 +29,8 @@ struct VerifyAnswer<'a> {
     annotated_copy: Option<CopyView<'a>>,
     licence: Option<LicenceView<'a>>,
     log: VerifyLog,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presentation: Option<PresentationInfo>,
     reasons: &'a [String],
     signed_by: Option<&'a str>,
     valid: bool,
@@ -62,6 +64,15 @@ struct MakerView<'a> {
     uscc: &'a str,
 }
 
+/// What a one-time presentation says (spec/openapi.yaml `PresentationInfo`).
+#[derive(Serialize)]
+struct PresentationInfo {
+    expires_at: String,
+    issued_at: String,
+    stated_as_of_size: u64,
+    stated_status: Status,
+}
+
 #[derive(Serialize)]
 struct VerifyLog {
     index: Option<u64>,
@@ -93,6 +104,12 @@ async fn verify(State(s): State<AppState>, ApiJson(body): ApiJson<VerifyBody>) -
         }),
         licence: v.licence.as_ref().map(|l| presented_json(l, catalogue.licence_type(l.id.type_code().as_str()))),
         log: VerifyLog { index: v.log_index, status_as_of_size: v.log_size },
+        presentation: v.presentation.as_ref().map(|p| PresentationInfo {
+            expires_at: rfc3339_s(p.expires_at),
+            issued_at: rfc3339_s(p.issued_at),
+            stated_as_of_size: p.log_size,
+            stated_status: p.status,
+        }),
         reasons: &v.reasons,
         signed_by: v.issuer_cert.as_deref(),
         // An annotated copy is good while it is within its validity and its original is valid.

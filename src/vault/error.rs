@@ -92,6 +92,15 @@ pub enum VaultError {
     /// A disclosure asked for that the licence does not have.
     #[error("{0}")]
     UnknownDisclosure(String),
+    /// A payload redeemed that is not a presentation this platform signed.
+    #[error("not a valid presentation: {0}")]
+    InvalidPresentation(String),
+    #[error("the presentation expired at {0}; ask the holder for a new one")]
+    PresentationExpired(String),
+    #[error("this presentation was not made by this vault")]
+    PresentationNotFound,
+    #[error("the presentation was redeemed already: {0}")]
+    PresentationRedeemed(String),
     #[error("internal: {0}")]
     Internal(String),
 }

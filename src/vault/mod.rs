@@ -11,6 +11,7 @@ pub mod keys;
 pub mod links;
 pub mod lookup;
 mod pilot;
+pub mod presentations;
 pub mod records;
 mod status;
 pub mod status_lists;

@@ -50,7 +50,7 @@ pub struct UseContext {
 
 impl UseContext {
     /// `ev` with who used it, how and why.
-    fn describe(&self, ev: Event, action: UseAction) -> Event {
+    pub(super) fn describe(&self, ev: Event, action: UseAction) -> Event {
         let mut ev = ev
             .text("action", action.as_str())
             .text("client", self.client_id.as_str())
@@ -83,6 +83,11 @@ pub enum UseAction {
     /// An annotated copy was refused because the licence is not valid: the refusal told the
     /// verifier its status.
     AnnotatedCopyRefused,
+    /// The holder made a one-time presentation (用证码) through the holder channel
+    /// (`presentation.created`).
+    PresentationCreated,
+    /// A verifier redeemed a presentation (`POST /v1/presentations/redeem`).
+    PresentationRedeemed,
 }
 
 impl UseAction {
@@ -92,6 +97,8 @@ impl UseAction {
             Self::Check => "check",
             Self::AnnotatedCopy => "annotated_copy",
             Self::AnnotatedCopyRefused => "annotated_copy_refused",
+            Self::PresentationCreated => "presentation_created",
+            Self::PresentationRedeemed => "presentation_redeemed",
         }
     }
 
@@ -101,6 +108,8 @@ impl UseAction {
             "check" => Some(Self::Check),
             "annotated_copy" => Some(Self::AnnotatedCopy),
             "annotated_copy_refused" => Some(Self::AnnotatedCopyRefused),
+            "presentation_created" => Some(Self::PresentationCreated),
+            "presentation_redeemed" => Some(Self::PresentationRedeemed),
             _ => None,
         }
     }
@@ -115,6 +124,9 @@ pub struct Disclosed {
     pub holders: Vec<Hash>,
     /// For an annotated copy: its SHA-256 and the end of its validity (unix seconds).
     pub copy: Option<(Hash, u64)>,
+    /// For a redeemed presentation: its nonce, marked redeemed in the same batch (and refused if
+    /// it was already: then nothing is recorded).
+    pub redeems: Option<[u8; 16]>,
 }
 
 impl Disclosed {
@@ -125,6 +137,7 @@ impl Disclosed {
             doc_sha256,
             holders: licence.holders().map(|h| vault.committer.commit(h)).collect(),
             copy: None,
+            redeems: None,
         }
     }
 }
@@ -229,7 +242,13 @@ impl Vault {
                     if let Some((sha, until)) = &d.copy {
                         ev = ev.bytes("copy_sha256", sha).uint("copy_until", *until);
                     }
+                    if let Some(nonce) = &d.redeems {
+                        ev = ev.bytes("nonce_sha256", &crate::crypto::sha256(nonce));
+                    }
                     let index = tx.append(ev);
+                    if let Some(nonce) = &d.redeems {
+                        super::presentations::mark_redeemed(tx, nonce, &ctx.client_id, index)?;
+                    }
                     if let Some((sha, _)) = &d.copy {
                         let (k, v) = super::annotated::copy_row(sha, index);
                         tx.put(Cf::Docs, k, v);
@@ -319,6 +338,8 @@ pub struct UsageEntry {
     pub biz_num: Option<String>,
     pub officer: Option<Officer>,
     pub copy: Option<(Vec<u8>, u64)>,
+    /// A presentation made: the keys of what it disclosed, comma-separated.
+    pub disclosed: Option<String>,
 }
 
 impl UsageEntry {
@@ -326,7 +347,7 @@ impl UsageEntry {
     fn from_leaf(leaf: &Leaf, holder: &Hash) -> Option<Self> {
         let ev = &leaf.event;
         let used = match ev.kind.as_str() {
-            "licence.used" => true,
+            "licence.used" | "presentation.created" => true,
             "holder.queried" => false,
             _ => return None,
         };
@@ -351,6 +372,7 @@ impl UsageEntry {
                 _ => None,
             },
             copy: ev.get_bytes("copy_sha256").map(|h| (h.to_vec(), ev.get_uint("copy_until").unwrap_or(0))),
+            disclosed: (ev.kind == "presentation.created").then(|| t("disclosed").unwrap_or_default()),
         })
     }
 }

@@ -6,9 +6,11 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde::Serialize;
 
+use super::rfc3339_s;
 use super::{unix_now, Vault, VaultError};
 use crate::crypto::cose::Envelope;
 use crate::crypto::{sha256, DepartmentCert, TrustList};
+use crate::domain::presentation::Presentation;
 use crate::domain::{Disclosure, Presented, Status};
 use crate::log::sequencer::Head;
 use crate::qr;
@@ -61,6 +63,8 @@ pub struct Verdict {
     pub log_size: Option<u64>,
     /// For an annotated copy: what it says, and its original's status now.
     pub copy: Option<CopyVerdict>,
+    /// For a one-time presentation: what it says.
+    pub presentation: Option<Presentation>,
 }
 
 /// What `POST /v1/verify` says about an annotated copy.
@@ -96,6 +100,7 @@ impl Verdict {
             log_index: None,
             log_size: None,
             copy: None,
+            presentation: None,
         }
     }
 }
@@ -183,20 +188,29 @@ impl Vault {
 
     /// [`Vault::verify_presented`] as of `now` (unix seconds): tests look past an expiry.
     pub fn verify_presented_at(&self, payload: &str, now: i64) -> Result<Verdict, VaultError> {
-        let document = match decode_presented(payload) {
-            Ok(d) => d,
-            Err(why) => return Ok(Verdict::refused(VerdictKind::Malformed, why)),
-        };
+        match decode_presented(payload) {
+            Ok(document) => self.verify_document(&document, now),
+            Err(why) => Ok(Verdict::refused(VerdictKind::Malformed, why)),
+        }
+    }
+
+    fn verify_document(&self, document: &[u8], now: i64) -> Result<Verdict, VaultError> {
         let keys = self.keyring();
-        let Checked { licence, cert, envelope, .. } = match verify_offline(&keys.trust, &document, now) {
+        let Checked { licence, cert, envelope, .. } = match verify_offline(&keys.trust, document, now) {
             Ok(ok) => ok,
-            // No department's kid: it may be an annotated copy, signed by an annotation key.
-            Err(r) if r.kind == VerdictKind::UnknownIssuer => match Envelope::parse(&document) {
-                Ok(env) if self.is_annotation_kid(&env.kid()) => return self.verify_copy(&document, &env, now),
+            // No department's kid: it may be a presentation or an annotated copy, signed by a
+            // platform key.
+            Err(r) if r.kind == VerdictKind::UnknownIssuer => match Envelope::parse(document) {
+                Ok(env) => match self.open_presentation(&env) {
+                    Some(p) => return self.verify_presentation(p, now),
+                    None if self.is_annotation_kid(&env.kid()) => return self.verify_copy(document, &env, now),
+                    None => return Ok(r.into()),
+                },
                 _ => return Ok(r.into()),
             },
             Err(r) => return Ok(r.into()),
         };
+        let document = document.to_vec();
         let mut reasons = vec![format!("signature verifies under {} ({})", cert.name, cert.uscc)];
         // The head is read before the record: if the record's last leaf is below it, no later
         // leaf about the licence existed when the head was read, so the status holds as of it.
@@ -242,6 +256,7 @@ impl Vault {
                     log_index: None,
                     log_size: None,
                     copy: None,
+                    presentation: None,
                 });
             }
         };
@@ -265,7 +280,38 @@ impl Vault {
             log_index: Some(record.issued_index),
             log_size: Some(head_size),
             copy: None,
+            presentation: None,
         })
+    }
+
+    /// A one-time presentation: the platform's signature and its expiry; within it, the
+    /// licence document it carries, with its disclosures, verified as if presented directly
+    /// (so the status is the vault's now), and what the presentation stated.
+    fn verify_presentation(&self, opened: Result<Presentation, String>, now: i64) -> Result<Verdict, VaultError> {
+        let p = match opened {
+            Ok(p) => p,
+            Err(why) => return Ok(Verdict::refused(VerdictKind::InvalidSignature, why)),
+        };
+        let made = format!(
+            "a one-time presentation made {} that stated the licence {} (log size {})",
+            rfc3339_s(p.issued_at),
+            p.status.as_str(),
+            p.log_size
+        );
+        if now >= p.expires_at {
+            let mut v = Verdict::refused(VerdictKind::Expired, made);
+            v.reasons.push(format!("it expired {}: it says nothing now", rfc3339_s(p.expires_at)));
+            v.presentation = Some(p);
+            return Ok(v);
+        }
+        let inner = match super::presentations::presented_bytes(&p) {
+            Ok(b) => b,
+            Err(why) => return Ok(Verdict::refused(VerdictKind::Malformed, why)),
+        };
+        let mut v = self.verify_document(&inner, now)?;
+        v.reasons.insert(0, made);
+        v.presentation = Some(p);
+        Ok(v)
     }
 
     /// An annotated copy: its signature and the log's record of it; within its validity, the
@@ -289,6 +335,7 @@ impl Vault {
                 log_index: None,
                 log_size: None,
                 copy: Some(CopyVerdict { annotation, log_index: copy_index, original_status: None }),
+                presentation: None,
             });
         }
         let head = self.head();
@@ -320,6 +367,7 @@ impl Vault {
             log_index: Some(record.issued_index),
             log_size: Some(head_size),
             copy: Some(CopyVerdict { annotation, log_index: copy_index, original_status: Some(original_status) }),
+            presentation: None,
         })
     }
 

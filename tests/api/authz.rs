@@ -81,6 +81,8 @@ fn table() -> Vec<(&'static str, &'static str, Allowed)> {
         ("GET", "/v1/licences/{id}/qr.svg", Only(&[Issuer, HolderChannel])),
         ("GET", "/v1/licences/{id}/qr.png", Only(&[Issuer, HolderChannel])),
         ("POST", "/v1/licences/{id}/links/withdraw", Only(&[Issuer, HolderChannel])),
+        ("POST", "/v1/licences/{id}/presentations", Only(&[HolderChannel])),
+        ("POST", "/v1/presentations/redeem", Only(&[Verifier, ScopedVerifier])),
         ("GET", "/v/", Public),
         ("POST", "/v/", Public),
         ("GET", "/v/{ref}", Public),
@@ -157,6 +159,20 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>, S
             Some(json!({"reason": "变更", "fields": b["fields"].take()}))
         }
         "/v1/licences/{id}/links/withdraw" => Some(json!({"reason": "测试", "holder": {"type": "001", "id": holder}})),
+        "/v1/licences/{id}/presentations" => Some(json!({"holder": {"type": "001", "id": holder}})),
+        "/v1/presentations/redeem" => {
+            let issued = s.issue_company(&holder).await;
+            let id = issued["licence"]["id"].as_str().unwrap();
+            let (st, made) = s
+                .post(
+                    Some(HOLDER_CHANNEL),
+                    &format!("/v1/licences/{id}/presentations"),
+                    &json!({"holder": {"type": "001", "id": holder}}),
+                )
+                .await;
+            assert_eq!(st, 201, "{made}");
+            Some(json!({"payload": made["payload"], "use_reason": "权限测试"}))
+        }
         r if r.starts_with("/v1/licences/{id}/")
             && r != "/v1/licences/{id}/annotated-copies"
             && !r.contains("/qr.") =>

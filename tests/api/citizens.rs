@@ -333,3 +333,108 @@ async fn a_link_opens_the_verification_page_until_it_is_withdrawn() {
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("无效 INVALID"));
 }
+
+/// Makes a presentation of `id` for [`CITIZEN`] disclosing `keys`.
+async fn present(s: &Server, id: &str, keys: &[&str], ttl: u64) -> (u16, Value) {
+    s.post(
+        Some(HOLDER_CHANNEL),
+        &format!("/v1/licences/{id}/presentations"),
+        &json!({"holder": {"type": "111", "id": CITIZEN}, "disclose": keys, "ttl": ttl}),
+    )
+    .await
+}
+
+async fn redeem(s: &Server, payload: &str) -> (u16, Value) {
+    s.post(
+        Some(VERIFIER),
+        "/v1/presentations/redeem",
+        &json!({"payload": payload, "use_reason": "核验婚姻状况", "biz_num": "BJ-2026-77"}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_presentation_is_redeemed_once_and_shows_in_the_holders_usage() {
+    let s = Server::start().await;
+    let (_, issued) = s.post(Some(OTHER_ISSUER), "/v1/licences", &marriage(CITIZEN)).await;
+    let id = issued["licence"]["id"].as_str().unwrap();
+    let (st, made) = present(&s, id, &["holder.id", "男方出生日期"], 120).await;
+    assert_eq!(st, 201, "{made}");
+    let payload = made["payload"].as_str().unwrap();
+    assert!(made["qr_svg"].as_str().unwrap().contains("<svg"));
+    assert_eq!(made["disclosed"], json!(["holder.id", "男方出生日期"]));
+
+    // Anyone can check it (POST /v1/verify): valid, with the disclosures, and the statement.
+    let v = verify(&s, payload).await;
+    assert_eq!(v["verdict"], "valid", "{v}");
+    assert_eq!(v["licence"]["holder"]["id"], CITIZEN);
+    assert_eq!(v["presentation"]["stated_status"], "valid");
+
+    // A verifier redeems it once and gets exactly the disclosed values.
+    let (st, r) = redeem(&s, payload).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["disclosed"], json!({"holder.id": CITIZEN, "男方出生日期": "1949-12-31"}));
+    assert_eq!((r["verdict"].as_str(), r["valid"].as_bool()), (Some("valid"), Some(true)));
+    let (st, again) = redeem(&s, payload).await;
+    assert_eq!((st, again["code"].as_str()), (409, Some("presentation_redeemed")), "{again}");
+
+    // The holder sees both: the presentation made and the redemption, newest first.
+    let (st, usage) =
+        s.post(Some(HOLDER_CHANNEL), "/v1/holders/usage", &json!({"holder": {"type": "111", "id": CITIZEN}})).await;
+    assert_eq!(st, 200, "{usage}");
+    let actions: Vec<&str> = usage["uses"].as_array().unwrap().iter().map(|u| u["action"].as_str().unwrap()).collect();
+    assert_eq!(&actions[..2], ["presentation_redeemed", "presentation_created"], "{usage}");
+    assert_eq!(usage["uses"][0]["biz_num"], "BJ-2026-77");
+    assert_eq!(usage["uses"][1]["disclosed"], json!(["holder.id", "男方出生日期"]));
+
+    // Revoked since: a new presentation says so, and redeeming it tells the verifier.
+    s.post(Some(OTHER_ISSUER), &format!("/v1/licences/{id}/revoke"), &json!({"reason": "撤销登记"})).await;
+    let (_, made) = present(&s, id, &[], 60).await;
+    assert_eq!(made["status"], "revoked");
+    let (st, r) = redeem(&s, made["payload"].as_str().unwrap()).await;
+    assert_eq!((st, r["verdict"].as_str(), r["valid"].as_bool()), (200, Some("revoked"), Some(false)), "{r}");
+    assert_eq!(r["disclosed"], json!({}));
+}
+
+#[tokio::test]
+async fn bad_presentations_are_refused() {
+    let s = Server::start().await;
+    let (_, issued) = s.post(Some(OTHER_ISSUER), "/v1/licences", &marriage(CITIZEN)).await;
+    let id = issued["licence"]["id"].as_str().unwrap();
+    // ttl over 300, an unknown disclosure: 400; a licence the holder does not hold: 403.
+    assert_eq!(present(&s, id, &[], 301).await.0, 400);
+    assert_eq!(present(&s, id, &[], 0).await.0, 400);
+    assert_eq!(present(&s, id, &["名称"], 60).await.1["code"], "unknown_disclosure");
+    let (_, other) = s.post(Some(OTHER_ISSUER), "/v1/licences", &marriage("440524188001010014")).await;
+    let other_id = other["licence"]["id"].as_str().unwrap();
+    assert_eq!(present(&s, other_id, &[], 60).await.0, 403);
+    // A verifier may not make one; a holder channel may not redeem one.
+    let (st, _) = s
+        .post(
+            Some(VERIFIER),
+            &format!("/v1/licences/{id}/presentations"),
+            &json!({"holder": {"type": "111", "id": CITIZEN}}),
+        )
+        .await;
+    assert_eq!(st, 403);
+    let (_, made) = present(&s, id, &[], 60).await;
+    let payload = made["payload"].as_str().unwrap().to_string();
+    let (st, _) =
+        s.post(Some(HOLDER_CHANNEL), "/v1/presentations/redeem", &json!({"payload": payload, "use_reason": "x"})).await;
+    assert_eq!(st, 403);
+    // Without a use reason, with a licence document instead, with garbage: refused, nothing recorded.
+    let size = s.vault.head().size;
+    let (st, v) = s.post(Some(VERIFIER), "/v1/presentations/redeem", &json!({"payload": payload})).await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("use_reason_required")));
+    for junk in [s.qr_of(&issued).await, "LV1:GARBAGE".to_string(), payload[..payload.len() - 9].to_string()] {
+        let (st, v) = redeem(&s, &junk).await;
+        assert_eq!((st, v["code"].as_str()), (400, Some("invalid_presentation")), "{v}");
+    }
+    assert_eq!(s.vault.head().size, size, "a refused redemption writes nothing");
+    // Expired: 410, and POST /v1/verify says expired.
+    let (_, short) = present(&s, id, &[], 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (st, v) = redeem(&s, short["payload"].as_str().unwrap()).await;
+    assert_eq!((st, v["code"].as_str()), (410, Some("presentation_expired")), "{v}");
+    assert_eq!(verify(&s, short["payload"].as_str().unwrap()).await["verdict"], "expired");
+}

@@ -196,3 +196,36 @@ async fn verify_offline_knows_revocations_from_the_status_list() {
         assert!(out.contains("verdict:   Malformed"), "{out}");
     }
 }
+
+/// A scanner checks a one-time presentation offline: the platform's signature, the expiry, the
+/// issuer's signature and each disclosure against its digest, and reads the stated status.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_presentation_verifies_offline() {
+    let s = Server::start().await;
+    let citizen = "11010519491231002X";
+    let (_, issued) = s.post(Some(OTHER_ISSUER), "/v1/licences", &marriage(citizen)).await;
+    let id = issued["licence"]["id"].as_str().unwrap();
+    let (st, made) = s
+        .post(
+            Some(HOLDER_CHANNEL),
+            &format!("/v1/licences/{id}/presentations"),
+            &serde_json::json!({"holder": {"type": "111", "id": citizen}, "disclose": ["男方出生日期"]}),
+        )
+        .await;
+    assert_eq!(st, 201, "{made}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("presentation.txt");
+    std::fs::write(&file, made["payload"].as_str().unwrap()).unwrap();
+    let trust = dir.path().join("trust");
+    let (base, trust_s, file_s) = (s.base.clone(), trust.display().to_string(), file.display().to_string());
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        let (ok, out) = licvault(&["trust", "pull", &base, &trust_s]);
+        assert!(ok, "{out}");
+        licvault(&["verify", &file_s, "--trust", &trust_s])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("presentation: made") && out.contains("disclosed: 男方出生日期 = 1949-12-31"), "{out}");
+    assert!(out.contains("status:    valid, as the platform stated it") && !out.contains(citizen), "{out}");
+}
