@@ -438,3 +438,162 @@ async fn bad_presentations_are_refused() {
     assert_eq!((st, v["code"].as_str()), (410, Some("presentation_expired")), "{v}");
     assert_eq!(verify(&s, short["payload"].as_str().unwrap()).await["verdict"], "expired");
 }
+
+/// A citizen ID number with a correct check character (GB 11643: ISO 7064 MOD 11-2).
+fn citizen_number(n: u32) -> String {
+    let body = format!("440305{}{:03}", 19_800_101 + (n % 28), 100 + n);
+    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body.bytes().zip(weights).map(|(b, w)| (b - b'0') as u32 * w).sum();
+    format!("{body}{}", ["1", "0", "X", "9", "8", "7", "6", "5", "4", "3", "2"][(sum % 11) as usize])
+}
+
+/// The signed bytes behind a QR payload: the COSE document of an `LV1:` payload (for a
+/// presentation, with the document inside it too), or the text of a link.
+fn payload_bytes(payload: &str) -> Vec<u8> {
+    if payload.starts_with("LV1:") {
+        licvault::qr::decode(payload).unwrap()
+    } else {
+        payload.as_bytes().to_vec()
+    }
+}
+
+/// The face-field names in clear in a document's (or a presentation's document's) payload.
+fn clear_field_names(doc: &[u8]) -> Vec<String> {
+    let env = licvault::crypto::cose::Envelope::parse(doc).unwrap();
+    if let Ok(p) = licvault::domain::presentation::Presentation::from_payload(env.payload()) {
+        return clear_field_names(&p.document);
+    }
+    match licvault::domain::Presented::parse(env.payload(), &[]) {
+        Ok(l) => l.fields.keys().cloned().collect(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The acceptance scan: every QR payload the system produces for a licence of every type in
+/// the catalogue, by every way there is to get one, carries no citizen ID number and no
+/// personal field unless the holder's request disclosed it.
+#[tokio::test]
+async fn no_qr_payload_carries_personal_data_unless_disclosed() {
+    let s = Server::start().await;
+    let demo: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/demo-clients.json")).unwrap()).unwrap();
+    let issuer_of = |uscc: &str| {
+        demo["clients"].as_array().unwrap().iter().find(|c| c["role"] == "issuer" && c["uscc"] == uscc).unwrap()
+            ["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (_, types) = s.get(None, "/v1/licence-types").await;
+    let mut scanned = 0;
+    for (n, t) in types["licence_types"].as_array().unwrap().iter().enumerate() {
+        let (_, ty) = s.get(None, &format!("/v1/licence-types/{}", t["code"].as_str().unwrap())).await;
+        let citizen = ty["holder_types"].as_array().unwrap().contains(&json!("111"));
+        let holder = if citizen {
+            citizen_number(n as u32)
+        } else {
+            licvault::domain::holder::complete_uscc(&format!("91440300MA5F{n:04}")).unwrap()
+        };
+        // Every field filled; personal text and dates get values found nowhere else.
+        let mut fields = serde_json::Map::new();
+        let mut secrets = vec![];
+        for (i, f) in ty["fields"].as_array().unwrap().iter().enumerate() {
+            let name = f["name"].as_str().unwrap();
+            let value = match f["kind"].as_str().unwrap() {
+                "date" => format!("19{:02}-0{}-1{}", 40 + n, 1 + i % 9, i % 10),
+                "number" => format!("{}{}", 7 + n, i),
+                "enum" => f["options"][0].as_str().unwrap().to_string(),
+                _ if name == "统一社会信用代码" => holder.clone(),
+                _ => format!("值{n}项{i}"),
+            };
+            if f.get("personal").is_some() && f["kind"] != "enum" {
+                secrets.push(value.clone());
+            }
+            fields.insert(name.to_string(), json!(value));
+        }
+        let kind = if citizen { "111" } else { "001" };
+        let body = json!({"type_code": ty["code"], "holder": {"type": kind, "id": holder, "name": "持证人甲"}, "fields": fields});
+        let token = issuer_of(ty["issuers"][0].as_str().unwrap());
+        let (st, issued) = s.post(Some(&token), "/v1/licences", &body).await;
+        assert_eq!(st, 201, "{}: {issued}", ty["name"]);
+        let id = issued["licence"]["id"].as_str().unwrap();
+        let personal: Vec<String> = ty["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f.get("personal").is_some())
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect();
+        let me = format!("{kind}:{holder}");
+
+        // Every way to get a payload without disclosures.
+        let mut payloads = vec![s.get(Some(&token), &format!("/v1/licences/{id}")).await.1["qr_payload"]
+            .as_str()
+            .unwrap()
+            .to_string()];
+        let (_, wallet) =
+            s.post(Some(HOLDER_CHANNEL), "/v1/holders/wallet", &json!({"holder": {"type": kind, "id": holder}})).await;
+        payloads.push(wallet["licences"][0]["qr_payload"].as_str().unwrap().to_string());
+        for profile in ["full", "compact", "link"] {
+            for (who, h) in [(token.as_str(), None), (HOLDER_CHANNEL, Some(me.as_str()))] {
+                let (st, _, png) = qr_image(&s, who, h, &format!("/v1/licences/{id}/qr.png?profile={profile}")).await;
+                assert_eq!(st, 200);
+                payloads.push(licvault::qr::read_image(&png).unwrap());
+            }
+        }
+        let (st, made) = s
+            .post(
+                Some(HOLDER_CHANNEL),
+                &format!("/v1/licences/{id}/presentations"),
+                &json!({"holder": {"type": kind, "id": holder}}),
+            )
+            .await;
+        assert_eq!(st, 201, "{made}");
+        payloads.push(made["payload"].as_str().unwrap().to_string());
+        for p in &payloads {
+            let bytes = payload_bytes(p);
+            let found = |v: &str| bytes.windows(v.len()).any(|w| w == v.as_bytes()) || p.contains(v);
+            if citizen {
+                assert!(!found(&holder), "{}: a payload carries the holder's number", ty["name"]);
+            }
+            for v in &secrets {
+                assert!(!found(v), "{}: a payload carries the personal value {v}", ty["name"]);
+            }
+            if p.starts_with("LV1:") {
+                let clear = clear_field_names(&bytes);
+                assert!(
+                    personal.iter().all(|f| !clear.contains(f)),
+                    "{}: a personal field in clear: {clear:?}",
+                    ty["name"]
+                );
+            }
+            scanned += 1;
+        }
+
+        // With a disclosure, that value and nothing else personal.
+        if let Some(first) = personal.first() {
+            let (st, made) = s
+                .post(
+                    Some(HOLDER_CHANNEL),
+                    &format!("/v1/licences/{id}/presentations"),
+                    &json!({"holder": {"type": kind, "id": holder}, "disclose": [first]}),
+                )
+                .await;
+            assert_eq!(st, 201, "{made}");
+            let bytes = payload_bytes(made["payload"].as_str().unwrap());
+            let value = fields[first].as_str().unwrap();
+            assert!(
+                bytes.windows(value.len()).any(|w| w == value.as_bytes()),
+                "{}: the disclosed value is there",
+                ty["name"]
+            );
+            if citizen {
+                assert!(!bytes.windows(holder.len()).any(|w| w == holder.as_bytes()));
+            }
+            for v in secrets.iter().filter(|v| *v != value) {
+                assert!(!bytes.windows(v.len()).any(|w| w == v.as_bytes()), "{}: {v} was not disclosed", ty["name"]);
+            }
+        }
+    }
+    assert!(scanned >= 10 * 9, "scanned {scanned} payloads");
+}
