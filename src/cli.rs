@@ -771,12 +771,21 @@ fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result
     println!("signature: valid (signed by {} {}, kid {})", cert.name, cert.uscc, hex::encode(cert.kid));
     let kind = if licence.compact_of.is_some() { " (compact document)" } else { "" };
     println!("licence:   {} {} ({}){kind}", licence.id, licence.type_name, licence.number);
-    let number = licence.holder.id.as_ref().map_or("(number not disclosed)".to_string(), |h| h.masked());
-    println!("holder:    {} {number}", licence.holder.name);
+    // A number the holder disclosed is shown in full (the scanner compares it with the ID card);
+    // one in clear in a first-format document, masked.
+    let number = |n: usize, id: Option<&crate::domain::HolderId>| match id {
+        None => "(number not disclosed)".to_string(),
+        Some(h) if licence.disclosed.contains(&crate::domain::DisclosureKey::Holder(n)) => h.number().to_string(),
+        Some(h) => h.masked(),
+    };
+    println!("holder:    {} {}", licence.holder.name, number(0, licence.holder.id.as_ref()));
     for key in &licence.disclosed {
         let value = match key {
             crate::domain::DisclosureKey::Field(f) => licence.fields.get(f).cloned().unwrap_or_default(),
-            _ => "(shown masked above)".into(),
+            crate::domain::DisclosureKey::Holder(0) => number(0, licence.holder.id.as_ref()),
+            crate::domain::DisclosureKey::Holder(n) => {
+                number(*n, licence.co_holders.get(n - 1).and_then(|c| c.id.as_ref()))
+            }
         };
         println!("disclosed: {} = {value}", key.label());
     }

@@ -145,3 +145,37 @@ async fn python_reads_the_trust_list_and_a_status_list() {
         assert!(text.contains("trust digest OK") && text.contains(&format!("status {want} at index")), "{text}");
     }
 }
+
+/// Every QR profile's PNG read back by zbarimg (ZBar, from Debian): a decoder with nothing in
+/// common with the encoder, giving back exactly the payload.
+#[tokio::test]
+async fn zbarimg_reads_every_qr_profile() {
+    let Some(py) = Pycose::new() else { return };
+    let s = Server::start().await;
+    let issued = s.issue_company("91440300MA5E000256").await;
+    let id = issued["licence"]["id"].as_str().unwrap();
+    for (profile, ecc) in [("full", "M"), ("full", "Q"), ("compact", "M"), ("link", "M")] {
+        let res = s
+            .http
+            .get(s.url(&format!("/v1/licences/{id}/qr.png?profile={profile}&ecc={ecc}")))
+            .bearer_auth(ISSUER)
+            .send()
+            .await
+            .unwrap();
+        let png = res.bytes().await.unwrap();
+        let file = py.dir.path().join(format!("{profile}-{ecc}.png"));
+        std::fs::write(&file, &png).unwrap();
+        let out = Command::new("zbarimg")
+            .args(["--raw", "-q"])
+            .arg(&file)
+            .output()
+            .expect("zbarimg (make test installs zbar-tools)");
+        assert!(
+            out.status.success(),
+            "zbarimg found no code in the {profile} QR: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.trim_end_matches('\n'), licvault::qr::read_image(&png).unwrap(), "{profile} {ecc}");
+    }
+}

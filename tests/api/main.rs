@@ -10,6 +10,7 @@ mod flows;
 mod golden;
 mod hardening;
 mod interop;
+mod page;
 mod spec;
 mod spec_examples;
 #[path = "../support/keys.rs"]
