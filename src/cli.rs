@@ -446,6 +446,7 @@ async fn serve(cfg: Config) -> Result<()> {
     parts.store = Arc::new(open_store(&cfg.data)?);
     parts.tail_check = cfg.check_tail;
     let vault = Vault::start(parts).await?;
+    vault.set_verify_by_hash(cfg.verify_by_hash);
     if !cfg.demo {
         let demo = vault.clients_with_demo_tokens();
         if !demo.is_empty() {

@@ -33,6 +33,11 @@ pub struct Config {
     /// replays every leaf and compares every record).
     #[arg(long, env = "LICVAULT_CHECK_TAIL", default_value_t = crate::log::sequencer::DEFAULT_TAIL_CHECK)]
     pub check_tail: u64,
+    /// `POST /v1/verify` recognises a document whose exact bytes are in the log by their hash and
+    /// one read, without checking its signature again (the vault signed them); every other check
+    /// runs. `false`: every signature is checked.
+    #[arg(long, env = "LICVAULT_VERIFY_BY_HASH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub verify_by_hash: bool,
     #[command(flatten)]
     pub limits: Limits,
 }

@@ -79,7 +79,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 impl Metrics {
-    pub fn render(&self, log_size: u64, seq: &crate::log::sequencer::Stats) -> String {
+    pub fn render(&self, log_size: u64, seq: &crate::log::sequencer::Stats, by_hash: u64) -> String {
         let mut out = String::new();
         out.push_str("# HELP licvault_http_requests_total HTTP requests by method, route and status.\n");
         out.push_str("# TYPE licvault_http_requests_total counter\n");
@@ -123,6 +123,10 @@ impl Metrics {
             out,
             "# HELP licvault_sequencer_largest_batch Most jobs in one batch since start.\n# TYPE licvault_sequencer_largest_batch gauge\nlicvault_sequencer_largest_batch {}",
             seq.largest_batch.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP licvault_verify_by_hash_total Documents POST /v1/verify recognised by their hash in the log, without checking the signature again.\n# TYPE licvault_verify_by_hash_total counter\nlicvault_verify_by_hash_total {by_hash}"
         );
         out
     }

@@ -180,6 +180,9 @@ pub struct Vault {
     /// Random indexes in the status lists (`status_lists.rs`).
     status_alloc: std::sync::Mutex<status_lists::Allocator>,
     status_cache: status_lists::ListCache,
+    /// `--verify-by-hash` (`verify.rs`), and how many documents it recognised.
+    verify_by_hash: std::sync::atomic::AtomicBool,
+    by_hash: AtomicU64,
 }
 
 const META_SERIAL: &[u8] = b"serial";
@@ -246,6 +249,8 @@ impl Vault {
             catalogue_changes: tokio::sync::Mutex::new(()),
             status_alloc,
             status_cache: Default::default(),
+            verify_by_hash: std::sync::atomic::AtomicBool::new(true),
+            by_hash: AtomicU64::new(0),
         });
         vault.check_tail_records()?;
         vault.check_keys().await?;

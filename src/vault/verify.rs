@@ -141,6 +141,19 @@ pub struct Checked<'t> {
 /// Everything that can be checked with the trust list alone: the signature, the claims, each
 /// presented disclosure against its digest, the validity period at `now`.
 pub fn verify_offline<'t>(trust: &'t TrustList, document: &[u8], now: i64) -> Result<Checked<'t>, Refusal> {
+    verify_offline_with(trust, document, now, |_, _| false)
+}
+
+/// [`verify_offline`], except that the signature is not checked when `signed_already` says the
+/// vault holds these very bytes in its log (it signed them itself at issuance). Every other
+/// check runs, in the same order, so the verdict is the same (`verify::tests` and the property
+/// test `verify_by_hash::same_verdicts` compare them).
+pub fn verify_offline_with<'t>(
+    trust: &'t TrustList,
+    document: &[u8],
+    now: i64,
+    signed_already: impl FnOnce(&Envelope, &Presented) -> bool,
+) -> Result<Checked<'t>, Refusal> {
     let env = Envelope::parse(document).map_err(|e| Refusal::new(VerdictKind::Malformed, e.to_string()))?;
     let cert = trust.department(&env.kid()).ok_or_else(|| {
         Refusal::new(
@@ -148,17 +161,26 @@ pub fn verify_offline<'t>(trust: &'t TrustList, document: &[u8], now: i64) -> Re
             format!("no department certificate with kid {}", hex::encode(env.kid())),
         )
     })?;
-    env.verify(&cert.key).map_err(|_| {
-        Refusal::new(VerdictKind::InvalidSignature, format!("signature does not verify under {}'s seal key", cert.name))
-    })?;
-    let disclosures = env
+    let parsed = env
         .disclosures()
         .iter()
         .map(|d| Disclosure::parse(d))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Refusal::new(VerdictKind::Malformed, format!("a presented disclosure is malformed: {e}")))?;
-    let licence = Presented::parse(env.payload(), &disclosures)
-        .map_err(|e| Refusal::new(VerdictKind::Malformed, format!("signed payload is not a licence: {e}")))?;
+        .map_err(|e| Refusal::new(VerdictKind::Malformed, format!("a presented disclosure is malformed: {e}")))
+        .and_then(|disclosures| {
+            Presented::parse(env.payload(), &disclosures)
+                .map_err(|e| Refusal::new(VerdictKind::Malformed, format!("signed payload is not a licence: {e}")))
+        });
+    // A signature that does not verify is reported before anything the payload says.
+    if !matches!(&parsed, Ok(l) if signed_already(&env, l)) {
+        env.verify(&cert.key).map_err(|_| {
+            Refusal::new(
+                VerdictKind::InvalidSignature,
+                format!("signature does not verify under {}'s seal key", cert.name),
+            )
+        })?;
+    }
+    let licence = parsed?;
     if licence.issuer().as_str() != cert.uscc.as_str() {
         return Err(Refusal::new(
             VerdictKind::InvalidSignature,
@@ -180,7 +202,32 @@ pub fn verify_offline<'t>(trust: &'t TrustList, document: &[u8], now: i64) -> Re
     Ok(Checked { licence, cert, status, envelope: env })
 }
 
+/// The SHA-256 the log holds for a presented document: of the bytes as issued (disclosures travel
+/// outside the signed bytes, so the log's hash covers the document without them); for a compact
+/// document, the full document's hash it carries (signed by the same seal: the log binds that
+/// one). All zeros when the bytes around the signed content differ from what the vault wrote
+/// (the re-encoding path decides then).
+fn issued_sha256(env: &Envelope, compact_of: Option<[u8; 32]>, document: &[u8]) -> [u8; 32] {
+    match (compact_of, env.disclosures()) {
+        (Some(full), _) => full,
+        (None, []) => sha256(document),
+        (None, _) if env.is_issued_with_disclosures(document) => sha256(&env.issued_bytes()),
+        (None, _) => [0; 32],
+    }
+}
+
 impl Vault {
+    /// Whether `POST /v1/verify` may recognise a document whose exact bytes are in the log by
+    /// their hash instead of checking its signature again (`--verify-by-hash`).
+    pub fn set_verify_by_hash(&self, on: bool) {
+        self.verify_by_hash.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Documents recognised by their hash since start (`licvault_verify_by_hash_total`).
+    pub fn verified_by_hash(&self) -> u64 {
+        self.by_hash.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// `POST /v1/verify`: never an error for bad input, always a verdict.
     pub fn verify_presented(&self, payload: &str) -> Result<Verdict, VaultError> {
         self.verify_presented_at(payload, unix_now())
@@ -196,49 +243,60 @@ impl Vault {
 
     fn verify_document(&self, document: &[u8], now: i64) -> Result<Verdict, VaultError> {
         let keys = self.keyring();
-        let Checked { licence, cert, envelope, .. } = match verify_offline(&keys.trust, document, now) {
-            Ok(ok) => ok,
-            // No department's kid: it may be a presentation or an annotated copy, signed by a
-            // platform key.
-            Err(r) if r.kind == VerdictKind::UnknownIssuer => match Envelope::parse(document) {
-                Ok(env) => match self.open_presentation(&env) {
-                    Some(p) => return self.verify_presentation(p, now),
-                    None if self.is_annotation_kid(&env.kid()) => return self.verify_copy(document, &env, now),
-                    None => return Ok(r.into()),
-                },
-                _ => return Ok(r.into()),
-            },
-            Err(r) => return Ok(r.into()),
-        };
-        let document = document.to_vec();
-        let mut reasons = vec![format!("signature verifies under {} ({})", cert.name, cert.uscc)];
         // The head is read before the record: if the record's last leaf is below it, no later
         // leaf about the licence existed when the head was read, so the status holds as of it.
         let head = self.head();
         // One point read: the record of the licence the document names (checked against its
-        // leaves). The log holds this exact document only if the record's document hash is the
-        // presented one.
-        let record = self.record(&licence.id)?;
-        // The document as issued: disclosures travel outside the signed bytes, so the log's hash
-        // covers the document without them.
-        // A compact document stands for the full one whose hash it carries (signed by the same
-        // seal): the log binds that one.
+        // leaves), read while the document is checked. When its document hash is the hash of
+        // these bytes as issued, the vault signed them itself: the signature is not checked
+        // again (`--verify-by-hash`, on by default; spec/formats.md §11).
+        let by_hash = self.verify_by_hash.load(std::sync::atomic::Ordering::Relaxed);
+        let mut read: Option<Result<Option<super::LicenceRecord>, VaultError>> = None;
+        let signed_already = |env: &Envelope, l: &Presented| {
+            let r = self.record(&l.id);
+            let issued = issued_sha256(env, None, document);
+            let hit = by_hash
+                && l.compact_of.is_none()
+                && issued != [0; 32]
+                && matches!(&r, Ok(Some(rec)) if rec.doc_hash() == Some(issued));
+            read = Some(r);
+            if hit {
+                self.by_hash.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            hit
+        };
+        let Checked { licence, cert, envelope, .. } =
+            match verify_offline_with(&keys.trust, document, now, signed_already) {
+                Ok(ok) => ok,
+                // No department's kid: it may be a presentation or an annotated copy, signed by a
+                // platform key.
+                Err(r) if r.kind == VerdictKind::UnknownIssuer => match Envelope::parse(document) {
+                    Ok(env) => match self.open_presentation(&env) {
+                        Some(p) => return self.verify_presentation(p, now),
+                        None if self.is_annotation_kid(&env.kid()) => return self.verify_copy(document, &env, now),
+                        None => return Ok(r.into()),
+                    },
+                    _ => return Ok(r.into()),
+                },
+                Err(r) => return Ok(r.into()),
+            };
+        let mut reasons = vec![format!("signature verifies under {} ({})", cert.name, cert.uscc)];
+        // The log holds this exact document only if the record's document hash is the presented
+        // one's (as issued).
+        let record = match read.take() {
+            Some(r) => r?,
+            None => self.record(&licence.id)?,
+        };
         if licence.compact_of.is_some() {
             reasons.push(
                 "a compact document: it names the licence, its holder and its validity; the full document has the face"
                     .into(),
             );
         }
-        let issued = match (licence.compact_of, envelope.disclosures()) {
-            (Some(full), _) => full,
-            (None, []) => sha256(&document),
-            (None, _) if envelope.is_issued_with_disclosures(&document) => sha256(&envelope.issued_bytes()),
-            // Bytes around the signed content differ: the re-encoding path below decides.
-            (None, _) => [0; 32],
-        };
+        let issued = issued_sha256(&envelope, licence.compact_of, document);
         let record = match record {
-            Some(r) if r.doc_sha256 == hex::encode(issued) => r,
-            Some(r) if licence.compact_of.is_none() && self.same_signed_content(&licence.id, &document)? => {
+            Some(r) if r.doc_hash() == Some(issued) => r,
+            Some(r) if licence.compact_of.is_none() && self.same_signed_content(&licence.id, document)? => {
                 reasons.push(
                     "these bytes are a re-encoding of the issued document: the signed content and the signature are \
                      the same, the bytes around them differ (ask the holder for the document as issued)"

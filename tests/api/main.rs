@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on port 0, a real RocksDB in a temp dir, real signatures.
 
 mod authz;
+mod by_hash;
 mod citizens;
 mod cli;
 mod common;
