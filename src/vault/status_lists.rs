@@ -171,40 +171,42 @@ impl Vault {
         let signer = self.annotation.as_ref().ok_or_else(|| {
             VaultError::NoAnnotationKey("status lists are signed by the platform key (annotation.key.pem)".into())
         })?;
-        let token = Arc::new(self.make_status_list(n, signer, now)?);
+        let token = Arc::new(make_list(self.store.as_ref(), n, &self.status_list_uri(n), signer, now)?);
         let mut cache = self.status_cache.0.lock().unwrap_or_else(|p| p.into_inner());
         cache.insert(n, Made { log_size: size, at: now, token: token.clone() });
         Ok(token)
     }
+}
 
-    /// Reads list `n`'s rows (only non-valid entries hold a status other than 0) and signs it.
-    fn make_status_list(
-        &self,
-        n: u32,
-        signer: &crate::crypto::signer::Ed25519Signer,
-        now: i64,
-    ) -> Result<Vec<u8>, VaultError> {
-        let mut statuses = Statuses::new(LIST_SIZE as usize);
-        let prefix = n.to_be_bytes();
-        let mut start = prefix.to_vec();
-        loop {
-            let rows = self.store.scan_prefix_from(Cf::Status, &prefix, &start, 16_384)?;
-            let Some((last, _)) = rows.last() else { break };
-            start = [last.as_slice(), &[0]].concat();
-            for (k, v) in &rows {
-                let index = k.get(4..8).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
-                match (index, v.as_slice()) {
-                    (Some(i), [s]) if i < LIST_SIZE && *s <= status_list::SUPERSEDED => statuses.set(i as usize, *s),
-                    _ => {
-                        return Err(super::issue::inconsistent(format!(
-                            "status row {} of list {n} is not an index and a status",
-                            hex::encode(k)
-                        )))
-                    }
+/// Reads list `n`'s rows from `store` and signs the list token with `signer` (the platform key)
+/// as of `now`. Public for the benchmark, which times it over a million licences.
+pub fn make_list(
+    store: &dyn Store,
+    n: u32,
+    uri: &str,
+    signer: &crate::crypto::signer::Ed25519Signer,
+    now: i64,
+) -> Result<Vec<u8>, VaultError> {
+    let mut statuses = Statuses::new(LIST_SIZE as usize);
+    let prefix = n.to_be_bytes();
+    let mut start = prefix.to_vec();
+    loop {
+        let rows = store.scan_prefix_from(Cf::Status, &prefix, &start, 16_384)?;
+        let Some((last, _)) = rows.last() else { break };
+        start = [last.as_slice(), &[0]].concat();
+        for (k, v) in &rows {
+            let index = k.get(4..8).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
+            match (index, v.as_slice()) {
+                (Some(i), [s]) if i < LIST_SIZE && *s <= status_list::SUPERSEDED => statuses.set(i as usize, *s),
+                _ => {
+                    return Err(super::issue::inconsistent(format!(
+                        "status row {} of list {n} is not an index and a status",
+                        hex::encode(k)
+                    )))
                 }
             }
         }
-        let payload = status_list::payload(&self.status_list_uri(n), now, now + VALIDITY, TTL, &statuses);
-        Ok(crate::crypto::cose::sign_typed(signer, status_list::TYP, payload))
     }
+    let payload = status_list::payload(uri, now, now + VALIDITY, TTL, &statuses);
+    Ok(crate::crypto::cose::sign_typed(signer, status_list::TYP, payload))
 }
