@@ -71,7 +71,7 @@ impl IndexDigests {
                     self.holders.add(&keys::holder(h, id), b"");
                 }
             }
-            "licence.used" | "holder.queried" => {
+            "licence.used" | "holder.queried" | "presentation.created" => {
                 for h in ev.get_bytes("holders").unwrap_or_default().chunks(32) {
                     self.usage.add(&keys::usage(h, index), b"");
                 }

@@ -611,9 +611,22 @@ async fn check_rebuilds_the_indexes_from_the_log() {
     let store = Arc::new(licvault::store::RocksStore::open(&path).unwrap());
     let s = Server::start_on(store.clone(), data).await;
     let home = issue(&s, PROPERTY_ISSUER, &property(CITIZEN, Some(SPOUSE))).await;
-    issue(&s, OTHER_ISSUER, &marriage(CITIZEN)).await;
+    let married = issue(&s, OTHER_ISSUER, &marriage(CITIZEN)).await;
     s.post(Some(VERIFIER), "/v1/holders/licences", &lookup_body("111", SPOUSE)).await;
     s.post(Some(VERIFIER), "/v1/holders/licences", &lookup_body("111", STRANGER)).await;
+    // A presentation made and redeemed: a usage row each.
+    let (st, made) = s
+        .post(
+            Some(HOLDER_CHANNEL),
+            &format!("/v1/licences/{}/presentations", married["licence"]["id"].as_str().unwrap()),
+            &json!({"holder": {"type": "111", "id": CITIZEN}}),
+        )
+        .await;
+    assert_eq!(st, 201, "{made}");
+    let (st, r) = s
+        .post(Some(VERIFIER), "/v1/presentations/redeem", &json!({"payload": made["payload"], "use_reason": "核验"}))
+        .await;
+    assert_eq!(st, 200, "{r}");
     let (st, _) = s
         .post(
             Some(VERIFIER),
@@ -636,10 +649,10 @@ async fn check_rebuilds_the_indexes_from_the_log() {
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
     // The home has two holders: two rows each for its issuance, the co-owner's lookup and the
-    // copy; the stranger's empty lookup one.
+    // copy; the stranger's empty lookup one; the presentation and its redemption one each.
     let (ok, text) = check();
     assert!(
-        ok && text.contains("indexes ok: 3 holder rows, 5 usage rows, 1 annotated-copy rows, 1 catalogue"),
+        ok && text.contains("indexes ok: 3 holder rows, 7 usage rows, 1 annotated-copy rows, 1 catalogue"),
         "{text}"
     );
 
