@@ -494,7 +494,9 @@ async fn serve(cfg: Config) -> Result<()> {
         let _ = out.write_all(banner.as_bytes());
         let _ = out.flush();
     }
-    let state = AppState::new(vault.clone(), cfg.limits.clone()).with_public_url(cfg.public_url.clone());
+    // Links in QR codes name the public URL, never a request's Host header (a proxy could pass
+    // any); without --public-url, the address listened on.
+    let state = AppState::new(vault.clone(), cfg.limits.clone()).with_public_url(Some(base.clone()));
     if let Some(m) = metrics_listener {
         tokio::spawn(crate::http::serve_metrics(m, state.clone()));
     }
@@ -666,8 +668,17 @@ fn pulled_trust(dir: &Path) -> Result<Option<crate::http::trust::Trust>> {
     Ok(Some(serde_json::from_slice(&text).with_context(|| format!("{} is not a trust list", path.display()))?))
 }
 
-/// The platform keys of a pulled trust list, by kid.
+/// The platform key signing now, by kid, of a pulled trust list: status lists and presentations
+/// live minutes to a day, so a retired key signs neither.
 fn platform_keys(t: &crate::http::trust::Trust) -> Vec<([u8; 8], ed25519_dalek::VerifyingKey)> {
+    all_platform_keys(t)
+        .into_iter()
+        .filter(|(kid, _)| t.platform_keys.iter().any(|k| k.current && k.kid == hex::encode(kid)))
+        .collect()
+}
+
+/// Every platform key of a pulled trust list, by kid (for its digest).
+fn all_platform_keys(t: &crate::http::trust::Trust) -> Vec<([u8; 8], ed25519_dalek::VerifyingKey)> {
     use base64::Engine;
     t.platform_keys
         .iter()
@@ -721,8 +732,9 @@ fn read_input(input: &str) -> Result<Vec<u8>> {
     }
 }
 
-/// `licvault verify`: exit 0 valid, 1 refused (malformed, signature, issuer), 2 not valid (dates
-/// or status list), 3 the status list is missing or older than `--max-age`.
+/// `licvault verify`: exit 0 valid, 1 refused (malformed, signature, issuer), 2 not valid (dates,
+/// status list or presentation), 3 the status list has expired or is older than `--max-age`.
+/// A status list that is missing or does not verify is an error (exit 1 with its reason).
 fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result<ExitCode> {
     let trust =
         TrustList::load(trust_dir).with_context(|| format!("loading the trust list from {}", trust_dir.display()))?;
@@ -829,6 +841,13 @@ fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result
                 crate::status_list::read(&bytes, |kid| keys.iter().find(|(k, _)| k == kid).map(|(_, v)| *v), &r.uri)
                     .with_context(|| format!("{}", path.display()))?;
             let age = (now - list.issued_at).max(0);
+            if list.expires_at.is_some_and(|exp| now >= exp) {
+                println!(
+                    "status:    refused: the status list expired {} (licvault trust pull fetches a fresh one)",
+                    vault::rfc3339_s(list.expires_at.unwrap_or_default())
+                );
+                return Ok(ExitCode::from(3));
+            }
             if max_age.is_some_and(|m| age as u64 > m) {
                 println!("status:    refused: the status list is {age} s old, over --max-age {}", max_age.unwrap_or(0));
                 return Ok(ExitCode::from(3));
@@ -858,26 +877,85 @@ fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
 
-/// `licvault trust pull URL DIR`: the trust list and every status list, checked, for offline use.
+/// Most status lists `licvault trust pull` fetches (a list holds 114,688 licences).
+const MAX_LISTS: u32 = 10_000;
+/// Largest answer it reads: a trust list or a status list.
+const MAX_ANSWER: usize = 8 * 1024 * 1024;
+
+/// `licvault trust pull URL DIR`: the trust list and every status list, checked in memory (the
+/// certificate chain, the digest, `--pin`, each list's signature and `sub`), then written to a
+/// fresh directory that replaces DIR. DIR must be a directory this command made (it holds
+/// `trust.json`), or not exist: a pull never replaces another directory.
 async fn trust_pull(url: &str, dir: &Path, pin: Option<&str>) -> Result<()> {
+    if dir.exists() && !dir.join("trust.json").exists() {
+        bail!(
+            "{} exists and was not made by licvault trust pull (no trust.json): refusing to replace it",
+            dir.display()
+        );
+    }
     let base = url.trim_end_matches('/');
     let http = reqwest::Client::new();
     let get = |path: String| {
         let http = http.clone();
         async move {
-            let res = http.get(&path).send().await.with_context(|| format!("fetching {path}"))?;
+            let mut res = http.get(&path).send().await.with_context(|| format!("fetching {path}"))?;
             if !res.status().is_success() {
                 bail!("{path}: {}", res.status());
             }
-            Ok::<_, anyhow::Error>(res.bytes().await?.to_vec())
+            let mut body = Vec::new();
+            while let Some(chunk) = res.chunk().await? {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_ANSWER {
+                    bail!("{path}: the answer is over {MAX_ANSWER} bytes");
+                }
+            }
+            Ok::<_, anyhow::Error>(body)
         }
     };
     let raw = get(format!("{base}/v1/trust")).await?;
     let t: crate::http::trust::Trust = serde_json::from_slice(&raw).context("the answer is not a trust list")?;
-    if let Some(p) = pin {
-        if !p.eq_ignore_ascii_case(&t.digest) {
-            bail!("the trust digest is {}, not the pinned {p}", t.digest);
+    if t.status_lists.count > MAX_LISTS {
+        bail!("the trust list names {} status lists, more than {MAX_LISTS}", t.status_lists.count);
+    }
+    // Everything is checked in memory before anything is written.
+    let der = |pem: &str, what: &str| -> Result<Vec<u8>> {
+        let (_, p) =
+            x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| anyhow::anyhow!("{what}: not PEM: {e}"))?;
+        Ok(p.contents)
+    };
+    let root = der(&t.root.certificate, "the root certificate")?;
+    let mut depts = Vec::new();
+    for d in &t.departments {
+        crate::domain::Uscc::parse(&d.uscc).map_err(|e| anyhow::anyhow!("department {:?}: {e}", d.uscc))?;
+        if d.kid.len() != 16 || !d.kid.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+            bail!("department {}: kid {:?} is not 16 lower-case hex digits", d.uscc, d.kid);
         }
+        depts.push(der(&d.certificate, &d.uscc)?);
+    }
+    let list = TrustList::from_der(root.clone(), depts.clone()).context("the certificates do not chain to the root")?;
+    let mut certs: Vec<_> = list.departments().collect();
+    certs.sort_by_key(|d| d.kid);
+    let pairs: Vec<(&[u8; 8], &[u8])> = certs.iter().map(|d| (&d.kid, d.der.as_slice())).collect();
+    let keys = all_platform_keys(&t);
+    let raw_keys: Vec<([u8; 8], [u8; 32])> = keys.iter().map(|(k, v)| (*k, v.to_bytes())).collect();
+    let digest =
+        hex::encode(crate::crypto::trust::trust_digest(list.root_der(), &pairs, &t.log.verifier_key, &raw_keys));
+    if digest != t.digest || certs.len() != t.departments.len() || keys.len() != t.platform_keys.len() {
+        bail!("the trust list's digest {} does not match its content ({digest})", t.digest);
+    }
+    if let Some(p) = pin {
+        if !p.eq_ignore_ascii_case(&digest) {
+            bail!("the trust digest is {digest}, not the pinned {p}");
+        }
+    }
+    let current = platform_keys(&t);
+    let mut lists = Vec::new();
+    for n in 0..t.status_lists.count {
+        let uri = format!("{}{n}", t.status_lists.uri_prefix);
+        let bytes = get(format!("{base}/v1/status-lists/{n}")).await?;
+        crate::status_list::read(&bytes, |kid| current.iter().find(|(k, _)| k == kid).map(|(_, v)| *v), &uri)
+            .with_context(|| format!("status list {n}"))?;
+        lists.push(bytes);
     }
     // Written beside DIR first, then swapped in: a failed pull leaves the old directory.
     let tmp = dir.with_extension("pulling");
@@ -885,36 +963,21 @@ async fn trust_pull(url: &str, dir: &Path, pin: Option<&str>) -> Result<()> {
     std::fs::create_dir_all(tmp.join("departments"))?;
     std::fs::create_dir_all(tmp.join("status-lists"))?;
     std::fs::write(tmp.join("trust.json"), &raw)?;
-    std::fs::write(tmp.join("root.crt.pem"), &t.root.certificate)?;
-    for d in &t.departments {
-        std::fs::write(tmp.join("departments").join(format!("{}-{}.crt.pem", d.uscc, d.kid)), &d.certificate)?;
+    std::fs::write(tmp.join("root.crt.pem"), crate::http::trust::pem("CERTIFICATE", &root))?;
+    for (i, d) in depts.iter().enumerate() {
+        std::fs::write(
+            tmp.join("departments").join(format!("{i:04}.crt.pem")),
+            crate::http::trust::pem("CERTIFICATE", d),
+        )?;
     }
-    let list = TrustList::load(&tmp).context("the pulled certificates do not chain to the root")?;
-    let mut depts: Vec<_> = list.departments().collect();
-    depts.sort_by_key(|d| d.kid);
-    let pairs: Vec<(&[u8; 8], &[u8])> = depts.iter().map(|d| (&d.kid, d.der.as_slice())).collect();
-    let keys = platform_keys(&t);
-    let raw_keys: Vec<([u8; 8], [u8; 32])> = keys.iter().map(|(k, v)| (*k, v.to_bytes())).collect();
-    let digest =
-        hex::encode(crate::crypto::trust::trust_digest(list.root_der(), &pairs, &t.log.verifier_key, &raw_keys));
-    if digest != t.digest || depts.len() != t.departments.len() || keys.len() != t.platform_keys.len() {
-        bail!("the trust list's digest {} does not match its content ({digest})", t.digest);
+    for (n, bytes) in lists.iter().enumerate() {
+        std::fs::write(tmp.join("status-lists").join(format!("{n}.cwt")), bytes)?;
     }
-    for n in 0..t.status_lists.count {
-        let uri = format!("{}{n}", t.status_lists.uri_prefix);
-        let bytes = get(format!("{base}/v1/status-lists/{n}")).await?;
-        crate::status_list::read(&bytes, |kid| keys.iter().find(|(k, _)| k == kid).map(|(_, v)| *v), &uri)
-            .with_context(|| format!("status list {n}"))?;
-        std::fs::write(tmp.join("status-lists").join(format!("{n}.cwt")), &bytes)?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
     }
-    let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&tmp, dir).with_context(|| format!("moving the pulled trust to {}", dir.display()))?;
-    println!("trust digest {} ({} departments, {} platform keys)", t.digest, depts.len(), keys.len());
-    println!(
-        "{} status list(s) saved in {} at {}",
-        t.status_lists.count,
-        dir.display(),
-        vault::rfc3339_s(vault::unix_now())
-    );
+    println!("trust digest {digest} ({} departments, {} platform keys)", certs.len(), keys.len());
+    println!("{} status list(s) saved in {} at {}", lists.len(), dir.display(), vault::rfc3339_s(vault::unix_now()));
     Ok(())
 }

@@ -195,8 +195,17 @@ async fn pasted(State(s): State<AppState>, form: Result<Form<Pasted>, FormReject
         );
     };
     match s.vault.verify_presented(&p.payload) {
-        Ok(v) => {
+        Ok(mut v) => {
             let note = v.reasons.first().cloned().unwrap_or_default();
+            // A compact document names no type: the catalogue does.
+            if let Some(l) = v.licence.as_mut().filter(|l| l.type_name.is_empty()) {
+                l.type_name = s
+                    .vault
+                    .catalogue()
+                    .licence_type(l.id.type_code().as_str())
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default();
+            }
             let body = verdict_html(v.kind, v.licence.as_ref(), v.issuer_cert.as_deref(), &note);
             page(StatusCode::OK, "电子证照核验", &format!("{body}{FORM}"))
         }

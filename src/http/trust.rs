@@ -150,7 +150,10 @@ async fn status_list(State(s): State<AppState>, Path(n): Path<String>) -> Result
             format!("status lists are numbered 0 to {} (GET /v1/trust says how many there are)", count - 1),
         )
     })?;
-    let token = s.vault.status_list(n)?;
+    let vault = s.vault.clone();
+    let token = tokio::task::spawn_blocking(move || vault.status_list(n))
+        .await
+        .map_err(|e| ApiError::from(crate::vault::VaultError::Internal(e.to_string())))??;
     let max_age = format!("public, max-age={}", crate::vault::status_lists::TTL);
     Ok((
         [(header::CONTENT_TYPE, crate::status_list::TYP.to_string()), (header::CACHE_CONTROL, max_age)],

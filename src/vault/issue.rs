@@ -129,6 +129,23 @@ fn clean_fields(fields: &BTreeMap<String, String>) -> Result<BTreeMap<String, St
     Ok(out)
 }
 
+/// A face field the catalogue does not mark personal, and the licence number, are signed in clear:
+/// a citizen ID number in one would be on every QR code and public page (400
+/// `personal_number_in_text`; a field that holds one is to be marked personal).
+fn no_number_in_clear(
+    ty: &LicenceType,
+    number: Option<&str>,
+    fields: &BTreeMap<String, String>,
+) -> Result<(), VaultError> {
+    if let Some(n) = number {
+        super::usage::no_citizen_number("number", n)?;
+    }
+    for (name, value) in fields.iter().filter(|(name, _)| ty.personal(name).is_none()) {
+        super::usage::no_citizen_number(&format!("fields.{name} (not a personal field)"), value)?;
+    }
+    Ok(())
+}
+
 /// Validity from request dates and the type's default. Returns (nbf, exp) in unix seconds.
 fn validity(
     ty: &LicenceType,
@@ -295,6 +312,7 @@ impl Vault {
         };
         let type_code = TypeCode::parse(&ty.code).map_err(VaultError::TypeCode)?;
         let number = req.number.as_deref().map(|n| check_text("number", n, 64)).transpose()?;
+        no_number_in_clear(&ty, number.as_deref(), &fields)?;
         // A serial the vault allocates can collide with one an issuer chose itself earlier: then
         // the next serial is taken. An issuer's own serial that exists already is a conflict.
         let mut attempts = 0;
@@ -385,10 +403,6 @@ impl Vault {
         let mut licence = licence;
         licence.status_ref = Some(self.allocate_status()?);
         let slot = self.status_slot(&licence).ok_or_else(|| VaultError::Internal("status slot".into()))?;
-        let old_slot = match &predecessor {
-            Some((p, _)) => self.status_slot(&self.licence(p)?.0),
-            None => None,
-        };
         let Signed { document, sd, compact } = self.sign(&licence, ty)?;
         // Nothing is committed that cannot be read back: the signed payload and its disclosures
         // must decode to the very licence that was signed (a date the decoder refuses, say, would
@@ -415,10 +429,12 @@ impl Vault {
             last_index: 0,
             predecessor: predecessor.as_ref().map(|(p, _)| p.to_string()),
             successor: None,
+            status_entry: Some(slot),
         };
         let actor = client.id.clone();
         let doc = document.clone();
         let disclosures = super::disclosures_value(&sd.disclosures);
+        let predecessor_changed = predecessor.is_some();
         let (out, head) = self
             .seq
             .submit(move |tx: &mut Tx<'_>| -> Result<Result<LicenceRecord, String>, VaultError> {
@@ -468,7 +484,7 @@ impl Vault {
                     let i = tx.append_about(ev_old, &key, Some(old.last_index));
                     old.status = Status::Superseded;
                     old.successor = Some(id.clone());
-                    if let Some((list, index)) = old_slot {
+                    if let Some((list, index)) = old.status_entry {
                         tx.put(
                             Cf::Status,
                             status_lists::key(list, index),
@@ -508,6 +524,10 @@ impl Vault {
                 Ok(Ok(record))
             })
             .await?;
+        if predecessor_changed {
+            // The predecessor's entry now says superseded.
+            self.status_cache.changed();
+        }
         match out? {
             Ok(record) => Ok(Issued { licence, record, document, disclosures: sd.disclosures, head, replayed: false }),
             Err(first_id) => {
@@ -531,6 +551,7 @@ impl Vault {
         let (ty, _) = self.may_issue(client, id.type_code().as_str())?;
         let fields = clean_fields(&req.fields)?;
         ty.validate_fields(&fields)?;
+        no_number_in_clear(&ty, req.number.as_deref(), &fields)?;
         let now = unix_now();
         let (nbf, exp) = validity(&ty, req.valid_from.as_deref(), req.valid_until.as_deref(), req.long_term, now)?;
         let licence = Licence {

@@ -39,6 +39,10 @@ fn row_key(nonce: &[u8; 16]) -> Vec<u8> {
 pub(super) fn mark_redeemed(tx: &mut Tx<'_>, nonce: &[u8; 16], client: &str, index: u64) -> Result<(), VaultError> {
     let bytes = tx.get(Cf::Docs, &row_key(nonce))?.ok_or(VaultError::PresentationNotFound)?;
     let mut row: Row = serde_json::from_slice(&bytes).map_err(|e| VaultError::Internal(e.to_string()))?;
+    // Checked again here: the request checked it before its job waited for the batch.
+    if tx.time_ms() / 1000 >= row.expires_at as u64 {
+        return Err(VaultError::PresentationExpired(super::rfc3339_s(row.expires_at)));
+    }
     if let Some(i) = row.redeemed_index {
         return Err(VaultError::PresentationRedeemed(format!("redeemed already, recorded at log index {i}")));
     }
@@ -79,6 +83,8 @@ impl Vault {
         if !(1..=MAX_TTL).contains(&ttl) {
             return Err(VaultError::Invalid(format!("ttl is 1–{MAX_TTL} seconds, not {ttl}")));
         }
+        // The head before the record: the status holds as of it (as for `POST /v1/verify`).
+        let head = self.head();
         let p = self.presentable(client, Some(holder), id)?;
         let signer = self
             .annotation
@@ -95,7 +101,6 @@ impl Vault {
                 chosen.push(d);
             }
         }
-        let head = self.head();
         let now = unix_now();
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| VaultError::Internal(format!("no randomness for a nonce: {e}")))?;
@@ -159,8 +164,9 @@ impl Vault {
         if env.protected_text(crate::status_list::HEADER_TYP) != Some(TYP) {
             return None;
         }
-        let (keys, _) = self.platform_keys();
-        let key = keys.iter().find(|(kid, _)| *kid == env.kid()).map(|(_, k)| *k)?;
+        // Only the key signing now: a presentation lives minutes, and a retired key makes none.
+        let (keys, current) = self.platform_keys();
+        let key = keys.iter().find(|(kid, _)| *kid == env.kid() && current == Some(*kid)).map(|(_, k)| *k)?;
         Some(
             env.verify(&key)
                 .map_err(|_| "the platform's signature on the presentation does not verify".to_string())

@@ -22,6 +22,10 @@ pub struct LicenceRecord {
     pub predecessor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub successor: Option<String>,
+    /// Its status-list entry (list, index), as its document names it: every batch that changes
+    /// its status writes the entry from here. Absent for a document in the first format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_entry: Option<(u32, u32)>,
 }
 
 impl LicenceRecord {
@@ -253,6 +257,9 @@ pub fn compare_records(
             // Its status-list entry says what the record says (a scanner offline trusts it).
             if let Some(r) = &licence.status_ref {
                 let list = r.uri.rsplit('/').next().and_then(|n| n.parse::<u32>().ok());
+                if list.map(|n| (n, r.index)) != rec.status_entry {
+                    return Err(format!("record {id}: its status-list entry is not the one its document names"));
+                }
                 let want = super::status_lists::code(rec.status);
                 let row = match list {
                     Some(n) => {

@@ -45,14 +45,6 @@ impl Vault {
         let reason = check_reason(reason)?;
         let key = id.to_string();
         let actor = client.id.clone();
-        // The licence's status-list entry changes in the same batch (a document in the first
-        // format has none).
-        let slot = match self.licence(id) {
-            Ok((l, _, _)) => self.status_slot(&l),
-            // The batch below answers 404 for it.
-            Err(VaultError::NotFound(_)) => None,
-            Err(e) => return Err(e),
-        };
         let (out, head) = self
             .seq
             .submit(move |tx| {
@@ -75,13 +67,16 @@ impl Vault {
                 rec.status = to;
                 rec.last_index = index;
                 tx.put(Cf::Licences, key.into_bytes(), json(&rec)?);
-                if let Some((list, i)) = slot {
+                // The licence's status-list entry changes in the same batch (a document in the
+                // first format has none).
+                if let Some((list, i)) = rec.status_entry {
                     tx.put(Cf::Status, super::status_lists::key(list, i), vec![super::status_lists::code(to)]);
                 }
                 Ok::<_, VaultError>((rec, index))
             })
             .await?;
         let (rec, index) = out?;
+        self.status_cache.changed();
         Ok((rec, head, index))
     }
 

@@ -114,14 +114,28 @@ impl Allocator {
 
 /// A signed list and when it was made.
 struct Made {
-    log_size: u64,
+    /// The count of status changes it reflects.
+    changes: u64,
     at: i64,
     token: Arc<Vec<u8>>,
 }
 
-/// The lists served lately, by number.
+/// The lists served lately, by number, and a count of the status changes committed since start
+/// (a new licence's entry is 0, as an entry never written reads: only changes call for a new
+/// list). The mutex is held while a list is made: concurrent readers wait for it rather than
+/// each make it again.
 #[derive(Default)]
-pub struct ListCache(Mutex<HashMap<u32, Made>>);
+pub struct ListCache {
+    made: Mutex<HashMap<u32, Made>>,
+    changes: std::sync::atomic::AtomicU64,
+}
+
+impl ListCache {
+    /// Called after a batch that changed a licence's status has committed.
+    pub fn changed(&self) {
+        self.changes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 impl Vault {
     /// The status-list URI of list `n`: `https://<host of the log origin>/v1/status-lists/<n>`
@@ -153,27 +167,25 @@ impl Vault {
         self.status_alloc.lock().unwrap_or_else(|p| p.into_inner()).open_list() + 1
     }
 
-    /// `GET /v1/status-lists/{n}`: the list token, signed by the platform key; remade when the
-    /// log has grown since it was made or it is a minute old, so a status change shows in the
-    /// next list fetched.
+    /// `GET /v1/status-lists/{n}`: the list token, signed by the platform key; remade after a
+    /// status change has committed or when it is a minute old, so a change shows in the next list
+    /// fetched. Blocks while a list is made (~70 ms): call it off the async workers.
     pub fn status_list(&self, n: u32) -> Result<Arc<Vec<u8>>, VaultError> {
         if n >= self.status_list_count() {
             return Err(VaultError::NotFound(format!("status list {n}")));
         }
-        let size = self.head().size;
+        // Read before the rows: a change committed after this is in the next list.
+        let changes = self.status_cache.changes.load(std::sync::atomic::Ordering::SeqCst);
         let now = unix_now();
-        {
-            let cache = self.status_cache.0.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(m) = cache.get(&n).filter(|m| m.log_size == size && now - m.at < REMAKE_AFTER) {
-                return Ok(m.token.clone());
-            }
+        let mut made = self.status_cache.made.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = made.get(&n).filter(|m| m.changes == changes && now - m.at < REMAKE_AFTER) {
+            return Ok(m.token.clone());
         }
         let signer = self.annotation.as_ref().ok_or_else(|| {
             VaultError::NoAnnotationKey("status lists are signed by the platform key (annotation.key.pem)".into())
         })?;
         let token = Arc::new(make_list(self.store.as_ref(), n, &self.status_list_uri(n), signer, now)?);
-        let mut cache = self.status_cache.0.lock().unwrap_or_else(|p| p.into_inner());
-        cache.insert(n, Made { log_size: size, at: now, token: token.clone() });
+        made.insert(n, Made { changes, at: now, token: token.clone() });
         Ok(token)
     }
 }

@@ -597,3 +597,21 @@ async fn no_qr_payload_carries_personal_data_unless_disclosed() {
     }
     assert!(scanned >= 10 * 9, "scanned {scanned} payloads");
 }
+
+/// A citizen ID number in the licence number or in a face field the catalogue does not mark
+/// personal would be in clear on every QR code: refused, nothing issued.
+#[tokio::test]
+async fn a_citizen_number_in_clear_is_refused_at_issuance() {
+    let s = Server::start().await;
+    let size = s.vault.head().size;
+    let mut body = marriage(CITIZEN);
+    body["number"] = json!(CITIZEN);
+    let (st, v) = s.post(Some(OTHER_ISSUER), "/v1/licences", &body).await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("personal_number_in_text")), "{v}");
+    let mut body = marriage(CITIZEN);
+    body["fields"]["结婚证字号"] = json!(format!("J-{CITIZEN}"));
+    let (st, v) = s.post(Some(OTHER_ISSUER), "/v1/licences", &body).await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("personal_number_in_text")), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("结婚证字号"), "{v}");
+    assert_eq!(s.vault.head().size, size, "nothing was issued");
+}

@@ -156,6 +156,11 @@ async fn verify_offline_knows_revocations_from_the_status_list() {
         .unwrap()
     };
     let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // A directory the pull did not make (here, the server's keys) is never replaced.
+    let keys_s = s.keys.path().display().to_string();
+    let (code, out) = run(args(&["trust", "pull", &base, &keys_s])).await;
+    assert!(code != Some(0) && out.contains("not made by licvault trust pull"), "{out}");
+    assert!(s.keys.path().join("log.key.pem").exists());
     let (code, out) = run(args(&["trust", "pull", &base, &trust_s])).await;
     assert_eq!(code, Some(0), "{out}");
     let (code, out) = run(args(&["verify", &png_s, "--trust", &trust_s])).await;
@@ -169,6 +174,7 @@ async fn verify_offline_knows_revocations_from_the_status_list() {
     let (code, _) = run(args(&["verify", &png_s, "--trust", &trust_s])).await;
     assert_eq!(code, Some(0));
     let (code, out) = run(args(&["trust", "pull", &base, &trust_s, "--pin", "00"])).await;
+    assert!(trust.join("trust.json").exists(), "a refused pull leaves the old directory");
     assert!(code != Some(0) && out.contains("not the pinned"), "{out}");
     let (code, out) = run(args(&["trust", "pull", &base, &trust_s])).await;
     assert_eq!(code, Some(0), "{out}");
