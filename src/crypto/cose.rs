@@ -147,11 +147,18 @@ impl Envelope {
         Ok(Self { sign1, kid, disclosures })
     }
 
-    /// Whether `presented` (the bytes this envelope was parsed from) is exactly `issued_bytes`
-    /// with the disclosures added as [`with_disclosures`] adds them: no other re-encoding.
-    pub fn is_issued_with_disclosures(&self, presented: &[u8]) -> bool {
-        let refs: Vec<&[u8]> = self.disclosures.iter().map(Vec::as_slice).collect();
-        with_disclosures(&self.issued_bytes(), &refs).is_ok_and(|b| b == presented)
+    /// The document as issued ([`Envelope::issued_bytes`]) when `presented` (the bytes this
+    /// envelope was parsed from) is exactly it with the disclosures added as [`with_disclosures`]
+    /// adds them: no other re-encoding, no other unprotected parameter. `None` otherwise.
+    pub fn issued_if_exact(&self, presented: &[u8]) -> Option<Vec<u8>> {
+        let issued = self.issued_bytes();
+        let mut shown = self.sign1.clone();
+        shown.unprotected = coset::Header::default();
+        if !self.disclosures.is_empty() {
+            let items = self.disclosures.iter().map(|d| ciborium::Value::Bytes(d.clone())).collect();
+            shown.unprotected.rest.push((coset::Label::Int(DISCLOSURES), ciborium::Value::Array(items)));
+        }
+        (shown.to_tagged_vec().ok()? == presented).then_some(issued)
     }
 
     /// The disclosures presented with the document, as received (not yet checked against the
@@ -161,7 +168,7 @@ impl Envelope {
     }
 
     /// The document as issued: tagged, with an empty unprotected header (what the log's document
-    /// hash covers when the vault made it). Only [`Envelope::is_issued_with_disclosures`] says
+    /// hash covers when the vault made it). Only [`Envelope::issued_if_exact`] says
     /// whether the presented bytes are exactly these plus the disclosures.
     pub fn issued_bytes(&self) -> Vec<u8> {
         let mut bare = self.sign1.clone();

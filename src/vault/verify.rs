@@ -211,8 +211,7 @@ fn issued_sha256(env: &Envelope, compact_of: Option<[u8; 32]>, document: &[u8]) 
     match (compact_of, env.disclosures()) {
         (Some(full), _) => full,
         (None, []) => sha256(document),
-        (None, _) if env.is_issued_with_disclosures(document) => sha256(&env.issued_bytes()),
-        (None, _) => [0; 32],
+        (None, _) => env.issued_if_exact(document).map_or([0; 32], |issued| sha256(&issued)),
     }
 }
 
@@ -252,9 +251,11 @@ impl Vault {
         // again (`--verify-by-hash`, on by default; spec/formats.md §11).
         let by_hash = self.verify_by_hash.load(std::sync::atomic::Ordering::Relaxed);
         let mut read: Option<Result<Option<super::LicenceRecord>, VaultError>> = None;
+        let mut issued_hash = None;
         let signed_already = |env: &Envelope, l: &Presented| {
             let r = self.record(&l.id);
-            let issued = issued_sha256(env, None, document);
+            let issued = issued_sha256(env, l.compact_of, document);
+            issued_hash = Some(issued);
             let hit = by_hash
                 && l.compact_of.is_none()
                 && issued != [0; 32]
@@ -293,7 +294,7 @@ impl Vault {
                     .into(),
             );
         }
-        let issued = issued_sha256(&envelope, licence.compact_of, document);
+        let issued = issued_hash.unwrap_or_else(|| issued_sha256(&envelope, licence.compact_of, document));
         let record = match record {
             Some(r) if r.doc_hash() == Some(issued) => r,
             Some(r) if licence.compact_of.is_none() && self.same_signed_content(&licence.id, document)? => {
