@@ -38,6 +38,8 @@ pub enum Ecc {
 
 /// Largest side of an image `read_image` decodes (a phone photo is about 4,000 pixels).
 pub const MAX_IMAGE_SIDE: u32 = 8_000;
+/// Most memory the decoder may take for one image.
+pub const MAX_IMAGE_ALLOC: u64 = 128 * 1024 * 1024;
 
 /// A rendered QR code: its version (1–40), for the caller to report.
 fn code(payload: &str, ecc: Ecc) -> Result<(qrcode::QrCode, i16), QrError> {
@@ -83,18 +85,20 @@ pub fn png(payload: &str, ecc: Ecc) -> Result<(Vec<u8>, i16), QrError> {
 /// The text of the first QR code in a PNG or JPEG image (a screenshot, a photo), decoded with
 /// `rqrr`, an implementation independent of the encoder above.
 pub fn read_image(bytes: &[u8]) -> Result<String, QrError> {
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| QrError::Image(e.to_string()))?;
     match reader.format() {
         Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => {}
         _ => return Err(QrError::Image("the format is not PNG or JPEG".into())),
     }
-    let (w, h) = reader.into_dimensions().map_err(|e| QrError::Image(e.to_string()))?;
-    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
-        return Err(QrError::Image(format!("{w}×{h} pixels")));
-    }
-    let img = image::load_from_memory(bytes).map_err(|e| QrError::Image(e.to_string()))?.to_luma8();
+    // Decoded within a budget: a small file can claim a huge image.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| QrError::Image(e.to_string()))?.to_luma8();
     let mut prepared = rqrr::PreparedImage::prepare(img);
     prepared.detect_grids().into_iter().find_map(|g| g.decode().ok().map(|(_, text)| text)).ok_or(QrError::NoCode)
 }

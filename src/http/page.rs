@@ -69,6 +69,18 @@ pub fn mask_name(name: &str) -> String {
     }
 }
 
+/// A time as the page shows it: China Standard Time (UTC+8), to the second.
+fn china_time(t: i64) -> String {
+    let cst = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .map(|d| d.to_offset(cst))
+        .ok()
+        .and_then(|d| {
+            d.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] (UTC+8)")).ok()
+        })
+        .unwrap_or_else(|| rfc3339_s(t))
+}
+
 /// The big words of a verdict, and its colour class.
 fn words(kind: VerdictKind) -> (&'static str, &'static str) {
     match kind {
@@ -130,7 +142,7 @@ fn verdict_html(kind: VerdictKind, licence: Option<&Presented>, signed_by: Optio
         }
         out.push_str("</dl>");
     }
-    out.push_str(&format!("<p>{}</p><p>核验时间 checked at {}</p>", escape(note), escape(&rfc3339_s(unix_now()))));
+    out.push_str(&format!("<p>{}</p><p>核验时间 checked at {}</p>", escape(note), escape(&china_time(unix_now()))));
     out
 }
 
@@ -225,5 +237,6 @@ mod tests {
         assert_eq!(mask_name("欧阳小明"), "欧**明");
         assert_eq!(mask_name("李"), "*");
         assert!(CSP.contains("style-src 'sha256-") && CSP.contains("default-src 'none'"));
+        assert_eq!(china_time(1_700_000_000), "2023-11-15 06:13:20 (UTC+8)");
     }
 }
