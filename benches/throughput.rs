@@ -20,9 +20,8 @@
 //! BENCH_CONNS (default 64). The load generator is wrk, as for the reference figures of
 //! DESIGN §7.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
@@ -33,6 +32,8 @@ use serde_json::{json, Value};
 #[path = "../tests/support/keys.rs"]
 mod support_keys;
 use support_keys::copy_keys;
+#[path = "../tests/support/server.rs"]
+mod support_server;
 
 fn secs() -> f64 {
     std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0)
@@ -179,25 +180,8 @@ fn marriage(holder: &str) -> Value {
 }
 
 /// Starts the release server on `data` (extra flags in `args`); its base URL.
-fn start_server(root: &Path, data: &Path, keys: &Path, args: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_licvault"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-        .arg("--data")
-        .arg(data)
-        .arg("--keys")
-        .arg(keys)
-        .arg("--fixtures")
-        .arg(root.join("fixtures"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the release server");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    (child, format!("http://{}", line.trim().trim_start_matches("licvault listening on ")))
+fn start_server(data: &Path, keys: &Path, args: &[&str]) -> (std::process::Child, String) {
+    support_server::spawn_server(env!("CARGO_BIN_EXE_licvault"), data, keys, args)
 }
 
 /// Status-list generation offline: 1,000,000 licences in their lists (1 % revoked, 0.5 %
@@ -286,7 +270,7 @@ fn main() {
     let data = tempfile::tempdir().unwrap();
     let keys = tempfile::tempdir().unwrap();
     copy_keys(&root.join("keys"), keys.path());
-    let (mut child, base) = start_server(root, data.path(), keys.path(), &[]);
+    let (mut child, base) = start_server(data.path(), keys.path(), &[]);
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     // Warm up, and collect documents to verify.
@@ -384,7 +368,7 @@ fn main() {
     let sd_by_hash = wrk(&base, "/v1/verify", scripts.path(), &sd_payloads, None);
     let _ = child.kill();
     let _ = child.wait();
-    let (second, base) = start_server(root, data.path(), keys.path(), &["--verify-by-hash", "false"]);
+    let (second, base) = start_server(data.path(), keys.path(), &["--verify-by-hash", "false"]);
     child = second;
     let sd_full = wrk(&base, "/v1/verify", scripts.path(), &sd_payloads, None);
     let plain_full = wrk(&base, "/v1/verify", scripts.path(), &payloads, None);

@@ -697,7 +697,7 @@ fn presentation_in(
     trust: Option<&crate::http::trust::Trust>,
 ) -> Option<Result<crate::domain::presentation::Presentation, String>> {
     let env = crate::crypto::cose::Envelope::parse(document).ok()?;
-    if env.protected_text(crate::status_list::HEADER_TYP) != Some(crate::domain::presentation::TYP) {
+    if !vault::presentations::is_presentation(&env) {
         return None;
     }
     let Some(t) = trust else {
@@ -707,13 +707,7 @@ fn presentation_in(
     let Some((_, key)) = keys.iter().find(|(kid, _)| *kid == env.kid()) else {
         return Some(Err("a presentation signed by no platform key of the trust list".into()));
     };
-    Some(
-        env.verify(key)
-            .map_err(|_| "the platform's signature on the presentation does not verify".to_string())
-            .and_then(|_| {
-                crate::domain::presentation::Presentation::from_payload(env.payload()).map_err(|e| e.to_string())
-            }),
-    )
+    Some(vault::presentations::open(&env, key))
 }
 
 /// The document an input names: a QR image, a file of COSE bytes or text, or the text itself.
@@ -786,29 +780,21 @@ fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result
     println!("licence:   {} {} ({}){kind}", licence.id, licence.type_name, licence.number);
     // A number the holder disclosed is shown in full (the scanner compares it with the ID card);
     // one in clear in a first-format document, masked.
-    let number = |n: usize, id: Option<&crate::domain::HolderId>| match id {
+    let number = match &licence.holder.id {
         None => "(number not disclosed)".to_string(),
-        Some(h) if licence.disclosed.contains(&crate::domain::DisclosureKey::Holder(n)) => h.number().to_string(),
+        Some(h) if licence.disclosed.contains(&crate::domain::DisclosureKey::Holder(0)) => h.number().to_string(),
         Some(h) => h.masked(),
     };
-    println!("holder:    {} {}", licence.holder.name, number(0, licence.holder.id.as_ref()));
+    println!("holder:    {} {number}", licence.holder.name);
     for key in &licence.disclosed {
-        let value = match key {
-            crate::domain::DisclosureKey::Field(f) => licence.fields.get(f).cloned().unwrap_or_default(),
-            crate::domain::DisclosureKey::Holder(0) => number(0, licence.holder.id.as_ref()),
-            crate::domain::DisclosureKey::Holder(n) => {
-                number(*n, licence.co_holders.get(n - 1).and_then(|c| c.id.as_ref()))
-            }
-        };
-        println!("disclosed: {} = {value}", key.label());
+        println!("disclosed: {} = {}", key.label(), licence.disclosed_value(key).unwrap_or_default());
     }
     if licence.withheld > 0 {
         println!("withheld:  {} personal value(s), not disclosed", licence.withheld);
     }
     println!("validity:  {}", status.as_str());
-    let listed = match (&licence.status_ref, pulled) {
-        (_, _) if stated.is_some() => {
-            let (st, at) = stated.unwrap_or((crate::domain::Status::Valid, 0));
+    let listed = match (stated, &licence.status_ref, pulled) {
+        (Some((st, at)), _, _) => {
             println!(
                 "status:    {}, as the platform stated it {} ({} s ago)",
                 st.as_str(),
@@ -821,19 +807,19 @@ fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result
                 crate::status_list::INVALID
             })
         }
-        (None, _) => {
+        (None, None, _) => {
             println!("status:    the document names no status list (first format): only POST /v1/verify knows it");
             None
         }
-        (Some(_), None) => {
+        (None, Some(_), None) => {
             println!(
                 "status:    unknown: {} has no trust.json (licvault trust pull URL DIR fetches it)",
                 trust_dir.display()
             );
             None
         }
-        (Some(r), Some(t)) => {
-            let n = r.uri.rsplit('/').next().unwrap_or_default();
+        (None, Some(r), Some(t)) => {
+            let n = r.list().with_context(|| format!("the status list URI {} names no list number", r.uri))?;
             let path = trust_dir.join("status-lists").join(format!("{n}.cwt"));
             let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             let keys = platform_keys(&t);
@@ -933,14 +919,10 @@ async fn trust_pull(url: &str, dir: &Path, pin: Option<&str>) -> Result<()> {
         depts.push(der(&d.certificate, &d.uscc)?);
     }
     let list = TrustList::from_der(root.clone(), depts.clone()).context("the certificates do not chain to the root")?;
-    let mut certs: Vec<_> = list.departments().collect();
-    certs.sort_by_key(|d| d.kid);
-    let pairs: Vec<(&[u8; 8], &[u8])> = certs.iter().map(|d| (&d.kid, d.der.as_slice())).collect();
     let keys = all_platform_keys(&t);
-    let raw_keys: Vec<([u8; 8], [u8; 32])> = keys.iter().map(|(k, v)| (*k, v.to_bytes())).collect();
-    let digest =
-        hex::encode(crate::crypto::trust::trust_digest(list.root_der(), &pairs, &t.log.verifier_key, &raw_keys));
-    if digest != t.digest || certs.len() != t.departments.len() || keys.len() != t.platform_keys.len() {
+    let digest = hex::encode(list.digest(&t.log.verifier_key, &keys));
+    let certs = list.departments().count();
+    if digest != t.digest || certs != t.departments.len() || keys.len() != t.platform_keys.len() {
         bail!("the trust list's digest {} does not match its content ({digest})", t.digest);
     }
     if let Some(p) = pin {
@@ -977,7 +959,7 @@ async fn trust_pull(url: &str, dir: &Path, pin: Option<&str>) -> Result<()> {
         std::fs::remove_dir_all(dir)?;
     }
     std::fs::rename(&tmp, dir).with_context(|| format!("moving the pulled trust to {}", dir.display()))?;
-    println!("trust digest {digest} ({} departments, {} platform keys)", certs.len(), keys.len());
+    println!("trust digest {digest} ({certs} departments, {} platform keys)", keys.len());
     println!("{} status list(s) saved in {} at {}", lists.len(), dir.display(), vault::rfc3339_s(vault::unix_now()));
     Ok(())
 }

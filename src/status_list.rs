@@ -12,14 +12,12 @@ use ed25519_dalek::VerifyingKey;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status as ZStatus};
 
 use crate::cbor::{self, int, text, MapReader};
-use crate::crypto::cose::{CoseError, Envelope};
+use crate::crypto::cose::{CoseError, Envelope, HEADER_TYP};
 
 /// Bits per licence: valid, invalid, suspended, and one status of ours (superseded).
 pub const BITS: u8 = 2;
 /// The COSE `typ` header (label 16) of a status list token (§5.2).
 pub const TYP: &str = "application/statuslist+cwt";
-/// COSE header label `typ` (RFC 9596).
-pub const HEADER_TYP: i64 = 16;
 /// CWT claims of the token (§5.2, §14.3).
 pub const CLAIM_SUB: i64 = 2;
 pub const CLAIM_EXP: i64 = 4;
@@ -64,14 +62,6 @@ impl Statuses {
     /// `entries` statuses, all VALID.
     pub fn new(entries: usize) -> Self {
         Self { bytes: vec![0; entries.div_ceil(PER_BYTE)] }
-    }
-
-    pub fn len(&self) -> usize {
-        self.bytes.len() * PER_BYTE
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
     }
 
     pub fn set(&mut self, index: usize, status: u8) {

@@ -47,6 +47,9 @@ pub const DISCLOSURES: i64 = -65537;
 /// Most disclosures one presented document may carry (a licence has a few dozen values at most).
 pub const MAX_DISCLOSURES: usize = 64;
 
+/// The COSE header parameter `typ` (RFC 9596): the media type of the payload.
+pub const HEADER_TYP: i64 = 16;
+
 /// Signs `payload` (deterministic CBOR of the CWT claims) into tagged COSE_Sign1 bytes.
 pub fn sign(signer: &Ed25519Signer, payload: Vec<u8>) -> Vec<u8> {
     sign_with(signer, HeaderBuilder::new(), payload)
@@ -54,7 +57,7 @@ pub fn sign(signer: &Ed25519Signer, payload: Vec<u8>) -> Vec<u8> {
 
 /// Like [`sign`], with the media type `typ` (header label 16, RFC 9596) in the protected header.
 pub fn sign_typed(signer: &Ed25519Signer, typ: &str, payload: Vec<u8>) -> Vec<u8> {
-    sign_with(signer, HeaderBuilder::new().value(16, ciborium::Value::Text(typ.into())), payload)
+    sign_with(signer, HeaderBuilder::new().value(HEADER_TYP, ciborium::Value::Text(typ.into())), payload)
 }
 
 fn sign_with(signer: &Ed25519Signer, header: HeaderBuilder, payload: Vec<u8>) -> Vec<u8> {
@@ -74,12 +77,18 @@ pub fn with_disclosures(document: &[u8], disclosures: &[&[u8]]) -> Result<Vec<u8
     let mut sign1 = CoseSign1::from_tagged_slice(document)
         .or_else(|_| CoseSign1::from_slice(document))
         .map_err(|e| CoseError::Malformed(e.to_string()))?;
-    sign1.unprotected.rest.retain(|(label, _)| *label != coset::Label::Int(DISCLOSURES));
-    if !disclosures.is_empty() {
-        let items = disclosures.iter().map(|d| ciborium::Value::Bytes(d.to_vec())).collect();
-        sign1.unprotected.rest.push((coset::Label::Int(DISCLOSURES), ciborium::Value::Array(items)));
-    }
+    put_disclosures(&mut sign1.unprotected, disclosures.iter().map(|d| d.to_vec()));
     sign1.to_tagged_vec().map_err(|e| CoseError::Malformed(e.to_string()))
+}
+
+/// Puts `disclosures` in `header` under [`DISCLOSURES`], in place of any there; none leaves the
+/// label out.
+fn put_disclosures(header: &mut coset::Header, disclosures: impl Iterator<Item = Vec<u8>>) {
+    header.rest.retain(|(label, _)| *label != coset::Label::Int(DISCLOSURES));
+    let items: Vec<ciborium::Value> = disclosures.map(ciborium::Value::Bytes).collect();
+    if !items.is_empty() {
+        header.rest.push((coset::Label::Int(DISCLOSURES), ciborium::Value::Array(items)));
+    }
 }
 
 impl Envelope {
@@ -151,14 +160,14 @@ impl Envelope {
     /// envelope was parsed from) is exactly it with the disclosures added as [`with_disclosures`]
     /// adds them: no other re-encoding, no other unprotected parameter. `None` otherwise.
     pub fn issued_if_exact(&self, presented: &[u8]) -> Option<Vec<u8>> {
-        let issued = self.issued_bytes();
-        let mut shown = self.sign1.clone();
-        shown.unprotected = coset::Header::default();
-        if !self.disclosures.is_empty() {
-            let items = self.disclosures.iter().map(|d| ciborium::Value::Bytes(d.clone())).collect();
-            shown.unprotected.rest.push((coset::Label::Int(DISCLOSURES), ciborium::Value::Array(items)));
+        let mut sign1 = self.sign1.clone();
+        sign1.unprotected = coset::Header::default();
+        put_disclosures(&mut sign1.unprotected, self.disclosures.iter().cloned());
+        if sign1.clone().to_tagged_vec().ok()? != presented {
+            return None;
         }
-        (shown.to_tagged_vec().ok()? == presented).then_some(issued)
+        sign1.unprotected = coset::Header::default();
+        sign1.to_tagged_vec().ok()
     }
 
     /// The disclosures presented with the document, as received (not yet checked against the
@@ -180,7 +189,7 @@ impl Envelope {
         self.kid
     }
 
-    /// A text parameter of the protected header (such as `typ`, label 16).
+    /// A text parameter of the protected header (such as [`HEADER_TYP`]).
     pub fn protected_text(&self, label: i64) -> Option<&str> {
         self.sign1
             .protected

@@ -238,36 +238,31 @@ impl TrustList {
     pub fn root_validity(&self) -> (i64, i64) {
         self.root_validity
     }
-}
 
-/// The digest a scanner pins (spec/formats.md §9): SHA-256 over `"licvault-trust-v1"`, the root
-/// certificate's DER, every department certificate's DER in the order of their kids, the log's
-/// verifier key (C2SP text) and every platform public key in the order of their kids, each part
-/// preceded by its length as a u32 big-endian. `GET /v1/trust` and `licvault trust pull` compute
-/// it alike; any change of a key or certificate changes it.
-pub fn trust_digest(
-    root_der: &[u8],
-    departments: &[(&[u8; 8], &[u8])],
-    log_key: &str,
-    platform: &[([u8; 8], [u8; 32])],
-) -> [u8; 32] {
-    let mut depts: Vec<_> = departments.to_vec();
-    depts.sort_by_key(|(kid, _)| **kid);
-    let mut keys = platform.to_vec();
-    keys.sort_by_key(|(kid, _)| *kid);
-    let mut buf = Vec::new();
-    let mut part = |b: &[u8]| {
-        buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
-        buf.extend_from_slice(b);
-    };
-    part(b"licvault-trust-v1");
-    part(root_der);
-    for (_, der) in &depts {
-        part(der);
+    /// The digest a scanner pins (spec/formats.md §9): SHA-256 over `"licvault-trust-v1"`, the
+    /// root certificate's DER, every department certificate's DER in the order of their kids,
+    /// the log's verifier key (C2SP text) and every platform public key in the order of their
+    /// kids, each part preceded by its length as a u32 big-endian. `GET /v1/trust` and `licvault
+    /// trust pull` compute it alike; any change of a key or certificate changes it.
+    pub fn digest(&self, log_key: &str, platform: &[([u8; 8], VerifyingKey)]) -> [u8; 32] {
+        let mut depts: Vec<_> = self.by_kid.values().collect();
+        depts.sort_by_key(|d| d.kid);
+        let mut keys = platform.to_vec();
+        keys.sort_by_key(|(kid, _)| *kid);
+        let mut buf = Vec::new();
+        let mut part = |b: &[u8]| {
+            buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
+            buf.extend_from_slice(b);
+        };
+        part(b"licvault-trust-v1");
+        part(&self.root_der);
+        for d in &depts {
+            part(&d.der);
+        }
+        part(log_key.as_bytes());
+        for (_, key) in &keys {
+            part(key.as_bytes());
+        }
+        super::sha256(&buf)
     }
-    part(log_key.as_bytes());
-    for (_, key) in &keys {
-        part(key);
-    }
-    super::sha256(&buf)
 }

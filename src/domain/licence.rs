@@ -57,6 +57,13 @@ pub struct StatusRef {
     pub index: u32,
 }
 
+impl StatusRef {
+    /// The list's number: the last segment of its URI (`…/v1/status-lists/<n>`).
+    pub fn list(&self) -> Option<u32> {
+        self.uri.rsplit('/').next()?.parse().ok()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Licence {
     pub id: LicenceId,
@@ -390,6 +397,17 @@ impl Presented {
 
     pub fn issuer(&self) -> &Uscc {
         self.id.issuer()
+    }
+
+    /// The value `key` names (a holder's number in full, or a face field), if the document shows it.
+    pub fn disclosed_value(&self, key: &DisclosureKey) -> Option<String> {
+        match key {
+            DisclosureKey::Holder(0) => self.holder.id.as_ref().map(|h| h.number().to_string()),
+            DisclosureKey::Holder(n) => {
+                self.co_holders.get(n - 1).and_then(|c| c.id.as_ref()).map(|h| h.number().to_string())
+            }
+            DisclosureKey::Field(f) => self.fields.get(f).cloned(),
+        }
     }
 
     /// A compact document's claim (spec/formats.md §1.3).

@@ -116,26 +116,18 @@ struct UsageRecorded {
     records: usize,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LookupRequest {
-    holder: HolderKey,
-    #[serde(default)]
-    types: Vec<String>,
-    #[serde(default)]
-    status: Vec<Status>,
-    #[serde(default)]
-    use_reason: Option<String>,
-    #[serde(default)]
-    service_item_code: Option<String>,
-    #[serde(default)]
-    biz_num: Option<String>,
-    #[serde(default)]
-    officer: Option<Officer>,
-    #[serde(default)]
-    cursor: Option<String>,
-    #[serde(default)]
-    limit: Option<usize>,
+verifier_request! {
+    struct LookupRequest {
+        holder: HolderKey,
+        #[serde(default)]
+        types: Vec<String>,
+        #[serde(default)]
+        status: Vec<Status>,
+        #[serde(default)]
+        cursor: Option<String>,
+        #[serde(default)]
+        limit: Option<usize>,
+    }
 }
 
 /// The answer of a one-number lookup (spec/openapi.yaml `LookupAnswer`).
@@ -153,15 +145,7 @@ async fn lookup(
     VerifierCaller(client): VerifierCaller,
     ApiJson(req): ApiJson<LookupRequest>,
 ) -> Result<Response, ApiError> {
-    let ctx = s.vault.use_context(
-        &client,
-        UseInput {
-            use_reason: req.use_reason.as_deref(),
-            service_item_code: req.service_item_code.as_deref(),
-            biz_num: req.biz_num.as_deref(),
-            officer: req.officer.as_ref(),
-        },
-    )?;
+    let ctx = s.vault.use_context(&client, req.use_input())?;
     let holder = req.holder.parse(&s.vault)?;
     let limit = page_size(req.limit)?;
     let after = cursor_in(req.cursor.as_deref())?;
@@ -246,7 +230,8 @@ async fn check(
         &client,
         UseInput {
             use_reason: req.use_reason.as_deref(),
-            service_item_code: Some(&code),
+            // The item is the path's, checked above; `Vault::check` names it in the context.
+            service_item_code: None,
             biz_num: req.biz_num.as_deref(),
             officer: req.officer.as_ref(),
         },
@@ -325,16 +310,9 @@ async fn wallet(
     let after = cursor_in(req.cursor.as_deref())?;
     let filter = Filter { types: req.types, statuses: req.status };
     let page = s.vault.wallet(&client, &holder, &filter, after.as_deref(), limit)?;
-    let disclosures =
-        page.found.iter().map(|f| s.vault.salted_disclosures(&f.licence.id)).collect::<Result<Vec<_>, _>>()?;
     Ok(Json(WalletAnswer {
         holder: (&holder).into(),
-        licences: page
-            .found
-            .iter()
-            .zip(&disclosures)
-            .map(|(f, d)| read_view(&f.licence, &f.record, &f.document, d))
-            .collect(),
+        licences: page.found.iter().map(|f| read_view(&f.licence, &f.record, &f.document, &f.disclosures)).collect(),
         next_cursor: page.next_after.as_deref().map(cursor_out),
     })
     .into_response())
@@ -457,22 +435,14 @@ async fn usage(
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CopyRequest {
-    /// 用途 printed on the copy, e.g. "仅供办理食品经营许可使用".
-    purpose: String,
-    /// Days the copy is valid, 1–90 (default 30).
-    #[serde(default)]
-    valid_days: Option<u32>,
-    #[serde(default)]
-    use_reason: Option<String>,
-    #[serde(default)]
-    service_item_code: Option<String>,
-    #[serde(default)]
-    biz_num: Option<String>,
-    #[serde(default)]
-    officer: Option<Officer>,
+verifier_request! {
+    struct CopyRequest {
+        /// 用途 printed on the copy, e.g. "仅供办理食品经营许可使用".
+        purpose: String,
+        /// Days the copy is valid, 1–90 (default 30).
+        #[serde(default)]
+        valid_days: Option<u32>,
+    }
 }
 
 /// The answer of `POST /v1/licences/{id}/annotated-copies` (spec/openapi.yaml `AnnotatedCopy`).
@@ -499,15 +469,7 @@ async fn annotated_copy(
     ApiJson(req): ApiJson<CopyRequest>,
 ) -> Result<Response, ApiError> {
     let id = super::licences::parse_id(&id)?;
-    let ctx = s.vault.use_context(
-        &client,
-        UseInput {
-            use_reason: req.use_reason.as_deref(),
-            service_item_code: req.service_item_code.as_deref(),
-            biz_num: req.biz_num.as_deref(),
-            officer: req.officer.as_ref(),
-        },
-    )?;
+    let ctx = s.vault.use_context(&client, req.use_input())?;
     let copy = s.vault.annotated_copy(&client, &ctx, &id, &req.purpose, req.valid_days.unwrap_or(30)).await?;
     Ok((
         axum::http::StatusCode::CREATED,

@@ -132,7 +132,14 @@ pub fn licence_json<'a>(l: &'a Licence, audience: Audience<'_>) -> LicenceView<'
         fields: l.fields.iter().filter(|(k, _)| shown(k)).map(|(k, v)| (k.as_str(), v.as_str())).collect(),
         holder: HolderView { id: Some(number(&l.holder)), name: &l.holder_name, kind: l.holder.kind().code() },
         status_list: l.status_ref.as_ref().map(Into::into),
-        ..common_view(&l.id, l, &l.area_code, &l.number, &l.type_name, &l.issuer_name)
+        ..common_view(
+            &l.id,
+            (l.issued_at, l.valid_from, l.valid_until, l.predecessor.as_ref()),
+            &l.area_code,
+            &l.number,
+            &l.type_name,
+            &l.issuer_name,
+        )
     }
 }
 
@@ -170,37 +177,28 @@ pub fn presented_json<'a>(p: &'a Presented, ty: Option<&'a LicenceType>) -> Lice
         status_list: p.status_ref.as_ref().map(Into::into),
         withheld: Some(p.withheld),
         // A compact document names no type: the catalogue does.
-        ..common_view(&p.id, p, &p.area_code, &p.number, type_name, &p.issuer_name)
-    }
-}
-
-/// The times of a licence, whichever way it was read.
-pub trait Validity {
-    fn times(&self) -> (i64, i64, Option<i64>, Option<&LicenceId>);
-}
-
-impl Validity for Licence {
-    fn times(&self) -> (i64, i64, Option<i64>, Option<&LicenceId>) {
-        (self.issued_at, self.valid_from, self.valid_until, self.predecessor.as_ref())
-    }
-}
-
-impl Validity for Presented {
-    fn times(&self) -> (i64, i64, Option<i64>, Option<&LicenceId>) {
-        (self.issued_at, self.valid_from, self.valid_until, self.predecessor.as_ref())
+        ..common_view(
+            &p.id,
+            (p.issued_at, p.valid_from, p.valid_until, p.predecessor.as_ref()),
+            &p.area_code,
+            &p.number,
+            type_name,
+            &p.issuer_name,
+        )
     }
 }
 
 /// The parts of a view that every audience sees alike.
+/// `times`: issued at, valid from, valid until, the predecessor.
 fn common_view<'a>(
     id: &'a LicenceId,
-    times: &impl Validity,
+    times: (i64, i64, Option<i64>, Option<&LicenceId>),
     area_code: &'a str,
     number: &'a str,
     type_name: &'a str,
     issuer_name: &'a str,
 ) -> LicenceView<'a> {
-    let (issued_at, valid_from, valid_until, predecessor) = times.times();
+    let (issued_at, valid_from, valid_until, predecessor) = times;
     LicenceView {
         area_code,
         co_holders: Vec::new(),
@@ -350,9 +348,8 @@ async fn issue(
 async fn read(State(s): State<AppState>, Caller(client): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     s.vault.check_owner(&client, &id)?;
-    let (licence, record, doc) = s.vault.licence(&id)?;
-    let disclosures = s.vault.salted_disclosures(&id)?;
-    Ok(Json(read_view(&licence, &record, &doc, &disclosures)).into_response())
+    let l = s.vault.stored(&id)?;
+    Ok(Json(read_view(&l.licence, &l.record, &l.document, &l.disclosures)).into_response())
 }
 
 /// A licence in full, with its document and QR payload: for its issuer and for its holder.

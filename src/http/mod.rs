@@ -2,6 +2,40 @@
 //! [`routes`] is the single table of every route, which the router is built from and which a test
 //! compares with the spec.
 
+/// A verifier's request body: its own fields, then what every verifier read states
+/// (`use_reason`, `service_item_code`, `biz_num`, `officer`; spec/openapi.yaml), and
+/// `use_input()`, which hands those to `Vault::use_context`. (`#[serde(flatten)]` would share the
+/// four fields, but it does not go with `deny_unknown_fields`.)
+macro_rules! verifier_request {
+    ($(#[$m:meta])* struct $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $name {
+            $($(#[$fm])* $field: $ty,)*
+            #[serde(default)]
+            use_reason: Option<String>,
+            #[serde(default)]
+            service_item_code: Option<String>,
+            #[serde(default)]
+            biz_num: Option<String>,
+            #[serde(default)]
+            officer: Option<crate::vault::usage::Officer>,
+        }
+
+        impl $name {
+            fn use_input(&self) -> crate::vault::usage::UseInput<'_> {
+                crate::vault::usage::UseInput {
+                    use_reason: self.use_reason.as_deref(),
+                    service_item_code: self.service_item_code.as_deref(),
+                    biz_num: self.biz_num.as_deref(),
+                    officer: self.officer.as_ref(),
+                }
+            }
+        }
+    };
+}
+
 pub mod admin;
 mod catalogue;
 pub mod error;

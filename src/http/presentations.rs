@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::holders::HolderKey;
 use super::licences::parse_id;
 use super::{ApiError, ApiJson, AppState, HolderChannelCaller, VerifierCaller};
-use crate::domain::{DisclosureKey, Status};
-use crate::vault::usage::{Officer, UseInput};
+use crate::domain::Status;
 use crate::vault::{rfc3339_s, VerdictKind};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
@@ -57,25 +56,19 @@ async fn create(
     ApiJson(req): ApiJson<CreateRequest>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    if req.disclose.len() > crate::crypto::cose::MAX_DISCLOSURES {
-        return Err(ApiError::bad_request("invalid_request", "disclose names at most 64 values"));
+    const MAX: usize = crate::crypto::cose::MAX_DISCLOSURES;
+    if req.disclose.len() > MAX {
+        return Err(ApiError::bad_request("invalid_request", format!("disclose names at most {MAX} values")));
     }
     let holder = req.holder.parse(&s.vault)?;
     let made = s.vault.present(&client, &holder, &id, &req.disclose, req.ttl.unwrap_or(DEFAULT_TTL)).await?;
     let (qr_svg, _) = crate::qr::svg(&made.payload, crate::qr::Ecc::M)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "qr_too_large", e.to_string()))?;
-    let disclosed = made
-        .presentation
-        .disclosures
-        .iter()
-        .filter_map(|d| crate::domain::Disclosure::parse(d).ok())
-        .map(|d| d.key.label())
-        .collect();
     let p = &made.presentation;
     Ok((
         StatusCode::CREATED,
         Json(Made {
-            disclosed,
+            disclosed: made.disclosed.clone(),
             expires_at: rfc3339_s(p.expires_at),
             issued_at: rfc3339_s(p.issued_at),
             log_index: made.log_index,
@@ -87,18 +80,10 @@ async fn create(
         .into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RedeemRequest {
-    payload: String,
-    #[serde(default)]
-    use_reason: Option<String>,
-    #[serde(default)]
-    service_item_code: Option<String>,
-    #[serde(default)]
-    biz_num: Option<String>,
-    #[serde(default)]
-    officer: Option<Officer>,
+verifier_request! {
+    struct RedeemRequest {
+        payload: String,
+    }
 }
 
 /// The answer of a redemption (spec/openapi.yaml `Redeemed`): exactly what the holder disclosed,
@@ -143,25 +128,10 @@ async fn redeem(
     VerifierCaller(client): VerifierCaller,
     ApiJson(req): ApiJson<RedeemRequest>,
 ) -> Result<Response, ApiError> {
-    let input = UseInput {
-        use_reason: req.use_reason.as_deref(),
-        service_item_code: req.service_item_code.as_deref(),
-        biz_num: req.biz_num.as_deref(),
-        officer: req.officer.as_ref(),
-    };
-    let r = s.vault.redeem(&client, &req.payload, input).await?;
+    let r = s.vault.redeem(&client, &req.payload, req.use_input()).await?;
     let l = &r.licence;
-    let mut disclosed = BTreeMap::new();
-    for key in &l.disclosed {
-        let value = match key {
-            DisclosureKey::Holder(0) => l.holder.id.as_ref().map(|h| h.number().to_string()),
-            DisclosureKey::Holder(n) => {
-                l.co_holders.get(n - 1).and_then(|c| c.id.as_ref()).map(|h| h.number().to_string())
-            }
-            DisclosureKey::Field(f) => l.fields.get(f).cloned(),
-        };
-        disclosed.insert(key.label(), value.unwrap_or_default());
-    }
+    let disclosed: BTreeMap<String, String> =
+        l.disclosed.iter().map(|k| (k.label(), l.disclosed_value(k).unwrap_or_default())).collect();
     let catalogue = s.vault.catalogue();
     let type_name = catalogue.licence_type(l.id.type_code().as_str()).map_or(l.type_name.as_str(), |t| t.name.as_str());
     let verdict: VerdictKind = r.status.into();

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::licences::parse_id;
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::crypto::cose;
-use crate::domain::{DisclosureKey, HolderId};
+use crate::domain::HolderId;
 use crate::qr::{self, Ecc};
-use crate::vault::{Role, Vault, VaultError};
+use crate::vault::{Vault, VaultError};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     vec![
@@ -81,21 +81,8 @@ async fn payload(
     }
     match q.profile {
         Profile::Full => {
-            let wanted: Vec<&str> =
-                q.disclose.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|k| !k.is_empty()).collect();
-            let mut chosen = Vec::new();
-            for key in &wanted {
-                let d = p.disclosures.iter().find(|d| d.key == DisclosureKey::from_label(key)).ok_or_else(|| {
-                    let have: Vec<String> = p.disclosures.iter().map(|d| d.key.label()).collect();
-                    VaultError::UnknownDisclosure(format!(
-                        "{id} has no disclosure {key:?}; it has {}",
-                        if have.is_empty() { "none".to_string() } else { have.join(", ") }
-                    ))
-                })?;
-                if !chosen.contains(&d.bytes()) {
-                    chosen.push(d.bytes());
-                }
-            }
+            let keys = q.disclose.as_deref().unwrap_or_default().split(',').map(str::trim).filter(|k| !k.is_empty());
+            let chosen: Vec<&[u8]> = p.choose(keys)?.into_iter().map(|d| d.bytes()).collect();
             let doc = cose::with_disclosures(&p.document, &chosen)
                 .map_err(|e| VaultError::Internal(format!("the document of {id}: {e}")))?;
             Ok(qr::encode(&doc))
@@ -125,9 +112,6 @@ async fn image(
     };
     let id = parse_id(&id)?;
     let holder = holder_of(&s.vault, &headers)?;
-    if client.role == Role::HolderChannel && holder.is_none() {
-        return Err(VaultError::HolderRequired.into());
-    }
     let text = payload(&s, &client, holder.as_ref(), &id, &q, &headers).await?;
     let too_big = |e: qr::QrError| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "qr_too_large", e.to_string());
     let (body, version, kind) = match format {

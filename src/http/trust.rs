@@ -96,10 +96,8 @@ async fn trust(State(s): State<AppState>) -> Response {
     let mut depts: Vec<_> = t.departments().collect();
     depts.sort_by_key(|d| d.kid);
     let (platform, current) = s.vault.platform_keys();
-    let pairs: Vec<(&[u8; 8], &[u8])> = depts.iter().map(|d| (&d.kid, d.der.as_slice())).collect();
-    let platform_raw: Vec<([u8; 8], [u8; 32])> = platform.iter().map(|(k, v)| (*k, v.to_bytes())).collect();
     let log_key = s.vault.log_verifier_key();
-    let digest = crate::crypto::trust::trust_digest(t.root_der(), &pairs, &log_key, &platform_raw);
+    let digest = t.digest(&log_key, &platform);
     let (root_from, root_until) = t.root_validity();
     let answer = Trust {
         digest: hex::encode(digest),

@@ -384,8 +384,7 @@ impl Vault {
             return Err(VaultError::IdempotencyMismatch);
         }
         let id = LicenceId::parse(&ans.licence_id)?;
-        let (licence, record, document) = self.licence(&id)?;
-        let disclosures = self.salted_disclosures(&id)?;
+        let super::Stored { licence, record, document, disclosures } = self.stored(&id)?;
         Ok(Some(Issued { licence, record, document, disclosures, head: self.head(), replayed: true }))
     }
 
@@ -401,8 +400,8 @@ impl Vault {
         serial_hwm: Option<u64>,
     ) -> Result<Issued, VaultError> {
         let mut licence = licence;
-        licence.status_ref = Some(self.allocate_status()?);
-        let slot = self.status_slot(&licence).ok_or_else(|| VaultError::Internal("status slot".into()))?;
+        let (slot, status_ref) = self.allocate_status()?;
+        licence.status_ref = Some(status_ref);
         let Signed { document, sd, compact } = self.sign(&licence, ty)?;
         // Nothing is committed that cannot be read back: the signed payload and its disclosures
         // must decode to the very licence that was signed (a date the decoder refuses, say, would
@@ -532,8 +531,7 @@ impl Vault {
             Ok(record) => Ok(Issued { licence, record, document, disclosures: sd.disclosures, head, replayed: false }),
             Err(first_id) => {
                 let id = LicenceId::parse(&first_id)?;
-                let (licence, record, document) = self.licence(&id)?;
-                let disclosures = self.salted_disclosures(&id)?;
+                let super::Stored { licence, record, document, disclosures } = self.stored(&id)?;
                 Ok(Issued { licence, record, document, disclosures, head, replayed: true })
             }
         }

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::issue::json;
-use super::{Client, LicenceRecord, Role, Vault, VaultError};
-use crate::domain::{Disclosure, HolderId, Licence, LicenceId};
+use super::{Client, Role, Stored, Vault, VaultError};
+use crate::domain::{HolderId, LicenceId};
 use crate::log::leaf::Event;
 use crate::store::Cf;
 
@@ -55,14 +55,6 @@ fn new_reference() -> Result<String, VaultError> {
     Ok(out)
 }
 
-/// A licence as its presenter may have it.
-pub struct Presentable {
-    pub licence: Licence,
-    pub record: LicenceRecord,
-    pub document: Vec<u8>,
-    pub disclosures: Vec<Disclosure>,
-}
-
 impl Vault {
     /// The licence for its QR images and links: its issuing department's issuer client, or the
     /// holder channel acting for one of its holders (403 for a holder who does not hold it, as
@@ -72,7 +64,7 @@ impl Vault {
         client: &Client,
         holder: Option<&HolderId>,
         id: &LicenceId,
-    ) -> Result<Presentable, VaultError> {
+    ) -> Result<Stored, VaultError> {
         match client.role {
             Role::Issuer => self.check_manager(client, id)?,
             Role::HolderChannel => {
@@ -82,7 +74,7 @@ impl Vault {
             }
             r => return Err(VaultError::Forbidden(format!("role {} may not present licences", r.as_str()))),
         }
-        let (licence, record, document) = match self.licence(id) {
+        let stored = match self.stored(id) {
             // The holder channel learns nothing of licences its holder does not hold.
             Err(VaultError::NotFound(_)) if client.role == Role::HolderChannel => {
                 return Err(VaultError::Forbidden("the holder does not hold this licence".into()))
@@ -90,12 +82,11 @@ impl Vault {
             r => r?,
         };
         if let Some(h) = holder.filter(|_| client.role == Role::HolderChannel) {
-            if !licence.holders().any(|x| x == h) {
+            if !stored.licence.holders().any(|x| x == h) {
                 return Err(VaultError::Forbidden("the holder does not hold this licence".into()));
             }
         }
-        let disclosures = self.salted_disclosures(id)?;
-        Ok(Presentable { licence, record, document, disclosures })
+        Ok(stored)
     }
 
     /// The compact document of `id` (spec/formats.md §1.3); a licence issued before compact

@@ -28,6 +28,8 @@ pub struct Found {
     pub licence: Licence,
     pub record: LicenceRecord,
     pub document: Vec<u8>,
+    /// The salted disclosures (the holder channel's wallet hands them on; verifiers never see them).
+    pub disclosures: Vec<crate::domain::Disclosure>,
     /// The effective status now.
     pub status: Status,
     /// Index of its usage record (verifier reads only).
@@ -219,7 +221,7 @@ impl Vault {
     fn found(&self, id: &LicenceId, holder: &HolderId, now: i64) -> Result<Found, VaultError> {
         // Index rows and records are written in the same batch: a row without its record is
         // an inconsistency, not a licence that does not exist.
-        let (licence, record, document) = self.licence(id).map_err(|e| match e {
+        let super::Stored { licence, record, document, disclosures } = self.stored(id).map_err(|e| match e {
             VaultError::NotFound(_) => {
                 super::issue::inconsistent(format!("the holder index lists {id}, which has no record"))
             }
@@ -231,7 +233,7 @@ impl Vault {
             )));
         }
         let status = record.status.effective(now, licence.valid_from, licence.valid_until);
-        Ok(Found { licence, record, document, status, usage_index: None })
+        Ok(Found { licence, record, document, disclosures, status, usage_index: None })
     }
 
     /// `POST /v1/holders/licences`: the holder's licences this verifier may see, `limit` at a
@@ -499,7 +501,7 @@ impl Vault {
     }
 }
 
-fn doc_hash(record: &LicenceRecord) -> Result<Hash, VaultError> {
+pub(super) fn doc_hash(record: &LicenceRecord) -> Result<Hash, VaultError> {
     record
         .doc_hash()
         .ok_or_else(|| super::issue::inconsistent(format!("the record of {} has no document hash", record.id)))

@@ -41,6 +41,40 @@ use crate::log::note::receipt;
 use crate::log::sequencer::{Head, Sequencer};
 use crate::store::{Cf, Store};
 
+/// A licence as stored: decoded, its record (checked against the log), its signed document and
+/// the salted disclosures of its personal values.
+pub struct Stored {
+    pub licence: Licence,
+    pub record: LicenceRecord,
+    pub document: Vec<u8>,
+    pub disclosures: Vec<Disclosure>,
+}
+
+impl Stored {
+    /// The disclosures named by `keys` (`holder.id`, `co_holders[N].id`, a field's name), each
+    /// once, in the order first named; 400 `unknown_disclosure` for a key the licence has not.
+    pub fn choose<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Result<Vec<&Disclosure>, VaultError> {
+        let mut chosen: Vec<&Disclosure> = Vec::new();
+        for key in keys {
+            let d =
+                self.disclosures.iter().find(|d| d.key == crate::domain::DisclosureKey::from_label(key)).ok_or_else(
+                    || {
+                        let have: Vec<String> = self.disclosures.iter().map(|d| d.key.label()).collect();
+                        VaultError::UnknownDisclosure(format!(
+                            "{} has no disclosure {key:?}; it has {}",
+                            self.licence.id,
+                            if have.is_empty() { "none".to_string() } else { have.join(", ") }
+                        ))
+                    },
+                )?;
+            if !chosen.contains(&d) {
+                chosen.push(d);
+            }
+        }
+        Ok(chosen)
+    }
+}
+
 /// Everything the vault is made of, loaded from `keys/` and `fixtures/`.
 pub struct Parts {
     pub store: Arc<dyn Store>,
@@ -436,9 +470,8 @@ impl Vault {
         Ok(self.store.get(Cf::Docs, doc_key(&id.to_string()).as_slice())?)
     }
 
-    /// The salted disclosures of the stored document of `id` (none for the first format), each
-    /// checked when the licence is read: [`Vault::licence`] decodes them against the document.
-    pub fn salted_disclosures(&self, id: &LicenceId) -> Result<Vec<Disclosure>, VaultError> {
+    /// The salted disclosures of the stored document of `id` (none for the first format).
+    fn salted_disclosures(&self, id: &LicenceId) -> Result<Vec<Disclosure>, VaultError> {
         let Some(v) = self.store.get(Cf::Docs, &crate::store::keys::disclosures(&id.to_string()))? else {
             return Ok(Vec::new());
         };
@@ -447,21 +480,28 @@ impl Vault {
 
     /// The signed licence and its record, parsed from the stored document and its disclosures.
     pub fn licence(&self, id: &LicenceId) -> Result<(Licence, LicenceRecord, Vec<u8>), VaultError> {
+        let Stored { licence, record, document, .. } = self.stored(id)?;
+        Ok((licence, record, document))
+    }
+
+    /// [`Vault::licence`] with the disclosures it was decoded with, for the issuer and the holder.
+    pub fn stored(&self, id: &LicenceId) -> Result<Stored, VaultError> {
         let record = self.record(id)?.ok_or_else(|| VaultError::NotFound(id.to_string()))?;
-        let doc = self.document(id)?.ok_or_else(|| issue::inconsistent(format!("the document of {id} is missing")))?;
-        if hex::encode(sha256(&doc)) != record.doc_sha256 {
+        let document =
+            self.document(id)?.ok_or_else(|| issue::inconsistent(format!("the document of {id} is missing")))?;
+        if hex::encode(sha256(&document)) != record.doc_sha256 {
             return Err(issue::inconsistent(format!("the stored document of {id} is not the one in the log")));
         }
         // A document whose hash is the log's but that does not parse was logged that way: the
         // store is not what the vault wrote (503 `store_inconsistent`, not a bug of the request).
-        let env = crate::crypto::cose::Envelope::parse(&doc)
+        let env = crate::crypto::cose::Envelope::parse(&document)
             .map_err(|e| issue::inconsistent(format!("the document of {id} does not parse: {e}")))?;
         // These are the bytes issuance signed and decoded back before committing (their hash is
         // the log's): the determinism check that presented documents get would find nothing.
         let disclosures = self.salted_disclosures(id)?;
         let licence = Licence::from_own(env.payload(), &disclosures)
             .map_err(|e| issue::inconsistent(format!("the document of {id} does not decode: {e}")))?;
-        Ok((licence, record, doc))
+        Ok(Stored { licence, record, document, disclosures })
     }
 
     pub fn leaf(&self, index: u64) -> Result<Option<Leaf>, VaultError> {

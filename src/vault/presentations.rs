@@ -12,7 +12,7 @@ use super::verify::{verify_offline, Checked};
 use super::{unix_now, Client, Vault, VaultError};
 use crate::crypto::cose::{self, Envelope};
 use crate::domain::presentation::{Presentation, MAX_TTL, TYP};
-use crate::domain::{Disclosure, DisclosureKey, HolderId, LicenceId, Presented, Status};
+use crate::domain::{HolderId, LicenceId, Presented, Status};
 use crate::log::leaf::Event;
 use crate::log::sequencer::Tx;
 use crate::store::Cf;
@@ -56,6 +56,8 @@ pub(super) fn mark_redeemed(tx: &mut Tx<'_>, nonce: &[u8; 16], client: &str, ind
 pub struct Made {
     pub payload: String,
     pub presentation: Presentation,
+    /// The keys of what it discloses.
+    pub disclosed: Vec<String>,
     pub log_index: u64,
 }
 
@@ -90,17 +92,7 @@ impl Vault {
             .annotation
             .as_ref()
             .ok_or_else(|| VaultError::NoAnnotationKey("presentations are signed by the platform key".into()))?;
-        let mut chosen: Vec<&Disclosure> = Vec::new();
-        for key in disclose {
-            let d = p
-                .disclosures
-                .iter()
-                .find(|d| d.key == DisclosureKey::from_label(key))
-                .ok_or_else(|| VaultError::UnknownDisclosure(format!("{id} has no disclosure {key:?}")))?;
-            if !chosen.contains(&d) {
-                chosen.push(d);
-            }
-        }
+        let chosen = p.choose(disclose.iter().map(String::as_str))?;
         let now = unix_now();
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| VaultError::Internal(format!("no randomness for a nonce: {e}")))?;
@@ -115,17 +107,11 @@ impl Vault {
             log_size: self.size_covering(&head, p.record.last_index)?,
         };
         let signed = cose::sign_typed(signer, TYP, presentation.to_payload());
-        let ctx = UseContext {
-            client_id: client.id.clone(),
-            client_name: client.name.clone(),
-            department: client.uscc.clone().unwrap_or_default(),
-            reason: "持证人出示用证码 (the holder made a one-time presentation)".into(),
-            service_item: None,
-            biz_num: None,
-            officer: None,
-        };
-        let d = Disclosed::new(self, &p.licence, crate::crypto::sha256(&p.document));
+        let ctx = UseContext::of(client, "持证人出示用证码 (the holder made a one-time presentation)".into());
+        // The stored document's hash is the record's (checked when it was read).
+        let d = Disclosed::new(self, &p.licence, super::lookup::doc_hash(&p.record)?);
         let keys: Vec<String> = chosen.iter().map(|d| d.key.label()).collect();
+        let keys_made = keys.clone();
         let expires_at = presentation.expires_at;
         let licence_id = id.to_string();
         let (index, _) = self
@@ -155,23 +141,15 @@ impl Vault {
                 Ok::<_, VaultError>(index)
             })
             .await?;
-        Ok(Made { payload: crate::qr::encode(&signed), presentation, log_index: index? })
+        Ok(Made { payload: crate::qr::encode(&signed), presentation, disclosed: keys_made, log_index: index? })
     }
 
-    /// A presentation's platform signature, shape and `typ`; `None` when the document is not
-    /// signed by a platform key (it is then something else).
+    /// A presentation's platform signature and shape; `None` when the document is not a
+    /// presentation signed by the platform key signing now (it is then something else): a
+    /// presentation lives minutes, and a retired key makes none.
     pub fn open_presentation(&self, env: &Envelope) -> Option<Result<Presentation, String>> {
-        if env.protected_text(crate::status_list::HEADER_TYP) != Some(TYP) {
-            return None;
-        }
-        // Only the key signing now: a presentation lives minutes, and a retired key makes none.
-        let (keys, current) = self.platform_keys();
-        let key = keys.iter().find(|(kid, _)| *kid == env.kid() && current == Some(*kid)).map(|(_, k)| *k)?;
-        Some(
-            env.verify(&key)
-                .map_err(|_| "the platform's signature on the presentation does not verify".to_string())
-                .and_then(|_| Presentation::from_payload(env.payload()).map_err(|e| e.to_string())),
-        )
+        let key = self.annotation.as_ref().filter(|a| is_presentation(env) && a.kid() == env.kid())?;
+        Some(open(env, &key.verifying_key()))
     }
 
     /// `POST /v1/presentations/redeem`.
@@ -193,11 +171,11 @@ impl Vault {
         }
         let (licence, signed_by) = self.check_presented_document(&presentation, now)?;
         let (full, record, document) = self.licence(&licence.id)?;
-        if crate::crypto::sha256(&document) != crate::crypto::sha256(&presentation.document) {
+        if document != presentation.document {
             return Err(bad("the presented document is not the one in the vault's log".into()));
         }
         let status = record.status.effective(now, full.valid_from, full.valid_until);
-        let mut d = Disclosed::new(self, &full, crate::crypto::sha256(&document));
+        let mut d = Disclosed::new(self, &full, super::lookup::doc_hash(&record)?);
         d.redeems = Some(presentation.nonce);
         let (_, indices) = self.record_uses(&ctx, UseAction::PresentationRedeemed, vec![d], &[]).await?;
         let usage_index = indices.first().copied().ok_or_else(|| VaultError::Internal("no usage leaf".into()))?;
@@ -214,6 +192,17 @@ impl Vault {
             verify_offline(&keys.trust, &doc, now).map_err(|r| VaultError::InvalidPresentation(r.reason))?;
         Ok((licence, cert.name.clone()))
     }
+}
+
+/// Whether `env` says it is a presentation (its protected `typ`).
+pub fn is_presentation(env: &Envelope) -> bool {
+    env.protected_text(cose::HEADER_TYP) == Some(TYP)
+}
+
+/// A presentation checked under `key`, the platform key it names: its signature, then its claims.
+pub fn open(env: &Envelope, key: &ed25519_dalek::VerifyingKey) -> Result<Presentation, String> {
+    env.verify(key).map_err(|_| "the platform's signature on the presentation does not verify".to_string())?;
+    Presentation::from_payload(env.payload()).map_err(|e| e.to_string())
 }
 
 /// The licence document of a presentation with its disclosures in the unprotected header: what

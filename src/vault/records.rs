@@ -256,7 +256,7 @@ pub fn compare_records(
             }
             // Its status-list entry says what the record says (a scanner offline trusts it).
             if let Some(r) = &licence.status_ref {
-                let list = r.uri.rsplit('/').next().and_then(|n| n.parse::<u32>().ok());
+                let list = r.list();
                 if list.map(|n| (n, r.index)) != rec.status_entry {
                     return Err(format!("record {id}: its status-list entry is not the one its document names"));
                 }

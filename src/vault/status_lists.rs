@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::{unix_now, Vault, VaultError};
-use crate::domain::{Licence, Status};
+use crate::domain::Status;
 use crate::status_list::{self, Statuses};
 use crate::store::{Cf, Store, StoreError};
 
@@ -149,17 +149,10 @@ impl Vault {
         format!("https://{host}/v1/status-lists/")
     }
 
-    /// The (list, index) of a licence's status entry, if it has one in this vault's lists.
-    pub fn status_slot(&self, l: &Licence) -> Option<(u32, u32)> {
-        let r = l.status_ref.as_ref()?;
-        let n = r.uri.strip_prefix(&self.status_list_prefix())?.parse().ok()?;
-        Some((n, r.index))
-    }
-
-    /// A random free entry for a new licence: its `status_ref`.
-    pub(super) fn allocate_status(&self) -> Result<crate::domain::StatusRef, VaultError> {
+    /// A random free entry for a new licence: (list, index), and the `status_ref` naming it.
+    pub(super) fn allocate_status(&self) -> Result<((u32, u32), crate::domain::StatusRef), VaultError> {
         let (list, index) = self.status_alloc.lock().unwrap_or_else(|p| p.into_inner()).allocate()?;
-        Ok(crate::domain::StatusRef { uri: self.status_list_uri(list), index })
+        Ok(((list, index), crate::domain::StatusRef { uri: self.status_list_uri(list), index }))
     }
 
     /// Lists that exist: 0 up to the open one.

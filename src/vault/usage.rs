@@ -49,6 +49,19 @@ pub struct UseContext {
 }
 
 impl UseContext {
+    /// `client`'s use for `reason`, with no service item, case number or officer.
+    pub fn of(client: &Client, reason: String) -> Self {
+        Self {
+            client_id: client.id.clone(),
+            client_name: client.name.clone(),
+            department: client.uscc.clone().unwrap_or_default(),
+            reason,
+            service_item: None,
+            biz_num: None,
+            officer: None,
+        }
+    }
+
     /// `ev` with who used it, how and why.
     pub(super) fn describe(&self, ev: Event, action: UseAction) -> Event {
         let mut ev = ev
@@ -195,15 +208,7 @@ impl Vault {
         for (field, value) in texts {
             no_citizen_number(field, value.unwrap_or_default())?;
         }
-        Ok(UseContext {
-            client_id: client.id.clone(),
-            client_name: client.name.clone(),
-            department: client.uscc.clone().unwrap_or_default(),
-            reason,
-            service_item,
-            biz_num,
-            officer,
-        })
+        Ok(UseContext { service_item, biz_num, officer, ..UseContext::of(client, reason) })
     }
 
     /// Makes the usage records of `disclosed` durable: one `licence.used` leaf each and one index

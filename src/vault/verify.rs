@@ -297,7 +297,7 @@ impl Vault {
         let issued = issued_hash.unwrap_or_else(|| issued_sha256(&envelope, licence.compact_of, document));
         let record = match record {
             Some(r) if r.doc_hash() == Some(issued) => r,
-            Some(r) if licence.compact_of.is_none() && self.same_signed_content(&licence.id, document)? => {
+            Some(r) if licence.compact_of.is_none() && self.same_signed_content(&r, &envelope)? => {
                 reasons.push(
                     "these bytes are a re-encoding of the issued document: the signed content and the signature are \
                      the same, the bytes around them differ (ask the holder for the document as issued)"
@@ -430,13 +430,17 @@ impl Vault {
         })
     }
 
-    /// Whether `document` carries the same protected header, payload and signature as the stored
-    /// document of `id` (a byte-level re-encoding of it).
-    fn same_signed_content(&self, id: &crate::domain::LicenceId, document: &[u8]) -> Result<bool, VaultError> {
-        // `licence` checks the stored document against the record's (log-bound) hash.
-        let (_, _, stored) = self.licence(id)?;
-        let (Ok(a), Ok(b)) = (Envelope::parse(&stored), Envelope::parse(document)) else { return Ok(false) };
-        Ok(a.signed_content_sha256() == b.signed_content_sha256())
+    /// Whether `presented` carries the same protected header, payload and signature as the stored
+    /// document of `record` (a byte-level re-encoding of it).
+    fn same_signed_content(&self, record: &super::LicenceRecord, presented: &Envelope) -> Result<bool, VaultError> {
+        let id = &record.id;
+        let inconsistent = |why: &str| super::issue::inconsistent(format!("the document of {id} {why}"));
+        let stored = self.store.get(Cf::Docs, &super::doc_key(id))?.ok_or_else(|| inconsistent("is missing"))?;
+        if record.doc_hash() != Some(sha256(&stored)) {
+            return Err(inconsistent("is not the one in the log"));
+        }
+        let stored = Envelope::parse(&stored).map_err(|e| inconsistent(&format!("does not parse: {e}")))?;
+        Ok(stored.signed_content_sha256() == presented.signed_content_sha256())
     }
 
     /// A log size whose signed checkpoint covers leaf `index`: `head` (read before the record)

@@ -5,9 +5,8 @@
 //! Idempotency-Key issued twice.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,26 +30,7 @@ struct Sent {
 }
 
 fn spawn(data: &Path, keys: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_licvault"))
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-        .arg("--data")
-        .arg(data)
-        .arg("--keys")
-        .arg(keys)
-        .arg("--fixtures")
-        .arg(root().join("fixtures"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start licvault");
-    let mut line = String::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    out.read_line(&mut line).unwrap();
-    // Keep draining stdout so the server never writes into a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let addr =
-        line.trim().strip_prefix("licvault listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    (child, format!("http://{addr}"))
+    crate::support_server::spawn_server(env!("CARGO_BIN_EXE_licvault"), data, keys, &[])
 }
 
 /// A small xorshift: the kill moments vary from run to run without a dependency.

@@ -16,4 +16,6 @@ mod spec;
 mod spec_examples;
 #[path = "../support/keys.rs"]
 mod support_keys;
+#[path = "../support/server.rs"]
+mod support_server;
 mod verifiers;

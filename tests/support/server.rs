@@ -1,0 +1,33 @@
+//! Shared by the crash test and the benchmark (included with `#[path]`): the release or test
+//! binary serving the demo on 127.0.0.1:0 as a separate process.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// Starts `bin serve --demo` on `data` and `keys` with the repository's fixtures (more flags in
+/// `args`); the child and its base URL, read from the first line it prints.
+pub fn spawn_server(bin: &str, data: &Path, keys: &Path, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(bin)
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .arg("--data")
+        .arg(data)
+        .arg("--keys")
+        .arg(keys)
+        .arg("--fixtures")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start licvault");
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep draining stdout so the server never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let addr =
+        line.trim().strip_prefix("licvault listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    (child, format!("http://{addr}"))
+}
