@@ -217,7 +217,28 @@ pub struct Vault {
     /// `--verify-by-hash` (`verify.rs`), and how many documents it recognised.
     verify_by_hash: std::sync::atomic::AtomicBool,
     by_hash: AtomicU64,
+    /// Stored documents decoded, by their SHA-256 (`Vault::stored`).
+    decoded: quick_cache::sync::Cache<Hash, Arc<Decoded>>,
+    /// Licence records found bound to the log, by the SHA-256 of their stored bytes
+    /// (`Vault::record`).
+    bound: quick_cache::sync::Cache<Hash, Arc<LicenceRecord>>,
 }
+
+/// A stored document decoded: what [`Vault::stored`] keeps by the document's hash. A document
+/// never changes once logged, so an entry is right for as long as a record names its hash; the
+/// record itself (whose status changes) is read and checked against the log on every call.
+struct Decoded {
+    licence: Licence,
+    document: Vec<u8>,
+    disclosures: Vec<Disclosure>,
+}
+
+/// How many records [`Vault::record`] remembers as bound to the log: about 400 bytes each.
+const BOUND_CACHE: usize = 65_536;
+
+/// How many decoded documents [`Vault::stored`] keeps: about 3 KiB each, so some 50 MiB, a
+/// counter's working set (lookups, checks, wallets) many times over.
+const DECODED_CACHE: usize = 16_384;
 
 const META_SERIAL: &[u8] = b"serial";
 const META_CATALOGUE: &[u8] = b"catalogue";
@@ -285,6 +306,8 @@ impl Vault {
             status_cache: Default::default(),
             verify_by_hash: std::sync::atomic::AtomicBool::new(true),
             by_hash: AtomicU64::new(0),
+            decoded: quick_cache::sync::Cache::new(DECODED_CACHE),
+            bound: quick_cache::sync::Cache::new(BOUND_CACHE),
         });
         vault.check_tail_records()?;
         vault.check_keys().await?;
@@ -462,8 +485,18 @@ impl Vault {
     pub fn record(&self, id: &LicenceId) -> Result<Option<LicenceRecord>, VaultError> {
         let key = id.to_string();
         let Some(v) = self.store.get(Cf::Licences, key.as_bytes())? else { return Ok(None) };
+        // Leaves never change once written, so bytes found bound once stay bound; any other
+        // bytes under this key (a status change, or an edit of the row) are checked afresh.
+        let hash = sha256(&v);
+        if let Some(rec) = self.bound.get(&hash) {
+            if rec.id == key {
+                return Ok(Some(LicenceRecord::clone(&rec)));
+            }
+        }
         let leaf = |i: u64| self.store.get(Cf::Leaves, &i.to_be_bytes()).map_err(|e| e.to_string());
-        issue::bound_record(&key, &v, leaf).map(Some)
+        let rec = issue::bound_record(&key, &v, leaf)?;
+        self.bound.insert(hash, Arc::new(rec.clone()));
+        Ok(Some(rec))
     }
 
     pub fn document(&self, id: &LicenceId) -> Result<Option<Vec<u8>>, VaultError> {
@@ -487,9 +520,33 @@ impl Vault {
     /// [`Vault::licence`] with the disclosures it was decoded with, for the issuer and the holder.
     pub fn stored(&self, id: &LicenceId) -> Result<Stored, VaultError> {
         let record = self.record(id)?.ok_or_else(|| VaultError::NotFound(id.to_string()))?;
+        let mut hash: Hash = [0; 32];
+        hex::decode_to_slice(&record.doc_sha256, &mut hash)
+            .map_err(|_| issue::inconsistent(format!("the record of {id} names no document hash")))?;
+        // The record is the log's (checked above); a decoded entry is found only by the hash the
+        // record names, so a changed document row is read (and refused) as before.
+        let decoded = match self.decoded.get(&hash) {
+            Some(d) if d.licence.id == *id => d,
+            _ => {
+                let d = Arc::new(self.decode_stored(id, &hash)?);
+                self.decoded.insert(hash, d.clone());
+                d
+            }
+        };
+        Ok(Stored {
+            licence: decoded.licence.clone(),
+            record,
+            document: decoded.document.clone(),
+            disclosures: decoded.disclosures.clone(),
+        })
+    }
+
+    /// The stored document of `id`, which must hash to `hash` (its record's), decoded with its
+    /// disclosures.
+    fn decode_stored(&self, id: &LicenceId, hash: &Hash) -> Result<Decoded, VaultError> {
         let document =
             self.document(id)?.ok_or_else(|| issue::inconsistent(format!("the document of {id} is missing")))?;
-        if hex::encode(sha256(&document)) != record.doc_sha256 {
+        if sha256(&document) != *hash {
             return Err(issue::inconsistent(format!("the stored document of {id} is not the one in the log")));
         }
         // A document whose hash is the log's but that does not parse was logged that way: the
@@ -501,7 +558,7 @@ impl Vault {
         let disclosures = self.salted_disclosures(id)?;
         let licence = Licence::from_own(env.payload(), &disclosures)
             .map_err(|e| issue::inconsistent(format!("the document of {id} does not decode: {e}")))?;
-        Ok(Stored { licence, record, document, disclosures })
+        Ok(Decoded { licence, document, disclosures })
     }
 
     pub fn leaf(&self, index: u64) -> Result<Option<Leaf>, VaultError> {
