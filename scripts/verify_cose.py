@@ -3,7 +3,9 @@
 
 Usage: verify_cose.py DOCUMENT CERT.pem
   DOCUMENT  file with the COSE_Sign1 bytes (tagged, CBOR tag 18) as returned base64-decoded by
-            POST /v1/licences ("document"), or the base64 text itself.
+            POST /v1/licences ("document"), the base64 text itself, or a QR payload: LV1: (Base45
+            of zlib) or LV2: (Base45 of zlib with the preset dictionary spec/qr-dictionary-1.txt),
+            inflated here by CPython's zlib, with Base45 (RFC 9285) decoded by this script.
   CERT.pem  the issuing department's certificate from keys/departments/<USCC>.crt.pem.
 
 Checks, using nothing from licvault: the kid in the protected header is the first 8 bytes of
@@ -13,7 +15,9 @@ Exit 0 when all hold.
 """
 import base64
 import hashlib
+import os
 import sys
+import zlib
 
 import cbor2
 from cryptography import x509
@@ -27,10 +31,32 @@ from pycose.messages import Sign1Message
 ORGANIZATION_IDENTIFIER = ObjectIdentifier("2.5.4.97")
 
 
+BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+DICTIONARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "spec", "qr-dictionary-1.txt")
+
+
+def base45_decode(text: str) -> bytes:
+    """RFC 9285 section 4.2."""
+    out = bytearray()
+    for i in range(0, len(text), 3):
+        chunk = [BASE45.index(c) for c in text[i : i + 3]]
+        n = sum(v * 45**k for k, v in enumerate(chunk))
+        out += n.to_bytes(2 if len(chunk) == 3 else 1, "big")
+    return bytes(out)
+
+
 def read_document(path: str) -> bytes:
-    """COSE_Sign1 bytes from a file holding them, or their base64 text."""
+    """COSE_Sign1 bytes from a file holding them, their base64 text, or a QR payload."""
     raw = open(path, "rb").read()
-    return raw if raw[:1] == b"\xd2" else base64.b64decode(raw.strip())
+    if raw[:1] == b"\xd2":
+        return raw
+    text = raw.decode().strip()
+    if text.startswith("LV1:"):
+        return zlib.decompress(base45_decode(text[4:]))
+    if text.startswith("LV2:"):
+        inflate = zlib.decompressobj(zdict=open(DICTIONARY, "rb").read())
+        return inflate.decompress(base45_decode(text[4:])) + inflate.flush()
+    return base64.b64decode(text)
 
 
 def verified(raw: bytes, public: bytes, kid: bytes, whose: str):

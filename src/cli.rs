@@ -57,7 +57,7 @@ enum Command {
     /// Verify a document offline: signature, trust chain, disclosures, validity period, and,
     /// with a trust directory from `licvault trust pull`, its status as of the status list.
     Verify {
-        /// A QR image (PNG or JPEG), a file holding COSE_Sign1 bytes, base64 or an LV1: payload;
+        /// A QR image (PNG or JPEG), a file holding COSE_Sign1 bytes, base64 or an LV1:/LV2: payload;
         /// or the payload itself.
         input: String,
         /// Directory with root.crt.pem and departments/*.crt.pem; with trust.json and
@@ -447,6 +447,7 @@ async fn serve(cfg: Config) -> Result<()> {
     parts.tail_check = cfg.check_tail;
     let vault = Vault::start(parts).await?;
     vault.set_verify_by_hash(cfg.verify_by_hash);
+    vault.set_qr_format(cfg.qr_format);
     if !cfg.demo {
         let demo = vault.clients_with_demo_tokens();
         if !demo.is_empty() {
@@ -717,7 +718,7 @@ fn read_input(input: &str) -> Result<Vec<u8>> {
             let text = crate::qr::read_image(&bytes).map_err(|e| anyhow::anyhow!("{input}: {e}"))?;
             vault::verify::decode_presented(&text).map_err(anyhow::Error::msg)
         }
-        // A file of ASCII text holds an LV1: payload or base64; anything else is the COSE bytes.
+        // A file of ASCII text holds an LV1:/LV2: payload or base64; anything else is the COSE bytes.
         Ok(bytes) if !bytes.is_empty() && bytes.is_ascii() => {
             vault::verify::decode_presented(&String::from_utf8_lossy(&bytes)).map_err(anyhow::Error::msg)
         }

@@ -38,6 +38,11 @@ pub struct Config {
     /// runs. `false`: every signature is checked.
     #[arg(long, env = "LICVAULT_VERIFY_BY_HASH", default_value_t = true, action = clap::ArgAction::Set)]
     pub verify_by_hash: bool,
+    /// The offline QR payload the vault makes (spec/formats.md §1): `lv2` (zlib with the preset
+    /// dictionary `spec/qr-dictionary-1.txt`, smaller codes) or `lv1` (plain zlib, DESIGN §3's
+    /// first profile, for scanners not yet updated). Both are always read.
+    #[arg(long, env = "LICVAULT_QR_FORMAT", value_enum, default_value_t = crate::qr::Format::Lv2)]
+    pub qr_format: crate::qr::Format,
     #[command(flatten)]
     pub limits: Limits,
 }

@@ -6,7 +6,7 @@
 //! - `log`       RFC 9162 Merkle math, leaves and hash chain, C2SP notes, the sequencer (single writer)
 //! - `store`     the `Store` trait, `RocksStore` (the only rocksdb user), `MemoryStore`
 //! - `vault`     the application service: issue, change status, renew, read, verify, prove
-//! - `qr`        `LV1:` payloads (Base45 of zlib of COSE)
+//! - `qr`        `LV1:`/`LV2:` payloads (Base45 of zlib of COSE, `LV2:` with a preset dictionary)
 //! - `http`      the REST API (the only axum user)
 //! - `config`    server configuration
 //! - `cli`       the `licvault` command line

@@ -1,5 +1,7 @@
 //! QR payloads (DESIGN §3, spec/formats.md §1). Offline profile: `LV1:` + Base45 (RFC 9285) of the
-//! zlib-compressed COSE_Sign1 bytes, which fits QR alphanumeric mode. Pure; bounded on input.
+//! zlib-compressed COSE_Sign1 bytes, which fits QR alphanumeric mode; `LV2:`, the same with the
+//! zlib stream compressed against a preset dictionary (RFC 1950 FDICT) of the words licences are
+//! made of, so that a 营业执照 with a long 经营范围 fits a smaller QR. Pure; bounded on input.
 
 use std::cell::RefCell;
 
@@ -7,13 +9,35 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 
 use crate::cbor::MAX_INPUT;
 
+/// Plain zlib (DESIGN §3).
 pub const PREFIX: &str = "LV1:";
+/// zlib with [`DICTIONARY`] (spec/formats.md §1): what the vault makes unless told otherwise.
+pub const PREFIX_DICT: &str = "LV2:";
+
+/// The preset dictionary of `LV2:` payloads: the catalogue's licence types, face field names and
+/// departments, the standard phrases of 经营范围 (the 经营范围规范表述 that registration uses), and
+/// the document's keys. Its bytes are fixed forever: every `LV2:` code names it by its Adler-32.
+/// zlib has no dictionary of its own for Chinese text, and a crate would not know these words;
+/// the file is the whole of it.
+pub static DICTIONARY: &[u8] = include_bytes!("../spec/qr-dictionary-1.txt");
+/// Adler-32 of [`DICTIONARY`], the DICTID in every `LV2:` zlib header.
+pub const DICTIONARY_ID: u32 = 0x76d5_c43d;
+
+/// Which payload the vault makes (`--qr-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// `LV1:`, plain zlib: for scanners that know only DESIGN §3's first profile.
+    Lv1,
+    /// `LV2:`, zlib with the preset dictionary.
+    #[default]
+    Lv2,
+}
 /// Longest payload text accepted: a version-40 QR holds 4,296 alphanumeric characters.
 pub const MAX_PAYLOAD: usize = 4296;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QrError {
-    #[error("QR payload does not start with {PREFIX}")]
+    #[error("QR payload does not start with {PREFIX} or {PREFIX_DICT}")]
     Prefix,
     #[error("QR payload of {0} characters is over the {MAX_PAYLOAD}-character limit")]
     TooLong(usize),
@@ -21,6 +45,8 @@ pub enum QrError {
     Base45,
     #[error("QR payload is not valid zlib data, or inflates past {MAX_INPUT} bytes")]
     Zlib,
+    #[error("an {PREFIX_DICT} payload must be compressed with the preset dictionary {DICTIONARY_ID:#010x}, an {PREFIX} payload with none")]
+    Dictionary,
     #[error("the payload of {0} characters does not fit a QR code at this error correction level")]
     TooBig(usize),
     #[error("not a PNG or JPEG image of at most {MAX_IMAGE_SIDE} pixels a side: {0}")]
@@ -111,11 +137,22 @@ thread_local! {
     static INFLATE: RefCell<Decompress> = RefCell::new(Decompress::new(true));
 }
 
+/// The `LV2:` payload of `document` (see [`encode_as`]).
 pub fn encode(document: &[u8]) -> String {
+    encode_as(document, Format::Lv2)
+}
+
+pub fn encode_as(document: &[u8], format: Format) -> String {
     let compressed = DEFLATE.with(|z| {
         let mut z = z.borrow_mut();
         z.reset();
-        // zlib never grows input by more than 5 bytes per 16 KiB block plus its 6-byte frame.
+        if format == Format::Lv2 {
+            // A fresh stream's dictionary cannot be refused.
+            let id = z.set_dictionary(DICTIONARY).expect("dictionary before any input");
+            debug_assert_eq!(id, DICTIONARY_ID);
+        }
+        // zlib never grows input by more than 5 bytes per 16 KiB block plus its 6-byte frame
+        // (10 with a dictionary id).
         let mut out = Vec::with_capacity(document.len() + document.len() / 1000 + 64);
         loop {
             let before = z.total_in() as usize;
@@ -129,22 +166,47 @@ pub fn encode(document: &[u8]) -> String {
             out.reserve(out.len().max(64));
         }
     });
-    format!("{PREFIX}{}", base45::encode(&compressed))
+    let prefix = match format {
+        Format::Lv1 => PREFIX,
+        Format::Lv2 => PREFIX_DICT,
+    };
+    format!("{prefix}{}", base45::encode(&compressed))
 }
 
+/// The document in an `LV1:` or `LV2:` payload. Each has one form: an `LV1:` stream that names a
+/// dictionary, or an `LV2:` one that names none or another, is refused.
 pub fn decode(payload: &str) -> Result<Vec<u8>, QrError> {
     let payload = payload.trim();
     if payload.len() > MAX_PAYLOAD + PREFIX.len() {
         return Err(QrError::TooLong(payload.len()));
     }
-    let body = payload.strip_prefix(PREFIX).ok_or(QrError::Prefix)?;
+    let (body, dictionary) = match (payload.strip_prefix(PREFIX), payload.strip_prefix(PREFIX_DICT)) {
+        (Some(body), _) => (body, false),
+        (_, Some(body)) => (body, true),
+        _ => return Err(QrError::Prefix),
+    };
     let compressed = base45_decode(body.as_bytes()).ok_or(QrError::Base45)?;
     INFLATE.with(|z| {
         let mut z = z.borrow_mut();
         z.reset(true);
         // Room for one byte more than the limit: filling it means a bomb.
         let mut out = Vec::with_capacity(MAX_INPUT + 1);
-        let status = z.decompress_vec(&compressed, &mut out, FlushDecompress::Finish).map_err(|_| QrError::Zlib)?;
+        let mut status = z.decompress_vec(&compressed, &mut out, FlushDecompress::Finish);
+        if let Err(e) = &status {
+            // The header named a dictionary: zlib stopped after it, asking for that one.
+            match e.needs_dictionary() {
+                Some(DICTIONARY_ID) if dictionary => {
+                    z.set_dictionary(DICTIONARY).map_err(|_| QrError::Zlib)?;
+                    let rest = &compressed[z.total_in() as usize..];
+                    status = z.decompress_vec(rest, &mut out, FlushDecompress::Finish);
+                }
+                Some(_) => return Err(QrError::Dictionary),
+                None => return Err(QrError::Zlib),
+            }
+        } else if dictionary {
+            return Err(QrError::Dictionary);
+        }
+        let status = status.map_err(|_| QrError::Zlib)?;
         if status != Status::StreamEnd || out.len() > MAX_INPUT || z.total_in() as usize != compressed.len() {
             return Err(QrError::Zlib);
         }
@@ -232,29 +294,75 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn payloads_round_trip(doc: Vec<u8>) {
-            proptest::prop_assert_eq!(decode(&encode(&doc)).unwrap(), doc);
+            proptest::prop_assert_eq!(decode(&encode(&doc)).unwrap(), doc.clone());
+            proptest::prop_assert_eq!(decode(&encode_as(&doc, Format::Lv1)).unwrap(), doc);
         }
+    }
+
+    /// The dictionary is the one every `LV2:` code names: its bytes may never change.
+    #[test]
+    fn the_dictionary_is_fixed() {
+        let mut z = Compress::new(Compression::best(), true);
+        assert_eq!(z.set_dictionary(DICTIONARY).unwrap(), DICTIONARY_ID);
+        assert_eq!(DICTIONARY.len(), 11_484);
+        let doc = "营业执照 经营范围：软件开发；信息技术咨询服务".as_bytes();
+        let raw = base45_decode(&encode(doc).as_bytes()[PREFIX_DICT.len()..]).unwrap();
+        // RFC 1950: FDICT set, then DICTID, big-endian.
+        assert_eq!(raw[1] & 0x20, 0x20);
+        assert_eq!(raw[2..6], DICTIONARY_ID.to_be_bytes());
+    }
+
+    /// Each prefix has one form: a stream with the wrong dictionary, or none, is refused.
+    #[test]
+    fn each_prefix_has_one_form() {
+        let doc = b"\xd2\x84 some document";
+        let lv1 = encode_as(doc, Format::Lv1);
+        let lv2 = encode(doc);
+        assert!(lv1.starts_with("LV1:") && lv2.starts_with("LV2:"));
+        assert_eq!(decode(&format!("LV2:{}", &lv1[4..])), Err(QrError::Dictionary));
+        assert_eq!(decode(&format!("LV1:{}", &lv2[4..])), Err(QrError::Dictionary));
+        let mut other = Compress::new(Compression::best(), true);
+        other.set_dictionary(b"another dictionary").unwrap();
+        let mut out = Vec::with_capacity(256);
+        other.compress_vec(doc, &mut out, FlushCompress::Finish).unwrap();
+        assert_eq!(decode(&format!("LV2:{}", base45::encode(&out))), Err(QrError::Dictionary));
+        // The reused state decodes a good payload after each refusal.
+        assert_eq!(decode(&lv2).unwrap(), doc);
+    }
+
+    /// What the dictionary buys on the document `LV2:` was made for.
+    #[test]
+    fn the_dictionary_shrinks_a_business_licence() {
+        let scope = "一般项目：软件开发；信息技术咨询服务；数据处理和存储支持服务；集成电路设计；五金产品零售。\
+                     （除依法须经批准的项目外，凭营业执照依法自主开展经营活动）";
+        let text = format!(
+            "统一社会信用代码 名称 示例科技有限公司 类型 有限责任公司 登记机关 示例市市场监督管理局 经营范围 {scope}"
+        );
+        let (plain, dict) = (encode_as(text.as_bytes(), Format::Lv1), encode(text.as_bytes()));
+        assert!(dict.len() * 2 < plain.len(), "{} against {}", dict.len(), plain.len());
     }
 
     #[test]
     fn round_trip_and_garbage() {
         let doc = vec![0xd2, 0x84, 1, 2, 3, 4, 5];
         assert_eq!(decode(&encode(&doc)).unwrap(), doc);
-        assert_eq!(decode("LV2:BB8"), Err(QrError::Prefix));
+        assert_eq!(decode("LV3:BB8"), Err(QrError::Prefix));
         assert_eq!(decode("LV1:GGW"), Err(QrError::Base45));
         assert_eq!(decode("LV1:BB8"), Err(QrError::Zlib));
         // A zlib bomb: 1 MiB of zeros compresses to ~1 KiB and must not inflate past the limit.
         let bomb = encode(&vec![0u8; 1 << 20]);
         assert_eq!(decode(&bomb), Err(QrError::Zlib));
         // Truncated and trailing-garbage streams are refused; the reused state recovers.
-        let good = encode(&doc);
-        let raw = base45_decode(&good.as_bytes()[PREFIX.len()..]).unwrap();
-        let truncated = format!("{PREFIX}{}", base45::encode(&raw[..raw.len() - 3]));
-        assert_eq!(decode(&truncated), Err(QrError::Zlib));
-        let mut trailing = raw.clone();
-        trailing.push(0);
-        assert_eq!(decode(&format!("{PREFIX}{}", base45::encode(&trailing))), Err(QrError::Zlib));
-        assert_eq!(decode(&good).unwrap(), doc);
+        for (format, prefix) in [(Format::Lv1, PREFIX), (Format::Lv2, PREFIX_DICT)] {
+            let good = encode_as(&doc, format);
+            let raw = base45_decode(&good.as_bytes()[prefix.len()..]).unwrap();
+            let truncated = format!("{prefix}{}", base45::encode(&raw[..raw.len() - 3]));
+            assert_eq!(decode(&truncated), Err(QrError::Zlib));
+            let mut trailing = raw.clone();
+            trailing.push(0);
+            assert_eq!(decode(&format!("{prefix}{}", base45::encode(&trailing))), Err(QrError::Zlib));
+            assert_eq!(decode(&good).unwrap(), doc);
+        }
     }
 
     /// Every image this module renders decodes, with rqrr, back to exactly the payload.
@@ -281,6 +389,7 @@ mod tests {
         fn decoding_never_panics(junk: String) {
             let _ = decode(&junk);
             let _ = decode(&format!("{PREFIX}{junk}"));
+            let _ = decode(&format!("{PREFIX_DICT}{junk}"));
         }
     }
 }

@@ -312,7 +312,11 @@ async fn wallet(
     let page = s.vault.wallet(&client, &holder, &filter, after.as_deref(), limit)?;
     Ok(Json(WalletAnswer {
         holder: (&holder).into(),
-        licences: page.found.iter().map(|f| read_view(&f.licence, &f.record, &f.document, &f.disclosures)).collect(),
+        licences: page
+            .found
+            .iter()
+            .map(|f| read_view(&f.licence, &f.record, &f.document, &f.disclosures, s.vault.qr_payload(&f.document)))
+            .collect(),
         next_cursor: page.next_after.as_deref().map(cursor_out),
     })
     .into_response())
@@ -477,7 +481,7 @@ async fn annotated_copy(
             document: B64.encode(&copy.document),
             log: CopyLog { usage_index: copy.log_index },
             original_id: copy.annotation.original_id.clone(),
-            qr_payload: crate::qr::encode(&copy.document),
+            qr_payload: s.vault.qr_payload(&copy.document),
             sha256: hex::encode(copy.sha256),
             valid_until: rfc3339_s(copy.annotation.valid_until),
         }),

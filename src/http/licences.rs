@@ -349,7 +349,8 @@ async fn read(State(s): State<AppState>, Caller(client): Caller, Path(id): Path<
     let id = parse_id(&id)?;
     s.vault.check_owner(&client, &id)?;
     let l = s.vault.stored(&id)?;
-    Ok(Json(read_view(&l.licence, &l.record, &l.document, &l.disclosures)).into_response())
+    let qr = s.vault.qr_payload(&l.document);
+    Ok(Json(read_view(&l.licence, &l.record, &l.document, &l.disclosures, qr)).into_response())
 }
 
 /// A licence in full, with its document and QR payload: for its issuer and for its holder.
@@ -358,13 +359,14 @@ pub fn read_view<'a>(
     record: &'a LicenceRecord,
     doc: &[u8],
     disclosures: &'a [Disclosure],
+    qr_payload: String,
 ) -> ReadView<'a> {
     ReadView {
         disclosures: disclosure_views(disclosures),
         document: B64.encode(doc),
         licence: licence_json(licence, Audience::Full),
         log: ReadLog { index: record.issued_index, last_index: record.last_index },
-        qr_payload: crate::qr::encode(doc),
+        qr_payload,
         status: status_view(record, licence),
     }
 }

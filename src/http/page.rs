@@ -183,7 +183,7 @@ async fn link(State(s): State<AppState>, Path(reference): Path<String>) -> Respo
     }
 }
 
-const FORM: &str = "<form method=\"post\" action=\"/v/\"><label for=\"payload\">二维码内容（LV1:…）\
+const FORM: &str = "<form method=\"post\" action=\"/v/\"><label for=\"payload\">二维码内容（LV2:… 或 LV1:…）\
  Paste the QR payload</label><textarea id=\"payload\" name=\"payload\" required maxlength=\"8000\"></textarea>\
  <button type=\"submit\">核验 Verify</button></form>";
 

@@ -41,7 +41,7 @@ struct Made {
     expires_at: String,
     issued_at: String,
     log_index: u64,
-    /// The `LV1:` payload of the presentation QR.
+    /// The `LV2:` (or, with `--qr-format lv1`, `LV1:`) payload of the presentation QR.
     payload: String,
     /// The QR image (SVG, ECC M).
     qr_svg: String,

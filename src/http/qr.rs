@@ -85,9 +85,9 @@ async fn payload(
             let chosen: Vec<&[u8]> = p.choose(keys)?.into_iter().map(|d| d.bytes()).collect();
             let doc = cose::with_disclosures(&p.document, &chosen)
                 .map_err(|e| VaultError::Internal(format!("the document of {id}: {e}")))?;
-            Ok(qr::encode(&doc))
+            Ok(s.vault.qr_payload(&doc))
         }
-        Profile::Compact => Ok(qr::encode(&s.vault.compact_document(id)?)),
+        Profile::Compact => Ok(s.vault.qr_payload(&s.vault.compact_document(id)?)),
         Profile::Link => {
             let reference = s.vault.link_for(client, id).await?;
             Ok(format!("{}/v/{reference}", s.public_base(headers)))

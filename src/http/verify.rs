@@ -18,7 +18,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct VerifyBody {
-    /// An `LV1:` QR payload, or base64 of the COSE_Sign1 bytes.
+    /// An `LV1:` or `LV2:` QR payload, or base64 of the COSE_Sign1 bytes.
     payload: String,
 }
 

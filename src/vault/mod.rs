@@ -217,6 +217,8 @@ pub struct Vault {
     /// `--verify-by-hash` (`verify.rs`), and how many documents it recognised.
     verify_by_hash: std::sync::atomic::AtomicBool,
     by_hash: AtomicU64,
+    /// `--qr-format`: the payload `Vault::qr_payload` makes.
+    qr_plain: std::sync::atomic::AtomicBool,
     /// Stored documents decoded, by their SHA-256 (`Vault::stored`).
     decoded: quick_cache::sync::Cache<Hash, Arc<Decoded>>,
     /// Licence records found bound to the log, by the SHA-256 of their stored bytes
@@ -306,6 +308,7 @@ impl Vault {
             status_cache: Default::default(),
             verify_by_hash: std::sync::atomic::AtomicBool::new(true),
             by_hash: AtomicU64::new(0),
+            qr_plain: std::sync::atomic::AtomicBool::new(false),
             decoded: quick_cache::sync::Cache::new(DECODED_CACHE),
             bound: quick_cache::sync::Cache::new(BOUND_CACHE),
         });
@@ -559,6 +562,23 @@ impl Vault {
         let licence = Licence::from_own(env.payload(), &disclosures)
             .map_err(|e| issue::inconsistent(format!("the document of {id} does not decode: {e}")))?;
         Ok(Decoded { licence, document, disclosures })
+    }
+
+    /// The QR payload of a signed document, in the format the server was started with
+    /// (`--qr-format`, spec/formats.md §1).
+    pub fn qr_payload(&self, document: &[u8]) -> String {
+        crate::qr::encode_as(document, self.qr_format())
+    }
+
+    pub fn qr_format(&self) -> crate::qr::Format {
+        match self.qr_plain.load(std::sync::atomic::Ordering::Relaxed) {
+            true => crate::qr::Format::Lv1,
+            false => crate::qr::Format::Lv2,
+        }
+    }
+
+    pub fn set_qr_format(&self, format: crate::qr::Format) {
+        self.qr_plain.store(format == crate::qr::Format::Lv1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn leaf(&self, index: u64) -> Result<Option<Leaf>, VaultError> {

@@ -52,7 +52,7 @@ pub(super) fn mark_redeemed(tx: &mut Tx<'_>, nonce: &[u8; 16], client: &str, ind
     Ok(())
 }
 
-/// A presentation made: its `LV1:` payload and what it says.
+/// A presentation made: its QR payload and what it says.
 pub struct Made {
     pub payload: String,
     pub presentation: Presentation,
@@ -141,7 +141,7 @@ impl Vault {
                 Ok::<_, VaultError>(index)
             })
             .await?;
-        Ok(Made { payload: crate::qr::encode(&signed), presentation, disclosed: keys_made, log_index: index? })
+        Ok(Made { payload: self.qr_payload(&signed), presentation, disclosed: keys_made, log_index: index? })
     }
 
     /// A presentation's platform signature and shape; `None` when the document is not a

@@ -111,11 +111,11 @@ impl From<Refusal> for Verdict {
     }
 }
 
-/// Turns a presented payload into COSE bytes: an `LV1:` QR payload, or base64 (standard or
-/// URL-safe, padded or not) of the COSE_Sign1 bytes.
+/// Turns a presented payload into COSE bytes: an `LV1:` or `LV2:` QR payload, or base64 (standard
+/// or URL-safe, padded or not) of the COSE_Sign1 bytes.
 pub fn decode_presented(payload: &str) -> Result<Vec<u8>, String> {
     let p = payload.trim();
-    if p.starts_with(qr::PREFIX) {
+    if p.starts_with(qr::PREFIX) || p.starts_with(qr::PREFIX_DICT) {
         return qr::decode(p).map_err(|e| e.to_string());
     }
     if p.len() > crate::cbor::MAX_INPUT * 2 {
@@ -125,7 +125,7 @@ pub fn decode_presented(payload: &str) -> Result<Vec<u8>, String> {
         .decode(p)
         .or_else(|_| URL_SAFE.decode(p))
         .or_else(|_| URL_SAFE_NO_PAD.decode(p))
-        .map_err(|_| "payload is neither an LV1: QR payload nor base64 of a COSE_Sign1 document".to_string())
+        .map_err(|_| "payload is neither an LV1:/LV2: QR payload nor base64 of a COSE_Sign1 document".to_string())
 }
 
 /// What the offline checks establish about a presented document.

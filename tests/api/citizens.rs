@@ -26,7 +26,7 @@ fn pick(issued: &Value, keys: &[&str]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The issued document with `disclosures` in its unprotected header, as an `LV1:` QR payload.
+/// The issued document with `disclosures` in its unprotected header, as an `LV2:` QR payload.
 fn presented(issued: &Value, disclosures: &[Vec<u8>]) -> String {
     let doc = B64.decode(issued["document"].as_str().unwrap()).unwrap();
     let refs: Vec<&[u8]> = disclosures.iter().map(Vec::as_slice).collect();
@@ -215,10 +215,14 @@ async fn qr_images_fit_and_decode_back_with_an_independent_decoder() {
     let full_version = version.unwrap();
     let doc = B64.decode(issued["document"].as_str().unwrap()).unwrap();
     eprintln!("document {} bytes, payload {} characters", doc.len(), qr.len());
-    // Version 23 would hold 829 bytes of zlib; this document compresses to about 965, at the
-    // edge of version 25 (random salts, indexes and signatures move it by a few bytes):
+    // Version 23 holds 829 bytes of zlib. With plain zlib (LV1:) this document compresses to
+    // about 965 bytes (version 25 or 26); with the preset dictionary (LV2:) to about 480:
     // spec/formats.md §1.1 says where the bytes go.
-    assert!(full_version <= 26, "full QR is version {full_version}");
+    assert!(qr.starts_with("LV2:"), "{qr}");
+    assert!(full_version <= 23, "full QR is version {full_version}");
+    let plain = licvault::qr::encode_as(&doc, licvault::qr::Format::Lv1);
+    let plain_version = licvault::qr::png(&plain, licvault::qr::Ecc::M).unwrap().1 as u32;
+    assert!(plain_version > full_version, "LV1: version {plain_version}, LV2: {full_version}");
     let (st, svg_version, svg) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.svg")).await;
     assert_eq!((st, svg_version), (200, Some(full_version)));
     assert!(String::from_utf8(svg).unwrap().contains("<svg"));
@@ -237,7 +241,19 @@ async fn qr_images_fit_and_decode_back_with_an_independent_decoder() {
     assert_eq!(v["licence"]["holder"]["name"], "示例科技有限公司");
     assert_eq!(v["licence"]["number"], issued["licence"]["number"]);
     assert_eq!(v["log"]["index"], issued["log"]["index"]);
-    eprintln!("营业执照 with a 200-character 经营范围: full QR version {full_version}, compact {compact_version}");
+    eprintln!(
+        "营业执照 with a 200-character 经营范围: full QR version {full_version} (LV1: {plain_version}), compact {compact_version}"
+    );
+
+    // A server started with --qr-format lv1 makes LV1: payloads, which verify as well.
+    s.vault.set_qr_format(licvault::qr::Format::Lv1);
+    let lv1 = s.qr_of(&issued).await;
+    assert_eq!(lv1, plain);
+    let (st, version, _) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.png")).await;
+    assert_eq!((st, version), (200, Some(plain_version)));
+    assert_eq!(verify(&s, &lv1).await["verdict"], "valid");
+    assert_eq!(verify(&s, &qr).await["verdict"], "valid");
+    s.vault.set_qr_format(licvault::qr::Format::Lv2);
 
     // ECC Q is bigger; anything else is refused.
     let (st, q_version, _) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.png?ecc=Q")).await;
@@ -447,10 +463,15 @@ fn citizen_number(n: u32) -> String {
     format!("{body}{}", ["1", "0", "X", "9", "8", "7", "6", "5", "4", "3", "2"][(sum % 11) as usize])
 }
 
-/// The signed bytes behind a QR payload: the COSE document of an `LV1:` payload (for a
+/// Whether `payload` is an offline one (`LV1:` or `LV2:`) rather than a link.
+fn offline(payload: &str) -> bool {
+    payload.starts_with("LV1:") || payload.starts_with("LV2:")
+}
+
+/// The signed bytes behind a QR payload: the COSE document of an offline payload (for a
 /// presentation, with the document inside it too), or the text of a link.
 fn payload_bytes(payload: &str) -> Vec<u8> {
-    if payload.starts_with("LV1:") {
+    if offline(payload) {
         licvault::qr::decode(payload).unwrap()
     } else {
         payload.as_bytes().to_vec()
@@ -559,7 +580,7 @@ async fn no_qr_payload_carries_personal_data_unless_disclosed() {
             for v in &secrets {
                 assert!(!found(v), "{}: a payload carries the personal value {v}", ty["name"]);
             }
-            if p.starts_with("LV1:") {
+            if offline(p) {
                 let clear = clear_field_names(&bytes);
                 assert!(
                     personal.iter().all(|f| !clear.contains(f)),

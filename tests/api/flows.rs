@@ -35,7 +35,7 @@ async fn issue_verify_revoke_verify() {
     // Both presentations verify: the base64 document and the LV1: QR payload.
     let doc = issued["document"].as_str().unwrap();
     let qr = &s.qr_of(&issued).await;
-    assert!(qr.starts_with("LV1:"));
+    assert!(qr.starts_with("LV2:"));
     for p in [doc, qr] {
         let v = verify(&s, p).await;
         assert_eq!(v["verdict"], "valid", "{v}");

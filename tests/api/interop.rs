@@ -30,8 +30,13 @@ impl Pycose {
     /// Runs `script` (in scripts/) on the base64 document `doc` and `key`: whether it accepted
     /// it, and what it printed.
     fn run(&self, script: &str, doc: &serde_json::Value, key: &Path) -> (bool, String) {
+        self.run_on(script, &B64.decode(doc.as_str().unwrap()).unwrap(), key)
+    }
+
+    /// Runs `script` on a file holding `content`.
+    fn run_on(&self, script: &str, content: &[u8], key: &Path) -> (bool, String) {
         let file = self.dir.path().join("doc.cose");
-        std::fs::write(&file, B64.decode(doc.as_str().unwrap()).unwrap()).unwrap();
+        std::fs::write(&file, content).unwrap();
         let out = Command::new(&self.python)
             .arg(root().join("scripts").join(script))
             .arg(&file)
@@ -56,6 +61,18 @@ async fn pycose_verifies_an_issued_licence() {
     // And it refuses the same document under another department's certificate.
     let other = root().join("keys/departments/11440300MB20005067.crt.pem");
     assert!(!py.run("verify_cose.py", &issued["document"], &other).0);
+
+    // The QR payload, LV2: (CPython's zlib with the dictionary file) and LV1: alike, inflates to
+    // the same document.
+    let lv2 = s.qr_of(&issued).await;
+    assert!(lv2.starts_with("LV2:"), "{lv2}");
+    let doc = B64.decode(issued["document"].as_str().unwrap()).unwrap();
+    let lv1 = licvault::qr::encode_as(&doc, licvault::qr::Format::Lv1);
+    for payload in [&lv2, &lv1] {
+        let (ok, out) = py.run_on("verify_cose.py", payload.as_bytes(), &cert);
+        assert!(ok && out.starts_with("OK: 1.2.156.3005.2."), "{}: {out}", &payload[..4]);
+    }
+    assert!(lv2.len() < lv1.len());
 }
 
 /// An annotated copy verifies with pycose too: the annotation signature under the platform's

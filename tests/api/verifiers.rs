@@ -279,7 +279,7 @@ async fn usage_pages_newest_first() {
         s.post(Some(HOLDER_CHANNEL), "/v1/holders/wallet", &json!({"holder": {"type": "111", "id": CITIZEN}})).await;
     assert_eq!(st, 200, "{w}");
     assert_eq!(w["licences"][0]["licence"]["fields"]["女方身份证件号"], "440524188001010014");
-    assert!(w["licences"][0]["qr_payload"].as_str().unwrap().starts_with("LV1:"));
+    assert!(w["licences"][0]["qr_payload"].as_str().unwrap().starts_with("LV2:"));
     // Reading the wallet is the holder's own read: no usage record.
     assert_eq!(used_leaves(&s), 7);
 }
