@@ -54,8 +54,15 @@ def read_document(path: str) -> bytes:
     if text.startswith("LV1:"):
         return zlib.decompress(base45_decode(text[4:]))
     if text.startswith("LV2:"):
+        stream = base45_decode(text[4:])
+        # RFC 1950: an LV2: stream names a dictionary (FDICT) in its header.
+        if len(stream) < 6 or not stream[1] & 0x20:
+            raise ValueError("an LV2: payload whose zlib stream names no dictionary")
         inflate = zlib.decompressobj(zdict=open(DICTIONARY, "rb").read())
-        return inflate.decompress(base45_decode(text[4:])) + inflate.flush()
+        doc = inflate.decompress(stream) + inflate.flush()
+        if not inflate.eof or inflate.unused_data:
+            raise ValueError("a truncated LV2: stream, or bytes after its end")
+        return doc
     return base64.b64decode(text)
 
 

@@ -22,6 +22,9 @@ pub const PREFIX_DICT: &str = "LV2:";
 pub static DICTIONARY: &[u8] = include_bytes!("../spec/qr-dictionary-1.txt");
 /// Adler-32 of [`DICTIONARY`], the DICTID in every `LV2:` zlib header.
 pub const DICTIONARY_ID: u32 = 0x76d5_c43d;
+/// SHA-256 of [`DICTIONARY`] (hex): what a scanner that fetches it checks (Adler-32 is no
+/// digest).
+pub const DICTIONARY_SHA256: &str = "dc17136be577bd4adbdd0aba4fc6004f294f75dbb2d63fa4eb531788cc3c3355";
 
 /// Which payload the vault makes (`--qr-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -305,6 +308,7 @@ mod tests {
         let mut z = Compress::new(Compression::best(), true);
         assert_eq!(z.set_dictionary(DICTIONARY).unwrap(), DICTIONARY_ID);
         assert_eq!(DICTIONARY.len(), 11_484);
+        assert_eq!(hex::encode(crate::crypto::sha256(DICTIONARY)), DICTIONARY_SHA256);
         let doc = "营业执照 经营范围：软件开发；信息技术咨询服务".as_bytes();
         let raw = base45_decode(&encode(doc).as_bytes()[PREFIX_DICT.len()..]).unwrap();
         // RFC 1950: FDICT set, then DICTID, big-endian.

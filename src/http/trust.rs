@@ -1,5 +1,6 @@
-//! What a scanner needs to verify offline: the trust list (`GET /v1/trust`) and the status lists
-//! (`GET /v1/status-lists/{n}`, draft-ietf-oauth-status-list-18 in CWT form). Both public.
+//! What a scanner needs to verify offline: the trust list (`GET /v1/trust`), the status lists
+//! (`GET /v1/status-lists/{n}`, draft-ietf-oauth-status-list-18 in CWT form) and the preset
+//! dictionary of `LV2:` QR payloads (`GET /v1/qr-dictionaries/1`). All public.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -13,7 +14,11 @@ use super::{ApiError, AppState};
 use crate::vault::rfc3339_s;
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
-    vec![("GET", "/v1/trust", get(trust)), ("GET", "/v1/status-lists/{n}", get(status_list))]
+    vec![
+        ("GET", "/v1/trust", get(trust)),
+        ("GET", "/v1/status-lists/{n}", get(status_list)),
+        ("GET", "/v1/qr-dictionaries/{n}", get(qr_dictionary)),
+    ]
 }
 
 /// The answer of `GET /v1/trust` (spec/openapi.yaml `Trust`); `licvault trust pull` reads it
@@ -28,6 +33,21 @@ pub struct Trust {
     pub log: LogKey,
     pub platform_keys: Vec<PlatformKey>,
     pub status_lists: StatusLists,
+    pub qr_dictionaries: Vec<QrDictionary>,
+}
+
+/// A preset dictionary of QR payloads (spec/formats.md §1). Fixed forever, so outside the digest:
+/// its SHA-256 is the check.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QrDictionary {
+    /// The payloads compressed against it, e.g. `LV2:`.
+    pub prefix: String,
+    /// Its Adler-32 (hex), the DICTID in their zlib header.
+    pub dictid: String,
+    pub sha256: String,
+    /// Where its bytes are, on this server.
+    pub path: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -133,6 +153,12 @@ async fn trust(State(s): State<AppState>) -> Response {
             bits: crate::status_list::BITS,
             ttl: crate::vault::status_lists::TTL,
         },
+        qr_dictionaries: vec![QrDictionary {
+            prefix: crate::qr::PREFIX_DICT.to_string(),
+            dictid: format!("{:08x}", crate::qr::DICTIONARY_ID),
+            sha256: crate::qr::DICTIONARY_SHA256.to_string(),
+            path: "/v1/qr-dictionaries/1".to_string(),
+        }],
     };
     ([(header::CACHE_CONTROL, "no-cache")], Json(answer)).into_response()
 }
@@ -156,6 +182,26 @@ async fn status_list(State(s): State<AppState>, Path(n): Path<String>) -> Result
     Ok((
         [(header::CONTENT_TYPE, crate::status_list::TYP.to_string()), (header::CACHE_CONTROL, max_age)],
         token.to_vec(),
+    )
+        .into_response())
+}
+
+/// GET /v1/qr-dictionaries/{n} — the bytes of preset dictionary `n` (only 1 exists), which never
+/// change.
+async fn qr_dictionary(Path(n): Path<String>) -> Result<Response, ApiError> {
+    if n != "1" {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_dictionary",
+            "the only QR dictionary is 1 (GET /v1/trust lists them)".to_string(),
+        ));
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        crate::qr::DICTIONARY,
     )
         .into_response())
 }

@@ -220,7 +220,7 @@ pub struct Vault {
     /// `--qr-format`: the payload `Vault::qr_payload` makes.
     qr_plain: std::sync::atomic::AtomicBool,
     /// Stored documents decoded, by their SHA-256 (`Vault::stored`).
-    decoded: quick_cache::sync::Cache<Hash, Arc<Decoded>>,
+    decoded: quick_cache::sync::Cache<Hash, Arc<Decoded>, DecodedWeight>,
     /// Licence records found bound to the log, by the SHA-256 of their stored bytes
     /// (`Vault::record`).
     bound: quick_cache::sync::Cache<Hash, Arc<LicenceRecord>>,
@@ -238,9 +238,22 @@ struct Decoded {
 /// How many records [`Vault::record`] remembers as bound to the log: about 400 bytes each.
 const BOUND_CACHE: usize = 65_536;
 
-/// How many decoded documents [`Vault::stored`] keeps: about 3 KiB each, so some 50 MiB, a
-/// counter's working set (lookups, checks, wallets) many times over.
-const DECODED_CACHE: usize = 16_384;
+/// Bytes of decoded documents [`Vault::stored`] keeps (by [`DecodedWeight`]): some 20,000
+/// licences of a few KiB, a counter's working set (lookups, checks, wallets) many times over,
+/// and fewer when issuers send long documents (up to 64 KiB each).
+const DECODED_CACHE_BYTES: u64 = 64 << 20;
+
+/// What a decoded document holds in memory, near enough: its bytes, the decoded licence (its text
+/// again, with the structures around it) and its disclosures.
+#[derive(Clone)]
+struct DecodedWeight;
+
+impl quick_cache::Weighter<Hash, Arc<Decoded>> for DecodedWeight {
+    fn weight(&self, _: &Hash, d: &Arc<Decoded>) -> u64 {
+        let disclosures: usize = d.disclosures.iter().map(|x| x.bytes().len() * 2 + 64).sum();
+        (d.document.len() * 2 + disclosures + 1024) as u64
+    }
+}
 
 const META_SERIAL: &[u8] = b"serial";
 const META_CATALOGUE: &[u8] = b"catalogue";
@@ -309,7 +322,7 @@ impl Vault {
             verify_by_hash: std::sync::atomic::AtomicBool::new(true),
             by_hash: AtomicU64::new(0),
             qr_plain: std::sync::atomic::AtomicBool::new(false),
-            decoded: quick_cache::sync::Cache::new(DECODED_CACHE),
+            decoded: quick_cache::sync::Cache::with_weighter(16_384, DECODED_CACHE_BYTES, DecodedWeight),
             bound: quick_cache::sync::Cache::new(BOUND_CACHE),
         });
         vault.check_tail_records()?;

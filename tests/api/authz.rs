@@ -64,6 +64,7 @@ fn table() -> Vec<(&'static str, &'static str, Allowed)> {
         ("POST", "/v1/verify", Public),
         ("GET", "/v1/trust", Public),
         ("GET", "/v1/status-lists/{n}", Public),
+        ("GET", "/v1/qr-dictionaries/{n}", Public),
         ("GET", "/v1/log/checkpoint", Public),
         ("GET", "/healthz", Public),
         ("GET", "/readyz", Public),
@@ -150,6 +151,7 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>, S
         .replace("/service-items/{code}", "/service-items/440300-XK-0001")
         .replace("/v1/admin/clients/{id}", &format!("/v1/admin/clients/{client_id}"))
         .replace("/status-lists/{n}", "/status-lists/0")
+        .replace("/qr-dictionaries/{n}", "/qr-dictionaries/1")
         .replace("{ref}", &reference)
         .replace("{id}", &id);
     let body = match route {

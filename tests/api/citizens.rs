@@ -173,6 +173,20 @@ async fn trust_names_every_key_with_a_digest_to_pin() {
     assert_eq!(trust["digest"].as_str().unwrap().len(), 64);
     // The same material gives the same digest.
     assert_eq!(s.get(None, "/v1/trust").await.1["digest"], trust["digest"]);
+
+    // The dictionary of LV2: payloads: its bytes are the ones its SHA-256 and DICTID name.
+    let d = &trust["qr_dictionaries"][0];
+    assert_eq!((d["prefix"].as_str(), d["dictid"].as_str()), (Some("LV2:"), Some("76d5c43d")), "{trust}");
+    let res = s.http.get(s.url(d["path"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let bytes = res.bytes().await.unwrap();
+    assert_eq!(hex::encode(licvault::crypto::sha256(&bytes)), d["sha256"].as_str().unwrap());
+    let mut z = flate2::Compress::new(flate2::Compression::best(), true);
+    assert_eq!(format!("{:08x}", z.set_dictionary(&bytes).unwrap()), d["dictid"].as_str().unwrap());
+    for n in ["2", "0", "01", "x"] {
+        let res = s.http.get(s.url(&format!("/v1/qr-dictionaries/{n}"))).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{n}");
+    }
 }
 
 /// A 营业执照 whose 经营范围 has 200 characters, as many real ones do.
