@@ -7,7 +7,9 @@
 #     prometheus_client (the reference parser for /metrics), schemathesis 4.x (the OpenAPI
 #     fuzzer of scripts/fuzz_api.sh) and selenium (the page test); and Debian's chromium with
 #     chromium-driver (the page test in a real browser) and zbar-tools (zbarimg, a second QR
-#     decoder independent of the encoder).
+#     decoder independent of the encoder); and Go with golang.org/x/mod (Debian's golang-go and
+#     golang-golang-x-mod-dev: sumdb/note and sumdb/tlog read our checkpoints, tiles and proofs
+#     in tests/go/tlogcheck.go).
 set -euo pipefail
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 missing=()
@@ -16,7 +18,7 @@ for p in librocksdb-dev libclang-dev clang pkg-config curl jq zbar-tools; do
 done
 if [ "${1:-}" = "--python" ]; then
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
-  for p in chromium chromium-driver; do
+  for p in chromium chromium-driver golang-go golang-golang-x-mod-dev; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
 fi

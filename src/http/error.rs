@@ -101,6 +101,8 @@ impl From<VaultError> for ApiError {
             VaultError::NoLink(_) => (S::NOT_FOUND, "no_link"),
             VaultError::UnknownDisclosure(_) => (S::BAD_REQUEST, "unknown_disclosure"),
             VaultError::NotFound(_) => (S::NOT_FOUND, "licence_not_found"),
+            VaultError::NoCheckpoint(_) => (S::NOT_FOUND, "no_such_checkpoint"),
+            VaultError::NoTile(_) => (S::NOT_FOUND, "no_such_tile"),
             VaultError::ClientNotFound(_) => (S::NOT_FOUND, "client_not_found"),
             VaultError::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
             VaultError::Conflict(_) => (S::CONFLICT, "conflict"),

@@ -1,20 +1,144 @@
-//! The log's public face: the latest signed checkpoint.
+//! The log's public face (spec/formats.md §12): the latest signed checkpoint and every earlier one
+//! by size, inclusion and consistency proofs, and the log as c2sp.org/tlog-tiles: hash tiles for
+//! anyone, entry bundles (the leaves: who used which licence, for what) for auditors.
 
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
+use axum::Json;
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use serde::{Deserialize, Serialize};
 
-use super::AppState;
+use super::{ApiError, AppState, AuditorCaller};
+use crate::vault::audit::Tile;
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
-    vec![("GET", "/v1/log/checkpoint", get(checkpoint))]
+    vec![
+        ("GET", "/v1/log/checkpoint", get(checkpoint)),
+        ("GET", "/v1/log/checkpoints/{size}", get(checkpoint_at)),
+        ("GET", "/v1/log/proofs/inclusion", get(inclusion)),
+        ("GET", "/v1/log/proofs/consistency", get(consistency)),
+        ("GET", "/v1/log/tile/{level}/{*n}", get(hash_tile)),
+        ("GET", "/v1/log/tile/entries/{*n}", get(entry_bundle)),
+    ]
 }
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// GET /v1/log/checkpoint — the C2SP signed checkpoint note, as text/plain.
 async fn checkpoint(State(s): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
-        s.vault.head().checkpoint.clone(),
-    )
+    ([(header::CONTENT_TYPE, TEXT), (header::CACHE_CONTROL, "no-cache")], s.vault.head().checkpoint.clone())
+}
+
+/// A non-negative integer written without sign or leading zeros.
+fn number(what: &str, text: &str) -> Result<u64, ApiError> {
+    text.parse::<u64>().ok().filter(|v| v.to_string() == text).ok_or_else(|| {
+        ApiError::bad_request("invalid_request", format!("{what} is a number (0, 1, 2, …), not {text:?}"))
+    })
+}
+
+/// GET /v1/log/checkpoints/{size} — the checkpoint signed when the log had `size` leaves.
+async fn checkpoint_at(State(s): State<AppState>, Path(size): Path<String>) -> Result<Response, ApiError> {
+    let note = s.vault.checkpoint_at(number("size", &size)?)?;
+    Ok(([(header::CONTENT_TYPE, TEXT), (header::CACHE_CONTROL, IMMUTABLE)], note).into_response())
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v).map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InclusionQuery {
+    index: String,
+    size: Option<String>,
+}
+
+/// The answer of `GET /v1/log/proofs/inclusion` (spec/openapi.yaml `InclusionProof`).
+#[derive(Serialize)]
+struct InclusionProof {
+    index: u64,
+    size: u64,
+    /// RFC 9162 §2.1.3 audit path, base64 of each 32-byte hash.
+    hashes: Vec<String>,
+    /// The checkpoint signed at `size`.
+    checkpoint: String,
+}
+
+/// GET /v1/log/proofs/inclusion?index=&size= — leaf `index` is in the tree of `size` leaves.
+async fn inclusion(
+    State(s): State<AppState>,
+    q: Result<Query<InclusionQuery>, QueryRejection>,
+) -> Result<Json<InclusionProof>, ApiError> {
+    let q = query(q)?;
+    let index = number("index", &q.index)?;
+    let size = q.size.as_deref().map(|v| number("size", v)).transpose()?;
+    let p = s.vault.inclusion(index, size)?;
+    Ok(Json(InclusionProof {
+        index,
+        size: p.size,
+        hashes: p.hashes.iter().map(|h| B64.encode(h)).collect(),
+        checkpoint: p.checkpoint,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    from: String,
+    to: Option<String>,
+}
+
+/// The answer of `GET /v1/log/proofs/consistency` (spec/openapi.yaml `ConsistencyProof`).
+#[derive(Serialize)]
+struct ConsistencyProof {
+    from: u64,
+    to: u64,
+    /// RFC 9162 §2.1.4 proof, base64 of each 32-byte hash.
+    hashes: Vec<String>,
+    /// The checkpoint signed at `to`.
+    checkpoint: String,
+}
+
+/// GET /v1/log/proofs/consistency?from=&to= — the tree of `from` leaves is a prefix of that of
+/// `to`.
+async fn consistency(
+    State(s): State<AppState>,
+    q: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Result<Json<ConsistencyProof>, ApiError> {
+    let q = query(q)?;
+    let from = number("from", &q.from)?;
+    let to = q.to.as_deref().map(|v| number("to", v)).transpose()?;
+    let p = s.vault.consistency(from, to)?;
+    Ok(Json(ConsistencyProof {
+        from,
+        to: p.size,
+        hashes: p.hashes.iter().map(|h| B64.encode(h)).collect(),
+        checkpoint: p.checkpoint,
+    }))
+}
+
+/// A tile's answer: full tiles never change, partial ones grow into full ones.
+fn tile_answer(s: &AppState, tile: &str) -> Result<Response, ApiError> {
+    let tile = Tile::parse(tile).map_err(|e| ApiError::bad_request("invalid_request", e))?;
+    let bytes = s.vault.tile(&tile)?;
+    let cache = if tile.is_full() { IMMUTABLE } else { "no-cache" };
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response())
+}
+
+/// GET /v1/log/tile/{L}/{N}[.p/{W}] — a hash tile (public).
+async fn hash_tile(State(s): State<AppState>, Path((level, n)): Path<(String, String)>) -> Result<Response, ApiError> {
+    tile_answer(&s, &format!("{level}/{n}"))
+}
+
+/// GET /v1/log/tile/entries/{N}[.p/{W}] — an entry bundle (auditor).
+async fn entry_bundle(
+    State(s): State<AppState>,
+    AuditorCaller(_): AuditorCaller,
+    Path(n): Path<String>,
+) -> Result<Response, ApiError> {
+    tile_answer(&s, &format!("entries/{n}"))
 }

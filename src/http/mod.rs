@@ -194,6 +194,11 @@ role_caller!(
     Role::Verifier
 );
 role_caller!(
+    /// The caller, if it is an auditor.
+    AuditorCaller,
+    Role::Auditor
+);
+role_caller!(
     /// The caller, if it is the holder channel (the government app's backend).
     HolderChannelCaller,
     Role::HolderChannel

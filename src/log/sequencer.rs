@@ -285,6 +285,13 @@ impl Sequencer {
             Some(note) => {
                 let note = String::from_utf8(note).map_err(|_| SequencerError::Corrupt("checkpoint".into()))?;
                 tail_licences = check_stored(store.as_ref(), &note, &origin, &signer.public_key(), &tail, tail_leaves)?;
+                // Logs made before checkpoints were kept by size keep their newest from now on.
+                let kept = crate::store::keys::checkpoint(tail.tree.size());
+                if store.get(Cf::Meta, &kept)?.is_none() {
+                    let mut b = Batch::default();
+                    b.put(Cf::Meta, kept, note.clone().into_bytes());
+                    store.write(b)?;
+                }
                 Head { size: tail.tree.size(), root: tail.tree.root(), checkpoint: note }
             }
             None => {
@@ -294,6 +301,7 @@ impl Sequencer {
                 let head = sign_head(signer.as_ref(), &origin, 0, tail.tree.root());
                 let mut b = Batch::default();
                 b.put(Cf::Meta, META_CHECKPOINT.to_vec(), head.checkpoint.clone().into_bytes());
+                b.put(Cf::Meta, crate::store::keys::checkpoint(0), head.checkpoint.clone().into_bytes());
                 b.put(Cf::Meta, META_SIZE.to_vec(), 0u64.to_be_bytes().to_vec());
                 store.write(b)?;
                 head
@@ -561,6 +569,8 @@ impl Worker {
         }
         let head = sign_head(self.signer.as_ref(), &self.origin, tree.size(), tree.root());
         batch.put(Cf::Meta, META_CHECKPOINT.to_vec(), head.checkpoint.clone().into_bytes());
+        // Every checkpoint stays retrievable by size (GET /v1/log/checkpoints/{size}).
+        batch.put(Cf::Meta, crate::store::keys::checkpoint(tree.size()), head.checkpoint.clone().into_bytes());
         batch.put(Cf::Meta, META_SIZE.to_vec(), tree.size().to_be_bytes().to_vec());
 
         match self.store.write(batch) {

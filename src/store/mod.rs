@@ -123,6 +123,15 @@ pub mod keys {
         [b"c/".as_slice(), sha256].concat()
     }
 
+    /// `meta` prefix of the checkpoints kept by size.
+    pub const CHECKPOINT: &[u8] = b"cp/";
+
+    /// `meta`: `cp/` ‖ tree size (u64 BE): the checkpoint signed at that size (spec/formats.md
+    /// §12).
+    pub fn checkpoint(size: u64) -> Vec<u8> {
+        [CHECKPOINT, &size.to_be_bytes()].concat()
+    }
+
     /// `meta` prefix of the catalogue-change pointers.
     pub const CATALOGUE_CHANGE: &[u8] = b"cat/";
 

@@ -15,6 +15,9 @@ use crate::store::{Cf, Store};
 
 /// `meta` rows `cat/` ‖ leaf index (u64 BE) → empty: pointers to the leaves that logged a
 /// catalogue change, in the order they were made. The definitions are read from the leaves.
+/// Longest definition (JSON) a catalogue change may log: its leaf must fit an entry bundle of
+/// c2sp.org/tlog-tiles (`audit::MAX_ENTRY`, 65,535 bytes) with room for the rest of the leaf.
+pub const MAX_DEFINITION: usize = 60_000;
 const CHANGE_PREFIX: &[u8] = crate::store::keys::CATALOGUE_CHANGE;
 
 /// A definition for the catalogue: a licence type or a service item. Serialized as
@@ -168,6 +171,12 @@ impl Vault {
                     return Ok(CatalogueChange { log_index: None, definition: kept });
                 }
                 let (kind, code, text) = (kept.kind(), kept.code().to_string(), kept.to_json()?);
+                if text.len() > MAX_DEFINITION {
+                    return Err(VaultError::InvalidCatalogue(format!(
+                        "the definition of {code} is {} bytes of JSON; at most {MAX_DEFINITION} go into the log",
+                        text.len()
+                    )));
+                }
                 let (index, _) = vault
                     .seq
                     .submit(move |tx| {

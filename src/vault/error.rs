@@ -32,6 +32,12 @@ pub enum VaultError {
     Invalid(String),
     #[error("no licence {0}")]
     NotFound(String),
+    /// No checkpoint kept at that size (`audit.rs`).
+    #[error("{0}")]
+    NoCheckpoint(String),
+    /// A tile the log does not hold (yet).
+    #[error("no tile {0}")]
+    NoTile(String),
     #[error("no client {0}")]
     ClientNotFound(String),
     #[error("{0}")]

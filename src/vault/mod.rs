@@ -3,6 +3,7 @@
 //! hands every state change to the sequencer. It never touches HTTP or RocksDB directly.
 
 mod annotated;
+pub mod audit;
 pub mod catalogue;
 mod clients;
 mod error;

@@ -66,6 +66,11 @@ fn table() -> Vec<(&'static str, &'static str, Allowed)> {
         ("GET", "/v1/status-lists/{n}", Public),
         ("GET", "/v1/qr-dictionaries/{n}", Public),
         ("GET", "/v1/log/checkpoint", Public),
+        ("GET", "/v1/log/checkpoints/{size}", Public),
+        ("GET", "/v1/log/proofs/inclusion", Public),
+        ("GET", "/v1/log/proofs/consistency", Public),
+        ("GET", "/v1/log/tile/{level}/{*n}", Public),
+        ("GET", "/v1/log/tile/entries/{*n}", Only(&[Auditor])),
         ("GET", "/healthz", Public),
         ("GET", "/readyz", Public),
         ("GET", "/metrics", Only(&[Admin])),
@@ -152,6 +157,11 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>, S
         .replace("/v1/admin/clients/{id}", &format!("/v1/admin/clients/{client_id}"))
         .replace("/status-lists/{n}", "/status-lists/0")
         .replace("/qr-dictionaries/{n}", "/qr-dictionaries/1")
+        .replace("/checkpoints/{size}", "/checkpoints/1")
+        .replace("/proofs/inclusion", "/proofs/inclusion?index=0")
+        .replace("/proofs/consistency", "/proofs/consistency?from=1")
+        .replace("/tile/{level}/{*n}", "/tile/0/000.p/1")
+        .replace("/tile/entries/{*n}", "/tile/entries/000.p/1")
         .replace("{ref}", &reference)
         .replace("{id}", &id);
     let body = match route {

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real server on port 0, a real RocksDB in a temp dir, real signatures.
 
+mod audit;
 mod authz;
 mod by_hash;
 mod citizens;

@@ -34,8 +34,9 @@ fn spec_routes() -> BTreeSet<(String, String)> {
 
 #[test]
 fn router_and_spec_agree() {
+    // A wildcard `{*n}` (a tile index spans path segments) is `{n}` in OpenAPI.
     let router: BTreeSet<(String, String)> =
-        licvault::http::routes().into_iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+        licvault::http::routes().into_iter().map(|(m, p, _)| (m.to_string(), p.replace("{*", "{"))).collect();
     let spec = spec_routes();
     let only_router: Vec<_> = router.difference(&spec).collect();
     let only_spec: Vec<_> = spec.difference(&router).collect();

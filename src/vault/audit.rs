@@ -1,0 +1,230 @@
+//! What auditors and mirrors read (spec/formats.md §12): the checkpoints kept by size, inclusion
+//! and consistency proofs (RFC 9162 §2.1.3–2.1.4) from the stored tree nodes, and the log as
+//! c2sp.org/tlog-tiles (hash tiles and entry bundles).
+
+use super::{issue::inconsistent, Vault, VaultError};
+use crate::log::merkle::{consistency_proof, inclusion_proof, Hash};
+use crate::store::{keys, stored_leaves, tree_key, Cf};
+
+/// Hashes in a full tile: c2sp.org/tlog-tiles tiles have height 8.
+pub const TILE_WIDTH: u64 = 256;
+/// Tree levels a tile spans.
+pub const TILE_HEIGHT: u32 = 8;
+/// Longest leaf an entry bundle can carry (its length prefix is a big-endian uint16). The
+/// vault writes none longer (`catalogue::MAX_DEFINITION` bounds the largest kind).
+pub const MAX_ENTRY: usize = u16::MAX as usize;
+
+/// A proof and the signed checkpoint it leads to.
+pub struct Proof {
+    pub hashes: Vec<Hash>,
+    /// The tree size the proof is for, and the checkpoint signed at it.
+    pub size: u64,
+    pub checkpoint: String,
+}
+
+/// A tile named by a c2sp.org/tlog-tiles path: `L/N[.p/W]` (hashes at tree level 8·L) or
+/// `entries/N[.p/W]` (leaves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tile {
+    /// `None` for an entry bundle.
+    pub level: Option<u8>,
+    pub index: u64,
+    /// 1–256; 256 is a full tile.
+    pub width: u64,
+}
+
+impl Tile {
+    /// Parses the part of a tile path after `tile/`. Every form has one spelling: `N` in groups
+    /// of three digits, all but the last with an `x` (`x001/x234/067`), `W` without leading
+    /// zeros and below 256.
+    pub fn parse(path: &str) -> Result<Self, String> {
+        let (kind, rest) = path.split_once('/').ok_or("a tile path is L/N or entries/N")?;
+        let level = match kind {
+            "entries" => None,
+            l => Some(
+                l.parse::<u8>()
+                    .ok()
+                    .filter(|v| v.to_string() == l && u32::from(*v) * TILE_HEIGHT < 64)
+                    .ok_or_else(|| format!("tile level {l:?} is not 0–7"))?,
+            ),
+        };
+        let (n, width) = match rest.split_once(".p/") {
+            None => (rest, TILE_WIDTH),
+            Some((n, w)) => {
+                let width = w
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|v| v.to_string() == w && (1..TILE_WIDTH).contains(v))
+                    .ok_or_else(|| format!("partial tile width {w:?} is not 1–255"))?;
+                (n, width)
+            }
+        };
+        let parts: Vec<&str> = n.split('/').collect();
+        let mut index: u64 = 0;
+        for (i, part) in parts.iter().enumerate() {
+            let digits = if i + 1 < parts.len() { part.strip_prefix('x') } else { Some(*part) };
+            let digits = digits
+                .filter(|d| d.len() == 3 && d.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| format!("tile index element {part:?} is not xNNN (or NNN last)"))?;
+            index = index
+                .checked_mul(1000)
+                .and_then(|v| v.checked_add(digits.parse::<u64>().unwrap_or(0)))
+                .ok_or("tile index too large")?;
+        }
+        // One spelling: no leading x000 groups.
+        if parts.len() > 1 && parts[0] == "x000" {
+            return Err("tile index has a leading x000".into());
+        }
+        Ok(Self { level, index, width })
+    }
+
+    /// The tile's path after `tile/` (the inverse of [`Tile::parse`]).
+    pub fn path(&self) -> String {
+        let mut groups = vec![format!("{:03}", self.index % 1000)];
+        let mut n = self.index / 1000;
+        while n > 0 {
+            groups.push(format!("x{:03}", n % 1000));
+            n /= 1000;
+        }
+        groups.reverse();
+        let kind = self.level.map_or("entries".to_string(), |l| l.to_string());
+        let width = if self.width == TILE_WIDTH { String::new() } else { format!(".p/{}", self.width) };
+        format!("{kind}/{}{width}", groups.join("/"))
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.width == TILE_WIDTH
+    }
+
+    /// Indexes `start..end` of the nodes (or leaves) it holds, if they fit in u64.
+    fn span(&self) -> Option<(u64, u64)> {
+        let start = self.index.checked_mul(TILE_WIDTH)?;
+        Some((start, start.checked_add(self.width)?))
+    }
+}
+
+impl Vault {
+    /// The checkpoint the vault signed when the log had `size` leaves (one is signed and kept
+    /// per batch: sizes between batches have none).
+    pub fn checkpoint_at(&self, size: u64) -> Result<String, VaultError> {
+        let head = self.head();
+        if size == head.size {
+            return Ok(head.checkpoint.clone());
+        }
+        if size > head.size {
+            return Err(VaultError::NoCheckpoint(format!("the log has {} leaves, not {size}", head.size)));
+        }
+        match self.store.get(Cf::Meta, &keys::checkpoint(size))? {
+            Some(b) => String::from_utf8(b).map_err(|_| inconsistent(format!("the checkpoint at {size} is not text"))),
+            None => Err(VaultError::NoCheckpoint(format!(
+                "no checkpoint was signed at size {size} (one is signed per batch of writes; GET /v1/log/checkpoint gives the newest)"
+            ))),
+        }
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of `size` leaves (the newest checkpoint's
+    /// when `None`), which must have a checkpoint.
+    pub fn inclusion(&self, index: u64, size: Option<u64>) -> Result<Proof, VaultError> {
+        let size = size.unwrap_or_else(|| self.head().size);
+        let checkpoint = self.checkpoint_at(size)?;
+        if index >= size {
+            return Err(VaultError::Invalid(format!("leaf {index} is not in a tree of {size} leaves")));
+        }
+        let hashes = inclusion_proof(&self.seq.nodes(), index, size).map_err(|e| inconsistent(e.to_string()))?;
+        Ok(Proof { hashes, size, checkpoint })
+    }
+
+    /// The consistency proof from the tree of `from` leaves to that of `to` (the newest when
+    /// `None`), which must have a checkpoint.
+    pub fn consistency(&self, from: u64, to: Option<u64>) -> Result<Proof, VaultError> {
+        let to = to.unwrap_or_else(|| self.head().size);
+        let checkpoint = self.checkpoint_at(to)?;
+        if from == 0 || from > to {
+            return Err(VaultError::Invalid(format!(
+                "a consistency proof goes from 1 ≤ from ≤ to, not {from} to {to}"
+            )));
+        }
+        let hashes = consistency_proof(&self.seq.nodes(), from, to).map_err(|e| inconsistent(e.to_string()))?;
+        Ok(Proof { hashes, size: to, checkpoint })
+    }
+
+    /// A tile's bytes: hashes (32 bytes each) or an entry bundle (each leaf behind its
+    /// big-endian uint16 length). 404 unless every node or leaf it holds is in the log now.
+    pub fn tile(&self, tile: &Tile) -> Result<Vec<u8>, VaultError> {
+        let size = self.head().size;
+        let level = tile.level.map_or(0, |l| u32::from(l) * TILE_HEIGHT);
+        let (start, end) = tile.span().ok_or_else(|| VaultError::NoTile(tile.path()))?;
+        // Nodes at `level` that are complete in a tree of `size` leaves.
+        if end > size >> level {
+            return Err(VaultError::NoTile(format!("{} is not in a log of {size} leaves", tile.path())));
+        }
+        let count = (end - start) as usize;
+        if tile.level.is_none() {
+            let mut out = Vec::with_capacity(count * 512);
+            let mut next = start;
+            for leaf in stored_leaves(self.store.as_ref(), start, end) {
+                let (index, bytes) = leaf?;
+                if index != next || bytes.len() > MAX_ENTRY {
+                    return Err(inconsistent(format!("leaf {next} is missing or too long for an entry bundle")));
+                }
+                out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+                out.extend_from_slice(&bytes);
+                next += 1;
+            }
+            if next != end {
+                return Err(inconsistent(format!("leaf {next} is missing")));
+            }
+            return Ok(out);
+        }
+        let rows = self.store.scan_from(Cf::Tree, &tree_key(level, start), count)?;
+        let mut out = Vec::with_capacity(count * 32);
+        for (i, (key, hash)) in rows.iter().enumerate() {
+            if key.as_slice() != tree_key(level, start + i as u64) || hash.len() != 32 {
+                return Err(inconsistent(format!("tree node {level}/{} is missing", start + i as u64)));
+            }
+            out.extend_from_slice(hash);
+        }
+        if rows.len() != count {
+            return Err(inconsistent(format!("tree node {level}/{} is missing", start + rows.len() as u64)));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_paths_have_one_spelling() {
+        for (path, tile) in [
+            ("0/000", Tile { level: Some(0), index: 0, width: 256 }),
+            ("1/x001/x234/067", Tile { level: Some(1), index: 1_234_067, width: 256 }),
+            ("entries/x001/234.p/7", Tile { level: None, index: 1234, width: 7 }),
+            ("7/999.p/255", Tile { level: Some(7), index: 999, width: 255 }),
+        ] {
+            assert_eq!(Tile::parse(path), Ok(tile), "{path}");
+            assert_eq!(tile.path(), path);
+        }
+        for bad in [
+            "0/0",
+            "0/1000",
+            "0/x000/001",
+            "0/001/002",
+            "8/000",
+            "00/000",
+            "-1/000",
+            "0/000.p/0",
+            "0/000.p/256",
+            "0/000.p/07",
+            "entries",
+            "0/",
+            "0/x001",
+            "0/abc",
+            "1/x1/234",
+            "entries/000.p/",
+        ] {
+            assert!(Tile::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
