@@ -73,6 +73,43 @@ enum Command {
         #[command(subcommand)]
         command: TrustCommand,
     },
+    /// Audit bundles: export a range of the log (auditor), verify one offline.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Fetch GET URL/v1/audit/export?from=&to= into OUT (through OUT.part, renamed when whole).
+    /// The token comes from LICVAULT_AUDITOR_TOKEN or --token-file, never the command line.
+    Export {
+        /// The vault's base URL, e.g. https://licvault.example.gov.cn
+        url: String,
+        /// First leaf: 0, or the size of a checkpoint you verified before (GET
+        /// /v1/log/checkpoints/{size} has every one).
+        #[arg(long)]
+        from: u64,
+        /// End (exclusive): a checkpoint's size; default the newest.
+        #[arg(long)]
+        to: Option<u64>,
+        out: PathBuf,
+        /// A file holding an auditor client's bearer token (else LICVAULT_AUDITOR_TOKEN).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+    /// Re-derive everything in a bundle: each leaf, the hash chain, the back-pointers, the
+    /// tree, both signed checkpoints, the consistency proof; exit 0 only when all hold.
+    Verify {
+        bundle: PathBuf,
+        /// The log's verifier key (C2SP `name+keyid+base64`), or a file holding it.
+        #[arg(long)]
+        log_key: String,
+        /// A checkpoint note you verified before (a file); it must be the log's tree at its size.
+        #[arg(long)]
+        previous: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -324,7 +361,121 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Trust { command: TrustCommand::Pull { url, dir, pin } } => {
             runtime()?.block_on(trust_pull(&url, &dir, pin.as_deref())).map(|_| ExitCode::SUCCESS)
         }
+        Command::Audit { command: AuditCommand::Export { url, from, to, out, token_file } } => {
+            let token = match token_file {
+                Some(p) => {
+                    std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?.trim().to_string()
+                }
+                None => std::env::var("LICVAULT_AUDITOR_TOKEN")
+                    .context("set LICVAULT_AUDITOR_TOKEN to an auditor client's token, or pass --token-file")?,
+            };
+            runtime()?.block_on(audit_export(&url, &token, from, to, &out)).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Audit { command: AuditCommand::Verify { bundle, log_key, previous } } => {
+            audit_verify(&bundle, &log_key, &previous)
+        }
     }
+}
+
+/// `licvault audit export`: streams the bundle to OUT.part with a progress bar, then renames it.
+async fn audit_export(url: &str, token: &str, from: u64, to: Option<u64>, out: &Path) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut path = format!("{}/v1/audit/export?from={from}", url.trim_end_matches('/'));
+    if let Some(to) = to {
+        path.push_str(&format!("&to={to}"));
+    }
+    let mut res = reqwest::Client::new()
+        .get(&path)
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("fetching {path}"))?;
+    if !res.status().is_success() {
+        let status = res.status();
+        bail!("{path}: {status}: {}", res.text().await.unwrap_or_default());
+    }
+    let part = out.with_extension("part");
+    let mut file = tokio::fs::File::create(&part).await.with_context(|| format!("creating {}", part.display()))?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {bytes} {binary_bytes_per_sec} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    while let Some(chunk) = res.chunk().await.with_context(|| format!("reading {path}"))? {
+        file.write_all(&chunk).await?;
+        bar.inc(chunk.len() as u64);
+    }
+    file.sync_all().await?;
+    drop(file);
+    bar.finish_and_clear();
+    std::fs::rename(&part, out).with_context(|| format!("renaming {} to {}", part.display(), out.display()))?;
+    println!("exported {} bytes to {} (check it with licvault audit verify)", bar.position(), out.display());
+    Ok(())
+}
+
+/// `licvault audit verify`: exit 0 when the bundle holds, 1 with the first bad leaf otherwise.
+fn audit_verify(bundle: &Path, log_key: &str, previous: &[PathBuf]) -> Result<ExitCode> {
+    let key_text = match std::fs::read_to_string(log_key) {
+        Ok(t) => t.trim().to_string(),
+        Err(_) => log_key.to_string(),
+    };
+    let key = crate::log::note::Verifier::parse(&key_text).map_err(|e| anyhow::anyhow!("--log-key: {e}"))?;
+    let previous: Vec<String> = previous
+        .iter()
+        .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())))
+        .collect::<Result<_>>()?;
+    let file = std::fs::File::open(bundle).with_context(|| format!("opening {}", bundle.display()))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} leaves [{bar:40}] {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let result = crate::log::audit::verify_bundle(&mut reader, &key, &previous, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    match result {
+        Ok(s) => {
+            let secs = started.elapsed().as_secs_f64();
+            let n = s.to - s.from;
+            println!(
+                "bundle ok: leaves {}..{} ({n}), root {}",
+                s.from,
+                s.to,
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s.root)
+            );
+            println!("  every leaf decodes, chains to the one before, is in time order and points back to its licence's last leaf;");
+            println!(
+                "  they make the tree of the signed checkpoint at {}, consistent with the one at {}",
+                s.to, s.from
+            );
+            if !previous.is_empty() {
+                println!("  {} previous checkpoint(s) are this log's tree at their size", s.previous_linked);
+            }
+            if let (Some(a), Some(b)) = (s.first_ms, s.last_ms) {
+                println!("  from {} to {}", rfc3339_ms(a), rfc3339_ms(b));
+            }
+            for (kind, count) in &s.kinds {
+                println!("  {count:>10}  {kind}");
+            }
+            println!("  {:.0} leaves/s", n as f64 / secs.max(1e-9));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("bundle NOT ok: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn rfc3339_ms(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 #[derive(serde::Deserialize)]

@@ -1,6 +1,7 @@
 //! The log's public face (spec/formats.md §12): the latest signed checkpoint and every earlier one
 //! by size, inclusion and consistency proofs, and the log as c2sp.org/tlog-tiles: hash tiles for
-//! anyone, entry bundles (the leaves: who used which licence, for what) for auditors.
+//! anyone, entry bundles (the leaves: who used which licence, for what) and audit exports for
+//! auditors.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -22,6 +23,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/v1/log/proofs/consistency", get(consistency)),
         ("GET", "/v1/log/tile/{level}/{*n}", get(hash_tile)),
         ("GET", "/v1/log/tile/entries/{*n}", get(entry_bundle)),
+        ("GET", "/v1/audit/export", get(export)),
     ]
 }
 
@@ -141,4 +143,50 @@ async fn entry_bundle(
     Path(n): Path<String>,
 ) -> Result<Response, ApiError> {
     tile_answer(&s, &format!("entries/{n}"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    from: String,
+    to: Option<String>,
+}
+
+/// GET /v1/audit/export?from=&to= — an audit bundle (spec/formats.md §13) of leaves `from..to`,
+/// streamed; the export is logged (`audit.exported`) before its first byte leaves.
+async fn export(
+    State(s): State<AppState>,
+    AuditorCaller(client): AuditorCaller,
+    q: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let from = number("from", &q.from)?;
+    let to = q.to.as_deref().map(|v| number("to", v)).transpose()?;
+    let header = s.vault.export_header(from, to)?;
+    let to = header.to;
+    s.vault.record_export(&client, from, to).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(8);
+    let first = crate::log::audit::item(&header.encode());
+    let vault = s.vault.clone();
+    tokio::task::spawn_blocking(move || {
+        if tx.blocking_send(Ok(first)).is_err() {
+            return;
+        }
+        let sent = vault.export_leaves(from, to, 256 * 1024, |chunk| tx.blocking_send(Ok(chunk)).is_ok());
+        if let Err(e) = sent {
+            // The reader sees the stream break, and the bundle fails its check.
+            tracing::error!(error = %e, from, to, "audit export stopped");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let name = format!("attachment; filename=\"licvault-{from}-{to}.bundle\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/cbor-seq".to_string()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    )
+        .into_response())
 }

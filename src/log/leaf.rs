@@ -18,7 +18,8 @@ pub struct Event {
     /// `licence.issued`, `licence.status`, `licence.superseded`, `licence.used`,
     /// `holder.queried`, `catalogue.loaded`, `catalogue.type`, `catalogue.item`, `client.added`,
     /// `client.disabled`, `client.rotated`, `trust.loaded`, `annotation.key`, `log.keys`,
-    /// `holder.override` (spec/formats.md §2).
+    /// `holder.override`, `presentation.created`, `licence.link`, `audit.exported` (spec/formats.md
+    /// §2).
     pub kind: String,
     pub body: Vec<(String, Field)>,
 }

@@ -23,6 +23,8 @@ pub enum MerkleError {
     RootMismatch,
     #[error("tree node ({level}, {index}) is missing from storage")]
     MissingNode { level: u32, index: u64 },
+    #[error("a tree of {size} leaves has one peak per set bit of its size, not {peaks}")]
+    Peaks { size: u64, peaks: usize },
 }
 
 /// SHA-256 of the empty string: the root of the empty tree.
@@ -291,6 +293,20 @@ impl CompactRange {
             }
         }
         Ok(Self { size, peaks })
+    }
+
+    /// The tree of `size` leaves from its perfect subtrees' roots, largest first (one per set bit
+    /// of `size`).
+    pub fn from_peaks(size: u64, peaks: Vec<Hash>) -> Result<Self, MerkleError> {
+        if peaks.len() != size.count_ones() as usize {
+            return Err(MerkleError::Peaks { size, peaks: peaks.len() });
+        }
+        Ok(Self { size, peaks })
+    }
+
+    /// Its perfect subtrees' roots, largest (leftmost) first.
+    pub fn peaks(&self) -> &[Hash] {
+        &self.peaks
     }
 
     pub fn size(&self) -> u64 {

@@ -145,11 +145,15 @@ struct Savepoint {
 }
 
 impl<'a> Tx<'a> {
-    fn new(store: &'a dyn Store, size: u64, prev_hash: Hash) -> Self {
+    /// A batch on a log of `size` leaves whose newest leaf has hash `prev_hash` and time
+    /// `last_ms`: leaf times never go back, even when the clock does (an audit checks they are in
+    /// order, so a back-dated leaf shows).
+    fn new(store: &'a dyn Store, size: u64, prev_hash: Hash, last_ms: u64) -> Self {
         let time_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(last_ms);
         Self {
             store,
             puts: Vec::new(),
@@ -234,6 +238,8 @@ impl<'a> Tx<'a> {
 pub struct Tail {
     tree: CompactRange,
     prev_hash: Hash,
+    /// Time of the newest leaf (unix ms).
+    time_ms: u64,
 }
 
 impl Tail {
@@ -243,15 +249,18 @@ impl Tail {
             Some(v) => u64::from_be_bytes(v.try_into().map_err(|_| SequencerError::Corrupt("size".into()))?),
         };
         let tree = CompactRange::from_nodes(&StoredNodes(store), size)?;
-        let prev_hash = if size == 0 {
-            [0u8; 32]
+        let (prev_hash, time_ms) = if size == 0 {
+            ([0u8; 32], 0)
         } else {
             let last = store
                 .get(Cf::Leaves, &(size - 1).to_be_bytes())?
                 .ok_or_else(|| SequencerError::Corrupt(format!("leaf {} missing", size - 1)))?;
-            leaf_hash(&last)
+            let time = Leaf::decode(&last)
+                .map_err(|e| SequencerError::Corrupt(format!("leaf {} does not decode: {e}", size - 1)))?
+                .time_ms;
+            (leaf_hash(&last), time)
         };
-        Ok(Self { tree, prev_hash })
+        Ok(Self { tree, prev_hash, time_ms })
     }
 }
 
@@ -539,17 +548,18 @@ impl Worker {
         let Some(tail) = self.tail.as_ref() else {
             let err = SequencerError::Corrupt("log tail unknown after a failed write; restart the server".into());
             for job in jobs {
-                let mut tx = Tx::new(self.store.as_ref(), 0, [0; 32]);
+                let mut tx = Tx::new(self.store.as_ref(), 0, [0; 32], 0);
                 job(&mut tx)(Err(&err));
             }
             return;
         };
-        let mut tx = Tx::new(self.store.as_ref(), tail.tree.size(), tail.prev_hash);
+        let mut tx = Tx::new(self.store.as_ref(), tail.tree.size(), tail.prev_hash, tail.time_ms);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats.jobs.fetch_add(jobs.len() as u64, Ordering::Relaxed);
         self.stats.largest_batch.fetch_max(jobs.len() as u64, Ordering::Relaxed);
         let replies: Vec<Reply> = jobs.into_iter().map(|job| job(&mut tx)).collect();
-        let Tx { puts, leaves, prev_hash, .. } = tx;
+        let Tx { puts, leaves, prev_hash, time_ms, .. } = tx;
+        let time_ms = if leaves.is_empty() { tail.time_ms } else { time_ms };
 
         if leaves.is_empty() && puts.is_empty() {
             let head = self.head.read().map(|h| h.clone()).unwrap_or_else(|p| p.into_inner().clone());
@@ -578,7 +588,7 @@ impl Worker {
                 self.stats.set_write_error(None);
                 self.stats.leaves.fetch_add(nodes.iter().filter(|n| n.0 == 0).count() as u64, Ordering::Relaxed);
                 self.cache.insert_all(nodes);
-                self.tail = Some(Tail { tree, prev_hash });
+                self.tail = Some(Tail { tree, prev_hash, time_ms });
                 let shared = Arc::new(head);
                 match self.head.write() {
                     Ok(mut h) => *h = shared.clone(),

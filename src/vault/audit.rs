@@ -2,8 +2,10 @@
 //! and consistency proofs (RFC 9162 §2.1.3–2.1.4) from the stored tree nodes, and the log as
 //! c2sp.org/tlog-tiles (hash tiles and entry bundles).
 
-use super::{issue::inconsistent, Vault, VaultError};
-use crate::log::merkle::{consistency_proof, inclusion_proof, Hash};
+use super::{issue::inconsistent, Client, Role, Vault, VaultError};
+use crate::log::audit::{item, Header};
+use crate::log::leaf::Event;
+use crate::log::merkle::{consistency_proof, inclusion_proof, CompactRange, Hash};
 use crate::store::{keys, stored_leaves, tree_key, Cf};
 
 /// Hashes in a full tile: c2sp.org/tlog-tiles tiles have height 8.
@@ -188,6 +190,83 @@ impl Vault {
             return Err(inconsistent(format!("tree node {level}/{} is missing", start + rows.len() as u64)));
         }
         Ok(out)
+    }
+}
+
+impl Vault {
+    /// What links an export of leaves `from..to` (`to`: the newest checkpoint's size when
+    /// `None`) to the checkpoints signed at both ends. Each end must be a size with a checkpoint
+    /// (`from` may be 0).
+    pub fn export_header(&self, from: u64, to: Option<u64>) -> Result<Header, VaultError> {
+        let to = to.unwrap_or_else(|| self.head().size);
+        let checkpoint_to = self.checkpoint_at(to)?;
+        if from > to {
+            return Err(VaultError::Invalid(format!("an export goes from ≤ to, not {from} to {to}")));
+        }
+        let checkpoint_from = if from == 0 { None } else { Some(self.checkpoint_at(from)?) };
+        let nodes = self.seq.nodes();
+        let broken = |e: crate::log::merkle::MerkleError| inconsistent(e.to_string());
+        let frontier = CompactRange::from_nodes(&nodes, from).map_err(broken)?.peaks().to_vec();
+        let (prev_proof, consistency) = match from {
+            0 => (Vec::new(), Vec::new()),
+            _ if from == to => (inclusion_proof(&nodes, from - 1, from).map_err(broken)?, Vec::new()),
+            _ => (
+                inclusion_proof(&nodes, from - 1, from).map_err(broken)?,
+                consistency_proof(&nodes, from, to).map_err(broken)?,
+            ),
+        };
+        Ok(Header {
+            origin: self.origin.clone(),
+            from,
+            to,
+            checkpoint_from,
+            checkpoint_to,
+            frontier,
+            prev_proof,
+            consistency,
+        })
+    }
+
+    /// Logs that `client`, an auditor, exports leaves `from..to` (an `audit.exported` leaf),
+    /// before anything of them leaves the vault.
+    pub async fn record_export(&self, client: &Client, from: u64, to: u64) -> Result<u64, VaultError> {
+        if client.role != Role::Auditor {
+            return Err(VaultError::Forbidden(format!("{} may not export the log", client.id)));
+        }
+        let ev = Event::new("audit.exported").text("client", client.id.as_str()).uint("from", from).uint("to", to);
+        let (index, _) = self.seq.submit(move |tx| Ok::<_, VaultError>(tx.append(ev))).await?;
+        index
+    }
+
+    /// The export's leaves as bundle items, about `chunk` bytes at a time, handed to `send`
+    /// until it returns false (the reader went away).
+    pub fn export_leaves(
+        &self,
+        from: u64,
+        to: u64,
+        chunk: usize,
+        mut send: impl FnMut(Vec<u8>) -> bool,
+    ) -> Result<(), VaultError> {
+        let mut out = Vec::with_capacity(chunk + MAX_ENTRY);
+        let mut next = from;
+        for leaf in stored_leaves(self.store.as_ref(), from, to) {
+            let (index, bytes) = leaf?;
+            if index != next {
+                return Err(inconsistent(format!("leaf {next} is missing")));
+            }
+            out.extend_from_slice(&item(&bytes));
+            next += 1;
+            if out.len() >= chunk && !send(std::mem::replace(&mut out, Vec::with_capacity(chunk + MAX_ENTRY))) {
+                return Ok(());
+            }
+        }
+        if next != to {
+            return Err(inconsistent(format!("leaf {next} is missing")));
+        }
+        if !out.is_empty() {
+            send(out);
+        }
+        Ok(())
     }
 }
 

@@ -209,3 +209,82 @@ async fn go_tlog_reads_our_checkpoints_tiles_and_proofs() {
     let (ok, text) = go(other).await.unwrap();
     assert!(!ok && text.contains("FAIL: checkpoint"), "{text}");
 }
+
+/// The CLI run as an auditor would; `token` goes in LICVAULT_AUDITOR_TOKEN.
+fn licvault(args: &[&str], token: Option<&str>) -> (bool, String) {
+    run_licvault(args, token.map(|t| ("LICVAULT_AUDITOR_TOKEN", t)))
+}
+
+/// An auditor exports the log of a busy day (issuance, status changes, lookups, a new version)
+/// and verifies it offline with only the log's key; then exports what came after and links it
+/// to the checkpoint verified the first time. Every export is a leaf.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_auditor_exports_and_verifies_the_log() {
+    let s = Server::start().await;
+    let issued = s.issue_company("91440300MA5E000256").await;
+    let id = issued["licence"]["id"].as_str().unwrap().to_string();
+    for change in ["suspend", "reinstate"] {
+        let (st, v) =
+            s.post(Some(ISSUER), &format!("/v1/licences/{id}/{change}"), &json!({"reason": "审计测试"})).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    s.issue_company(&licvault::domain::holder::complete_uscc("91440300MA5E0003").unwrap()).await;
+    grow(&s, 50, 25).await;
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = s.vault.log_verifier_key();
+    let first = dir.path().join("first.bundle");
+    let first_path = first.to_str().unwrap();
+    let (ok, out) = licvault(&["audit", "export", &s.url(""), "--from", "0", first_path], Some(AUDITOR));
+    assert!(ok, "{out}");
+    let (ok, out) = licvault(&["audit", "verify", first_path, "--log-key", &vkey], None);
+    assert!(ok && out.starts_with("bundle ok: leaves 0.."), "{out}");
+    assert!(out.contains("licence.status") && out.contains("holder.queried"), "{out}");
+    let size: u64 = out["bundle ok: leaves 0..".len()..].split(' ').next().unwrap().parse().unwrap();
+
+    // The export itself is the next leaf.
+    let (st, bundle) = bytes(&s, Some(AUDITOR), &format!("/v1/log/tile/entries/000.p/{}", size + 1)).await;
+    assert_eq!(st, 200);
+    let leaf = licvault::log::leaf::Leaf::decode(entries(&bundle).last().unwrap()).unwrap();
+    assert_eq!((leaf.event.kind.as_str(), leaf.event.get_text("client")), ("audit.exported", Some("auditor")));
+    assert_eq!((leaf.event.get_uint("from"), leaf.event.get_uint("to")), (Some(0), Some(size)));
+
+    // Later: what came after, linked to the checkpoint verified the first time.
+    grow(&s, 30, 30).await;
+    let (st, previous, _) = text(&s, None, &format!("/v1/log/checkpoints/{size}")).await;
+    assert_eq!(st, 200);
+    let previous_file = dir.path().join("previous.checkpoint");
+    std::fs::write(&previous_file, &previous).unwrap();
+    let second = dir.path().join("second.bundle");
+    let second_path = second.to_str().unwrap();
+    let (ok, out) = licvault(&["audit", "export", &s.url(""), "--from", &size.to_string(), second_path], Some(AUDITOR));
+    assert!(ok, "{out}");
+    let args = ["audit", "verify", second_path, "--log-key", &vkey, "--previous", previous_file.to_str().unwrap()];
+    let (ok, out) = licvault(&args, None);
+    assert!(ok && out.contains("1 previous checkpoint(s) are this log's tree"), "{out}");
+
+    // A flipped byte anywhere in a leaf, and the CLI says where and exits 1.
+    let mut tampered = std::fs::read(&first).unwrap();
+    let at = tampered.len() - 40;
+    tampered[at] ^= 0x20;
+    std::fs::write(&first, &tampered).unwrap();
+    let (ok, out) = licvault(&["audit", "verify", first_path, "--log-key", &vkey], None);
+    assert!(!ok && out.starts_with("bundle NOT ok: "), "{out}");
+
+    // Only auditors export; the range must end at checkpoints.
+    let (ok, out) = licvault(&["audit", "export", &s.url(""), "--from", "0", first_path], Some(VERIFIER));
+    assert!(!ok && out.contains("403"), "{out}");
+    let (ok, out) = licvault(&["audit", "export", &s.url(""), "--from", "0", first_path], None);
+    assert!(!ok && out.contains("LICVAULT_AUDITOR_TOKEN"), "{out}");
+    let head = s.vault.head().size;
+    for (path, status, code) in [
+        (format!("/v1/audit/export?from={}", head + 1), 400, "invalid_request"),
+        (format!("/v1/audit/export?from=0&to={}", head + 5), 404, "no_such_checkpoint"),
+        ("/v1/audit/export?from=x".to_string(), 400, "invalid_request"),
+        ("/v1/audit/export".to_string(), 400, "invalid_request"),
+    ] {
+        let (st, p) = s.get(Some(AUDITOR), &path).await;
+        assert_eq!((st, p["code"].as_str()), (status, Some(code)), "{path}: {p}");
+    }
+    // Refused requests log nothing.
+    assert_eq!(s.vault.head().size, head);
+}

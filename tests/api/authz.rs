@@ -71,6 +71,7 @@ fn table() -> Vec<(&'static str, &'static str, Allowed)> {
         ("GET", "/v1/log/proofs/consistency", Public),
         ("GET", "/v1/log/tile/{level}/{*n}", Public),
         ("GET", "/v1/log/tile/entries/{*n}", Only(&[Auditor])),
+        ("GET", "/v1/audit/export", Only(&[Auditor])),
         ("GET", "/healthz", Public),
         ("GET", "/readyz", Public),
         ("GET", "/metrics", Only(&[Admin])),
@@ -162,6 +163,7 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>, S
         .replace("/proofs/consistency", "/proofs/consistency?from=1")
         .replace("/tile/{level}/{*n}", "/tile/0/000.p/1")
         .replace("/tile/entries/{*n}", "/tile/entries/000.p/1")
+        .replace("/audit/export", "/audit/export?from=0")
         .replace("{ref}", &reference)
         .replace("{id}", &id);
     let body = match route {

@@ -12,13 +12,7 @@ fn licvault(args: &[&str]) -> (bool, String) {
 
 /// Runs the binary; `token` goes in LICVAULT_ADMIN_TOKEN (never on the command line).
 fn licvault_with_token(args: &[&str], token: Option<&str>) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_licvault"));
-    cmd.args(args).env_remove("LICVAULT_ADMIN_TOKEN");
-    if let Some(t) = token {
-        cmd.env("LICVAULT_ADMIN_TOKEN", t);
-    }
-    let out = cmd.output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    run_licvault(args, token.map(|t| ("LICVAULT_ADMIN_TOKEN", t)))
 }
 
 /// `licvault clients …` talks to the running server with an admin token; changes take effect at

@@ -168,3 +168,15 @@ pub fn marriage(holder: &str) -> Value {
         }
     })
 }
+
+/// Runs the licvault binary with no token in its environment but `token` (a variable and its
+/// value): tokens never go on the command line. Whether it succeeded, and what it printed.
+pub fn run_licvault(args: &[&str], token: Option<(&str, &str)>) -> (bool, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_licvault"));
+    cmd.args(args).env_remove("LICVAULT_ADMIN_TOKEN").env_remove("LICVAULT_AUDITOR_TOKEN");
+    if let Some((var, value)) = token {
+        cmd.env(var, value);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
