@@ -12,13 +12,14 @@ BIN := $(CARGO_TARGET_DIR)/debug/licvault
 LISTEN ?= 127.0.0.1:8080
 DATA ?= data/licvault
 
-.PHONY: help run test fuzz deps build lint keys-perms bench clean-data
+.PHONY: help run test fuzz deps build lint keys-perms bench bench-audit clean-data
 
 help:
 	@echo "make run    build and start the server on the demo data (http://$(LISTEN))"
 	@echo "make test   everything CI checks: fmt, clippy, unit, API, interop, crash tests and the OpenAPI fuzzer"
 	@echo "make fuzz   the OpenAPI fuzzer alone (EXAMPLES=200 for more examples per operation)"
 	@echo "make bench  release build; raw limits and HTTP throughput, with ratios"
+	@echo "make bench-audit  a million-leaf log: audit export and verify, proofs and tiles, with ratios"
 
 deps:
 	@scripts/deps.sh
@@ -55,6 +56,12 @@ fuzz: build keys-perms
 bench: deps keys-perms
 	@command -v wrk >/dev/null || (sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get install -y -qq wrk)
 	cargo bench --bench throughput
+
+# Auditors' reads on a log of a million leaves (BENCH_LEAVES): export, offline verification,
+# inclusion proofs and tiles, against raw SHA-256 and CBOR decoding measured in the same run.
+bench-audit: deps keys-perms
+	@command -v wrk >/dev/null || (sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get install -y -qq wrk)
+	cargo bench --bench audit
 
 clean-data:
 	rm -rf $(DATA)

@@ -189,6 +189,11 @@ impl<'a> Tx<'a> {
     }
 
     /// Unix milliseconds stamped on every leaf of this batch.
+    /// The index the next leaf appended to this batch gets.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
     pub fn time_ms(&self) -> u64 {
         self.time_ms
     }

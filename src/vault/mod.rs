@@ -479,6 +479,12 @@ impl Vault {
         self.seq.head()
     }
 
+    /// The log's single writer, for tools that append leaves of their own (`benches/audit.rs`
+    /// fills a log with a million through it).
+    pub fn sequencer(&self) -> &Sequencer {
+        &self.seq
+    }
+
     /// The log's origin (its checkpoints' first line): the deployment's stable name.
     pub fn log_origin(&self) -> &str {
         &self.origin
