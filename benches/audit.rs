@@ -213,8 +213,12 @@ fn main() {
         &format!("\"/v1/log/proofs/inclusion?index=\" .. math.random(0, {}) .. \"&size={built}\"", built - 1),
     );
     let full_tiles = built / 256;
-    let (tiles, tiles_p99, tiles_failed) =
-        wrk(&base, scripts.path(), "tiles", &format!("\"/v1/log/tile/0/\" .. tile(math.random(0, {}))", full_tiles - 1));
+    let (tiles, tiles_p99, tiles_failed) = wrk(
+        &base,
+        scripts.path(),
+        "tiles",
+        &format!("\"/v1/log/tile/0/\" .. tile(math.random(0, {}))", full_tiles - 1),
+    );
     vault.close();
 
     println!(
@@ -232,10 +236,7 @@ fn main() {
         verify / sha,
         verify / decode
     );
-    println!(
-        "over HTTP (wrk, 1 thread, 64 connections, {:.0} s, on the same 2 cores as the server):",
-        secs()
-    );
+    println!("over HTTP (wrk, 1 thread, 64 connections, {:.0} s, on the same 2 cores as the server):", secs());
     println!("  inclusion proofs         {proofs:>10.0} /s  p99 {proofs_p99:.2} ms  ({proofs_failed} non-2xx)  (target 10,000 /s)");
     println!("  hash tiles (full, level 0) {tiles:>8.0} /s  p99 {tiles_p99:.2} ms  ({tiles_failed} non-2xx)  (target 20,000 /s)");
 }

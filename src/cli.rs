@@ -78,6 +78,52 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// A witness against split views (c2sp.org/tlog-witness), and checking cosignatures.
+    Witness {
+        #[command(subcommand)]
+        command: WitnessCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WitnessCommand {
+    /// Make a witness's cosigning key in DIR (witness.key.pem, witness.vkey); prints its
+    /// verifier key, which the vault's --witness names.
+    Init {
+        dir: PathBuf,
+        /// The witness's name, e.g. witness.audit.example.gov.cn
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Serve POST /add-checkpoint: cosign a log's checkpoint only when it is consistent with
+    /// the last one cosigned for that log (kept in --state, synced before answering).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: std::net::SocketAddr,
+        /// The directory `licvault witness init` wrote.
+        #[arg(long)]
+        keys: PathBuf,
+        /// The logs this witness follows: their verifier keys (repeat for more).
+        #[arg(long = "log-key", required = true)]
+        log_keys: Vec<String>,
+        #[arg(long)]
+        state: PathBuf,
+    },
+    /// Check a checkpoint note: signed by the log, and cosigned by at least --quorum of the
+    /// witnesses given. Exit 0 when it is, 1 when not.
+    Verify {
+        /// A file holding the note (GET /v1/log/checkpoint).
+        note: PathBuf,
+        #[arg(long)]
+        log_key: String,
+        /// A witness's verifier key (repeat for more).
+        #[arg(long = "witness", required = true)]
+        witnesses: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        quorum: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -374,6 +420,58 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit { command: AuditCommand::Verify { bundle, log_key, previous } } => {
             audit_verify(&bundle, &log_key, &previous)
         }
+        Command::Witness { command: WitnessCommand::Init { dir, name, force } } => {
+            let vkey = keygen::witness(&dir, &name, force)?;
+            println!(
+                "witness key in {}/witness.key.pem; its verifier key (for the vault's --witness URL=VKEY):",
+                dir.display()
+            );
+            println!("{vkey}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Witness { command: WitnessCommand::Serve { listen, keys, log_keys, state } } => {
+            let key = crate::crypto::signer::load_private_key(&keys.join("witness.key.pem"))?;
+            let vkey = std::fs::read_to_string(keys.join("witness.vkey"))
+                .with_context(|| format!("reading {}", keys.join("witness.vkey").display()))?;
+            let name = vkey.split('+').next().unwrap_or_default().to_string();
+            let logs = log_keys
+                .iter()
+                .map(|k| crate::log::note::Verifier::parse(k).map_err(|e| anyhow::anyhow!("--log-key {k}: {e}")))
+                .collect::<Result<Vec<_>>>()?;
+            let signer = Box::new(crate::crypto::signer::LogSigner::new(key, name));
+            let witness = Arc::new(crate::witness::Witness::new(signer, logs, &state)?);
+            runtime()?.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen).await?;
+                println!("witness listening on http://{listen}/add-checkpoint");
+                crate::http::witness::serve(listener, witness).await?;
+                Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+            })
+        }
+        Command::Witness { command: WitnessCommand::Verify { note, log_key, witnesses, quorum } } => {
+            let text = std::fs::read_to_string(&note).with_context(|| format!("reading {}", note.display()))?;
+            let log = crate::log::note::Verifier::parse(&log_key).map_err(|e| anyhow::anyhow!("--log-key: {e}"))?;
+            let cp = crate::log::note::Checkpoint::open(&text, &log).map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;
+            let keys = witnesses
+                .iter()
+                .map(|k| crate::log::cosign::WitnessKey::parse(k).map_err(|e| anyhow::anyhow!("--witness {k}: {e}")))
+                .collect::<Result<Vec<_>>>()?;
+            let n = crate::log::cosign::cosignatures(&text, &keys);
+            if n >= quorum {
+                println!(
+                    "checkpoint ok: size {}, signed by the log, cosigned by {n} of {} witnesses",
+                    cp.size,
+                    keys.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!(
+                    "checkpoint NOT ok: size {}, cosigned by {n} of {} witnesses, {quorum} needed",
+                    cp.size,
+                    keys.len()
+                );
+                Ok(ExitCode::from(1))
+            }
+        }
     }
 }
 
@@ -648,7 +746,13 @@ async fn serve(cfg: Config) -> Result<()> {
     }
     // Links in QR codes name the public URL, never a request's Host header (a proxy could pass
     // any); without --public-url, the address listened on.
-    let state = AppState::new(vault.clone(), cfg.limits.clone()).with_public_url(Some(base.clone()));
+    let mut state = AppState::new(vault.clone(), cfg.limits.clone()).with_public_url(Some(base.clone()));
+    if !cfg.witnesses.is_empty() {
+        let cosigner = Arc::new(crate::witness::Cosigner::new(cfg.witnesses.clone(), cfg.witness_quorum));
+        let interval = std::time::Duration::from_secs(1);
+        tokio::spawn(crate::witness::cosign_forever(vault.clone(), cosigner.clone(), interval));
+        state.cosigner = Some(cosigner);
+    }
     if let Some(m) = metrics_listener {
         tokio::spawn(crate::http::serve_metrics(m, state.clone()));
     }

@@ -43,6 +43,14 @@ pub struct Config {
     /// first profile, for scanners not yet updated). Both are always read.
     #[arg(long, env = "LICVAULT_QR_FORMAT", value_enum, default_value_t = crate::qr::Format::Lv2)]
     pub qr_format: crate::qr::Format,
+    /// A witness (c2sp.org/tlog-witness) the newest checkpoint is submitted to each second it
+    /// grows: `URL=VKEY` (its cosignature key); repeat, or separate with commas, for more.
+    /// `GET /v1/log/checkpoint` then serves the newest checkpoint a quorum cosigned.
+    #[arg(long = "witness", env = "LICVAULT_WITNESSES", value_delimiter = ',')]
+    pub witnesses: Vec<crate::witness::Target>,
+    /// How many witnesses must cosign a checkpoint before it is served.
+    #[arg(long, env = "LICVAULT_WITNESS_QUORUM", default_value_t = 1)]
+    pub witness_quorum: usize,
     #[command(flatten)]
     pub limits: Limits,
 }

@@ -9,6 +9,7 @@
 //! - `qr`        `LV1:`/`LV2:` payloads (Base45 of zlib of COSE, `LV2:` with a preset dictionary)
 //! - `http`      the REST API (the only axum user)
 //! - `config`    server configuration
+//! - `witness`   c2sp.org/tlog-witness: the witness (`licvault witness serve`) and the vault's cosigner
 //! - `cli`       the `licvault` command line
 
 #![forbid(unsafe_code)]
@@ -24,3 +25,4 @@ pub mod qr;
 pub mod status_list;
 pub mod store;
 pub mod vault;
+pub mod witness;

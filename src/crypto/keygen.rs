@@ -250,6 +250,19 @@ pub fn new_seal(
     write_seal(dir, &issuer, d, stem, not_before, not_before + Duration::days(days), force)
 }
 
+/// A witness's cosigning key: `DIR/witness.key.pem` (0600) and `DIR/witness.vkey` (its
+/// `cosignature/v1` verifier key, which logs are configured with). Returns the verifier key.
+pub fn witness(dir: &Path, name: &str, force: bool) -> Result<String, CryptoError> {
+    std::fs::create_dir_all(dir).map_err(|source| CryptoError::Io { path: dir.display().to_string(), source })?;
+    let (key_path, vkey_path) = (dir.join("witness.key.pem"), dir.join("witness.vkey"));
+    refuse_existing(&[&key_path, &vkey_path], force)?;
+    let key = SigningKey::from_bytes(&random32()?);
+    let vkey = crate::log::cosign::witness_vkey(name, &key.verifying_key().to_bytes());
+    write_file(&key_path, private_pem(&key, &key_path)?.as_bytes(), true, force)?;
+    write_file(&vkey_path, format!("{vkey}\n").as_bytes(), false, force)?;
+    Ok(vkey)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,9 +30,15 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
 const TEXT: &str = "text/plain; charset=utf-8";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// GET /v1/log/checkpoint — the C2SP signed checkpoint note, as text/plain.
+/// GET /v1/log/checkpoint — the C2SP signed checkpoint note, as text/plain: with witnesses
+/// configured, the newest one a quorum of them cosigned (with their cosignatures), once there is
+/// one.
 async fn checkpoint(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, TEXT), (header::CACHE_CONTROL, "no-cache")], s.vault.head().checkpoint.clone())
+    let note = match s.cosigner.as_ref().and_then(|c| c.cosigned()) {
+        Some(cosigned) => cosigned.to_string(),
+        None => s.vault.head().checkpoint.clone(),
+    };
+    ([(header::CONTENT_TYPE, TEXT), (header::CACHE_CONTROL, "no-cache")], note)
 }
 
 /// A non-negative integer written without sign or leading zeros.

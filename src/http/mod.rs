@@ -50,6 +50,7 @@ mod qr;
 pub mod serve;
 pub mod trust;
 mod verify;
+pub mod witness;
 
 use std::sync::Arc;
 
@@ -75,11 +76,14 @@ pub struct AppState {
     /// `--public-url`: the base of the links in QR codes (`/v/<ref>`). Without it, the base is
     /// `http://` and the request's Host.
     pub public_url: Option<String>,
+    /// `--witness`: the witnesses' cosignatures; `GET /v1/log/checkpoint` serves the newest
+    /// checkpoint a quorum of them cosigned.
+    pub cosigner: Option<Arc<crate::witness::Cosigner>>,
 }
 
 impl AppState {
     pub fn new(vault: Arc<Vault>, limits: crate::config::Limits) -> Self {
-        Self { vault, metrics: Arc::new(Metrics::default()), limits, public_url: None }
+        Self { vault, metrics: Arc::new(Metrics::default()), limits, public_url: None, cosigner: None }
     }
 
     pub fn with_public_url(self, url: Option<String>) -> Self {

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod cache;
+pub mod cosign;
 pub mod leaf;
 pub mod merkle;
 pub mod note;

@@ -63,24 +63,35 @@ pub struct Verifier {
     key: VerifyingKey,
 }
 
+/// Parses `name+<key id, hex>+<base64(alg ‖ public key)>` for signature type `alg`, whose key id
+/// `key_id` computes: the name, the key id and the key.
+pub(crate) fn parse_vkey(
+    vkey: &str,
+    alg: u8,
+    key_id: fn(&str, &[u8; 32]) -> [u8; 4],
+) -> Result<(String, [u8; 4], VerifyingKey), &'static str> {
+    let mut parts = vkey.trim().splitn(3, '+');
+    let (name, id_hex, key_b64) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(n), Some(i), Some(k)) if !n.is_empty() => (n, i, k),
+        _ => return Err("expected name+keyid+key"),
+    };
+    let key = B64.decode(key_b64).map_err(|_| "key is not base64")?;
+    if key.len() != 33 || key[0] != alg {
+        return Err("not a key of this signature type");
+    }
+    let pk: [u8; 32] = key[1..].try_into().map_err(|_| "key length")?;
+    let id = key_id(name, &pk);
+    if hex::encode(id) != id_hex.to_ascii_lowercase() {
+        return Err("key id does not match name and key");
+    }
+    let key = VerifyingKey::from_bytes(&pk).map_err(|_| "invalid Ed25519 point")?;
+    Ok((name.to_string(), id, key))
+}
+
 impl Verifier {
     pub fn parse(vkey: &str) -> Result<Self, NoteError> {
-        let mut parts = vkey.trim().splitn(3, '+');
-        let (name, id_hex, key_b64) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(n), Some(i), Some(k)) if !n.is_empty() => (n, i, k),
-            _ => return Err(NoteError::VerifierKey("expected name+keyid+key")),
-        };
-        let key = B64.decode(key_b64).map_err(|_| NoteError::VerifierKey("key is not base64"))?;
-        if key.len() != 33 || key[0] != ALG_ED25519 {
-            return Err(NoteError::VerifierKey("not an Ed25519 key"));
-        }
-        let pk: [u8; 32] = key[1..].try_into().map_err(|_| NoteError::VerifierKey("key length"))?;
-        let id = key_id(name, &pk);
-        if hex::encode(id) != id_hex.to_ascii_lowercase() {
-            return Err(NoteError::VerifierKey("key id does not match name and key"));
-        }
-        let key = VerifyingKey::from_bytes(&pk).map_err(|_| NoteError::VerifierKey("invalid Ed25519 point"))?;
-        Ok(Self { name: name.to_string(), id, key })
+        let (name, id, key) = parse_vkey(vkey, ALG_ED25519, key_id).map_err(NoteError::VerifierKey)?;
+        Ok(Self { name, id, key })
     }
 
     pub fn from_key(name: &str, public_key: &[u8; 32]) -> Result<Self, NoteError> {

@@ -20,3 +20,4 @@ mod support_keys;
 #[path = "../support/server.rs"]
 mod support_server;
 mod verifiers;
+mod witness;
