@@ -132,7 +132,7 @@ async fn consistency(
 /// A tile's answer: full tiles never change, partial ones grow into full ones.
 fn tile_answer(s: &AppState, tile: &str) -> Result<Response, ApiError> {
     let tile = Tile::parse(tile).map_err(|e| ApiError::bad_request("invalid_request", e))?;
-    let bytes = s.vault.tile(&tile)?;
+    let bytes = axum::body::Bytes::from_owner(s.vault.tile(&tile)?);
     let cache = if tile.is_full() { IMMUTABLE } else { "no-cache" };
     Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response())
 }

@@ -1,40 +1,40 @@
-//! An in-memory cache of tree nodes in front of the store, for inclusion proofs.
-
-use std::collections::HashMap;
-use std::sync::RwLock;
+//! An in-memory cache of tree nodes in front of the store, for proofs.
 
 use super::merkle::{Hash, Nodes};
 use crate::store::{Store, StoredNodes};
 
-/// Tree nodes the sequencer wrote recently, kept in memory so that receipts (inclusion proofs
-/// against the newest head, which mostly need the newest nodes) rarely go to storage. Nodes never
-/// change once written, so a cached node is always right; the cache is filled only after a
-/// successful write and emptied when it grows past [`NodeCache::MAX`].
-#[derive(Default)]
+/// Tree nodes kept in memory for inclusion and consistency proofs: the ones the sequencer just
+/// wrote (receipts against the newest head mostly need those) and the ones proofs read from the
+/// store (the upper levels, which every proof needs, stay). Nodes never change once written, so
+/// a cached node is always right; the cache is filled only after a successful write or from
+/// the store, and bounded (S3-FIFO eviction, `quick_cache`).
 pub struct NodeCache {
-    map: RwLock<HashMap<(u32, u64), Hash>>,
+    map: quick_cache::sync::Cache<(u32, u64), Hash>,
+}
+
+impl Default for NodeCache {
+    fn default() -> Self {
+        Self { map: quick_cache::sync::Cache::new(Self::MAX) }
+    }
 }
 
 impl NodeCache {
-    /// About 20 MiB.
-    pub const MAX: usize = 1 << 18;
+    /// About 40 MiB.
+    pub const MAX: usize = 1 << 19;
 
     pub(super) fn insert_all(&self, nodes: Vec<(u32, u64, Hash)>) {
-        if let Ok(mut m) = self.map.write() {
-            if m.len() + nodes.len() > Self::MAX {
-                m.clear();
-            }
-            m.extend(nodes.into_iter().map(|(l, i, h)| ((l, i), h)));
+        for (l, i, h) in nodes {
+            self.map.insert((l, i), h);
         }
     }
 
     #[cfg(test)]
     pub(super) fn snapshot(&self) -> Vec<((u32, u64), Hash)> {
-        self.map.read().map(|m| m.iter().map(|(k, v)| (*k, *v)).collect()).unwrap_or_default()
+        self.map.iter().collect()
     }
 }
 
-/// Perfect-subtree hashes from the cache, else from the store.
+/// Perfect-subtree hashes from the cache, else from the store (and then kept).
 pub struct CachedNodes<'a> {
     cache: &'a NodeCache,
     store: &'a dyn Store,
@@ -48,9 +48,11 @@ impl<'a> CachedNodes<'a> {
 
 impl Nodes for CachedNodes<'_> {
     fn node(&self, level: u32, index: u64) -> Option<Hash> {
-        if let Some(h) = self.cache.map.read().ok().and_then(|m| m.get(&(level, index)).copied()) {
+        if let Some(h) = self.cache.map.get(&(level, index)) {
             return Some(h);
         }
-        StoredNodes(self.store).node(level, index)
+        let h = StoredNodes(self.store).node(level, index)?;
+        self.cache.map.insert((level, index), h);
+        Some(h)
     }
 }

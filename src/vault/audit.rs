@@ -2,6 +2,8 @@
 //! and consistency proofs (RFC 9162 §2.1.3–2.1.4) from the stored tree nodes, and the log as
 //! c2sp.org/tlog-tiles (hash tiles and entry bundles).
 
+use std::sync::Arc;
+
 use super::{issue::inconsistent, Client, Role, Vault, VaultError};
 use crate::log::audit::{item, Header};
 use crate::log::leaf::Event;
@@ -15,6 +17,20 @@ pub const TILE_HEIGHT: u32 = 8;
 /// Longest leaf an entry bundle can carry (its length prefix is a big-endian uint16). The
 /// vault writes none longer (`catalogue::MAX_DEFINITION` bounds the largest kind).
 pub const MAX_ENTRY: usize = u16::MAX as usize;
+
+/// Bytes of full tiles kept in memory (a level-0 hash tile is 8 KiB: 64 MiB is all of them for
+/// a log of two million leaves).
+pub const TILE_CACHE_BYTES: u64 = 64 << 20;
+
+/// A cached tile weighs its bytes.
+#[derive(Clone)]
+pub struct TileWeight;
+
+impl quick_cache::Weighter<(Option<u8>, u64), Arc<[u8]>> for TileWeight {
+    fn weight(&self, _: &(Option<u8>, u64), tile: &Arc<[u8]>) -> u64 {
+        tile.len() as u64 + 64
+    }
+}
 
 /// A proof and the signed checkpoint it leads to.
 pub struct Proof {
@@ -151,8 +167,23 @@ impl Vault {
     }
 
     /// A tile's bytes: hashes (32 bytes each) or an entry bundle (each leaf behind its
-    /// big-endian uint16 length). 404 unless every node or leaf it holds is in the log now.
-    pub fn tile(&self, tile: &Tile) -> Result<Vec<u8>, VaultError> {
+    /// big-endian uint16 length). 404 unless every node or leaf it holds is in the log now. Full
+    /// tiles never change: they are kept in memory once read.
+    pub fn tile(&self, tile: &Tile) -> Result<Arc<[u8]>, VaultError> {
+        let key = (tile.level, tile.index);
+        if tile.is_full() {
+            if let Some(t) = self.tiles.get(&key) {
+                return Ok(t);
+            }
+        }
+        let bytes: Arc<[u8]> = self.read_tile(tile)?.into();
+        if tile.is_full() {
+            self.tiles.insert(key, bytes.clone());
+        }
+        Ok(bytes)
+    }
+
+    fn read_tile(&self, tile: &Tile) -> Result<Vec<u8>, VaultError> {
         let size = self.head().size;
         let level = tile.level.map_or(0, |l| u32::from(l) * TILE_HEIGHT);
         let (start, end) = tile.span().ok_or_else(|| VaultError::NoTile(tile.path()))?;

@@ -225,6 +225,8 @@ pub struct Vault {
     /// Licence records found bound to the log, by the SHA-256 of their stored bytes
     /// (`Vault::record`).
     bound: quick_cache::sync::Cache<Hash, Arc<LicenceRecord>>,
+    /// Full tiles (`audit.rs`), which never change, by (level or entries, index).
+    tiles: quick_cache::sync::Cache<(Option<u8>, u64), Arc<[u8]>, audit::TileWeight>,
 }
 
 /// A stored document decoded: what [`Vault::stored`] keeps by the document's hash. A document
@@ -325,6 +327,7 @@ impl Vault {
             qr_plain: std::sync::atomic::AtomicBool::new(false),
             decoded: quick_cache::sync::Cache::with_weighter(16_384, DECODED_CACHE_BYTES, DecodedWeight),
             bound: quick_cache::sync::Cache::new(BOUND_CACHE),
+            tiles: quick_cache::sync::Cache::with_weighter(8_192, audit::TILE_CACHE_BYTES, audit::TileWeight),
         });
         vault.check_tail_records()?;
         vault.check_keys().await?;
