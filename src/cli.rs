@@ -155,6 +155,13 @@ enum AuditCommand {
         /// A checkpoint note you verified before (a file); it must be the log's tree at its size.
         #[arg(long)]
         previous: Vec<PathBuf>,
+        /// A witness's verifier key (repeat for more): the bundle must end at a checkpoint that
+        /// --quorum of them cosigned, given as --previous (GET /v1/log/checkpoint, then export
+        /// --to its size).
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        quorum: usize,
     },
 }
 
@@ -417,8 +424,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             runtime()?.block_on(audit_export(&url, &token, from, to, &out)).map(|_| ExitCode::SUCCESS)
         }
-        Command::Audit { command: AuditCommand::Verify { bundle, log_key, previous } } => {
-            audit_verify(&bundle, &log_key, &previous)
+        Command::Audit { command: AuditCommand::Verify { bundle, log_key, previous, witnesses, quorum } } => {
+            let witnesses = if witnesses.is_empty() { Vec::new() } else { witness_keys(&witnesses, quorum)? };
+            audit_verify(&bundle, &log_key, &previous, &witnesses, quorum)
         }
         Command::Witness { command: WitnessCommand::Init { dir, name, force } } => {
             let vkey = keygen::witness(&dir, &name, force)?;
@@ -451,10 +459,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let text = std::fs::read_to_string(&note).with_context(|| format!("reading {}", note.display()))?;
             let log = crate::log::note::Verifier::parse(&log_key).map_err(|e| anyhow::anyhow!("--log-key: {e}"))?;
             let cp = crate::log::note::Checkpoint::open(&text, &log).map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;
-            let keys = witnesses
-                .iter()
-                .map(|k| crate::log::cosign::WitnessKey::parse(k).map_err(|e| anyhow::anyhow!("--witness {k}: {e}")))
-                .collect::<Result<Vec<_>>>()?;
+            let keys = witness_keys(&witnesses, quorum)?;
             let n = crate::log::cosign::cosignatures(&text, &keys);
             if n >= quorum {
                 println!(
@@ -511,14 +516,36 @@ async fn audit_export(url: &str, token: &str, from: u64, to: Option<u64>, out: &
     Ok(())
 }
 
+/// Witnesses' verifier keys, each once, and a quorum they can meet.
+fn witness_keys(keys: &[String], quorum: usize) -> Result<Vec<crate::log::cosign::WitnessKey>> {
+    let mut out: Vec<crate::log::cosign::WitnessKey> = Vec::new();
+    for k in keys {
+        let key = crate::log::cosign::WitnessKey::parse(k).map_err(|e| anyhow::anyhow!("--witness {k}: {e}"))?;
+        if out.iter().any(|o| o.name() == key.name()) {
+            bail!("--witness {} is given twice", key.name());
+        }
+        out.push(key);
+    }
+    if quorum == 0 || quorum > out.len() {
+        bail!("--quorum {quorum} of {} witnesses: it must be 1 to {}", out.len(), out.len());
+    }
+    Ok(out)
+}
+
 /// `licvault audit verify`: exit 0 when the bundle holds, 1 with the first bad leaf otherwise.
-fn audit_verify(bundle: &Path, log_key: &str, previous: &[PathBuf]) -> Result<ExitCode> {
+fn audit_verify(
+    bundle: &Path,
+    log_key: &str,
+    previous: &[PathBuf],
+    witnesses: &[crate::log::cosign::WitnessKey],
+    quorum: usize,
+) -> Result<ExitCode> {
     let key_text = match std::fs::read_to_string(log_key) {
         Ok(t) => t.trim().to_string(),
         Err(_) => log_key.to_string(),
     };
     let key = crate::log::note::Verifier::parse(&key_text).map_err(|e| anyhow::anyhow!("--log-key: {e}"))?;
-    let previous: Vec<String> = previous
+    let previous_notes: Vec<String> = previous
         .iter()
         .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())))
         .collect::<Result<_>>()?;
@@ -530,11 +557,31 @@ fn audit_verify(bundle: &Path, log_key: &str, previous: &[PathBuf]) -> Result<Ex
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let result = crate::log::audit::verify_bundle(&mut reader, &key, &previous, |done, total| {
+    let result = crate::log::audit::verify_bundle(&mut reader, &key, &previous_notes, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     });
     bar.finish_and_clear();
+    // With witnesses: the bundle ends at a checkpoint a quorum of them cosigned (a --previous
+    // note, which the bundle has just shown is the log's tree at its size).
+    let result = result.and_then(|s| {
+        if witnesses.is_empty() {
+            return Ok(s);
+        }
+        let witnessed = previous_notes.iter().any(|note| {
+            crate::log::note::Checkpoint::open(note, &key).is_ok_and(|cp| cp.size == s.to)
+                && crate::log::cosign::cosignatures(note, witnesses) >= quorum
+        });
+        if witnessed {
+            Ok(s)
+        } else {
+            Err(crate::log::audit::AuditError::Bundle(format!(
+                "no --previous checkpoint at size {} is cosigned by {quorum} of the {} witnesses",
+                s.to,
+                witnesses.len()
+            )))
+        }
+    });
     match result {
         Ok(s) => {
             let secs = started.elapsed().as_secs_f64();
@@ -547,8 +594,8 @@ fn audit_verify(bundle: &Path, log_key: &str, previous: &[PathBuf]) -> Result<Ex
             );
             println!("  every leaf decodes, chains to the one before, is in time order and points back to its licence's last leaf;");
             println!(
-                "  they make the tree of the signed checkpoint at {}, consistent with the one at {}",
-                s.to, s.from
+                "  with the tree at {} they make the tree at {}, which the signed checkpoint at {} holds",
+                s.from, s.to, s.signed
             );
             if !previous.is_empty() {
                 println!("  {} previous checkpoint(s) are this log's tree at their size", s.previous_linked);
@@ -748,7 +795,11 @@ async fn serve(cfg: Config) -> Result<()> {
     // any); without --public-url, the address listened on.
     let mut state = AppState::new(vault.clone(), cfg.limits.clone()).with_public_url(Some(base.clone()));
     if !cfg.witnesses.is_empty() {
-        let cosigner = Arc::new(crate::witness::Cosigner::new(cfg.witnesses.clone(), cfg.witness_quorum));
+        let kept = vault.kept_cosigned()?;
+        let cosigner = Arc::new(
+            crate::witness::Cosigner::new(cfg.witnesses.clone(), cfg.witness_quorum, kept)
+                .map_err(anyhow::Error::msg)?,
+        );
         let interval = std::time::Duration::from_secs(1);
         tokio::spawn(crate::witness::cosign_forever(vault.clone(), cosigner.clone(), interval));
         state.cosigner = Some(cosigner);

@@ -106,8 +106,9 @@ impl Witness {
             return Err(Refusal::Malformed(format!("the checkpoint's size {} is below old {latest}", cp.size)));
         }
         let consistent = match latest {
-            0 if req.proof.is_empty() => Ok(()),
-            0 => Err("a proof from the empty tree must be empty".to_string()),
+            // Nothing cosigned yet, or the empty tree (whose root is fixed).
+            0 if req.proof.is_empty() && (cp.size > 0 || cp.root == empty_root()) => Ok(()),
+            0 => Err("a proof from the empty tree must be empty, and the empty tree has one root".to_string()),
             _ if cp.size == latest => {
                 if req.proof.is_empty() && cp.root == latest_root {
                     Ok(())
@@ -154,16 +155,21 @@ pub struct Cosigner {
 }
 
 impl Cosigner {
-    pub fn new(targets: Vec<Target>, quorum: usize) -> Self {
+    /// `quorum` of `targets` (distinct keys) must cosign; `kept` is the cosigned checkpoint the
+    /// vault kept last (`Vault::kept_cosigned`).
+    pub fn new(targets: Vec<Target>, quorum: usize, kept: Option<String>) -> Result<Self, String> {
         let n = targets.len();
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().unwrap_or_default();
-        Self {
-            targets,
-            quorum: quorum.clamp(1, n.max(1)),
-            sizes: Mutex::new(vec![0; n]),
-            cosigned: Mutex::new(None),
-            http,
+        for (i, t) in targets.iter().enumerate() {
+            if targets[..i].iter().any(|o| o.key.name() == t.key.name()) {
+                return Err(format!("witness {} is named twice", t.key.name()));
+            }
         }
+        if quorum == 0 || quorum > n {
+            return Err(format!("a quorum of {quorum} out of {n} witnesses"));
+        }
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().unwrap_or_default();
+        let cosigned = Mutex::new(kept.map(Arc::new));
+        Ok(Self { targets, quorum, sizes: Mutex::new(vec![0; n]), cosigned, http })
     }
 
     /// The newest checkpoint with at least `quorum` cosignatures, if any yet.
@@ -175,7 +181,13 @@ impl Cosigner {
     /// consistency proof from the size it last cosigned (`proof(old)`); keeps it, with the
     /// cosignatures, when `quorum` of them cosign. A witness that refuses is logged and left at
     /// its size: a split view is never cosigned, and the last cosigned checkpoint stays served.
-    pub async fn round(&self, note: &str, size: u64, proof: impl Fn(u64) -> Option<Vec<Hash>>) -> usize {
+    /// Returns how many cosigned, and the cosigned checkpoint when a quorum did.
+    pub async fn round(
+        &self,
+        note: &str,
+        size: u64,
+        proof: impl Fn(u64) -> Option<Vec<Hash>>,
+    ) -> (usize, Option<Arc<String>>) {
         let mut lines = String::new();
         let mut got = 0;
         for (i, t) in self.targets.iter().enumerate() {
@@ -183,8 +195,9 @@ impl Cosigner {
             if old > size {
                 continue;
             }
-            match self.submit(t, i, old, note, size, &proof).await {
+            match self.submit(t, old, note, size, &proof).await {
                 Ok(line) if t.key.cosigned(&format!("{note}{line}")).is_some() => {
+                    self.sizes.lock().unwrap_or_else(|p| p.into_inner())[i] = size;
                     lines.push_str(&line);
                     got += 1;
                 }
@@ -193,15 +206,16 @@ impl Cosigner {
             }
         }
         if got >= self.quorum {
-            *self.cosigned.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(format!("{note}{lines}")));
+            let note = Arc::new(format!("{note}{lines}"));
+            *self.cosigned.lock().unwrap_or_else(|p| p.into_inner()) = Some(note.clone());
+            return (got, Some(note));
         }
-        got
+        (got, None)
     }
 
     async fn submit(
         &self,
         t: &Target,
-        i: usize,
         old: u64,
         note: &str,
         size: u64,
@@ -222,10 +236,7 @@ impl Cosigner {
             let status = res.status().as_u16();
             let text = res.text().await.map_err(|e| e.to_string())?;
             match status {
-                200 => {
-                    self.sizes.lock().unwrap_or_else(|p| p.into_inner())[i] = size;
-                    return Ok(text);
-                }
+                200 => return Ok(text),
                 409 => {
                     let latest: u64 = text.trim().parse().map_err(|_| format!("409 without a size: {text}"))?;
                     if latest > size {
@@ -248,8 +259,14 @@ pub async fn cosign_forever(vault: Arc<crate::vault::Vault>, cosigner: Arc<Cosig
         if submitted != Some(head.size) {
             let size = head.size;
             let proof = |old: u64| vault.consistency(old, Some(size)).ok().map(|p| p.hashes);
+            let (got, cosigned) = cosigner.round(&head.checkpoint, size, proof).await;
+            if let Some(note) = cosigned {
+                if let Err(e) = vault.keep_cosigned(note.to_string()).await {
+                    tracing::warn!(error = %e, "the cosigned checkpoint was not kept");
+                }
+            }
             // Tried again next time unless every witness cosigned.
-            if cosigner.round(&head.checkpoint, size, proof).await == cosigner.targets.len() {
+            if got == cosigner.targets.len() {
                 submitted = Some(size);
             }
         }

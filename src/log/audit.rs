@@ -11,13 +11,15 @@ use std::io::Read;
 use ciborium::Value;
 
 use super::leaf::Leaf;
-use super::merkle::{empty_root, leaf_hash, verify_consistency, verify_inclusion, CompactRange, Hash};
+use super::merkle::{leaf_hash, verify_consistency, verify_inclusion, CompactRange, Hash};
 use super::note::{Checkpoint, Verifier};
 use crate::cbor::{self, text, MapReader};
 
 pub const BUNDLE_VERSION: u64 = 1;
-/// Longest item a reader accepts: a header with its proofs, or a leaf (at most 65,535 bytes).
-const MAX_ITEM: u64 = 1 << 20;
+/// Longest header a reader accepts (it holds three notes and about 200 hashes at most).
+const MAX_HEADER: u64 = 1 << 20;
+/// Longest leaf (spec/formats.md §12: an entry bundle's length prefix is a uint16).
+const MAX_LEAF: u64 = u16::MAX as u64;
 
 /// What links the leaves `from..to` to the signed checkpoints at `from` and `to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +27,10 @@ pub struct Header {
     pub origin: String,
     pub from: u64,
     pub to: u64,
-    /// The note signed at `from`; `None` when `from` is 0 (the empty tree needs none).
+    /// The note signed at `from`, when one was (always `None` for 0): it links the bundle to
+    /// an auditor's earlier checkpoint. Without it the frontier is bound by the tree at `to`.
     pub checkpoint_from: Option<String>,
+    /// The note signed at `to`, or at the newest size after it when none was signed at `to`.
     pub checkpoint_to: String,
     /// The tree of `from` leaves as its perfect subtrees' roots, largest (leftmost) first: the
     /// leaves that follow are appended to it.
@@ -34,8 +38,12 @@ pub struct Header {
     /// Inclusion proof of leaf `from − 1` in the tree of `from` leaves: it proves the hash that
     /// the first leaf's hash chain names (empty when `from` is 0).
     pub prev_proof: Vec<Hash>,
-    /// RFC 9162 consistency proof from `from` to `to` (empty when `from` is 0 or equals `to`).
+    /// RFC 9162 consistency proof from `from` to the size of `checkpoint_to` (empty when `from`
+    /// is 0 or that size).
     pub consistency: Vec<Hash>,
+    /// RFC 9162 consistency proof from `to` to the size of `checkpoint_to` (empty when `to` is
+    /// 0 or that size): it binds the tree the leaves make to the signed one.
+    pub to_proof: Vec<Hash>,
 }
 
 fn hashes(list: &[Hash]) -> Value {
@@ -54,6 +62,7 @@ impl Header {
             (text("frontier"), hashes(&self.frontier)),
             (text("prev_proof"), hashes(&self.prev_proof)),
             (text("consistency"), hashes(&self.consistency)),
+            (text("to_proof"), hashes(&self.to_proof)),
         ];
         cbor::encode(Value::Map(m))
     }
@@ -95,6 +104,7 @@ impl Header {
             frontier: list("frontier")?,
             prev_proof: list("prev_proof")?,
             consistency: list("consistency")?,
+            to_proof: list("to_proof")?,
         })
     }
 }
@@ -124,7 +134,7 @@ pub fn item(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Reads the next item; `Ok(None)` at a clean end of input.
-fn next_item(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<()>, String> {
+fn next_item(r: &mut impl Read, buf: &mut Vec<u8>, max: u64) -> Result<Option<()>, String> {
     let mut first = [0u8; 1];
     match r.read(&mut first) {
         Ok(0) => return Ok(None),
@@ -153,8 +163,8 @@ fn next_item(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<()>, String>
         }
         b => return Err(format!("an item starts with 0x{b:02x}, not a byte string")),
     };
-    if len > MAX_ITEM {
-        return Err(format!("an item of {len} bytes is over the {MAX_ITEM}-byte limit"));
+    if len > max {
+        return Err(format!("an item of {len} bytes is over the {max}-byte limit"));
     }
     buf.resize(len as usize, 0);
     r.read_exact(buf).map_err(short)?;
@@ -175,6 +185,9 @@ pub enum AuditError {
 pub struct Summary {
     pub from: u64,
     pub to: u64,
+    /// The size of the checkpoint that signs the tree (`to`, or a later size).
+    pub signed: u64,
+    /// The root of that checkpoint.
     pub root: Hash,
     /// Leaves by kind.
     pub kinds: BTreeMap<String, u64>,
@@ -185,8 +198,9 @@ pub struct Summary {
     pub previous_linked: usize,
 }
 
-/// Leaves read, decoded and hashed at a time by [`verify_bundle`].
+/// Leaves read, decoded and hashed at a time by [`verify_bundle`], and the most bytes of them.
 const CHUNK: usize = 8192;
+const CHUNK_BYTES: usize = 32 << 20;
 
 /// Each item decoded as a leaf, with its leaf hash: on two threads when there are many.
 fn decode_all(items: &[Vec<u8>]) -> Vec<(Result<Leaf, String>, Hash)> {
@@ -198,7 +212,8 @@ fn decode_all(items: &[Vec<u8>]) -> Vec<(Result<Leaf, String>, Hash)> {
     std::thread::scope(|s| {
         let second = s.spawn(|| b.iter().map(one).collect::<Vec<_>>());
         let mut out: Vec<_> = a.iter().map(one).collect();
-        out.extend(second.join().unwrap_or_default());
+        // A panic on the other thread is this one's: never a chunk checked with a half missing.
+        out.extend(second.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         out
     })
 }
@@ -284,37 +299,33 @@ pub fn verify_bundle(
 ) -> Result<Summary, AuditError> {
     let bundle = |e: String| AuditError::Bundle(e);
     let mut buf = Vec::new();
-    next_item(r, &mut buf).map_err(bundle)?.ok_or_else(|| bundle("the file is empty".into()))?;
+    next_item(r, &mut buf, MAX_HEADER).map_err(bundle)?.ok_or_else(|| bundle("the file is empty".into()))?;
     let h = Header::decode(&buf).map_err(bundle)?;
     let to_cp = Checkpoint::open(&h.checkpoint_to, key)
         .map_err(|e| bundle(format!("the checkpoint at `to` does not verify under the log key: {e}")))?;
-    if to_cp.size != h.to || h.from > h.to || h.origin != to_cp.origin {
+    if to_cp.size < h.to || h.from > h.to || h.origin != to_cp.origin {
         return Err(bundle(format!(
             "the header says leaves {}..{} of {}, its checkpoint is at size {} of {}",
             h.from, h.to, h.origin, to_cp.size, to_cp.origin
         )));
     }
-    let from_root = match &h.checkpoint_from {
-        None if h.from == 0 => empty_root(),
-        None => return Err(bundle("no checkpoint at `from`".into())),
-        Some(note) => {
-            let cp = Checkpoint::open(note, key)
-                .map_err(|e| bundle(format!("the checkpoint at `from` does not verify under the log key: {e}")))?;
-            if cp.size != h.from {
-                return Err(bundle(format!("the checkpoint at `from` is at size {}, not {}", cp.size, h.from)));
-            }
-            cp.root
-        }
-    };
+    let signed = to_cp.size;
     let mut tree = CompactRange::from_peaks(h.from, h.frontier.clone())
         .map_err(|e| bundle(format!("the frontier is not a tree of {} leaves: {e}", h.from)))?;
-    if tree.root() != from_root {
-        return Err(bundle(format!("the frontier is not the tree of the checkpoint at {}", h.from)));
+    let from_root = tree.root();
+    if let Some(note) = &h.checkpoint_from {
+        let cp = Checkpoint::open(note, key)
+            .map_err(|e| bundle(format!("the checkpoint at `from` does not verify under the log key: {e}")))?;
+        if cp.size != h.from || cp.root != from_root {
+            return Err(bundle(format!("the frontier is not the tree of the checkpoint at {}", h.from)));
+        }
     }
-    if h.from > 0 && h.from < h.to {
-        verify_consistency(h.from, h.to, &h.consistency, &from_root, &to_cp.root)
-            .map_err(|e| bundle(format!("the consistency proof from {} to {} fails: {e}", h.from, h.to)))?;
-    } else if !h.consistency.is_empty() || (h.from == h.to && from_root != to_cp.root) {
+    // Where no checkpoint was signed at `from`, the frontier is bound by the tree at `to` (every
+    // leaf's hash is folded onto it), and that tree by `to_proof`.
+    if h.from > 0 && h.from < signed {
+        verify_consistency(h.from, signed, &h.consistency, &from_root, &to_cp.root)
+            .map_err(|e| bundle(format!("the consistency proof from {} to {signed} fails: {e}", h.from)))?;
+    } else if !h.consistency.is_empty() || (h.from == signed && from_root != to_cp.root) {
         return Err(bundle("the consistency proof does not fit the sizes".into()));
     }
     let mut previous: Vec<Checkpoint> = previous
@@ -324,6 +335,7 @@ pub fn verify_bundle(
         })
         .collect::<Result<_, _>>()?;
     if let Some(p) = previous.iter().find(|p| p.size < h.from || p.size > h.to) {
+        // A previous checkpoint must be the tree at its size, which the bundle knows in from..=to.
         return Err(bundle(format!(
             "the previous checkpoint at size {} is outside this bundle ({}..{}): export from it",
             p.size, h.from, h.to
@@ -341,10 +353,14 @@ pub fn verify_bundle(
         // in order: decoding is most of the work, and each leaf decodes on its own.
         let mut items = Vec::with_capacity(CHUNK);
         let mut stopped = None;
-        while items.len() < CHUNK && index + (items.len() as u64) < h.to {
+        let mut bytes = 0usize;
+        while items.len() < CHUNK && bytes < CHUNK_BYTES && index + (items.len() as u64) < h.to {
             let at = index + items.len() as u64;
-            match next_item(r, &mut buf) {
-                Ok(Some(())) => items.push(std::mem::take(&mut buf)),
+            match next_item(r, &mut buf, MAX_LEAF) {
+                Ok(Some(())) => {
+                    bytes += buf.len();
+                    items.push(std::mem::take(&mut buf));
+                }
                 Ok(None) => {
                     stopped = Some(AuditError::Leaf {
                         index: at,
@@ -378,13 +394,19 @@ pub fn verify_bundle(
         progress(index - h.from, h.to - h.from);
     }
     progress(h.to - h.from, h.to - h.from);
-    if next_item(r, &mut buf).map_err(bundle)?.is_some() {
+    if next_item(r, &mut buf, MAX_HEADER).map_err(bundle)?.is_some() {
         return Err(bundle(format!("something follows leaf {}", h.to.saturating_sub(1))));
     }
-    if tree.root() != to_cp.root {
-        return Err(bundle(format!("the leaves do not make the tree of the checkpoint at {}", h.to)));
+    let fits = match h.to {
+        _ if h.to == signed => h.to_proof.is_empty() && tree.root() == to_cp.root,
+        0 => h.to_proof.is_empty(),
+        _ => verify_consistency(h.to, signed, &h.to_proof, &tree.root(), &to_cp.root).is_ok(),
+    };
+    if !fits {
+        return Err(bundle(format!("the leaves do not make the tree of the checkpoint at {signed}")));
     }
     summary.root = to_cp.root;
+    summary.signed = signed;
     summary.last_ms = (h.to > h.from).then_some(last_ms);
     Ok(summary)
 }
@@ -448,19 +470,24 @@ mod tests {
         }
 
         fn bundle(&self, from: u64, to: u64) -> Vec<u8> {
+            self.bundle_with(from, to, to, true)
+        }
+
+        /// Leaves `from..to` under the checkpoint at `signed` (≥ `to`), with or without the
+        /// checkpoint at `from`.
+        fn bundle_with(&self, from: u64, to: u64, signed: u64, with_from: bool) -> Vec<u8> {
+            let proof =
+                |a: u64, b: u64| if a > 0 && a < b { consistency_proof(self, a, b).unwrap() } else { Vec::new() };
             let header = Header {
                 origin: self.key.name().to_string(),
                 from,
                 to,
-                checkpoint_from: (from > 0).then(|| self.checkpoint(from)),
-                checkpoint_to: self.checkpoint(to),
+                checkpoint_from: (from > 0 && with_from).then(|| self.checkpoint(from)),
+                checkpoint_to: self.checkpoint(signed),
                 frontier: CompactRange::from_nodes(self, from).unwrap().peaks().to_vec(),
                 prev_proof: if from > 0 { inclusion_proof(self, from - 1, from).unwrap() } else { Vec::new() },
-                consistency: if from > 0 && from < to {
-                    consistency_proof(self, from, to).unwrap()
-                } else {
-                    Vec::new()
-                },
+                consistency: proof(from, signed),
+                to_proof: proof(to, signed),
             };
             let mut out = item(&header.encode());
             for l in &self.leaves[from as usize..to as usize] {
@@ -501,6 +528,27 @@ mod tests {
             assert_eq!((s.from, s.to), (from, to));
             assert_eq!(s.kinds.values().sum::<u64>(), to - from);
         }
+        // Any range: ends where no checkpoint was signed, bound by a later one.
+        for (from, to, signed, with_from) in
+            [(5, 17, 40, false), (0, 9, 33, true), (7, 7, 30, false), (3, 40, 40, false)]
+        {
+            let s = log
+                .verify(&log.bundle_with(from, to, signed, with_from), &[])
+                .unwrap_or_else(|e| panic!("{from}..{to}: {e}"));
+            assert_eq!((s.from, s.to), (from, to));
+        }
+        // A leaf changed in such a bundle is caught by the proof to the signed tree.
+        let mut b = log.bundle_with(5, 17, 40, false);
+        let n = b.len();
+        b[n - 1] ^= 1;
+        fails(&log, &b, &[], "the leaves do not make the tree of the checkpoint at 40");
+        // So is a frontier of another tree.
+        let mut h = header_of(&log.bundle_with(5, 17, 40, false));
+        h.frontier[0][0] ^= 1;
+        let rest =
+            &log.bundle_with(5, 17, 40, false)[item(&header_of(&log.bundle_with(5, 17, 40, false)).encode()).len()..];
+        let b = [item(&h.encode()), rest.to_vec()].concat();
+        assert!(log.verify(&b, &[]).is_err());
         let s = log.verify(&log.bundle(13, 40), &[log.checkpoint(13), log.checkpoint(20), log.checkpoint(40)]).unwrap();
         assert_eq!(s.previous_linked, 3);
         assert_eq!((s.first_ms, s.last_ms), (Some(1_013), Some(1_039)));
@@ -509,7 +557,7 @@ mod tests {
     /// A bundle's header.
     fn header_of(bundle: &[u8]) -> Header {
         let mut b = Vec::new();
-        next_item(&mut &bundle[..], &mut b).unwrap();
+        next_item(&mut &bundle[..], &mut b, MAX_HEADER).unwrap();
         Header::decode(&b).unwrap()
     }
 
@@ -573,7 +621,7 @@ mod tests {
         let mut h2 = header_of(&good);
         h2.to = 39;
         let b = [item(&h2.encode()), good[header_len..].to_vec()].concat();
-        fails(&log, &b, &[], "its checkpoint is at size 40");
+        fails(&log, &b, &[], "something follows leaf 38");
         // The right bundle under the wrong key.
         let wrong = Verifier::parse(&verifier_key("test/log", &other.public_key())).unwrap();
         let e = verify_bundle(&mut &good[..], &wrong, &[], |_, _| {}).unwrap_err();

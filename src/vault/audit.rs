@@ -226,25 +226,36 @@ impl Vault {
 
 impl Vault {
     /// What links an export of leaves `from..to` (`to`: the newest checkpoint's size when
-    /// `None`) to the checkpoints signed at both ends. Each end must be a size with a checkpoint
-    /// (`from` may be 0).
+    /// `None`) to the signed checkpoints: the one at `to`, or when none was signed there the
+    /// newest, with a consistency proof from `to`; the one at `from` when there is one. Any range
+    /// of the log can be exported.
     pub fn export_header(&self, from: u64, to: Option<u64>) -> Result<Header, VaultError> {
-        let to = to.unwrap_or_else(|| self.head().size);
-        let checkpoint_to = self.checkpoint_at(to)?;
-        if from > to {
-            return Err(VaultError::Invalid(format!("an export goes from ≤ to, not {from} to {to}")));
+        let head = self.head();
+        let to = to.unwrap_or(head.size);
+        if from > to || to > head.size {
+            return Err(VaultError::Invalid(format!(
+                "an export goes from ≤ to ≤ {} (the log's size), not {from} to {to}",
+                head.size
+            )));
         }
-        let checkpoint_from = if from == 0 { None } else { Some(self.checkpoint_at(from)?) };
+        let (signed, checkpoint_to) = match self.checkpoint_at(to) {
+            Ok(note) => (to, note),
+            Err(VaultError::NoCheckpoint(_)) => (head.size, head.checkpoint.clone()),
+            Err(e) => return Err(e),
+        };
+        let checkpoint_from = match from {
+            0 => None,
+            _ => match self.checkpoint_at(from) {
+                Ok(note) => Some(note),
+                Err(VaultError::NoCheckpoint(_)) => None,
+                Err(e) => return Err(e),
+            },
+        };
         let nodes = self.seq.nodes();
         let broken = |e: crate::log::merkle::MerkleError| inconsistent(e.to_string());
-        let frontier = CompactRange::from_nodes(&nodes, from).map_err(broken)?.peaks().to_vec();
-        let (prev_proof, consistency) = match from {
-            0 => (Vec::new(), Vec::new()),
-            _ if from == to => (inclusion_proof(&nodes, from - 1, from).map_err(broken)?, Vec::new()),
-            _ => (
-                inclusion_proof(&nodes, from - 1, from).map_err(broken)?,
-                consistency_proof(&nodes, from, to).map_err(broken)?,
-            ),
+        let proof = |a: u64, b: u64| match a {
+            _ if a == 0 || a == b => Ok(Vec::new()),
+            _ => consistency_proof(&nodes, a, b).map_err(broken),
         };
         Ok(Header {
             origin: self.origin.clone(),
@@ -252,9 +263,13 @@ impl Vault {
             to,
             checkpoint_from,
             checkpoint_to,
-            frontier,
-            prev_proof,
-            consistency,
+            frontier: CompactRange::from_nodes(&nodes, from).map_err(broken)?.peaks().to_vec(),
+            prev_proof: match from {
+                0 => Vec::new(),
+                _ => inclusion_proof(&nodes, from - 1, from).map_err(broken)?,
+            },
+            consistency: proof(from, signed)?,
+            to_proof: proof(to, signed)?,
         })
     }
 
@@ -298,6 +313,29 @@ impl Vault {
             send(out);
         }
         Ok(())
+    }
+}
+
+/// `meta`: the newest checkpoint a quorum of witnesses cosigned, with their lines.
+const META_COSIGNED: &[u8] = b"cosigned";
+
+impl Vault {
+    /// Keeps the newest cosigned checkpoint (`witness::Cosigner`), so that a restarted vault
+    /// serves it too rather than an uncosigned head.
+    pub async fn keep_cosigned(&self, note: String) -> Result<(), VaultError> {
+        let (r, _) = self
+            .seq
+            .submit(move |tx| {
+                tx.put(Cf::Meta, META_COSIGNED.to_vec(), note.into_bytes());
+                Ok::<_, VaultError>(())
+            })
+            .await?;
+        r
+    }
+
+    /// The checkpoint [`Vault::keep_cosigned`] kept last.
+    pub fn kept_cosigned(&self) -> Result<Option<String>, VaultError> {
+        Ok(self.store.get(Cf::Meta, META_COSIGNED)?.and_then(|b| String::from_utf8(b).ok()))
     }
 }
 

@@ -58,7 +58,7 @@ async fn witnesses_cosign_and_refuse_a_split_view() {
     let (url2, vkey2) = witness(&s, "witness-2.example", &states.path().join("w2")).await;
     let keys = [WitnessKey::parse(&vkey1).unwrap(), WitnessKey::parse(&vkey2).unwrap()];
     let targets = vec![format!("{url1}={vkey1}").parse().unwrap(), format!("{url2}={vkey2}").parse().unwrap()];
-    let cosigner = Arc::new(licvault::witness::Cosigner::new(targets, 2));
+    let cosigner = Arc::new(licvault::witness::Cosigner::new(targets, 2, None).unwrap());
     tokio::spawn(licvault::witness::cosign_forever(s.vault.clone(), cosigner.clone(), Duration::from_millis(50)));
     // The served checkpoint, as a verifier fetches it.
     let state = licvault::http::AppState {
@@ -147,4 +147,54 @@ async fn witnesses_cosign_and_refuse_a_split_view() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200, "witness 2 is at the vault's real head");
+
+    // What a restarted vault serves: the cosigned checkpoint it kept.
+    assert_eq!(s.vault.kept_cosigned().unwrap().as_deref(), Some(note.as_str()));
+
+    // An auditor who requires both witnesses: the export ends at the cosigned checkpoint.
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, cosigned, bare) = (dir.path().join("b"), dir.path().join("cosigned"), dir.path().join("bare"));
+    std::fs::write(&cosigned, &note).unwrap();
+    std::fs::write(&bare, s.vault.checkpoint_at(cosigned_size).unwrap()).unwrap();
+    let (url, size, vkey) = (s.url(""), cosigned_size.to_string(), s.vault.log_verifier_key());
+    let export = ["audit", "export", &url, "--from", "0", "--to", &size, bundle.to_str().unwrap()];
+    let (ok, out) = run_licvault(&export, Some(("LICVAULT_AUDITOR_TOKEN", AUDITOR)));
+    assert!(ok, "{out}");
+    let verify = |previous: &std::path::Path| {
+        let args = [
+            "audit",
+            "verify",
+            bundle.to_str().unwrap(),
+            "--log-key",
+            &vkey,
+            "--previous",
+            previous.to_str().unwrap(),
+            "--witness",
+            &vkey1,
+            "--witness",
+            &vkey2,
+            "--quorum",
+            "2",
+        ];
+        run_licvault(&args, None)
+    };
+    let (ok, out) = verify(&cosigned);
+    assert!(ok, "{out}");
+    let (ok, out) = verify(&bare);
+    assert!(!ok && out.contains("cosigned by 2 of the 2 witnesses"), "{out}");
+    let (ok, out) = run_licvault(
+        &[
+            "witness",
+            "verify",
+            cosigned.to_str().unwrap(),
+            "--log-key",
+            &vkey,
+            "--witness",
+            &vkey1,
+            "--witness",
+            &vkey1,
+        ],
+        None,
+    );
+    assert!(!ok && out.contains("given twice"), "{out}");
 }
