@@ -67,6 +67,13 @@ enum Command {
         /// Refuse a status list older than this many seconds (exit 3).
         #[arg(long)]
         max_age: Option<u64>,
+        /// A witness's verifier key (repeat for more): the log checkpoint pulled with the trust
+        /// list must be cosigned by --quorum of them (else exit 1), so that the trust material
+        /// comes from the view of the log the witnesses saw.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        quorum: usize,
     },
     /// The trust list and status lists, for verifying offline.
     Trust {
@@ -410,7 +417,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("override recorded at log index {index}");
                 Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
             }),
-        Command::Verify { input, trust, max_age } => verify_offline(&input, &trust, max_age),
+        Command::Verify { input, trust, max_age, witnesses, quorum } => {
+            if !witnesses.is_empty() {
+                let keys = witness_keys(&witnesses, quorum)?;
+                if let Some(why) = unwitnessed(&trust, &keys, quorum)? {
+                    println!("verdict:   Unwitnessed");
+                    println!("reason:    {why}");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            verify_offline(&input, &trust, max_age)
+        }
         Command::Trust { command: TrustCommand::Pull { url, dir, pin } } => {
             runtime()?.block_on(trust_pull(&url, &dir, pin.as_deref())).map(|_| ExitCode::SUCCESS)
         }
@@ -514,6 +531,22 @@ async fn audit_export(url: &str, token: &str, from: u64, to: Option<u64>, out: &
     std::fs::rename(&part, out).with_context(|| format!("renaming {} to {}", part.display(), out.display()))?;
     println!("exported {} bytes to {} (check it with licvault audit verify)", bar.position(), out.display());
     Ok(())
+}
+
+/// Why the log checkpoint in a pulled trust directory is not cosigned by `quorum` of `keys`, if
+/// it is not.
+fn unwitnessed(dir: &Path, keys: &[crate::log::cosign::WitnessKey], quorum: usize) -> Result<Option<String>> {
+    let Some(t) = pulled_trust(dir)? else {
+        return Ok(Some(format!("{} has no trust.json (licvault trust pull URL DIR fetches it)", dir.display())));
+    };
+    let note = std::fs::read_to_string(dir.join("checkpoint")).unwrap_or_default();
+    let log = crate::log::note::Verifier::parse(&t.log.verifier_key).map_err(|e| anyhow::anyhow!("log key: {e}"))?;
+    if let Err(e) = crate::log::note::Checkpoint::open(&note, &log) {
+        return Ok(Some(format!("the pulled log checkpoint does not verify: {e}")));
+    }
+    let n = crate::log::cosign::cosignatures(&note, keys);
+    Ok((n < quorum)
+        .then(|| format!("the pulled log checkpoint is cosigned by {n} of {} witnesses, {quorum} needed", keys.len())))
 }
 
 /// Witnesses' verifier keys, each once, and a quorum they can meet.
@@ -1237,6 +1270,11 @@ async fn trust_pull(url: &str, dir: &Path, pin: Option<&str>) -> Result<()> {
             bail!("the trust digest is {digest}, not the pinned {p}");
         }
     }
+    // The log's checkpoint as served (with the witnesses' cosignatures, when it has any), checked
+    // against the log key the trust list names: `licvault verify --witness` counts them.
+    let checkpoint = String::from_utf8(get(format!("{base}/v1/log/checkpoint")).await?).context("the checkpoint")?;
+    let log = crate::log::note::Verifier::parse(&t.log.verifier_key).map_err(|e| anyhow::anyhow!("log key: {e}"))?;
+    crate::log::note::Checkpoint::open(&checkpoint, &log).map_err(|e| anyhow::anyhow!("the log's checkpoint: {e}"))?;
     let current = platform_keys(&t);
     let mut lists = Vec::new();
     for n in 0..t.status_lists.count {
@@ -1252,6 +1290,7 @@ async fn trust_pull(url: &str, dir: &Path, pin: Option<&str>) -> Result<()> {
     std::fs::create_dir_all(tmp.join("departments"))?;
     std::fs::create_dir_all(tmp.join("status-lists"))?;
     std::fs::write(tmp.join("trust.json"), &raw)?;
+    std::fs::write(tmp.join("checkpoint"), &checkpoint)?;
     std::fs::write(tmp.join("root.crt.pem"), crate::http::trust::pem("CERTIFICATE", &root))?;
     for (i, d) in depts.iter().enumerate() {
         std::fs::write(

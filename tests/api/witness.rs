@@ -66,13 +66,14 @@ async fn witnesses_cosign_and_refuse_a_split_view() {
         ..licvault::http::AppState::new(s.vault.clone(), Default::default())
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let served = format!("http://{}/v1/log/checkpoint", listener.local_addr().unwrap());
+    let served_base = format!("http://{}", listener.local_addr().unwrap());
+    let served = format!("{served_base}/v1/log/checkpoint");
     tokio::spawn(licvault::http::serve(listener, state));
     let fetch = || async { reqwest::get(&served).await.unwrap().text().await.unwrap() };
     let log = licvault::log::note::Verifier::parse(&s.vault.log_verifier_key()).unwrap();
 
     // Both witnesses cosign the vault's checkpoints as it grows.
-    s.issue_company("91440300MA5E000256").await;
+    let issued = s.issue_company("91440300MA5E000256").await;
     let size = s.vault.head().size;
     until(async || {
         let note = fetch().await;
@@ -197,4 +198,23 @@ async fn witnesses_cosign_and_refuse_a_split_view() {
         None,
     );
     assert!(!ok && out.contains("given twice"), "{out}");
+
+    // A verifier that requires k of n: the checkpoint pulled with the trust list must be
+    // cosigned; a witness that never saw this log does not count.
+    let trust = dir.path().join("trust");
+    let (ok, out) = run_licvault(&["trust", "pull", &served_base, trust.to_str().unwrap()], None);
+    assert!(ok, "{out}");
+    let qr = s.qr_of(&issued).await;
+    let unknown = witness_vkey("witness-3.example", &[9; 32]);
+    let offline = |witnesses: &[&str], quorum: &str| {
+        let mut args = vec!["verify", qr.as_str(), "--trust", trust.to_str().unwrap(), "--quorum", quorum];
+        for w in witnesses {
+            args.extend(["--witness", w]);
+        }
+        run_licvault(&args, None)
+    };
+    let (ok, out) = offline(&[&vkey1, &vkey2], "2");
+    assert!(ok, "{out}");
+    let (ok, out) = offline(&[&vkey1, &unknown], "2");
+    assert!(!ok && out.contains("Unwitnessed") && out.contains("cosigned by 1 of 2"), "{out}");
 }
