@@ -202,11 +202,8 @@ pub struct Summary {
 const CHUNK: usize = 8192;
 const CHUNK_BYTES: usize = 32 << 20;
 
-/// Items decoded as leaves, each with its leaf hash.
-type Decoded = Vec<(Result<Leaf, String>, Hash)>;
-
 /// Each item decoded as a leaf, with its leaf hash: on two threads when there are many.
-fn decode_all(items: &[Vec<u8>]) -> Decoded {
+fn decode_all(items: &[Vec<u8>]) -> Vec<(Result<Leaf, String>, Hash)> {
     let one = |b: &Vec<u8>| (Leaf::decode(b).map_err(|e| e.to_string()), leaf_hash(b));
     if items.len() < 256 {
         return items.iter().map(one).collect();
@@ -295,7 +292,7 @@ fn link(size: u64, root: Hash, previous: &mut Vec<Checkpoint>) -> Result<usize, 
 /// `from..=to` must be the tree at its size. `progress` is called with the leaves done so far and
 /// how many there are.
 pub fn verify_bundle(
-    r: &mut (impl Read + Send),
+    r: &mut impl Read,
     key: &Verifier,
     previous: &[String],
     mut progress: impl FnMut(u64, u64),
@@ -351,80 +348,55 @@ pub fn verify_bundle(
     let mut last_about: HashMap<String, u64> = HashMap::new();
     let mut last_ms = 0u64;
     let mut index = h.from;
-    // A pipeline: one thread reads the items a chunk at a time and decodes and hashes each chunk
-    // (on two threads), while this one checks the chunk before in order. Decoding is most of the
-    // work, and each leaf decodes on its own.
-    let (chunks, decoded) = std::sync::mpsc::sync_channel::<(Decoded, Option<AuditError>)>(2);
-    let (from, to) = (h.from, h.to);
-    let reader = &mut *r;
-    let checked = std::thread::scope(|scope| {
-        scope.spawn(move || {
-            let mut next = from;
-            let mut buf = Vec::new();
-            while next < to {
-                let mut items = Vec::with_capacity(CHUNK);
-                let mut bytes = 0usize;
-                let mut stopped = None;
-                while items.len() < CHUNK && bytes < CHUNK_BYTES && next + (items.len() as u64) < to {
-                    let at = next + items.len() as u64;
-                    match next_item(reader, &mut buf, MAX_LEAF) {
-                        Ok(Some(())) => {
-                            bytes += buf.len();
-                            items.push(std::mem::take(&mut buf));
-                        }
-                        Ok(None) => {
-                            let why = format!("the bundle ends here; it should hold leaves up to {}", to - 1);
-                            stopped = Some(AuditError::Leaf { index: at, why });
-                            break;
-                        }
-                        Err(why) => {
-                            stopped = Some(AuditError::Leaf { index: at, why });
-                            break;
-                        }
-                    }
+    while index < h.to {
+        // A chunk of items read in order, then decoded and hashed on every core, then checked
+        // in order: decoding is most of the work, and each leaf decodes on its own.
+        let mut items = Vec::with_capacity(CHUNK);
+        let mut stopped = None;
+        let mut bytes = 0usize;
+        while items.len() < CHUNK && bytes < CHUNK_BYTES && index + (items.len() as u64) < h.to {
+            let at = index + items.len() as u64;
+            match next_item(r, &mut buf, MAX_LEAF) {
+                Ok(Some(())) => {
+                    bytes += buf.len();
+                    items.push(std::mem::take(&mut buf));
                 }
-                next += items.len() as u64;
-                if next == to && stopped.is_none() {
-                    stopped = match next_item(reader, &mut buf, MAX_HEADER) {
-                        Ok(None) => None,
-                        Ok(Some(())) => Some(AuditError::Bundle(format!("something follows leaf {}", to - 1))),
-                        Err(e) => Some(AuditError::Bundle(e)),
-                    };
+                Ok(None) => {
+                    stopped = Some(AuditError::Leaf {
+                        index: at,
+                        why: format!("the bundle ends here; it should hold leaves up to {}", h.to - 1),
+                    });
+                    break;
                 }
-                let stop = stopped.is_some();
-                if chunks.send((decode_all(&items), stopped)).is_err() || stop {
-                    return;
+                Err(why) => {
+                    stopped = Some(AuditError::Leaf { index: at, why });
+                    break;
                 }
             }
-        });
-        // The reader stops when `decoded` is dropped, on return from here.
-        for (chunk, stopped) in decoded {
-            for (leaf, hash) in chunk {
-                let err = |why: String| AuditError::Leaf { index, why };
-                let leaf = leaf.map_err(|e| err(format!("does not decode: {e}")))?;
-                check_leaf(&leaf, index, &h, &from_root, prev_hash, last_ms, &mut last_about).map_err(err)?;
-                last_ms = leaf.time_ms;
-                summary.first_ms.get_or_insert(leaf.time_ms);
-                *summary.kinds.entry(leaf.event.kind).or_default() += 1;
-                prev_hash = Some(hash);
-                tree.append(hash);
-                if !previous.is_empty() {
-                    summary.previous_linked += link(index + 1, tree.root(), &mut previous)?;
-                }
-                index += 1;
-            }
-            if let Some(e) = stopped {
-                return Err(e);
-            }
-            progress(index - h.from, h.to - h.from);
         }
-        Ok(())
-    });
-    checked?;
-    if h.from == h.to && next_item(r, &mut buf, MAX_HEADER).map_err(bundle)?.is_some() {
-        return Err(bundle(format!("something follows leaf {}", h.to.saturating_sub(1))));
+        for (decoded, hash) in decode_all(&items) {
+            let err = |why: String| AuditError::Leaf { index, why };
+            let leaf = decoded.map_err(|e| err(format!("does not decode: {e}")))?;
+            check_leaf(&leaf, index, &h, &from_root, prev_hash, last_ms, &mut last_about).map_err(err)?;
+            last_ms = leaf.time_ms;
+            summary.first_ms.get_or_insert(leaf.time_ms);
+            *summary.kinds.entry(leaf.event.kind).or_default() += 1;
+            prev_hash = Some(hash);
+            tree.append(hash);
+            if !previous.is_empty() {
+                summary.previous_linked += link(index + 1, tree.root(), &mut previous)?;
+            }
+            index += 1;
+        }
+        if let Some(e) = stopped {
+            return Err(e);
+        }
+        progress(index - h.from, h.to - h.from);
     }
     progress(h.to - h.from, h.to - h.from);
+    if next_item(r, &mut buf, MAX_HEADER).map_err(bundle)?.is_some() {
+        return Err(bundle(format!("something follows leaf {}", h.to.saturating_sub(1))));
+    }
     let fits = match h.to {
         _ if h.to == signed => h.to_proof.is_empty() && tree.root() == to_cp.root,
         0 => h.to_proof.is_empty(),
