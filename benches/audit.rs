@@ -24,25 +24,11 @@ use licvault::log::merkle::leaf_hash;
 mod support_keys;
 use support_keys::copy_keys;
 
-fn secs() -> f64 {
-    std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0)
-}
+mod common;
+use common::{rate, secs};
 
 fn leaves() -> u64 {
-    std::env::var("BENCH_LEAVES").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000)
-}
-
-/// Calls per second of `f` over `d`.
-fn rate(d: Duration, mut f: impl FnMut()) -> f64 {
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < d {
-        for _ in 0..256 {
-            f();
-        }
-        n += 256;
-    }
-    n as f64 / start.elapsed().as_secs_f64()
+    common::env("BENCH_LEAVES", 1_000_000)
 }
 
 /// A filler leaf's event: what a one-number lookup of a holder with no licence logs.

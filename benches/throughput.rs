@@ -35,25 +35,11 @@ use support_keys::copy_keys;
 #[path = "../tests/support/server.rs"]
 mod support_server;
 
-fn secs() -> f64 {
-    std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0)
-}
+mod common;
+use common::{rate, secs};
 
 fn conns() -> usize {
-    std::env::var("BENCH_CONNS").ok().and_then(|s| s.parse().ok()).unwrap_or(64)
-}
-
-/// Runs `f` repeatedly for `d` and returns calls per second.
-fn rate(d: Duration, mut f: impl FnMut()) -> f64 {
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < d {
-        for _ in 0..64 {
-            f();
-        }
-        n += 64;
-    }
-    n as f64 / start.elapsed().as_secs_f64()
+    common::env("BENCH_CONNS", 64)
 }
 
 fn raw_limits() -> (f64, f64, f64, f64, f64) {
@@ -180,6 +166,13 @@ fn marriage(holder: &str) -> Value {
 }
 
 /// Starts the release server on `data` (extra flags in `args`); its base URL.
+/// Issues `body` with `token`; the answer (201 required).
+async fn issue_one(http: &reqwest::Client, base: &str, token: &str, body: &Value) -> Value {
+    let res = http.post(format!("{base}/v1/licences")).bearer_auth(token).json(body).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
 fn start_server(data: &Path, keys: &Path, args: &[&str]) -> (std::process::Child, String) {
     support_server::spawn_server(env!("CARGO_BIN_EXE_licvault"), data, keys, args)
 }
@@ -279,16 +272,7 @@ fn main() {
         let mut docs = Vec::new();
         for n in 0..200 {
             // 200 companies with one licence each: the lookups below find one licence apiece.
-            let r: Value = http
-                .post(format!("{base}/v1/licences"))
-                .bearer_auth(ISSUER_TOKEN)
-                .json(&business_licence_of(n, &company(n)))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let r = issue_one(&http, &base, ISSUER_TOKEN, &business_licence_of(n, &company(n))).await;
             let doc = B64.decode(r["document"].as_str().unwrap()).unwrap();
             docs.push(json!({ "payload": licvault::qr::encode(&doc) }).to_string());
         }
@@ -299,16 +283,7 @@ fn main() {
         let http = reqwest::Client::new();
         let mut docs = Vec::new();
         for n in 0..200 {
-            let r: Value = http
-                .post(format!("{base}/v1/licences"))
-                .bearer_auth("dev-token-mzj-issuer-0001")
-                .json(&marriage(&citizen(n)))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let r = issue_one(&http, &base, "dev-token-mzj-issuer-0001", &marriage(&citizen(n))).await;
             let doc = B64.decode(r["document"].as_str().unwrap()).unwrap();
             let chosen: Vec<Vec<u8>> = r["disclosures"]
                 .as_array()
@@ -334,15 +309,7 @@ fn main() {
     rt.block_on(async {
         let http = reqwest::Client::new();
         for (holder, uses) in [(&busy, 10_000usize), (&quiet, 10)] {
-            let st = http
-                .post(format!("{base}/v1/licences"))
-                .bearer_auth(ISSUER_TOKEN)
-                .json(&business_licence_of(0, holder))
-                .send()
-                .await
-                .unwrap()
-                .status();
-            assert_eq!(st, 201);
+            issue_one(&http, &base, ISSUER_TOKEN, &business_licence_of(0, holder)).await;
             let body = lookup(holder);
             let mut left = uses;
             while left > 0 {

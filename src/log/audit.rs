@@ -270,9 +270,13 @@ fn check_leaf(
     Ok(())
 }
 
-/// Checks the previous checkpoints at `size` against the tree's `root` there, and forgets them;
-/// how many there were.
-fn link(size: u64, root: Hash, previous: &mut Vec<Checkpoint>) -> Result<usize, AuditError> {
+/// Checks the previous checkpoints at `size` against the tree's root there, and forgets them;
+/// how many there were. The root is folded only when one is at this size.
+fn link(size: u64, tree: &CompactRange, previous: &mut Vec<Checkpoint>) -> Result<usize, AuditError> {
+    if !previous.iter().any(|p| p.size == size) {
+        return Ok(0);
+    }
+    let root = tree.root();
     if previous.iter().any(|p| p.size == size && p.root != root) {
         return Err(AuditError::Bundle(format!(
             "the previous checkpoint at size {size} is not this log's tree there (a split view)"
@@ -342,7 +346,7 @@ pub fn verify_bundle(
         )));
     }
     let mut summary = Summary { from: h.from, to: h.to, ..Summary::default() };
-    summary.previous_linked += link(h.from, from_root, &mut previous)?;
+    summary.previous_linked += link(h.from, &tree, &mut previous)?;
 
     let mut prev_hash: Option<Hash> = None;
     let mut last_about: HashMap<String, u64> = HashMap::new();
@@ -383,9 +387,7 @@ pub fn verify_bundle(
             *summary.kinds.entry(leaf.event.kind).or_default() += 1;
             prev_hash = Some(hash);
             tree.append(hash);
-            if !previous.is_empty() {
-                summary.previous_linked += link(index + 1, tree.root(), &mut previous)?;
-            }
+            summary.previous_linked += link(index + 1, &tree, &mut previous)?;
             index += 1;
         }
         if let Some(e) = stopped {

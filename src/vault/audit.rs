@@ -194,19 +194,11 @@ impl Vault {
         let count = (end - start) as usize;
         if tile.level.is_none() {
             let mut out = Vec::with_capacity(count * 512);
-            let mut next = start;
-            for leaf in stored_leaves(self.store.as_ref(), start, end) {
-                let (index, bytes) = leaf?;
-                if index != next || bytes.len() > MAX_ENTRY {
-                    return Err(inconsistent(format!("leaf {next} is missing or too long for an entry bundle")));
-                }
+            self.each_leaf(start, end, |bytes| {
                 out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-                out.extend_from_slice(&bytes);
-                next += 1;
-            }
-            if next != end {
-                return Err(inconsistent(format!("leaf {next} is missing")));
-            }
+                out.extend_from_slice(bytes);
+                true
+            })?;
             return Ok(out);
         }
         let rows = self.store.scan_from(Cf::Tree, &tree_key(level, start), count)?;
@@ -238,6 +230,8 @@ impl Vault {
                 head.size
             )));
         }
+        // The head read above signs `to` when no checkpoint was signed there (a later one may
+        // have come since: either binds the range).
         let (signed, checkpoint_to) = match self.checkpoint_at(to) {
             Ok(note) => (to, note),
             Err(VaultError::NoCheckpoint(_)) => (head.size, head.checkpoint.clone()),
@@ -294,23 +288,36 @@ impl Vault {
         mut send: impl FnMut(Vec<u8>) -> bool,
     ) -> Result<(), VaultError> {
         let mut out = Vec::with_capacity(chunk + MAX_ENTRY);
+        let mut open = true;
+        self.each_leaf(from, to, |bytes| {
+            out.extend_from_slice(&item(bytes));
+            if out.len() >= chunk {
+                open = send(std::mem::replace(&mut out, Vec::with_capacity(chunk + MAX_ENTRY)));
+            }
+            open
+        })?;
+        if open && !out.is_empty() {
+            send(out);
+        }
+        Ok(())
+    }
+
+    /// Leaves `from..to` in order, each handed to `f` until it returns false; every one must be
+    /// stored and fit an entry bundle (at most [`MAX_ENTRY`] bytes), as the vault writes them.
+    fn each_leaf(&self, from: u64, to: u64, mut f: impl FnMut(&[u8]) -> bool) -> Result<(), VaultError> {
         let mut next = from;
         for leaf in stored_leaves(self.store.as_ref(), from, to) {
             let (index, bytes) = leaf?;
-            if index != next {
-                return Err(inconsistent(format!("leaf {next} is missing")));
+            if index != next || bytes.len() > MAX_ENTRY {
+                return Err(inconsistent(format!("leaf {next} is missing or too long for an entry bundle")));
             }
-            out.extend_from_slice(&item(&bytes));
             next += 1;
-            if out.len() >= chunk && !send(std::mem::replace(&mut out, Vec::with_capacity(chunk + MAX_ENTRY))) {
+            if !f(&bytes) {
                 return Ok(());
             }
         }
         if next != to {
             return Err(inconsistent(format!("leaf {next} is missing")));
-        }
-        if !out.is_empty() {
-            send(out);
         }
         Ok(())
     }

@@ -49,14 +49,8 @@ async fn documents(s: &Server) -> Vec<Vec<u8>> {
     docs.push(cose::with_disclosures(&doc, &refs).unwrap());
     docs.push(doc);
     let id = m["licence"]["id"].as_str().unwrap();
-    let res = s
-        .http
-        .get(s.url(&format!("/v1/licences/{id}/qr.png?profile=compact")))
-        .bearer_auth(OTHER_ISSUER)
-        .send()
-        .await
-        .unwrap();
-    let compact = licvault::qr::read_image(&res.bytes().await.unwrap()).unwrap();
+    let (_, _, png) = s.qr_image(OTHER_ISSUER, None, &format!("/v1/licences/{id}/qr.png?profile=compact")).await;
+    let compact = licvault::qr::read_image(&png).unwrap();
     docs.push(licvault::qr::decode(&compact).unwrap());
     // Revoked: the status comes from the record, either way.
     let (_, r) = s.post(Some(OTHER_ISSUER), "/v1/licences", &marriage("440524188001010014")).await;

@@ -202,17 +202,6 @@ fn long_scope_licence(holder: &str) -> Value {
     body
 }
 
-/// GET a QR image: status, QR version header, body.
-async fn qr_image(s: &Server, token: &str, holder: Option<&str>, path: &str) -> (u16, Option<u32>, Vec<u8>) {
-    let mut req = s.http.get(s.url(path)).bearer_auth(token);
-    if let Some(h) = holder {
-        req = req.header("Licvault-Holder", h);
-    }
-    let res = req.send().await.unwrap();
-    let version = res.headers().get("licvault-qr-version").map(|v| v.to_str().unwrap().parse().unwrap());
-    (res.status().as_u16(), version, res.bytes().await.unwrap().to_vec())
-}
-
 #[tokio::test]
 async fn qr_images_fit_and_decode_back_with_an_independent_decoder() {
     let s = Server::start().await;
@@ -223,7 +212,7 @@ async fn qr_images_fit_and_decode_back_with_an_independent_decoder() {
     let qr = s.qr_of(&issued).await;
 
     // Full, ECC M: the document as issued, version 23 at most.
-    let (st, version, png) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.png")).await;
+    let (st, version, png) = s.qr_image(ISSUER, None, &format!("/v1/licences/{id}/qr.png")).await;
     assert_eq!(st, 200);
     assert_eq!(licvault::qr::read_image(&png).unwrap(), qr, "rqrr reads back exactly the payload");
     let full_version = version.unwrap();
@@ -237,13 +226,13 @@ async fn qr_images_fit_and_decode_back_with_an_independent_decoder() {
     let plain = licvault::qr::encode_as(&doc, licvault::qr::Format::Lv1);
     let plain_version = licvault::qr::png(&plain, licvault::qr::Ecc::M).unwrap().1 as u32;
     assert!(plain_version > full_version, "LV1: version {plain_version}, LV2: {full_version}");
-    let (st, svg_version, svg) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.svg")).await;
+    let (st, svg_version, svg) = s.qr_image(ISSUER, None, &format!("/v1/licences/{id}/qr.svg")).await;
     assert_eq!((st, svg_version), (200, Some(full_version)));
     assert!(String::from_utf8(svg).unwrap().contains("<svg"));
 
     // Compact: version 14 at most; it verifies, names the licence and its holder, and leaves the
     // face (经营范围 and the rest) to the full document.
-    let (st, version, png) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.png?profile=compact")).await;
+    let (st, version, png) = s.qr_image(ISSUER, None, &format!("/v1/licences/{id}/qr.png?profile=compact")).await;
     assert_eq!(st, 200);
     let compact_version = version.unwrap();
     assert!(compact_version <= 14, "compact QR is version {compact_version}");
@@ -263,22 +252,22 @@ async fn qr_images_fit_and_decode_back_with_an_independent_decoder() {
     s.vault.set_qr_format(licvault::qr::Format::Lv1);
     let lv1 = s.qr_of(&issued).await;
     assert_eq!(lv1, plain);
-    let (st, version, _) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.png")).await;
+    let (st, version, _) = s.qr_image(ISSUER, None, &format!("/v1/licences/{id}/qr.png")).await;
     assert_eq!((st, version), (200, Some(plain_version)));
     assert_eq!(verify(&s, &lv1).await["verdict"], "valid");
     assert_eq!(verify(&s, &qr).await["verdict"], "valid");
     s.vault.set_qr_format(licvault::qr::Format::Lv2);
 
     // ECC Q is bigger; anything else is refused.
-    let (st, q_version, _) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.png?ecc=Q")).await;
+    let (st, q_version, _) = s.qr_image(ISSUER, None, &format!("/v1/licences/{id}/qr.png?ecc=Q")).await;
     assert!(st == 200 && q_version.unwrap() >= full_version);
     for bad in ["ecc=L", "profile=tiny", "what=1", "profile=compact&disclose=holder.id", "disclose=nope"] {
-        let (st, _, body) = qr_image(&s, ISSUER, None, &format!("/v1/licences/{id}/qr.svg?{bad}")).await;
+        let (st, _, body) = s.qr_image(ISSUER, None, &format!("/v1/licences/{id}/qr.svg?{bad}")).await;
         assert_eq!(st, 400, "{bad}: {}", String::from_utf8_lossy(&body));
     }
     // Another department's issuer and a verifier may not.
-    assert_eq!(qr_image(&s, OTHER_ISSUER, None, &format!("/v1/licences/{id}/qr.png")).await.0, 403);
-    assert_eq!(qr_image(&s, VERIFIER, None, &format!("/v1/licences/{id}/qr.png")).await.0, 403);
+    assert_eq!(s.qr_image(OTHER_ISSUER, None, &format!("/v1/licences/{id}/qr.png")).await.0, 403);
+    assert_eq!(s.qr_image(VERIFIER, None, &format!("/v1/licences/{id}/qr.png")).await.0, 403);
 }
 
 #[tokio::test]
@@ -289,28 +278,28 @@ async fn the_holder_chooses_what_a_qr_discloses() {
     let me = format!("111:{CITIZEN}");
     let path =
         format!("/v1/licences/{id}/qr.png?disclose=holder.id,%E7%94%B7%E6%96%B9%E5%87%BA%E7%94%9F%E6%97%A5%E6%9C%9F");
-    let (st, _, png) = qr_image(&s, HOLDER_CHANNEL, Some(&me), &path).await;
+    let (st, _, png) = s.qr_image(HOLDER_CHANNEL, Some(&me), &path).await;
     assert_eq!(st, 200, "{}", String::from_utf8_lossy(&png));
     let v = verify(&s, &licvault::qr::read_image(&png).unwrap()).await;
     assert_eq!((v["verdict"].as_str(), v["licence"]["holder"]["id"].as_str()), (Some("valid"), Some(CITIZEN)), "{v}");
     assert_eq!(v["licence"]["fields"]["男方出生日期"], "1949-12-31");
     assert_eq!(v["licence"]["withheld"], 3);
     // Without disclosures the QR has none of the personal values.
-    let (_, _, png) = qr_image(&s, HOLDER_CHANNEL, Some(&me), &format!("/v1/licences/{id}/qr.png")).await;
+    let (_, _, png) = s.qr_image(HOLDER_CHANNEL, Some(&me), &format!("/v1/licences/{id}/qr.png")).await;
     let plain = licvault::qr::read_image(&png).unwrap();
     let doc = licvault::qr::decode(&plain).unwrap();
     assert!(!doc.windows(CITIZEN.len()).any(|w| w == CITIZEN.as_bytes()));
     // The holder channel names the holder; a holder who does not hold the licence gets 403.
-    assert_eq!(qr_image(&s, HOLDER_CHANNEL, None, &format!("/v1/licences/{id}/qr.png")).await.0, 400);
+    assert_eq!(s.qr_image(HOLDER_CHANNEL, None, &format!("/v1/licences/{id}/qr.png")).await.0, 400);
     let stranger = "111:440524188001010014";
-    assert_eq!(qr_image(&s, HOLDER_CHANNEL, Some(stranger), &format!("/v1/licences/{id}/qr.png")).await.0, 403);
-    assert_eq!(qr_image(&s, HOLDER_CHANNEL, Some("111:123"), &format!("/v1/licences/{id}/qr.png")).await.0, 400);
+    assert_eq!(s.qr_image(HOLDER_CHANNEL, Some(stranger), &format!("/v1/licences/{id}/qr.png")).await.0, 403);
+    assert_eq!(s.qr_image(HOLDER_CHANNEL, Some("111:123"), &format!("/v1/licences/{id}/qr.png")).await.0, 400);
 }
 
 /// The link QR of a marriage licence held by [`CITIZEN`], read back.
 async fn link(s: &Server, id: &str) -> String {
     let me = format!("111:{CITIZEN}");
-    let (st, _, png) = qr_image(s, HOLDER_CHANNEL, Some(&me), &format!("/v1/licences/{id}/qr.png?profile=link")).await;
+    let (st, _, png) = s.qr_image(HOLDER_CHANNEL, Some(&me), &format!("/v1/licences/{id}/qr.png?profile=link")).await;
     assert_eq!(st, 200);
     licvault::qr::read_image(&png).unwrap()
 }
@@ -571,7 +560,7 @@ async fn no_qr_payload_carries_personal_data_unless_disclosed() {
         payloads.push(wallet["licences"][0]["qr_payload"].as_str().unwrap().to_string());
         for profile in ["full", "compact", "link"] {
             for (who, h) in [(token.as_str(), None), (HOLDER_CHANNEL, Some(me.as_str()))] {
-                let (st, _, png) = qr_image(&s, who, h, &format!("/v1/licences/{id}/qr.png?profile={profile}")).await;
+                let (st, _, png) = s.qr_image(who, h, &format!("/v1/licences/{id}/qr.png?profile={profile}")).await;
                 assert_eq!(st, 200);
                 payloads.push(licvault::qr::read_image(&png).unwrap());
             }

@@ -94,6 +94,18 @@ impl Server {
     }
 
     /// The `LV1:` QR payload of an issued licence, as the API serves it.
+    /// GET a QR image with `token` (and the holder channel's `Licvault-Holder`): status, the QR
+    /// version header, the body.
+    pub async fn qr_image(&self, token: &str, holder: Option<&str>, path: &str) -> (u16, Option<u32>, Vec<u8>) {
+        let mut req = self.http.get(self.url(path)).bearer_auth(token);
+        if let Some(h) = holder {
+            req = req.header("Licvault-Holder", h);
+        }
+        let res = req.send().await.unwrap();
+        let version = res.headers().get("licvault-qr-version").map(|v| v.to_str().unwrap().parse().unwrap());
+        (res.status().as_u16(), version, res.bytes().await.unwrap().to_vec())
+    }
+
     pub async fn qr_of(&self, issued: &Value) -> String {
         let id = issued["licence"]["id"].as_str().unwrap();
         let (status, v) = self.get(Some(ADMIN), &format!("/v1/licences/{id}")).await;

@@ -172,14 +172,8 @@ async fn zbarimg_reads_every_qr_profile() {
     let issued = s.issue_company("91440300MA5E000256").await;
     let id = issued["licence"]["id"].as_str().unwrap();
     for (profile, ecc) in [("full", "M"), ("full", "Q"), ("compact", "M"), ("link", "M")] {
-        let res = s
-            .http
-            .get(s.url(&format!("/v1/licences/{id}/qr.png?profile={profile}&ecc={ecc}")))
-            .bearer_auth(ISSUER)
-            .send()
-            .await
-            .unwrap();
-        let png = res.bytes().await.unwrap();
+        let (_, _, png) =
+            s.qr_image(ISSUER, None, &format!("/v1/licences/{id}/qr.png?profile={profile}&ecc={ecc}")).await;
         let file = py.dir.path().join(format!("{profile}-{ecc}.png"));
         std::fs::write(&file, &png).unwrap();
         let out = Command::new("zbarimg")

@@ -13,14 +13,8 @@ const CITIZEN: &str = "11010519491231002X";
 
 /// The link of a licence, read back from its link QR.
 async fn link(s: &Server, id: &str) -> String {
-    let res = s
-        .http
-        .get(s.url(&format!("/v1/licences/{id}/qr.png?profile=link")))
-        .bearer_auth(OTHER_ISSUER)
-        .send()
-        .await
-        .unwrap();
-    licvault::qr::read_image(&res.bytes().await.unwrap()).unwrap()
+    let (_, _, png) = s.qr_image(OTHER_ISSUER, None, &format!("/v1/licences/{id}/qr.png?profile=link")).await;
+    licvault::qr::read_image(&png).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
