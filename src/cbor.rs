@@ -64,36 +64,184 @@ pub fn decode(bytes: &[u8]) -> Result<Value, CborError> {
     Ok(v)
 }
 
-/// Decodes and insists the bytes were deterministically encoded. ciborium keeps map entries in
-/// the order read and always writes shortest forms and definite lengths, so re-encoding the
-/// decoded value reproduces the input exactly when lengths and integers were shortest-form;
-/// map order is then checked separately, without building a sorted copy.
+/// Decodes and insists the bytes were deterministically encoded (RFC 8949 §4.2.1): after
+/// ciborium has decoded them (so malformed input is `Malformed`), one pass over the bytes checks
+/// the encoding itself without building anything: see [`check_deterministic`].
 pub fn decode_deterministic(bytes: &[u8]) -> Result<Value, CborError> {
     let v = decode(bytes)?;
-    if !keys_in_order(&v) || encode_raw(&v) != bytes {
-        return Err(CborError::NotDeterministic);
-    }
+    check_deterministic(bytes)?;
     Ok(v)
 }
 
-/// Every map's keys strictly increase in the bytewise order of their encodings. Two buffers per
-/// map hold the previous and the current key's encoding (no allocation per key).
-fn keys_in_order(v: &Value) -> bool {
-    match v {
-        Value::Map(entries) => {
-            let (mut prev, mut cur) = (Vec::with_capacity(32), Vec::with_capacity(32));
-            for (i, (k, val)) in entries.iter().enumerate() {
-                cur.clear();
-                if ciborium::into_writer(k, &mut cur).is_err() || (i > 0 && prev >= cur) || !keys_in_order(val) {
-                    return false;
-                }
-                std::mem::swap(&mut prev, &mut cur);
-            }
-            true
+/// Deepest nesting [`check_deterministic`] follows (ciborium's decoder stops at 256 too).
+const MAX_DEPTH: u32 = 256;
+
+/// Checks, in one pass and without allocating, that `bytes` is exactly one data item in
+/// deterministic encoding: every head (integer, length, tag number) in its shortest form,
+/// definite lengths only, every map's keys strictly increasing in the bytewise order of their
+/// encodings (so no duplicates), and nothing after the item. No format of ours carries a float,
+/// a bignum or a simple value other than false, true and null, so those are refused too: the
+/// check never accepts what ciborium would re-encode differently. Hand-written because neither
+/// ciborium nor the other maintained CBOR crates check deterministic encoding when decoding; the
+/// previous way (re-encode the decoded value and compare, and encode every map key again) took
+/// three passes and most of the time of decoding a log leaf.
+pub fn check_deterministic(bytes: &[u8]) -> Result<(), CborError> {
+    match item(bytes, 0, 0) {
+        Some(end) if end == bytes.len() => Ok(()),
+        _ => Err(CborError::NotDeterministic),
+    }
+}
+
+/// The head at `at`: (major type, argument, where the content starts); `None` unless the
+/// argument is in its shortest form and definite.
+fn head(bytes: &[u8], at: usize) -> Option<(u8, u64, usize)> {
+    let first = *bytes.get(at)?;
+    let (major, info) = (first >> 5, first & 0x1f);
+    let n = match info {
+        0..=23 => return Some((major, u64::from(info), at + 1)),
+        24 => 1,
+        25 => 2,
+        26 => 4,
+        27 => 8,
+        _ => return None,
+    };
+    let raw = bytes.get(at + 1..at + 1 + n)?;
+    let arg = raw.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b));
+    let least = match n {
+        1 => 24,
+        2 => 0x100,
+        4 => 0x1_0000,
+        _ => 0x1_0000_0000,
+    };
+    (arg >= least).then_some((major, arg, at + 1 + n))
+}
+
+/// Where the deterministically encoded item at `at` ends.
+fn item(bytes: &[u8], at: usize, depth: u32) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let (major, arg, mut at) = head(bytes, at)?;
+    match major {
+        0 | 1 => Some(at),
+        2 | 3 => {
+            let end = at.checked_add(usize::try_from(arg).ok()?).filter(|e| *e <= bytes.len())?;
+            (major == 2 || std::str::from_utf8(&bytes[at..end]).is_ok()).then_some(end)
         }
-        Value::Array(items) => items.iter().all(keys_in_order),
-        Value::Tag(_, inner) => keys_in_order(inner),
-        _ => true,
+        4 => {
+            for _ in 0..arg {
+                at = item(bytes, at, depth + 1)?;
+            }
+            Some(at)
+        }
+        5 => {
+            let mut prev: &[u8] = &[];
+            for i in 0..arg {
+                let end = item(bytes, at, depth + 1)?;
+                let key = &bytes[at..end];
+                if i > 0 && key <= prev {
+                    return None;
+                }
+                prev = key;
+                at = item(bytes, end, depth + 1)?;
+            }
+            Some(at)
+        }
+        6 if arg != 2 && arg != 3 => item(bytes, at, depth + 1),
+        // false, true, null.
+        7 if (20..=22).contains(&arg) => Some(at),
+        _ => None,
+    }
+}
+
+/// Reads deterministically encoded CBOR item by item, borrowing from the input: for the hot
+/// formats (log leaves) that would otherwise build a whole [`Value`] tree to read a few fields.
+/// Every head it reads must be in its shortest form; what it skips must be deterministic too
+/// ([`Reader::skip`]); map key order is the caller's to check, with [`Reader::key`].
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Result<Self, CborError> {
+        if bytes.len() > MAX_INPUT {
+            return Err(CborError::TooLarge(bytes.len()));
+        }
+        Ok(Self { bytes, at: 0 })
+    }
+
+    /// The major type of the next item.
+    pub fn major(&self) -> Option<u8> {
+        self.bytes.get(self.at).map(|b| b >> 5)
+    }
+
+    fn head(&mut self, major: u8, what: &str) -> Result<u64, CborError> {
+        match head(self.bytes, self.at) {
+            Some((m, arg, next)) if m == major => {
+                self.at = next;
+                Ok(arg)
+            }
+            Some(_) => Err(CborError::Shape(format!("{what} has the wrong type"))),
+            None if self.at >= self.bytes.len() => Err(CborError::Malformed(format!("input ends before {what}"))),
+            None => Err(CborError::NotDeterministic),
+        }
+    }
+
+    pub fn uint(&mut self, what: &str) -> Result<u64, CborError> {
+        self.head(0, what)
+    }
+
+    pub fn map(&mut self, what: &str) -> Result<u64, CborError> {
+        self.head(5, what)
+    }
+
+    fn string(&mut self, major: u8, what: &str) -> Result<&'a [u8], CborError> {
+        let len = self.head(major, what)?;
+        let end = usize::try_from(len).ok().and_then(|l| self.at.checked_add(l)).filter(|e| *e <= self.bytes.len());
+        let end = end.ok_or_else(|| CborError::Malformed(format!("input ends inside {what}")))?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    pub fn bytes(&mut self, what: &str) -> Result<&'a [u8], CborError> {
+        self.string(2, what)
+    }
+
+    pub fn text(&mut self, what: &str) -> Result<&'a str, CborError> {
+        let b = self.string(3, what)?;
+        std::str::from_utf8(b).map_err(|_| CborError::Malformed(format!("{what} is not UTF-8")))
+    }
+
+    /// The encoding of the next item, a map key, which must follow `prev` (the map's key
+    /// before it, updated) in the bytewise order of encodings.
+    pub fn key(&mut self, prev: &mut Option<&'a [u8]>) -> Result<&'a [u8], CborError> {
+        let start = self.at;
+        self.skip()?;
+        let key = &self.bytes[start..self.at];
+        if prev.is_some_and(|p| key <= p) {
+            return Err(CborError::NotDeterministic);
+        }
+        *prev = Some(key);
+        Ok(key)
+    }
+
+    /// Skips the next item, which must be deterministic ([`check_deterministic`]).
+    pub fn skip(&mut self) -> Result<(), CborError> {
+        if self.at >= self.bytes.len() {
+            return Err(CborError::Malformed("input ends before an item".into()));
+        }
+        self.at = item(self.bytes, self.at, 0).ok_or(CborError::NotDeterministic)?;
+        Ok(())
+    }
+
+    /// Nothing may follow the item read.
+    pub fn finish(self) -> Result<(), CborError> {
+        match self.bytes.len() - self.at {
+            0 => Ok(()),
+            n => Err(CborError::Malformed(format!("{n} trailing bytes"))),
+        }
     }
 }
 
@@ -158,8 +306,94 @@ pub fn int(i: i64) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `bytes` with the byte at `at` kept (`how` 0), changed to `byte` (1), dropped (2) or with
+    /// `byte` added before it (3).
+    pub(crate) fn mutate(bytes: &mut Vec<u8>, at: prop::sample::Index, byte: u8, how: u8) {
+        if bytes.is_empty() {
+            return;
+        }
+        let i = at.index(bytes.len());
+        match how {
+            0 => {}
+            1 => bytes[i] = byte,
+            2 => {
+                bytes.remove(i);
+            }
+            _ => bytes.insert(i, byte),
+        }
+    }
+
+    /// The previous check, kept as the reference: re-encode and compare, keys in order.
+    fn reference(bytes: &[u8]) -> Option<Value> {
+        fn keys_in_order(v: &Value) -> bool {
+            match v {
+                Value::Map(entries) => {
+                    entries.windows(2).all(|w| encode_raw(&w[0].0) < encode_raw(&w[1].0))
+                        && entries.iter().all(|(k, v)| keys_in_order(k) && keys_in_order(v))
+                }
+                Value::Array(items) => items.iter().all(keys_in_order),
+                Value::Tag(_, inner) => keys_in_order(inner),
+                _ => true,
+            }
+        }
+        let v = decode(bytes).ok()?;
+        (keys_in_order(&v) && encode_raw(&v) == bytes).then_some(v)
+    }
+
+    /// What the one-pass check refuses on purpose though re-encoding would reproduce it.
+    pub(crate) fn exotic(v: &Value) -> bool {
+        match v {
+            Value::Float(_) | Value::Tag(2 | 3, _) => true,
+            Value::Map(m) => m.iter().any(|(k, v)| exotic(k) || exotic(v)),
+            Value::Array(a) => a.iter().any(exotic),
+            Value::Tag(_, inner) => exotic(inner),
+            _ => false,
+        }
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(int),
+            any::<u64>().prop_map(|u| Value::Integer(u.into())),
+            prop::collection::vec(any::<u8>(), 0..40).prop_map(Value::Bytes),
+            ".{0,30}".prop_map(Value::Text),
+            any::<bool>().prop_map(Value::Bool),
+            Just(Value::Null),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::vec((inner.clone(), inner.clone()), 0..8).prop_map(Value::Map),
+                (0u64..100_000, inner)
+                    .prop_map(|(t, v)| Value::Tag(if t == 2 || t == 3 { 18 } else { t }, Box::new(v))),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, rng_algorithm: prop::test_runner::RngAlgorithm::ChaCha, ..ProptestConfig::default() })]
+
+        /// The one-pass check agrees with re-encoding on canonical and on unsorted encodings,
+        /// and on both with a byte changed, dropped or added: it never accepts what the
+        /// reference refuses, and refuses what the reference accepts only for floats and
+        /// bignums.
+        #[test]
+        fn the_one_pass_check_agrees_with_re_encoding(v in value(), at in any::<prop::sample::Index>(), byte in any::<u8>(), how in 0u8..4) {
+            for mut bytes in [encode(v.clone()), encode_raw(&v)] {
+                mutate(&mut bytes, at, byte, how);
+                let ours = decode_deterministic(&bytes).ok();
+                match reference(&bytes) {
+                    None => prop_assert!(ours.is_none(), "accepted {bytes:02x?}"),
+                    Some(r) if exotic(&r) => prop_assert!(ours.is_none() || ours == Some(r)),
+                    Some(r) => prop_assert_eq!(ours, Some(r), "refused {:02x?}", bytes),
+                }
+            }
+        }
+    }
 
     #[test]
     fn maps_sort_by_encoded_key() {
@@ -188,6 +422,9 @@ mod tests {
         assert!(matches!(decode_deterministic(&dup), Err(CborError::NotDeterministic)));
         // 24 encoded in two bytes where one would do.
         assert!(matches!(decode_deterministic(&[0x18, 0x01]), Err(CborError::NotDeterministic)));
+        // An indefinite-length array, and a float (no format of ours has one).
+        assert!(matches!(decode_deterministic(&[0x9f, 0x01, 0xff]), Err(CborError::NotDeterministic)));
+        assert!(matches!(decode_deterministic(&[0xf9, 0x3c, 0x00]), Err(CborError::NotDeterministic)));
         assert!(matches!(decode(&[0x01, 0x02]), Err(CborError::Malformed(_))));
         assert!(matches!(decode(&[0xff]), Err(CborError::Malformed(_))));
     }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use ciborium::Value;
 
 use super::merkle::{leaf_hash, CompactRange, Hash};
-use crate::cbor::{self, int, text, CborError, MapReader};
+use crate::cbor::{self, int, text, CborError};
 
 pub const LEAF_VERSION: u64 = 1;
 
@@ -128,52 +128,78 @@ impl Leaf {
         cbor::encode(Value::Map(m))
     }
 
+    /// Decodes a leaf in one pass over its bytes ([`cbor::Reader`]): a deterministic map with
+    /// the keys of spec/formats.md §2; keys it does not know are skipped (they must still be
+    /// deterministic CBOR), and nothing may follow the map.
     pub fn decode(bytes: &[u8]) -> Result<Self, CborError> {
-        let v = cbor::decode_deterministic(bytes)?;
-        let m = MapReader::new(&v, "leaf")?;
-        let need = |k: i64| m.uint_at(k)?.ok_or_else(|| CborError::Shape(format!("leaf key {k} is required")));
-        if need(K_VERSION)? != LEAF_VERSION {
-            return Err(CborError::Shape("unknown leaf version".into()));
+        let shape = |what: &str| CborError::Shape(what.to_string());
+        let mut r = cbor::Reader::new(bytes)?;
+        if r.major() != Some(5) {
+            return Err(shape("leaf must be a map"));
         }
-        let prev_hash: Hash = m
-            .int(K_PREV)
-            .and_then(|v| v.as_bytes())
-            .and_then(|b| b.as_slice().try_into().ok())
-            .ok_or_else(|| CborError::Shape("leaf prev must be 32 bytes".into()))?;
-        let kind =
-            m.int(K_KIND).and_then(|v| v.as_text()).ok_or_else(|| CborError::Shape("leaf kind must be text".into()))?;
-        let licence = match m.int(K_LICENCE) {
-            None => None,
-            Some(v) => {
-                Some(v.as_text().ok_or_else(|| CborError::Shape("leaf licence must be text".into()))?.to_string())
+        let n = r.map("leaf")?;
+        let (mut version, mut index, mut prev_hash, mut time_ms) = (None, None, None, None);
+        let (mut kind, mut licence, mut licence_prev, mut body) = (None, None, None, None);
+        let mut last_key = None;
+        for _ in 0..n {
+            // Keys 0–23 are one byte, their own value; any other key is skipped with its value.
+            match r.key(&mut last_key)? {
+                [k] if i64::from(*k) == K_VERSION => version = Some(r.uint("leaf version")?),
+                [k] if i64::from(*k) == K_INDEX => index = Some(r.uint("leaf index")?),
+                [k] if i64::from(*k) == K_PREV => {
+                    let b = r.bytes("leaf prev")?;
+                    prev_hash = Some(<Hash>::try_from(b).map_err(|_| shape("leaf prev must be 32 bytes"))?);
+                }
+                [k] if i64::from(*k) == K_TIME => time_ms = Some(r.uint("leaf time")?),
+                [k] if i64::from(*k) == K_KIND => kind = Some(r.text("leaf kind")?),
+                [k] if i64::from(*k) == K_LICENCE => licence = Some(r.text("leaf licence")?.to_string()),
+                [k] if i64::from(*k) == K_LICENCE_PREV => licence_prev = Some(r.uint("leaf licence_prev")?),
+                [k] if i64::from(*k) == K_BODY => body = Some(Self::decode_body(&mut r)?),
+                _ => r.skip()?,
             }
-        };
-        let body_v = m.int(K_BODY).ok_or_else(|| CborError::Shape("leaf body is required".into()))?;
-        let mut body = Vec::new();
-        if let Value::Map(entries) = body_v {
-            for (k, v) in entries {
-                let k = k.as_text().ok_or_else(|| CborError::Shape("body keys are text".into()))?;
-                let f = match v {
-                    Value::Text(s) => Field::Text(s.clone()),
-                    Value::Bytes(b) => Field::Bytes(b.clone()),
-                    Value::Integer(i) => Field::Uint(
-                        u64::try_from(*i).map_err(|_| CborError::Shape("body integers are unsigned".into()))?,
-                    ),
-                    _ => return Err(CborError::Shape("body values are text, bytes or unsigned".into())),
-                };
-                body.push((k.to_string(), f));
-            }
-        } else {
-            return Err(CborError::Shape("leaf body must be a map".into()));
+        }
+        r.finish()?;
+        let need = |v: Option<u64>, k: i64| v.ok_or_else(|| CborError::Shape(format!("leaf key {k} is required")));
+        if need(version, K_VERSION)? != LEAF_VERSION {
+            return Err(shape("unknown leaf version"));
         }
         Ok(Self {
-            index: need(K_INDEX)?,
-            prev_hash,
-            time_ms: need(K_TIME)?,
+            index: need(index, K_INDEX)?,
+            prev_hash: prev_hash.ok_or_else(|| shape("leaf prev must be 32 bytes"))?,
+            time_ms: need(time_ms, K_TIME)?,
             licence,
-            licence_prev: m.uint_at(K_LICENCE_PREV)?,
-            event: Event { kind: kind.to_string(), body },
+            licence_prev,
+            event: Event {
+                kind: kind.ok_or_else(|| shape("leaf kind must be text"))?.to_string(),
+                body: body.ok_or_else(|| shape("leaf body is required"))?,
+            },
         })
+    }
+
+    /// The body: a map of text keys, in deterministic order, to text, bytes or unsigned values.
+    fn decode_body(r: &mut cbor::Reader<'_>) -> Result<Vec<(String, Field)>, CborError> {
+        if r.major() != Some(5) {
+            return Err(CborError::Shape("leaf body must be a map".into()));
+        }
+        let n = r.map("leaf body")?;
+        let mut body = Vec::with_capacity(n.min(64) as usize);
+        let mut last_key = None;
+        for _ in 0..n {
+            let key = r.key(&mut last_key)?;
+            if key.first().map(|b| b >> 5) != Some(3) {
+                return Err(CborError::Shape("body keys are text".into()));
+            }
+            let k = cbor::Reader::new(key)?.text("a body key")?;
+            let f = match r.major() {
+                Some(3) => Field::Text(r.text("a body value")?.to_string()),
+                Some(2) => Field::Bytes(r.bytes("a body value")?.to_vec()),
+                Some(0) => Field::Uint(r.uint("a body value")?),
+                Some(1) => return Err(CborError::Shape("body integers are unsigned".into())),
+                _ => return Err(CborError::Shape("body values are text, bytes or unsigned".into())),
+            };
+            body.push((k.to_string(), f));
+        }
+        Ok(body)
     }
 }
 
@@ -245,6 +271,68 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cbor::MapReader;
+    use proptest::prelude::*;
+
+    /// The decoder before `cbor::Reader` (a whole `Value` tree), kept as the reference.
+    fn decode_reference(bytes: &[u8]) -> Result<Leaf, CborError> {
+        let v = cbor::decode_deterministic(bytes)?;
+        let m = MapReader::new(&v, "leaf")?;
+        let need = |k: i64| m.uint_at(k)?.ok_or_else(|| CborError::Shape(format!("leaf key {k} is required")));
+        if need(K_VERSION)? != LEAF_VERSION {
+            return Err(CborError::Shape("unknown leaf version".into()));
+        }
+        let prev_hash: Hash = m
+            .int(K_PREV)
+            .and_then(|v| v.as_bytes())
+            .and_then(|b| b.as_slice().try_into().ok())
+            .ok_or_else(|| CborError::Shape("leaf prev must be 32 bytes".into()))?;
+        let kind = m.int(K_KIND).and_then(|v| v.as_text()).ok_or_else(|| CborError::Shape("kind".into()))?;
+        let licence = match m.int(K_LICENCE) {
+            None => None,
+            Some(v) => Some(v.as_text().ok_or_else(|| CborError::Shape("licence".into()))?.to_string()),
+        };
+        let Some(Value::Map(entries)) = m.int(K_BODY) else {
+            return Err(CborError::Shape("body".into()));
+        };
+        let mut body = Vec::new();
+        for (k, v) in entries {
+            let k = k.as_text().ok_or_else(|| CborError::Shape("body keys".into()))?;
+            let f = match v {
+                Value::Text(s) => Field::Text(s.clone()),
+                Value::Bytes(b) => Field::Bytes(b.clone()),
+                Value::Integer(i) => Field::Uint(u64::try_from(*i).map_err(|_| CborError::Shape("uint".into()))?),
+                _ => return Err(CborError::Shape("body values".into())),
+            };
+            body.push((k.to_string(), f));
+        }
+        Ok(Leaf {
+            index: need(K_INDEX)?,
+            prev_hash,
+            time_ms: need(K_TIME)?,
+            licence,
+            licence_prev: m.uint_at(K_LICENCE_PREV)?,
+            event: Event { kind: kind.to_string(), body },
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, rng_algorithm: prop::test_runner::RngAlgorithm::ChaCha, ..ProptestConfig::default() })]
+
+        /// The one-pass decoder and the `Value` one agree on real leaves with one byte changed,
+        /// dropped or added (a changed byte can make a float, which only the one-pass refuses).
+        #[test]
+        fn the_one_pass_decoder_agrees_with_the_value_decoder(which in 0usize..6, at in any::<prop::sample::Index>(), byte in any::<u8>(), how in 0u8..4) {
+            let mut bytes = chain(6).swap_remove(which);
+            cbor::tests::mutate(&mut bytes, at, byte, how);
+            let ours = Leaf::decode(&bytes).ok();
+            match decode_reference(&bytes).ok() {
+                None => prop_assert!(ours.is_none(), "accepted {bytes:02x?}"),
+                Some(r) if cbor::decode(&bytes).map(|v| cbor::tests::exotic(&v)).unwrap_or(false) => prop_assert!(ours.is_none() || ours == Some(r)),
+                Some(r) => prop_assert_eq!(ours, Some(r), "refused {:02x?}", bytes),
+            }
+        }
+    }
 
     fn chain(n: u64) -> Vec<Vec<u8>> {
         let mut prev = [0u8; 32];
