@@ -169,7 +169,8 @@ pub fn tree_key(level: u32, index: u64) -> [u8; 9] {
 }
 
 /// The stored leaves with indices in `from..to`, in index order, as `(index, bytes)`, read
-/// [`LEAF_PAGE`] at a time (one scan per page, not one read per leaf). A missing leaf is simply
+/// [`LEAF_PAGE`] at a time, or fewer when fewer are wanted (one scan per page, not one read per
+/// leaf). A missing leaf is simply
 /// not yielded: callers that need every index check the sequence.
 pub fn stored_leaves(store: &dyn Store, from: u64, to: u64) -> StoredLeaves<'_> {
     StoredLeaves { store, next: from, to, page: Vec::new().into_iter(), done: from >= to }
@@ -203,13 +204,14 @@ impl Iterator for StoredLeaves<'_> {
             if self.done {
                 return None;
             }
-            match self.store.scan_from(Cf::Leaves, &self.next.to_be_bytes(), LEAF_PAGE) {
+            let want = usize::try_from(self.to - self.next).map_or(LEAF_PAGE, |n| n.min(LEAF_PAGE));
+            match self.store.scan_from(Cf::Leaves, &self.next.to_be_bytes(), want) {
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
                 }
                 Ok(page) => {
-                    self.done = page.len() < LEAF_PAGE;
+                    self.done = page.len() < want;
                     if page.is_empty() {
                         return None;
                     }
