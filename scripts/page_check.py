@@ -10,7 +10,7 @@ Usage: page_check.py OUT_DIR BASE_URL VALID_LINK REVOKED_LINK FORGED_PAYLOAD SEC
   FORGED_PAYLOAD  an LV1: payload whose signature does not verify, pasted into the form at /v/
   SECRET...       values that must appear nowhere on any page (citizen ID numbers, full names)
 
-Checks, for each page: the verdict element says 有效 VALID, 已撤销 REVOKED and 无效 INVALID
+Checks, for each page: the verdict element says 有效 VALID, 已吊销 REVOKED and 无效 INVALID
 respectively; the page loaded no resource besides itself and has no script; the viewport is a
 phone's (412 x 915) and the page fits it without horizontal scrolling; no SECRET is in the page.
 Exit 0 when all hold.
@@ -61,7 +61,7 @@ def main(out_dir, base, valid, revoked, forged, *secrets) -> int:
             d.get(valid)
             check(d, "valid", "有效 VALID", secrets, out_dir)
             d.get(revoked)
-            check(d, "revoked", "已撤销 REVOKED", secrets, out_dir)
+            check(d, "revoked", "已吊销 REVOKED", secrets, out_dir)
             d.get(base.rstrip("/") + "/v/")
             d.find_element(By.ID, "payload").send_keys(forged)
             d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()

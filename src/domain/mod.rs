@@ -16,7 +16,7 @@ pub use disclosure::{Disclosure, DisclosureKey};
 pub use holder::{HolderError, HolderId, HolderType, Uscc};
 pub use licence::{CoHolder, Licence, LicenceError, Presented, ShownHolder, StatusRef};
 pub use licence_id::{LicenceId, LicenceIdError, TypeCode};
-pub use status::Status;
+pub use status::{Status, VersionKind};
 pub use text::TextError;
 
 use time::{Date, Month};

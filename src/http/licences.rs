@@ -8,26 +8,29 @@ use axum::Json;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::domain::catalogue::Personal;
 use crate::domain::status::Action;
+use crate::domain::VersionKind;
 use crate::domain::{
     cst_date, Disclosure, DisclosureKey, HolderId, Licence, LicenceId, LicenceType, Presented, ShownHolder, Status,
     StatusRef,
 };
-use crate::vault::{IssueRequest, Issued, LicenceRecord, RenewRequest, Vault};
+use crate::vault::{ChangeRequest, IssueRequest, Issued, LicenceRecord, RenewRequest, Vault};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     vec![
         ("POST", "/v1/licences", post(issue)),
         ("GET", "/v1/licences/{id}", get(read)),
-        ("POST", "/v1/licences/{id}/suspend", post(|s, c, p, b| change(s, c, p, b, Action::Suspend))),
-        ("POST", "/v1/licences/{id}/reinstate", post(|s, c, p, b| change(s, c, p, b, Action::Reinstate))),
-        ("POST", "/v1/licences/{id}/revoke", post(|s, c, p, b| change(s, c, p, b, Action::Revoke))),
-        ("POST", "/v1/licences/{id}/cancel", post(|s, c, p, b| change(s, c, p, b, Action::Cancel))),
+        ("POST", "/v1/licences/{id}/suspend", post(|s, c, p, h, b| change(s, c, p, h, b, Action::Suspend))),
+        ("POST", "/v1/licences/{id}/reinstate", post(|s, c, p, h, b| change(s, c, p, h, b, Action::Reinstate))),
+        ("POST", "/v1/licences/{id}/withdraw", post(|s, c, p, h, b| change(s, c, p, h, b, Action::Withdraw))),
+        ("POST", "/v1/licences/{id}/annul", post(|s, c, p, h, b| change(s, c, p, h, b, Action::Annul))),
+        ("POST", "/v1/licences/{id}/revoke", post(|s, c, p, h, b| change(s, c, p, h, b, Action::Revoke))),
+        ("POST", "/v1/licences/{id}/cancel", post(|s, c, p, h, b| change(s, c, p, h, b, Action::Cancel))),
         ("POST", "/v1/licences/{id}/versions", post(renew)),
         ("GET", "/v1/licences/{id}/history", get(history)),
     ]
@@ -227,19 +230,54 @@ pub struct StatusView<'a> {
     recorded_status: Status,
     status: Status,
     status_words: &'static str,
-    successor: Option<&'a str>,
+    successor: Option<SuccessorView<'a>>,
+    /// A suspension's last day (`YYYY-MM-DD`), while it is suspended with an end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suspended_until: Option<String>,
 }
 
-/// The validity period is the signed licence's (bound to the log by its document hash), not
-/// the record's.
+/// The newer version that superseded a licence (spec/openapi.yaml `Successor`).
+#[derive(Serialize)]
+pub struct SuccessorView<'a> {
+    id: &'a str,
+    /// `renewal` (延续), `change` (变更), `replacement` (补证) or `exchange` (换证); absent for a
+    /// version made before kinds were recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<VersionKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind_words: Option<&'static str>,
+    /// The successor's version number, `002`….
+    version: String,
+}
+
+impl<'a> SuccessorView<'a> {
+    pub fn new(id: &'a str, kind: Option<VersionKind>) -> Self {
+        Self {
+            id,
+            kind,
+            kind_words: kind.map(VersionKind::words_zh),
+            version: LicenceId::parse(id).map(|i| format!("{:03}", i.version())).unwrap_or_default(),
+        }
+    }
+
+    pub fn of(rec: &'a LicenceRecord) -> Option<Self> {
+        Some(Self::new(rec.successor.as_deref()?, rec.successor_kind))
+    }
+}
+
+/// The status of a licence now. The validity period is the signed licence's (bound to the log by
+/// its document hash), not the record's.
 pub fn status_view<'a>(rec: &'a LicenceRecord, licence: &Licence) -> StatusView<'a> {
-    let now = crate::vault::unix_now();
-    let effective = rec.status.effective(now, licence.valid_from, licence.valid_until);
+    let effective = rec.effective(crate::vault::unix_now(), licence.valid_from, licence.valid_until);
     StatusView {
         recorded_status: rec.status,
         status: effective,
         status_words: effective.words_zh(),
-        successor: rec.successor.as_deref(),
+        successor: SuccessorView::of(rec),
+        suspended_until: match (effective, rec.suspended_until) {
+            (Status::Suspended, Some(u)) => Some(date(u - 1)),
+            _ => None,
+        },
     }
 }
 
@@ -328,19 +366,16 @@ async fn issue(
     headers: HeaderMap,
     ApiJson(req): ApiJson<IssueRequest>,
 ) -> Result<Response, ApiError> {
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| ApiError::bad_request("invalid_request", "Idempotency-Key must be visible ASCII"))?
-                .to_string(),
-        ),
-    };
-    let issued = s.vault.issue(&client, req, key).await?;
+    let issued = s.vault.issue(&client, req, idempotency_key(&headers)?).await?;
+    issued_response(&s.vault, &issued)
+}
+
+/// 201 with the new licence, or 200 when an Idempotency-Key replayed an earlier one.
+fn issued_response(vault: &Vault, issued: &Issued) -> Result<Response, ApiError> {
     let status = if issued.replayed { StatusCode::OK } else { StatusCode::CREATED };
     let location = format!("/v1/licences/{}", issued.licence.id);
     let replayed = issued.replayed.to_string();
-    Ok((status, [("location", location), ("idempotent-replayed", replayed)], Json(issued_json(&s.vault, &issued)?))
+    Ok((status, [("location", location), ("idempotent-replayed", replayed)], Json(issued_json(vault, issued)?))
         .into_response())
 }
 
@@ -371,31 +406,39 @@ pub fn read_view<'a>(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
-    reason: String,
+/// The Idempotency-Key header, if any.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| ApiError::bad_request("invalid_request", "Idempotency-Key must be visible ASCII"))
+        })
+        .transpose()
 }
 
-/// POST /v1/licences/{id}/suspend · /reinstate · /revoke · /cancel — with a reason.
+/// POST /v1/licences/{id}/suspend · /reinstate · /withdraw · /annul · /revoke · /cancel — with a
+/// reason (and for a suspension, optionally its last day); honours Idempotency-Key.
 async fn change(
     State(s): State<AppState>,
     Caller(client): Caller,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<ReasonBody>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ChangeRequest>,
     action: Action,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let (record, head, index) = s.vault.change_status(&client, &id, action, &body.reason).await?;
-    let receipt = s.vault.receipt(index, &head)?;
-    // The effective status needs the validity period, which is the signed document's.
+    let key = idempotency_key(&headers)?;
+    let done = s.vault.change_status(&client, &id, action, &body, key.as_deref()).await?;
     let (licence, _, _) = s.vault.licence(&id)?;
-    Ok(Json(ChangedView {
+    let receipt = s.vault.receipt(done.index, &done.head)?;
+    let view = ChangedView {
         id: id.to_string(),
-        log: IssuedLog { checkpoint: &head.checkpoint, index, receipt },
-        status: status_view(&record, &licence),
-    })
-    .into_response())
+        log: IssuedLog { checkpoint: &done.head.checkpoint, index: done.index, receipt },
+        status: status_view(&done.record, &licence),
+    };
+    Ok(([("idempotent-replayed", done.replayed.to_string())], Json(view)).into_response())
 }
 
 /// POST /v1/licences/{id}/versions — renewal or amendment: a new version; this one is superseded.
@@ -403,12 +446,12 @@ async fn renew(
     State(s): State<AppState>,
     Caller(client): Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<RenewRequest>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let issued = s.vault.renew(&client, &id, req).await?;
-    let location = format!("/v1/licences/{}", issued.licence.id);
-    Ok((StatusCode::CREATED, [("location", location)], Json(issued_json(&s.vault, &issued)?)).into_response())
+    let issued = s.vault.renew(&client, &id, req, idempotency_key(&headers)?).await?;
+    issued_response(&s.vault, &issued)
 }
 
 /// GET /v1/licences/{id}/history — every event about this licence version, from the log.

@@ -85,7 +85,9 @@ fn china_time(t: i64) -> String {
 fn words(kind: VerdictKind) -> (&'static str, &'static str) {
     match kind {
         VerdictKind::Valid => ("有效 VALID", "ok"),
-        VerdictKind::Revoked => ("已撤销 REVOKED", "bad"),
+        VerdictKind::Revoked => ("已吊销 REVOKED", "bad"),
+        VerdictKind::Annulled => ("已撤销 ANNULLED", "bad"),
+        VerdictKind::Withdrawn => ("已撤回 WITHDRAWN", "bad"),
         VerdictKind::Suspended => ("已暂扣 SUSPENDED", "warn"),
         VerdictKind::Expired => ("已过期 EXPIRED", "bad"),
         VerdictKind::Cancelled => ("已注销 CANCELLED", "bad"),
@@ -171,7 +173,7 @@ async fn link(State(s): State<AppState>, Path(reference): Path<String>) -> Respo
     match s.vault.licence(&id) {
         Ok((licence, record, _)) => {
             let now = unix_now();
-            let status = record.status.effective(now, licence.valid_from, licence.valid_until);
+            let status = record.effective(now, licence.valid_from, licence.valid_until);
             let note = match status {
                 Status::Valid => "该证照真实有效，状态以本页核验时间为准。",
                 _ => "该证照当前不可用于办事。",

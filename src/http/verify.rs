@@ -6,7 +6,7 @@ use axum::routing::{post, MethodRouter};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::licences::{presented_json, LicenceView};
+use super::licences::{presented_json, LicenceView, SuccessorView};
 use super::{ApiError, ApiJson, AppState};
 use crate::domain::Status;
 use crate::vault::{rfc3339_s, VerdictKind};
@@ -33,6 +33,11 @@ struct VerifyAnswer<'a> {
     presentation: Option<PresentationInfo>,
     reasons: &'a [String],
     signed_by: Option<&'a str>,
+    /// The verdict in the words shown to people (有效, 已吊销, 无效（签名不符）…).
+    status_words: &'static str,
+    /// For a superseded licence: the newer version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    successor: Option<SuccessorView<'a>>,
     valid: bool,
     verdict: VerdictKind,
 }
@@ -112,6 +117,8 @@ async fn verify(State(s): State<AppState>, ApiJson(body): ApiJson<VerifyBody>) -
         }),
         reasons: &v.reasons,
         signed_by: v.issuer_cert.as_deref(),
+        status_words: v.kind.words_zh(),
+        successor: v.successor.as_ref().map(|(id, kind)| SuccessorView::new(id, *kind)),
         // An annotated copy is good while it is within its validity and its original is valid.
         valid: v.kind == VerdictKind::Valid
             || (v.kind == VerdictKind::AnnotatedCopy

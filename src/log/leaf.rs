@@ -65,6 +65,11 @@ impl Event {
         })
     }
 
+    /// The end of the suspension a `licence.status` leaf records (unix seconds), if any.
+    pub fn suspended_until(&self) -> Option<i64> {
+        self.get_uint("until").and_then(|u| i64::try_from(u).ok())
+    }
+
     pub fn get_bytes(&self, k: &str) -> Option<&[u8]> {
         self.body.iter().find_map(|(key, v)| match v {
             Field::Bytes(b) if key == k => Some(b.as_slice()),

@@ -24,6 +24,10 @@ pub struct LicenceState {
     pub issued_index: u64,
     /// The successor its newest leaf names (a `licence.superseded` leaf).
     pub successor: Option<String>,
+    /// The kind of that successor, as the leaf says.
+    pub successor_kind: Option<String>,
+    /// The end of the suspension its newest leaf records.
+    pub suspended_until: Option<i64>,
 }
 
 /// An order-independent digest of a set of rows: their count and the lane-wise wrapping sum of
@@ -138,8 +142,11 @@ pub fn replay(store: &dyn Store, verifier: &Verifier, mut progress: impl FnMut(u
             } else if let Some(to) = leaf.event.get_text("to") {
                 st.status = Some(to.to_string());
             }
+            st.suspended_until = leaf.event.suspended_until();
+            st.successor_kind = None;
             if leaf.event.kind == "licence.superseded" {
                 st.successor = leaf.event.get_text("successor").map(str::to_string);
+                st.successor_kind = leaf.event.get_text("kind").map(str::to_string);
             }
         }
         if leaf.event.kind == "log.keys" {

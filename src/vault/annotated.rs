@@ -103,7 +103,7 @@ impl Vault {
         })?;
         let (licence, record, document) = self.licence(id)?;
         let now = unix_now();
-        let status = record.status.effective(now, licence.valid_from, licence.valid_until);
+        let status = record.effective(now, licence.valid_from, licence.valid_until);
         let original_sha256 = sha256(&document);
         if status != Status::Valid {
             // The refusal tells the verifier the licence's status: that is a read of licence

@@ -14,6 +14,7 @@ use super::{doc_key, status_lists, unix_now, Client, Role, Vault, VaultError, ME
 use crate::crypto::{cose, sha256};
 use crate::domain::disclosure::SALT_LEN;
 use crate::domain::licence::SdPayload;
+use crate::domain::VersionKind;
 use crate::domain::{
     parse_validity_date, start_of_day_cst, text, CoHolder, Licence, LicenceId, LicenceType, Status, TypeCode, Uscc,
     LAST_VALIDITY_DATE,
@@ -60,12 +61,16 @@ pub struct IssueRequest {
     pub long_term: bool,
 }
 
-/// `POST /v1/licences/{id}/versions` body: the whole face of the new version.
+/// `POST /v1/licences/{id}/versions` body. What a kind may change: a renewal (延续) and a change
+/// (变更) take the new face (`fields`, default the old ones) and validity; a replacement (补证)
+/// and an exchange (换证) keep the face and the validity period and take neither.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RenewRequest {
+    pub kind: VersionKind,
     pub reason: String,
-    pub fields: BTreeMap<String, String>,
+    #[serde(default)]
+    pub fields: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub holder_name: Option<String>,
     #[serde(default)]
@@ -76,6 +81,13 @@ pub struct RenewRequest {
     pub valid_until: Option<String>,
     #[serde(default)]
     pub long_term: bool,
+}
+
+/// What makes a licence a new version of another.
+struct NewVersion {
+    of: LicenceId,
+    kind: VersionKind,
+    reason: String,
 }
 
 /// A committed issuance.
@@ -299,10 +311,7 @@ impl Vault {
         let idem = match idem_key {
             None => None,
             Some(key) => {
-                let key = check_text("Idempotency-Key", &key, 255)?;
-                let canonical = serde_json::to_vec(&req).map_err(|e| VaultError::Internal(e.to_string()))?;
-                let idem_row = [client.id.as_bytes(), &[0], key.as_bytes()].concat();
-                let request_sha256 = hex::encode(sha256(&canonical));
+                let (idem_row, request_sha256) = idempotency_row(client, &key, &json(&req)?)?;
                 // Fast path: a retry of a committed request is answered without signing anything.
                 if let Some(done) = self.idempotent_replay(&idem_row, &request_sha256)? {
                     return Ok(done);
@@ -388,14 +397,14 @@ impl Vault {
         Ok(Some(Issued { licence, record, document, disclosures, head: self.head(), replayed: true }))
     }
 
-    /// Signs and commits a new licence version; for a renewal, `predecessor` is superseded in the
-    /// same batch.
+    /// Signs and commits a new licence version; for a new version of an existing licence, the
+    /// predecessor is superseded in the same batch.
     async fn commit_new(
         &self,
         client: &Client,
         ty: &LicenceType,
         licence: Licence,
-        predecessor: Option<(LicenceId, String)>,
+        predecessor: Option<NewVersion>,
         idem: Option<(Vec<u8>, String)>,
         serial_hwm: Option<u64>,
     ) -> Result<Issued, VaultError> {
@@ -426,9 +435,11 @@ impl Vault {
             valid_until: licence.valid_until,
             issued_index: 0,
             last_index: 0,
-            predecessor: predecessor.as_ref().map(|(p, _)| p.to_string()),
+            predecessor: predecessor.as_ref().map(|p| p.of.to_string()),
             successor: None,
+            successor_kind: None,
             status_entry: Some(slot),
+            suspended_until: None,
         };
         let actor = client.id.clone();
         let doc = document.clone();
@@ -460,12 +471,15 @@ impl Vault {
                 if !co_commitments.is_empty() {
                     ev = ev.bytes("co_holders", &co_commitments);
                 }
-                if let Some((p, reason)) = &predecessor {
-                    ev = ev.text("predecessor", p.to_string()).text("reason", reason.as_str());
+                if let Some(p) = &predecessor {
+                    ev = ev
+                        .text("predecessor", p.of.to_string())
+                        .text("kind", p.kind.as_str())
+                        .text("reason", p.reason.as_str());
                 }
                 let mut record = record;
-                if let Some((p, reason)) = &predecessor {
-                    let key = p.to_string();
+                if let Some(NewVersion { of, kind, reason }) = &predecessor {
+                    let key = of.to_string();
                     let mut old = record_in(tx, &key)?;
                     if !matches!(old.status, Status::Valid | Status::Suspended) {
                         return Err(VaultError::Conflict(format!(
@@ -478,11 +492,13 @@ impl Vault {
                         .text("from", old.status.as_str())
                         .text("to", Status::Superseded.as_str())
                         .text("successor", id.as_str())
+                        .text("kind", kind.as_str())
                         .text("reason", reason.as_str())
                         .text("actor", actor.as_str());
                     let i = tx.append_about(ev_old, &key, Some(old.last_index));
                     old.status = Status::Superseded;
                     old.successor = Some(id.clone());
+                    old.successor_kind = Some(*kind);
                     if let Some((list, index)) = old.status_entry {
                         tx.put(
                             Cf::Status,
@@ -509,7 +525,7 @@ impl Vault {
                     tx.put(
                         Cf::Idempotency,
                         row,
-                        json(&IdempotentAnswer { request_sha256: sha, licence_id: id.clone() })?,
+                        json(&IdempotentAnswer { request_sha256: sha, licence_id: id.clone(), log_index: None })?,
                     );
                 }
                 if let Some(n) = serial_hwm {
@@ -537,31 +553,86 @@ impl Vault {
         }
     }
 
-    /// `POST /v1/licences/{id}/versions`: the next version, same type, holder and serial; the
-    /// current version becomes `superseded`.
-    pub async fn renew(&self, client: &Client, id: &LicenceId, req: RenewRequest) -> Result<Issued, VaultError> {
+    /// `POST /v1/licences/{id}/versions`: the next version of `kind`, same type, holder and
+    /// serial; the current version becomes `superseded`. Honours an Idempotency-Key like
+    /// issuance.
+    pub async fn renew(
+        &self,
+        client: &Client,
+        id: &LicenceId,
+        req: RenewRequest,
+        idem_key: Option<String>,
+    ) -> Result<Issued, VaultError> {
         self.check_manager(client, id)?;
         let reason = check_reason(&req.reason)?;
+        let idem = match idem_key {
+            None => None,
+            Some(key) => {
+                let (row, sha) = idempotency_row(client, &key, &json(&(id.to_string(), &req))?)?;
+                if let Some(done) = self.idempotent_replay(&row, &sha)? {
+                    return Ok(done);
+                }
+                Some((row, sha))
+            }
+        };
         let (old, record, _) = self.licence(id)?;
         if let Some(s) = &record.successor {
-            return Err(VaultError::Conflict(format!("{id} is superseded by {s}: renew the latest version")));
+            return Err(VaultError::Conflict(format!("{id} is superseded by {s}: make a version of the latest")));
         }
-        let (ty, _) = self.may_issue(client, id.type_code().as_str())?;
-        let fields = clean_fields(&req.fields)?;
-        ty.validate_fields(&fields)?;
-        no_number_in_clear(&ty, req.number.as_deref(), &fields)?;
         let now = unix_now();
-        let (nbf, exp) = validity(&ty, req.valid_from.as_deref(), req.valid_until.as_deref(), req.long_term, now)?;
+        let (ty, _) = self.may_issue(client, id.type_code().as_str())?;
+        let kind = req.kind;
+        let keeps_face = matches!(kind, VersionKind::Replacement | VersionKind::Exchange);
+        if keeps_face
+            && (req.fields.is_some()
+                || req.holder_name.is_some()
+                || req.number.is_some()
+                || req.valid_from.is_some()
+                || req.valid_until.is_some()
+                || req.long_term)
+        {
+            return Err(VaultError::Invalid(format!(
+                "a {} ({}) keeps the face and the validity period: send only kind and reason",
+                kind.as_str(),
+                kind.words_zh()
+            )));
+        }
+        // 延续 is asked for before the licence expires (行政许可法 art. 50); after, a new licence.
+        if kind == VersionKind::Renewal && record.effective(now, old.valid_from, old.valid_until) == Status::Expired {
+            return Err(VaultError::Conflict(format!("{id} has expired: it is renewed before it expires, not after")));
+        }
+        let fields = match &req.fields {
+            Some(f) => clean_fields(f)?,
+            None => old.fields.clone(),
+        };
+        ty.validate_fields(&fields)?;
+        let number = match &req.number {
+            Some(n) => check_text("number", n, 64)?,
+            None => old.number.clone(),
+        };
+        no_number_in_clear(&ty, Some(number.as_str()), &fields)?;
+        let holder_name = match &req.holder_name {
+            Some(n) => check_text("holder_name", n, 100)?,
+            None => old.holder_name.clone(),
+        };
+        let (nbf, exp) = match kind {
+            VersionKind::Replacement | VersionKind::Exchange => (old.valid_from, old.valid_until),
+            // A change keeps the period unless it gives one.
+            VersionKind::Change if req.valid_from.is_none() && req.valid_until.is_none() && !req.long_term => {
+                (old.valid_from, old.valid_until)
+            }
+            _ => validity(&ty, req.valid_from.as_deref(), req.valid_until.as_deref(), req.long_term, now)?,
+        };
+        if kind == VersionKind::Change
+            && (&fields, &number, &holder_name, nbf, exp)
+                == (&old.fields, &old.number, &old.holder_name, old.valid_from, old.valid_until)
+        {
+            return Err(VaultError::Invalid("a change (变更) changes something on the face".into()));
+        }
         let licence = Licence {
             id: id.next_version()?,
-            holder_name: match &req.holder_name {
-                Some(n) => check_text("holder_name", n, 100)?,
-                None => old.holder_name.clone(),
-            },
-            number: match &req.number {
-                Some(n) => check_text("number", n, 64)?,
-                None => old.number.clone(),
-            },
+            holder_name,
+            number,
             fields,
             predecessor: Some(id.clone()),
             issued_at: now,
@@ -571,8 +642,16 @@ impl Vault {
             status_ref: None,
             ..old
         };
-        self.commit_new(client, &ty, licence, Some((id.clone(), reason)), None, None).await
+        self.commit_new(client, &ty, licence, Some(NewVersion { of: id.clone(), kind, reason }), idem, None).await
     }
+}
+
+/// The `Cf::Idempotency` row of `client`'s `key`, and the SHA-256 (hex) of the canonical request
+/// it stands for: every write shares the client's keys, and a key used again for another
+/// request is refused.
+pub(super) fn idempotency_row(client: &Client, key: &str, canonical: &[u8]) -> Result<(Vec<u8>, String), VaultError> {
+    let key = check_text("Idempotency-Key", key, 255)?;
+    Ok(([client.id.as_bytes(), &[0], key.as_bytes()].concat(), hex::encode(sha256(canonical))))
 }
 
 /// The licence record `id` as the batch sees it, checked against the log (no change is made on

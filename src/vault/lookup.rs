@@ -77,6 +77,8 @@ pub enum Outcome {
     Suspended,
     Expired,
     NotYetValid,
+    Withdrawn,
+    Annulled,
     Revoked,
     Cancelled,
 }
@@ -88,6 +90,8 @@ impl Outcome {
             Status::Suspended => Self::Suspended,
             Status::Expired => Self::Expired,
             Status::NotYetValid => Self::NotYetValid,
+            Status::Withdrawn => Self::Withdrawn,
+            Status::Annulled => Self::Annulled,
             Status::Revoked => Self::Revoked,
             Status::Cancelled => Self::Cancelled,
             // Superseded versions are never candidates.
@@ -104,10 +108,12 @@ impl Outcome {
             Self::Suspended => 1,
             Self::Expired => 2,
             Self::NotYetValid => 3,
-            Self::Revoked => 4,
-            Self::Cancelled => 5,
-            Self::NotShared => 6,
-            Self::Missing => 7,
+            Self::Withdrawn => 4,
+            Self::Annulled => 5,
+            Self::Revoked => 6,
+            Self::Cancelled => 7,
+            Self::NotShared => 8,
+            Self::Missing => 9,
         }
     }
 }
@@ -232,7 +238,7 @@ impl Vault {
                 "the holder index lists {id} under a holder it does not name"
             )));
         }
-        let status = record.status.effective(now, licence.valid_from, licence.valid_until);
+        let status = record.effective(now, licence.valid_from, licence.valid_until);
         Ok(Found { licence, record, document, disclosures, status, usage_index: None })
     }
 

@@ -29,7 +29,7 @@ pub use error::VaultError;
 pub use issue::{IssueRequest, Issued, RenewRequest};
 pub use pilot::PilotOverride;
 pub use records::{Client, LicenceRecord, Role};
-pub use status::{rfc3339_ms, rfc3339_s, HistoryEntry};
+pub use status::{rfc3339_ms, rfc3339_s, ChangeRequest, HistoryEntry, StatusChanged};
 pub use verify::{Verdict, VerdictKind};
 
 use crate::crypto::keygen::DepartmentSpec;

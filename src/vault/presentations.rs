@@ -103,7 +103,7 @@ impl Vault {
             nonce,
             document: p.document.clone(),
             disclosures: chosen.iter().map(|d| d.bytes().to_vec()).collect(),
-            status: p.record.status.effective(now, p.licence.valid_from, p.licence.valid_until),
+            status: p.record.effective(now, p.licence.valid_from, p.licence.valid_until),
             log_size: self.size_covering(&head, p.record.last_index)?,
         };
         let signed = cose::sign_typed(signer, TYP, presentation.to_payload());
@@ -174,7 +174,7 @@ impl Vault {
         if document != presentation.document {
             return Err(bad("the presented document is not the one in the vault's log".into()));
         }
-        let status = record.status.effective(now, full.valid_from, full.valid_until);
+        let status = record.effective(now, full.valid_from, full.valid_until);
         let mut d = Disclosed::new(self, &full, super::lookup::doc_hash(&record)?);
         d.redeems = Some(presentation.nonce);
         let (_, indices) = self.record_uses(&ctx, UseAction::PresentationRedeemed, vec![d], &[]).await?;

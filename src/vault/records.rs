@@ -22,13 +22,27 @@ pub struct LicenceRecord {
     pub predecessor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub successor: Option<String>,
+    /// What kind of new version the successor is (absent for versions made before kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor_kind: Option<crate::domain::VersionKind>,
     /// Its status-list entry (list, index), as its document names it: every batch that changes
     /// its status writes the entry from here. Absent for a document in the first format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_entry: Option<(u32, u32)>,
+    /// A suspension's end (unix seconds), as its `licence.status` leaf says: the suspension
+    /// lifts by itself then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended_until: Option<i64>,
 }
 
 impl LicenceRecord {
+    /// The status at `now`: the stored one, or one derived from the validity period (`nbf`,
+    /// `exp`: the signed document's, never the record's) and the suspension's end, which the
+    /// record's binding to its last leaf checks ([`Status::effective`]).
+    pub fn effective(&self, now: i64, nbf: i64, exp: Option<i64>) -> Status {
+        self.status.effective(now, nbf, exp, self.suspended_until)
+    }
+
     /// `doc_sha256` as bytes; `None` if the record's hex is not a SHA-256.
     pub fn doc_hash(&self) -> Option<crate::log::merkle::Hash> {
         hex::decode(&self.doc_sha256).ok()?.try_into().ok()
@@ -41,6 +55,9 @@ pub struct IdempotentAnswer {
     /// SHA-256 of the canonical request, hex: a different body under the same key is refused.
     pub request_sha256: String,
     pub licence_id: String,
+    /// For a status change: the leaf that recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
 }
 
 /// Client roles (DESIGN §5).
@@ -167,9 +184,14 @@ where
             status.unwrap_or("nothing")
         ));
     }
+    // A suspension ends when its leaf says.
+    if rec.status == Status::Suspended && ev.suspended_until() != rec.suspended_until {
+        return Err(format!("the record of {} gives its suspension another end than its last leaf", rec.id));
+    }
     // The successor a verdict names is the one the superseding leaf names.
     let successor = if ev.kind == "licence.superseded" { ev.get_text("successor") } else { None };
-    if successor != rec.successor.as_deref() {
+    let kind = if ev.kind == "licence.superseded" { ev.get_text("kind") } else { None };
+    if successor != rec.successor.as_deref() || kind != rec.successor_kind.map(|k| k.as_str()) {
         return Err(format!("the record of {} names a successor its last leaf does not", rec.id));
     }
     // The issuance index a verdict names must be this licence's issuance leaf; its document hash
@@ -220,10 +242,13 @@ pub fn compare_records(
                     rec.last_index, st.last_index
                 ));
             }
-            if rec.issued_index != st.issued_index || rec.successor != st.successor {
+            if rec.issued_index != st.issued_index
+                || rec.successor != st.successor
+                || rec.successor_kind.map(|k| k.as_str()) != st.successor_kind.as_deref()
+            {
                 return Err(format!("record {id}: its issuance index or successor is not the log's"));
             }
-            if Some(rec.status.as_str()) != st.status.as_deref() {
+            if Some(rec.status.as_str()) != st.status.as_deref() || rec.suspended_until != st.suspended_until {
                 return Err(format!("record {id}: says {}, the log says {:?}", rec.status.as_str(), st.status));
             }
             if st.doc_sha256.as_deref().map(hex::encode).as_deref() != Some(rec.doc_sha256.as_str()) {
@@ -260,14 +285,14 @@ pub fn compare_records(
                 if list.map(|n| (n, r.index)) != rec.status_entry {
                     return Err(format!("record {id}: its status-list entry is not the one its document names"));
                 }
-                let want = super::status_lists::code(rec.status);
+                let want = super::status_lists::row(&rec);
                 let row = match list {
                     Some(n) => {
                         store.get(Cf::Status, &super::status_lists::key(n, r.index)).map_err(|e| e.to_string())?
                     }
                     None => None,
                 };
-                if row.as_deref() != Some(&[want][..]) {
+                if row.as_deref() != Some(&want[..]) {
                     return Err(format!("record {id}: its status-list entry does not say {}", rec.status.as_str()));
                 }
             }

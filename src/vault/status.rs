@@ -1,11 +1,12 @@
-//! Status changes (suspend, reinstate, revoke, cancel) and a licence's history, read back from
+//! Status changes (suspend, reinstate, withdraw, annul, revoke, cancel) and a licence's history, read back from
 //! the log by following each leaf's pointer to the previous leaf about the same licence.
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::issue::{check_reason, json, record_in};
+use super::records::IdempotentAnswer;
 use super::{Client, LicenceRecord, Vault, VaultError};
 use crate::domain::status::Action;
 use crate::domain::LicenceId;
@@ -30,54 +31,152 @@ pub struct HistoryEntry {
     pub actor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub related: Option<String>,
+    /// A status change's action (`suspend`, `withdraw`, `annul`, `revoke`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// A new version's kind (`renewal`, `change`, `replacement`, `exchange`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// A suspension's last day, `YYYY-MM-DD`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// The body of a status change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRequest {
+    pub reason: String,
+    /// A suspension's last day: `YYYY-MM-DD`, today or later.
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+/// A committed status change (or the one an Idempotency-Key names).
+#[derive(Debug, Clone)]
+pub struct StatusChanged {
+    /// The licence's record now.
+    pub record: LicenceRecord,
+    pub head: Arc<Head>,
+    /// The change's leaf.
+    pub index: u64,
+    pub replayed: bool,
+}
+
+/// The log index an Idempotency-Key row records for a status change; a different request under
+/// the key is refused, and so is a key used for an issuance.
+fn idempotent_index(row: Option<Vec<u8>>, sha: &str) -> Result<Option<u64>, VaultError> {
+    let Some(v) = row else { return Ok(None) };
+    let ans: IdempotentAnswer = serde_json::from_slice(&v).map_err(|e| VaultError::Internal(e.to_string()))?;
+    match ans.log_index {
+        Some(i) if ans.request_sha256 == sha => Ok(Some(i)),
+        _ => Err(VaultError::IdempotencyMismatch),
+    }
 }
 
 impl Vault {
-    /// `POST /v1/licences/{id}/{suspend|reinstate|revoke|cancel}`.
+    /// `POST /v1/licences/{id}/{suspend|reinstate|withdraw|annul|revoke|cancel}`: the action
+    /// from the licence's effective status now, by [`crate::domain::status::TRANSITIONS`]. A
+    /// suspension may have an end (`until`, its last day, today or later; it lifts when the next
+    /// day starts, China Standard Time). With an `Idempotency-Key`, a retry of a change that committed
+    /// answers with that change (its leaf) instead of a conflict.
     pub async fn change_status(
         &self,
         client: &Client,
         id: &LicenceId,
         action: Action,
-        reason: &str,
-    ) -> Result<(LicenceRecord, Arc<Head>, u64), VaultError> {
+        req: &ChangeRequest,
+        idem_key: Option<&str>,
+    ) -> Result<StatusChanged, VaultError> {
         self.check_manager(client, id)?;
-        let reason = check_reason(reason)?;
+        let reason = check_reason(&req.reason)?;
+        let now = super::unix_now();
+        let until = match (&req.until, action) {
+            (None, _) => None,
+            (Some(d), Action::Suspend) => {
+                // The last day of the suspension: it lifts when the next day starts.
+                let day = crate::domain::parse_validity_date("until", d).map_err(VaultError::Date)?;
+                if day < crate::domain::cst_date(now) {
+                    return Err(VaultError::Dates(format!("a suspension ends today or later, not on {d}")));
+                }
+                Some(crate::domain::start_of_day_cst(day) + 86_400)
+            }
+            (Some(_), a) => {
+                return Err(VaultError::Invalid(format!("only a suspension has an end (`until`), not {}", a.as_str())))
+            }
+        };
+        let idem = match idem_key {
+            None => None,
+            Some(k) => {
+                let canonical = json(&(id.to_string(), action, &req.reason, &req.until))?;
+                let (row, sha) = super::issue::idempotency_row(client, k, &canonical)?;
+                if let Some(done) = self.status_replay(id, &row, &sha)? {
+                    return Ok(done);
+                }
+                Some((row, sha))
+            }
+        };
+        // The validity period is the signed document's (a licence version's never changes).
+        let (licence, _, _) = self.licence(id)?;
+        let (nbf, exp) = (licence.valid_from, licence.valid_until);
         let key = id.to_string();
         let actor = client.id.clone();
         let (out, head) = self
             .seq
             .submit(move |tx| {
+                if let Some((row, sha)) = &idem {
+                    if let Some(index) = idempotent_index(tx.get(Cf::Idempotency, row)?, sha)? {
+                        return Ok::<_, VaultError>((record_in(tx, &key)?, index, true));
+                    }
+                }
                 let mut rec = record_in(tx, &key)?;
-                let to = action.apply(rec.status).ok_or_else(|| {
+                let from = rec.effective(now, nbf, exp);
+                let to = action.apply(from).ok_or_else(|| {
                     VaultError::Conflict(format!(
-                        "cannot {} a licence that is {}",
+                        "cannot {} ({}) a licence that is {} ({})",
                         action.as_str(),
-                        rec.status.as_str()
+                        action.words_zh(),
+                        from.as_str(),
+                        from.words_zh()
                     ))
                 })?;
-                let ev = Event::new("licence.status")
+                let mut ev = Event::new("licence.status")
                     .bytes("doc_sha256", &hex::decode(&rec.doc_sha256).unwrap_or_default())
                     .text("action", action.as_str())
-                    .text("from", rec.status.as_str())
+                    .text("from", from.as_str())
                     .text("to", to.as_str())
                     .text("reason", reason.as_str())
                     .text("actor", actor.as_str());
+                if let Some(u) = until {
+                    ev = ev.uint("until", u as u64);
+                }
                 let index = tx.append_about(ev, &key, Some(rec.last_index));
                 rec.status = to;
+                rec.suspended_until = until;
                 rec.last_index = index;
-                tx.put(Cf::Licences, key.into_bytes(), json(&rec)?);
+                tx.put(Cf::Licences, key.clone().into_bytes(), json(&rec)?);
                 // The licence's status-list entry changes in the same batch (a document in the
                 // first format has none).
                 if let Some((list, i)) = rec.status_entry {
-                    tx.put(Cf::Status, super::status_lists::key(list, i), vec![super::status_lists::code(to)]);
+                    tx.put(Cf::Status, super::status_lists::key(list, i), super::status_lists::row(&rec));
                 }
-                Ok::<_, VaultError>((rec, index))
+                if let Some((row, sha)) = idem {
+                    let answer = IdempotentAnswer { request_sha256: sha, licence_id: key, log_index: Some(index) };
+                    tx.put(Cf::Idempotency, row, json(&answer)?);
+                }
+                Ok((rec, index, false))
             })
             .await?;
-        let (rec, index) = out?;
+        let (record, index, replayed) = out?;
         self.status_cache.changed();
-        Ok((rec, head, index))
+        Ok(StatusChanged { record, head, index, replayed })
+    }
+
+    /// A committed change with this Idempotency-Key row: the licence now and the change's leaf.
+    fn status_replay(&self, id: &LicenceId, row: &[u8], sha: &str) -> Result<Option<StatusChanged>, VaultError> {
+        let Some(index) = idempotent_index(self.store.get(Cf::Idempotency, row)?, sha)? else { return Ok(None) };
+        let record = self.record(id)?.ok_or_else(|| VaultError::NotFound(id.to_string()))?;
+        Ok(Some(StatusChanged { record, head: self.head(), index, replayed: true }))
     }
 
     /// `GET /v1/licences/{id}/history`, oldest first: the record's last leaf, then each leaf's
@@ -103,6 +202,9 @@ impl Vault {
                 reason: t("reason"),
                 actor: t("actor"),
                 related: t("successor").or_else(|| t("predecessor")),
+                action: t("action"),
+                kind: t("kind"),
+                until: ev.suspended_until().map(|u| crate::domain::cst_date(u - 1).to_string()),
             });
             // Back-pointers go strictly back: a pointer to itself or forward (a tampered leaf)
             // would otherwise loop for ever.

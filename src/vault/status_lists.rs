@@ -23,14 +23,37 @@ pub const VALIDITY: i64 = 86_400;
 /// A list served is remade when the log has grown since, or when it is older than this.
 const REMAKE_AFTER: i64 = 60;
 
-/// The list entry of a status: valid, invalid (revoked or cancelled), suspended, superseded.
-/// Expired and not yet valid come from the document's dates, not from the list.
+/// The list entry of a status: valid, invalid (withdrawn, annulled, revoked or cancelled),
+/// suspended, superseded. Expired and not yet valid come from the document's dates, not from
+/// the list.
 pub fn code(s: Status) -> u8 {
     match s {
         Status::Valid | Status::Expired | Status::NotYetValid => status_list::VALID,
-        Status::Revoked | Status::Cancelled => status_list::INVALID,
+        Status::Withdrawn | Status::Annulled | Status::Revoked | Status::Cancelled => status_list::INVALID,
         Status::Suspended => status_list::SUSPENDED,
         Status::Superseded => status_list::SUPERSEDED,
+    }
+}
+
+/// The `status` row of a licence: its entry's code, and for a suspension with an end, the end
+/// (unix seconds, i64 BE), after which a list made says valid.
+pub fn row(rec: &super::LicenceRecord) -> Vec<u8> {
+    let mut row = vec![code(rec.status)];
+    if let (Status::Suspended, Some(until)) = (rec.status, rec.suspended_until) {
+        row.extend_from_slice(&until.to_be_bytes());
+    }
+    row
+}
+
+/// The entry a `status` row gives at `now`; `None` for a row that is not one.
+fn entry(row: &[u8], now: i64) -> Option<u8> {
+    match row {
+        [s] if *s <= status_list::SUPERSEDED => Some(*s),
+        [s, until @ ..] if *s == status_list::SUSPENDED && until.len() == 8 => {
+            let until = i64::from_be_bytes(until.try_into().ok()?);
+            Some(if now >= until { status_list::VALID } else { status_list::SUSPENDED })
+        }
+        _ => None,
     }
 }
 
@@ -201,8 +224,8 @@ pub fn make_list(
         start = [last.as_slice(), &[0]].concat();
         for (k, v) in &rows {
             let index = k.get(4..8).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
-            match (index, v.as_slice()) {
-                (Some(i), [s]) if i < LIST_SIZE && *s <= status_list::SUPERSEDED => statuses.set(i as usize, *s),
+            match (index, entry(v, now)) {
+                (Some(i), Some(s)) if i < LIST_SIZE => statuses.set(i as usize, s),
                 _ => {
                     return Err(super::issue::inconsistent(format!(
                         "status row {} of list {n} is not an index and a status",
@@ -214,4 +237,44 @@ pub fn make_list(
     }
     let payload = status_list::payload(uri, now, now + VALIDITY, TTL, &statuses);
     Ok(crate::crypto::cose::sign_typed(signer, status_list::TYP, payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_suspension_with_an_end_is_listed_valid_from_its_end() {
+        let row = |status, until| {
+            let rec = crate::vault::LicenceRecord {
+                id: "x".into(),
+                type_code: String::new(),
+                issuer: String::new(),
+                status,
+                doc_sha256: String::new(),
+                valid_from: 0,
+                valid_until: None,
+                issued_index: 0,
+                last_index: 0,
+                predecessor: None,
+                successor: None,
+                successor_kind: None,
+                status_entry: Some((0, 0)),
+                suspended_until: until,
+            };
+            super::row(&rec)
+        };
+        assert_eq!(entry(&row(Status::Suspended, Some(100)), 99), Some(status_list::SUSPENDED));
+        assert_eq!(entry(&row(Status::Suspended, Some(100)), 100), Some(status_list::VALID));
+        assert_eq!(entry(&row(Status::Suspended, None), 1_000), Some(status_list::SUSPENDED));
+        // An end is kept only for a suspension; every ending is invalid.
+        assert_eq!(row(Status::Revoked, Some(100)), vec![status_list::INVALID]);
+        for s in [Status::Withdrawn, Status::Annulled, Status::Cancelled] {
+            assert_eq!(entry(&row(s, None), 0), Some(status_list::INVALID));
+        }
+        // Anything else is not a row.
+        assert_eq!(entry(&[status_list::INVALID, 0, 0, 0, 0, 0, 0, 0, 1], 0), None);
+        assert_eq!(entry(&[4], 0), None);
+        assert_eq!(entry(&[], 0), None);
+    }
 }

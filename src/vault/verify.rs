@@ -22,6 +22,8 @@ use crate::store::Cf;
 pub enum VerdictKind {
     Valid,
     Suspended,
+    Withdrawn,
+    Annulled,
     Revoked,
     Cancelled,
     Superseded,
@@ -36,11 +38,35 @@ pub enum VerdictKind {
     AnnotatedCopy,
 }
 
+impl VerdictKind {
+    /// The words shown to people (DOMAIN.md "Status words on screen").
+    pub fn words_zh(self) -> &'static str {
+        match self {
+            Self::Valid => Status::Valid.words_zh(),
+            Self::Suspended => Status::Suspended.words_zh(),
+            Self::Withdrawn => Status::Withdrawn.words_zh(),
+            Self::Annulled => Status::Annulled.words_zh(),
+            Self::Revoked => Status::Revoked.words_zh(),
+            Self::Cancelled => Status::Cancelled.words_zh(),
+            Self::Superseded => Status::Superseded.words_zh(),
+            Self::Expired => Status::Expired.words_zh(),
+            Self::NotYetValid => Status::NotYetValid.words_zh(),
+            Self::InvalidSignature => "无效（签名不符）",
+            Self::UnknownIssuer => "无效（签发机关不在信任列表）",
+            Self::NotInLog => "无效（证照库无此证照）",
+            Self::Malformed => "无效（无法识读）",
+            Self::AnnotatedCopy => "加注件",
+        }
+    }
+}
+
 impl From<Status> for VerdictKind {
     fn from(s: Status) -> Self {
         match s {
             Status::Valid => Self::Valid,
             Status::Suspended => Self::Suspended,
+            Status::Withdrawn => Self::Withdrawn,
+            Status::Annulled => Self::Annulled,
             Status::Revoked => Self::Revoked,
             Status::Cancelled => Self::Cancelled,
             Status::Superseded => Self::Superseded,
@@ -65,6 +91,8 @@ pub struct Verdict {
     pub copy: Option<CopyVerdict>,
     /// For a one-time presentation: what it says.
     pub presentation: Option<Presentation>,
+    /// For a superseded licence: its successor's id and the kind of new version it is.
+    pub successor: Option<(String, Option<crate::domain::VersionKind>)>,
 }
 
 /// What `POST /v1/verify` says about an annotated copy.
@@ -101,6 +129,7 @@ impl Verdict {
             log_size: None,
             copy: None,
             presentation: None,
+            successor: None,
         }
     }
 }
@@ -198,7 +227,7 @@ pub fn verify_offline_with<'t>(
         // A compact document names no issuer: the certificate that signed it does.
         licence.issuer_name = cert.name.clone();
     }
-    let status = Status::Valid.effective(now, licence.valid_from, licence.valid_until);
+    let status = Status::Valid.effective(now, licence.valid_from, licence.valid_until, None);
     Ok(Checked { licence, cert, status, envelope: env })
 }
 
@@ -316,13 +345,14 @@ impl Vault {
                     log_size: None,
                     copy: None,
                     presentation: None,
+                    successor: None,
                 });
             }
         };
         let head_size = self.size_covering(&head, record.last_index)?;
         // The validity period comes from the verified document (bound to the log by its hash),
         // never from the record.
-        let status = record.status.effective(now, licence.valid_from, licence.valid_until);
+        let status = record.effective(now, licence.valid_from, licence.valid_until);
         reasons.push(format!("in the log at index {}", record.issued_index));
         match status {
             Status::Valid => reasons.push("status valid".into()),
@@ -340,6 +370,7 @@ impl Vault {
             log_size: Some(head_size),
             copy: None,
             presentation: None,
+            successor: record.successor.clone().map(|s| (s, record.successor_kind)),
         })
     }
 
@@ -395,6 +426,7 @@ impl Vault {
                 log_size: None,
                 copy: Some(CopyVerdict { annotation, log_index: copy_index, original_status: None }),
                 presentation: None,
+                successor: None,
             });
         }
         let head = self.head();
@@ -416,7 +448,7 @@ impl Vault {
             Err(e) => return Err(e),
         };
         let head_size = self.size_covering(&head, record.last_index)?;
-        let original_status = record.status.effective(now, licence.valid_from, licence.valid_until);
+        let original_status = record.effective(now, licence.valid_from, licence.valid_until);
         let issuer = licence.issuer_name.clone();
         Ok(Verdict {
             kind: VerdictKind::AnnotatedCopy,
@@ -427,6 +459,7 @@ impl Vault {
             log_size: Some(head_size),
             copy: Some(CopyVerdict { annotation, log_index: copy_index, original_status: Some(original_status) }),
             presentation: None,
+            successor: None,
         })
     }
 

@@ -57,6 +57,8 @@ fn table() -> Vec<(&'static str, &'static str, Allowed)> {
         ("GET", "/v1/licences/{id}", Only(&[Issuer, Admin])),
         ("POST", "/v1/licences/{id}/suspend", Only(&[Issuer])),
         ("POST", "/v1/licences/{id}/reinstate", Only(&[Issuer])),
+        ("POST", "/v1/licences/{id}/withdraw", Only(&[Issuer])),
+        ("POST", "/v1/licences/{id}/annul", Only(&[Issuer])),
         ("POST", "/v1/licences/{id}/revoke", Only(&[Issuer])),
         ("POST", "/v1/licences/{id}/cancel", Only(&[Issuer])),
         ("POST", "/v1/licences/{id}/versions", Only(&[Issuer])),
@@ -168,10 +170,7 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>, S
         .replace("{id}", &id);
     let body = match route {
         "/v1/licences" => Some(business_licence(&holder)),
-        "/v1/licences/{id}/versions" => {
-            let mut b = business_licence(&holder);
-            Some(json!({"reason": "变更", "fields": b["fields"].take()}))
-        }
+        "/v1/licences/{id}/versions" => Some(json!({"kind": "exchange", "reason": "换发新版证照"})),
         "/v1/licences/{id}/links/withdraw" => Some(json!({"reason": "测试", "holder": {"type": "001", "id": holder}})),
         "/v1/licences/{id}/presentations" => Some(json!({"holder": {"type": "001", "id": holder}})),
         "/v1/presentations/redeem" => {

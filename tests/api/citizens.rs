@@ -141,7 +141,7 @@ async fn status_lists_follow_every_change_while_the_qr_stays_the_same() {
         .post(
             Some(ISSUER),
             &format!("/v1/licences/{}/versions", id(&c)),
-            &json!({"reason": "变更", "fields": business_licence(&uscc(3))["fields"].clone()}),
+            &json!({"kind": "replacement", "reason": "遗失补证"}),
         )
         .await;
     assert_eq!(st, 201, "{new_c}");
@@ -344,9 +344,9 @@ async fn a_link_opens_the_verification_page_until_it_is_withdrawn() {
     assert_eq!((st, v["code"].as_str()), (404, Some("no_link")));
 
     // A revoked licence's page says so; an unknown reference is 404; the form posts a payload.
-    s.post(Some(OTHER_ISSUER), &format!("/v1/licences/{id}/revoke"), &json!({"reason": "撤销"})).await;
+    s.post(Some(OTHER_ISSUER), &format!("/v1/licences/{id}/annul"), &json!({"reason": "撤销婚姻登记"})).await;
     let url = link(&s, id).await;
-    assert!(s.http.get(&url).send().await.unwrap().text().await.unwrap().contains("已撤销 REVOKED"));
+    assert!(s.http.get(&url).send().await.unwrap().text().await.unwrap().contains("已撤销 ANNULLED"));
     assert_eq!(s.http.get(s.url("/v/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")).send().await.unwrap().status(), 404);
     let res = s.http.post(s.url("/v/")).form(&[("payload", "LV1:FORGED")]).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -406,12 +406,12 @@ async fn a_presentation_is_redeemed_once_and_shows_in_the_holders_usage() {
     assert_eq!(usage["uses"][0]["biz_num"], "BJ-2026-77");
     assert_eq!(usage["uses"][1]["disclosed"], json!(["holder.id", "男方出生日期"]));
 
-    // Revoked since: a new presentation says so, and redeeming it tells the verifier.
-    s.post(Some(OTHER_ISSUER), &format!("/v1/licences/{id}/revoke"), &json!({"reason": "撤销登记"})).await;
+    // Annulled since (撤销婚姻登记): a new presentation says so, and redeeming it tells the verifier.
+    s.post(Some(OTHER_ISSUER), &format!("/v1/licences/{id}/annul"), &json!({"reason": "撤销婚姻登记"})).await;
     let (_, made) = present(&s, id, &[], 60).await;
-    assert_eq!(made["status"], "revoked");
+    assert_eq!(made["status"], "annulled");
     let (st, r) = redeem(&s, made["payload"].as_str().unwrap()).await;
-    assert_eq!((st, r["verdict"].as_str(), r["valid"].as_bool()), (200, Some("revoked"), Some(false)), "{r}");
+    assert_eq!((st, r["verdict"].as_str(), r["valid"].as_bool()), (200, Some("annulled"), Some(false)), "{r}");
     assert_eq!(r["disclosed"], json!({}));
 }
 

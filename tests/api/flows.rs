@@ -89,7 +89,11 @@ async fn renewal_supersedes_the_old_version() {
     let mut fields = first["licence"]["fields"].clone();
     fields["住所"] = json!("示例市示例区新址路8号");
     let (status, second) = s
-        .post(Some(ISSUER), &format!("/v1/licences/{id}/versions"), &json!({"reason": "住所变更", "fields": fields}))
+        .post(
+            Some(ISSUER),
+            &format!("/v1/licences/{id}/versions"),
+            &json!({"kind": "change", "reason": "住所变更", "fields": fields}),
+        )
         .await;
     assert_eq!(status, 201, "{second}");
     let new_id = id_of(&second);
@@ -101,7 +105,11 @@ async fn renewal_supersedes_the_old_version() {
     assert_eq!(old["verdict"], "superseded");
     assert_eq!(verify(&s, &s.qr_of(&second).await).await["verdict"], "valid");
     let (status, _) = s
-        .post(Some(ISSUER), &format!("/v1/licences/{id}/versions"), &json!({"reason": "再次变更", "fields": fields}))
+        .post(
+            Some(ISSUER),
+            &format!("/v1/licences/{id}/versions"),
+            &json!({"kind": "change", "reason": "再次变更", "fields": fields}),
+        )
         .await;
     assert_eq!(status, 409);
     let (_, hist) = s.get(Some(ISSUER), &format!("/v1/licences/{id}/history")).await;

@@ -12,6 +12,7 @@ mod flows;
 mod golden;
 mod hardening;
 mod interop;
+mod issuers;
 mod page;
 mod spec;
 mod spec_examples;

@@ -12,8 +12,8 @@ use crate::common::*;
 const CITIZEN: &str = "11010519491231002X";
 
 /// The link of a licence, read back from its link QR.
-async fn link(s: &Server, id: &str) -> String {
-    let (_, _, png) = s.qr_image(OTHER_ISSUER, None, &format!("/v1/licences/{id}/qr.png?profile=link")).await;
+async fn link(s: &Server, issuer: &str, id: &str) -> String {
+    let (_, _, png) = s.qr_image(issuer, None, &format!("/v1/licences/{id}/qr.png?profile=link")).await;
     licvault::qr::read_image(&png).unwrap()
 }
 
@@ -25,13 +25,14 @@ async fn chromium_shows_valid_revoked_and_forged() {
     };
     let s = Server::start().await;
     let (_, valid) = s.post(Some(OTHER_ISSUER), "/v1/licences", &marriage(CITIZEN)).await;
-    let (_, revoked) = s.post(Some(OTHER_ISSUER), "/v1/licences", &marriage("440524188001010014")).await;
+    // 吊销营业执照: the classic penalty.
+    let (_, revoked) = s.post(Some(ISSUER), "/v1/licences", &business_licence("91440300MA5E000256")).await;
     let revoked_id = revoked["licence"]["id"].as_str().unwrap();
     let (st, v) =
-        s.post(Some(OTHER_ISSUER), &format!("/v1/licences/{revoked_id}/revoke"), &json!({"reason": "撤销登记"})).await;
+        s.post(Some(ISSUER), &format!("/v1/licences/{revoked_id}/revoke"), &json!({"reason": "吊销营业执照"})).await;
     assert_eq!(st, 200, "{v}");
-    let valid_link = link(&s, valid["licence"]["id"].as_str().unwrap()).await;
-    let revoked_link = link(&s, revoked_id).await;
+    let valid_link = link(&s, OTHER_ISSUER, valid["licence"]["id"].as_str().unwrap()).await;
+    let revoked_link = link(&s, ISSUER, revoked_id).await;
     // A forged licence: the valid one's document with one byte of its signature changed.
     let mut doc =
         base64::Engine::decode(&base64::engine::general_purpose::STANDARD, valid["document"].as_str().unwrap())

@@ -479,7 +479,7 @@ async fn annotated_copies_verify_and_expire() {
     assert_eq!(st, 200);
     let (_, v) = s.post(None, "/v1/verify", &json!({"payload": doc})).await;
     assert_eq!((v["verdict"].as_str(), v["valid"].as_bool()), (Some("annotated_copy"), Some(false)), "{v}");
-    assert_eq!(v["annotated_copy"]["original_status_words"], "已撤销");
+    assert_eq!(v["annotated_copy"]["original_status_words"], "已吊销");
     // No new copy of a revoked licence (the refusal tells the status, so it is recorded too); a
     // licence the verifier may not see is not found.
     let size = s.vault.head().size;

@@ -1,0 +1,175 @@
+//! Issuing departments' daily work (issue 9): the status model over HTTP (撤回, 撤销, 吊销 and
+//! 注销 after each, a suspension with an end), kinds of new version, and the idempotent retry of
+//! every write.
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const COMPANY: &str = "91440300MA5E000256";
+
+fn id(v: &Value) -> String {
+    v["licence"]["id"].as_str().unwrap().to_string()
+}
+
+/// POST with an Idempotency-Key: status, the `Idempotent-Replayed` header, body.
+async fn post_idem(s: &Server, path: &str, key: &str, body: &Value) -> (u16, String, Value) {
+    let res =
+        s.http.post(s.url(path)).bearer_auth(ISSUER).header("Idempotency-Key", key).json(body).send().await.unwrap();
+    let status = res.status().as_u16();
+    let replayed = res.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap().to_string());
+    (status, replayed.unwrap_or_default(), res.json().await.unwrap())
+}
+
+async fn verdict(s: &Server, document: &Value) -> Value {
+    let (st, v) = s.post(None, "/v1/verify", &json!({"payload": document})).await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+#[tokio::test]
+async fn each_ending_has_its_status_and_words_and_cancel_closes_every_one() {
+    let s = Server::start().await;
+    for (action, status, words) in
+        [("withdraw", "withdrawn", "已撤回"), ("annul", "annulled", "已撤销"), ("revoke", "revoked", "已吊销")]
+    {
+        let issued = s.issue_company(COMPANY).await;
+        let l = id(&issued);
+        let (st, v) = s.post(Some(ISSUER), &format!("/v1/licences/{l}/{action}"), &json!({"reason": "依法处理"})).await;
+        assert_eq!((st, v["status"].as_str(), v["status_words"].as_str()), (200, Some(status), Some(words)), "{v}");
+        let seen = verdict(&s, &issued["document"]).await;
+        assert_eq!((seen["verdict"].as_str(), seen["status_words"].as_str()), (Some(status), Some(words)), "{seen}");
+        // Nothing but 注销 after an ending; 注销 after each (行政许可法 art. 70).
+        for again in ["suspend", "reinstate", "withdraw", "annul", "revoke"] {
+            let (st, v) = s.post(Some(ISSUER), &format!("/v1/licences/{l}/{again}"), &json!({"reason": "再次"})).await;
+            assert_eq!((st, v["code"].as_str()), (409, Some("conflict")), "{again} after {action}: {v}");
+        }
+        let (st, v) = s.post(Some(ISSUER), &format!("/v1/licences/{l}/cancel"), &json!({"reason": "注销"})).await;
+        assert_eq!((st, v["status_words"].as_str()), (200, Some("已注销")), "{v}");
+        let (_, hist) = s.get(Some(ISSUER), &format!("/v1/licences/{l}/history")).await;
+        let actions: Vec<&str> =
+            hist["events"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+        assert_eq!(actions, [action, "cancel"], "{hist}");
+    }
+}
+
+#[tokio::test]
+async fn a_suspension_can_have_an_end() {
+    let s = Server::start().await;
+    let l = id(&s.issue_company(COMPANY).await);
+    let path = format!("/v1/licences/{l}/suspend");
+    let (st, v) = s.post(Some(ISSUER), &path, &json!({"reason": "暂扣", "until": "2020-01-01"})).await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("invalid_dates")), "an end in the past: {v}");
+    let (st, v) = s
+        .post(Some(ISSUER), &format!("/v1/licences/{l}/revoke"), &json!({"reason": "吊销", "until": "2099-01-01"}))
+        .await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("invalid_request")), "only a suspension has an end: {v}");
+    let (st, v) = s.post(Some(ISSUER), &path, &json!({"reason": "暂扣许可证件", "until": "2099-03-31"})).await;
+    assert_eq!(
+        (st, v["status"].as_str(), v["suspended_until"].as_str()),
+        (200, Some("suspended"), Some("2099-03-31")),
+        "{v}"
+    );
+    let (_, hist) = s.get(Some(ISSUER), &format!("/v1/licences/{l}/history")).await;
+    assert_eq!(hist["events"][1]["until"], "2099-03-31", "{hist}");
+    // Reinstated before its end: valid, and the end is gone.
+    let (st, v) = s.post(Some(ISSUER), &format!("/v1/licences/{l}/reinstate"), &json!({"reason": "提前恢复"})).await;
+    assert_eq!((st, v["status"].as_str(), v.get("suspended_until")), (200, Some("valid"), None), "{v}");
+}
+
+#[tokio::test]
+async fn kinds_of_new_version() {
+    let s = Server::start().await;
+    let first = s.issue_company(COMPANY).await;
+    let l = id(&first);
+    let versions = format!("/v1/licences/{l}/versions");
+    // A replacement keeps the face: it takes nothing but kind and reason.
+    let (st, v) = s
+        .post(
+            Some(ISSUER),
+            &versions,
+            &json!({"kind": "replacement", "reason": "遗失补证", "valid_until": "2099-01-01"}),
+        )
+        .await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("invalid_request")), "{v}");
+    let (st, v) = s.post(Some(ISSUER), &versions, &json!({"kind": "change", "reason": "无变化"})).await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("invalid_request")), "a change that changes nothing: {v}");
+    let (st, v) = s.post(Some(ISSUER), &versions, &json!({"kind": "reissue", "reason": "?"})).await;
+    assert_eq!(st, 400, "an unknown kind: {v}");
+    let (st, second) = s.post(Some(ISSUER), &versions, &json!({"kind": "replacement", "reason": "遗失补证"})).await;
+    assert_eq!(st, 201, "{second}");
+    assert_eq!(second["licence"]["fields"], first["licence"]["fields"]);
+    assert_eq!(second["licence"]["valid_until"], first["licence"]["valid_until"]);
+    let old = verdict(&s, &first["document"]).await;
+    assert_eq!(old["verdict"], "superseded");
+    assert_eq!(old["status_words"], "已更新（有新版本）");
+    assert_eq!(
+        old["successor"],
+        json!({"id": id(&second), "version": "002", "kind": "replacement", "kind_words": "补证"})
+    );
+    let (_, read) = s.get(Some(ISSUER), &format!("/v1/licences/{l}")).await;
+    assert_eq!(read["successor"]["kind"], "replacement", "{read}");
+    let (_, hist) = s.get(Some(ISSUER), &format!("/v1/licences/{}/history", id(&second))).await;
+    assert_eq!(hist["events"][0]["kind"], "replacement", "{hist}");
+
+    // 延续 only before expiry.
+    let mut body = business_licence(&licvault::domain::holder::complete_uscc("91440300MA5E0009").unwrap());
+    body["valid_from"] = json!("2015-01-01");
+    body["valid_until"] = json!("2020-12-31");
+    let (_, expired) = s.post(Some(ISSUER), "/v1/licences", &body).await;
+    let (st, v) = s
+        .post(
+            Some(ISSUER),
+            &format!("/v1/licences/{}/versions", id(&expired)),
+            &json!({"kind": "renewal", "reason": "延续"}),
+        )
+        .await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("conflict")), "{v}");
+}
+
+/// Every write retried with its Idempotency-Key answers the first result and adds no leaf; the
+/// key with another body is refused.
+#[tokio::test]
+async fn every_write_retried_answers_the_first_result() {
+    let s = Server::start().await;
+    let issue = business_licence(COMPANY);
+    let (st, _, first) = post_idem(&s, "/v1/licences", "k-issue", &issue).await;
+    assert_eq!(st, 201);
+    let l = id(&first);
+    let size = s.vault.head().size;
+    let (st, replayed, again) = post_idem(&s, "/v1/licences", "k-issue", &issue).await;
+    assert_eq!((st, replayed.as_str(), id(&again)), (200, "true", l.clone()));
+
+    let versions = format!("/v1/licences/{l}/versions");
+    let body = json!({"kind": "exchange", "reason": "换发新版"});
+    let (st, _, second) = post_idem(&s, &versions, "k-version", &body).await;
+    assert_eq!(st, 201, "{second}");
+    let (st, replayed, again) = post_idem(&s, &versions, "k-version", &body).await;
+    assert_eq!((st, replayed.as_str(), id(&again)), (200, "true", id(&second)), "{again}");
+    assert_eq!(s.vault.head().size, size + 2, "one superseded and one issued leaf, once");
+
+    let l2 = id(&second);
+    for (action, key) in
+        [("suspend", "k-suspend"), ("reinstate", "k-reinstate"), ("revoke", "k-revoke"), ("cancel", "k-cancel")]
+    {
+        let path = format!("/v1/licences/{l2}/{action}");
+        let body = json!({"reason": format!("{action} 的理由")});
+        let (st, replayed, done) = post_idem(&s, &path, key, &body).await;
+        assert_eq!((st, replayed.as_str()), (200, "false"), "{done}");
+        let size = s.vault.head().size;
+        let (st, replayed, again) = post_idem(&s, &path, key, &body).await;
+        assert_eq!((st, replayed.as_str()), (200, "true"), "a retried {action}: {again}");
+        assert_eq!(again["log"]["index"], done["log"]["index"]);
+        assert_eq!(s.vault.head().size, size, "a retried {action} adds no leaf");
+        // Without the key the same request is a conflict (the status has moved on) …
+        if action != "suspend" {
+            let (st, _) = s.post(Some(ISSUER), &path, &body).await;
+            assert_eq!(st, 409);
+        }
+        // … and the key with another body, or for another write, is refused.
+        let (st, _, v) = post_idem(&s, &path, key, &json!({"reason": "另一个理由"})).await;
+        assert_eq!((st, v["code"].as_str()), (422, Some("idempotency_key_reused")), "{v}");
+    }
+    let (st, _, v) = post_idem(&s, "/v1/licences", "k-revoke", &issue).await;
+    assert_eq!((st, v["code"].as_str()), (422, Some("idempotency_key_reused")), "{v}");
+}
