@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Admin, ApiError, ApiJson, AppState};
 use crate::vault::catalogue::{CatalogueChange, Definition};
+use crate::vault::transfers::{Transfer, TransferRequest};
 use crate::vault::{rfc3339_s, Client, Role};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
@@ -22,6 +23,8 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("POST", "/v1/admin/keys/reload", post(reload_keys)),
         ("PUT", "/v1/admin/licence-types/{code}", put(put_licence_type)),
         ("PUT", "/v1/admin/service-items/{code}", put(put_service_item)),
+        ("POST", "/v1/admin/transfers", post(transfer)),
+        ("GET", "/v1/admin/transfers", get(transfers)),
     ]
 }
 
@@ -226,4 +229,26 @@ async fn put_service_item(
     ApiJson(body): ApiJson<crate::domain::ServiceItem>,
 ) -> Result<Json<CatalogueChange>, ApiError> {
     Ok(Json(s.vault.put_definition(&caller, &code, Definition::ServiceItem(body)).await?))
+}
+
+/// POST /v1/admin/transfers — move the management of a department's licences (all, of a type,
+/// or one) to another department; logged, in force at once.
+async fn transfer(
+    State(s): State<AppState>,
+    Admin(caller): Admin,
+    ApiJson(body): ApiJson<TransferRequest>,
+) -> Result<Response, ApiError> {
+    let t = s.vault.transfer(&caller, body).await?;
+    Ok((StatusCode::CREATED, Json(t)).into_response())
+}
+
+/// The answer of `GET /v1/admin/transfers` (spec/openapi.yaml `Transfers`).
+#[derive(Serialize)]
+struct TransfersView {
+    transfers: Vec<Transfer>,
+}
+
+/// GET /v1/admin/transfers — every transfer, oldest first.
+async fn transfers(State(s): State<AppState>, Admin(_): Admin) -> Json<TransfersView> {
+    Json(TransfersView { transfers: s.vault.transfers() })
 }

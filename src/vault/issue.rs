@@ -227,13 +227,22 @@ impl Vault {
         }
     }
 
-    /// Changes to one licence (status, new versions): only its department's issuer clients whose
-    /// type scope covers the licence's type. An administrator runs the platform; it does not
+    /// Changes to one licence (status, new versions): only the issuer clients of the department
+    /// that manages it (its issuer, or the one its management was transferred to) whose type
+    /// scope covers the licence's type. An administrator runs the platform; it does not
     /// suspend or revoke a department's licences.
     pub fn check_manager(&self, client: &Client, id: &LicenceId) -> Result<(), VaultError> {
+        // The department that manages it: its issuer, unless its management was transferred.
+        let manager = match client.role {
+            Role::Issuer => match self.record(id)? {
+                Some(rec) => self.manager_of(&rec),
+                None => id.issuer().to_string(),
+            },
+            _ => String::new(),
+        };
         match client.role {
-            Role::Issuer if client.uscc.as_deref() != Some(id.issuer().as_str()) => {
-                Err(VaultError::Forbidden(format!("{id} was issued by another department")))
+            Role::Issuer if client.uscc.as_deref() != Some(manager.as_str()) => {
+                Err(VaultError::Forbidden(format!("{id} is managed by another department")))
             }
             Role::Issuer if !client.types.is_empty() && !client.types.iter().any(|t| t == id.type_code().as_str()) => {
                 Err(VaultError::Forbidden(format!(
@@ -576,6 +585,15 @@ impl Vault {
             }
         };
         let (old, record, _) = self.licence(id)?;
+        // A new version is signed with the issuer's seal and keeps its identifier: the
+        // department a licence was transferred to issues a licence of its own instead.
+        if self.manager_of(&record) != record.issuer {
+            return Err(VaultError::Conflict(format!(
+                "{id} was transferred to {}: it issues a new licence of its own, not a version of {}'s",
+                self.manager_of(&record),
+                record.issuer
+            )));
+        }
         if let Some(s) = &record.successor {
             return Err(VaultError::Conflict(format!("{id} is superseded by {s}: make a version of the latest")));
         }

@@ -16,6 +16,7 @@ pub mod presentations;
 pub mod records;
 mod status;
 pub mod status_lists;
+pub mod transfers;
 pub mod usage;
 pub mod verify;
 
@@ -225,6 +226,9 @@ pub struct Vault {
     /// Licence records found bound to the log, by the SHA-256 of their stored bytes
     /// (`Vault::record`).
     bound: quick_cache::sync::Cache<Hash, Arc<LicenceRecord>>,
+    /// Transfers of management, in log order (`transfers.rs`), and one change at a time.
+    transfers: RwLock<Vec<transfers::Transfer>>,
+    transfer_changes: tokio::sync::Mutex<()>,
     /// Full tiles (`audit.rs`), which never change, by (level or entries, index).
     tiles: quick_cache::sync::Cache<(Option<u8>, u64), Arc<[u8]>, audit::TileWeight>,
 }
@@ -293,6 +297,7 @@ impl Vault {
         let seq = Sequencer::start(store.clone(), Arc::new(log_signer), tail_check)?;
         let catalogue = catalogue::with_logged_changes(catalogue, store.as_ref(), &seq.head())?;
         let annotation_keys = annotated::logged_annotation_keys(store.as_ref())?;
+        let transfers = transfers::logged_transfers(store.as_ref(), &seq.head())?;
         let status_alloc = std::sync::Mutex::new(status_lists::Allocator::load(store.as_ref())?);
         let serial =
             store.get(Cf::Meta, META_SERIAL)?.and_then(|v| v.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
@@ -328,6 +333,8 @@ impl Vault {
             decoded: quick_cache::sync::Cache::with_weighter(16_384, DECODED_CACHE_BYTES, DecodedWeight),
             bound: quick_cache::sync::Cache::new(BOUND_CACHE),
             tiles: quick_cache::sync::Cache::with_weighter(8_192, audit::TILE_CACHE_BYTES, audit::TileWeight),
+            transfers: RwLock::new(transfers),
+            transfer_changes: tokio::sync::Mutex::new(()),
         });
         vault.check_tail_records()?;
         vault.check_keys().await?;

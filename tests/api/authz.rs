@@ -74,6 +74,8 @@ fn table() -> Vec<(&'static str, &'static str, Allowed)> {
         ("GET", "/v1/log/tile/{level}/{*n}", Public),
         ("GET", "/v1/log/tile/entries/{*n}", Only(&[Auditor])),
         ("GET", "/v1/audit/export", Only(&[Auditor])),
+        ("POST", "/v1/admin/transfers", Only(&[Admin])),
+        ("GET", "/v1/admin/transfers", Only(&[Admin])),
         ("GET", "/healthz", Public),
         ("GET", "/readyz", Public),
         ("GET", "/metrics", Only(&[Admin])),
@@ -193,6 +195,12 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>, S
             Some(json!({"reason": "测试"}))
         }
         "/v1/verify" => Some(json!({"payload": "LV1:not-a-licence"})),
+        "/v1/admin/transfers" => {
+            // One fresh licence each time, so that no other route's licence changes hands.
+            let issued = s.issue_company(&holder).await;
+            let id = issued["licence"]["id"].as_str().unwrap();
+            Some(json!({"from": "11440300MB2000100X", "to": "11440300MB20002079", "licence": id, "reason": "权限测试"}))
+        }
         "/v1/admin/clients" => Some(json!({"id": format!("new-{n}"), "name": "新系统", "role": "auditor"})),
         "/v1/admin/clients/{id}/disable" | "/v1/admin/clients/{id}/rotate" => Some(json!({"reason": "测试"})),
         "/v1/holders/licences" => Some(json!({"holder": {"type": "001", "id": holder}, "use_reason": "权限测试"})),

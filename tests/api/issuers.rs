@@ -173,3 +173,55 @@ async fn every_write_retried_answers_the_first_result() {
     let (st, _, v) = post_idem(&s, "/v1/licences", "k-revoke", &issue).await;
     assert_eq!((st, v["code"].as_str()), (422, Some("idempotency_key_reused")), "{v}");
 }
+
+/// 机构改革: the administrator moves a department's licences of one type to another department;
+/// the new department revokes one, the old one may no longer act, documents keep verifying, and
+/// the transfer survives a restart (read back from its leaf).
+#[tokio::test]
+async fn a_transfer_then_the_new_department_revokes() {
+    const TO: &str = "11440300MB20002079"; // 示例市交通运输局
+    let s = Server::start().await;
+    let issued = s.issue_company(COMPANY).await;
+    let l = id(&issued);
+    let (_, new_client) = s
+        .post(
+            Some(ADMIN),
+            "/v1/admin/clients",
+            &json!({"id": "jtj-issuer", "name": "交通运输局业务系统", "role": "issuer", "uscc": TO}),
+        )
+        .await;
+    let to_token = new_client["token"].as_str().unwrap().to_string();
+    let body =
+        json!({"from": "11440300MB2000100X", "to": TO, "type_code": BUSINESS_LICENCE, "reason": "机构改革，职责划转"});
+    let (st, v) = s.post(Some(ISSUER), "/v1/admin/transfers", &body).await;
+    assert_eq!(st, 403, "only an administrator transfers: {v}");
+    let (st, t) = s
+        .post(
+            Some(ADMIN),
+            "/v1/admin/transfers",
+            &json!({"from": "11440300MB2000100X", "to": "11440300MB2000100X", "reason": "?"}),
+        )
+        .await;
+    assert_eq!(st, 400, "to another department: {t}");
+    let (st, t) = s.post(Some(ADMIN), "/v1/admin/transfers", &body).await;
+    assert_eq!(st, 201, "{t}");
+    // The old department may no longer act on it; the new one revokes it.
+    let (st, v) = s.post(Some(ISSUER), &format!("/v1/licences/{l}/suspend"), &json!({"reason": "暂扣"})).await;
+    assert_eq!(st, 403, "{v}");
+    let (st, v) = s.post(Some(&to_token), &format!("/v1/licences/{l}/revoke"), &json!({"reason": "依法吊销"})).await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("revoked")), "{v}");
+    let (_, hist) = s.get(Some(&to_token), &format!("/v1/licences/{l}/history")).await;
+    assert_eq!(hist["events"][1]["actor"], "jtj-issuer", "{hist}");
+    // The document, signed by the old department, verifies (as revoked).
+    assert_eq!(verdict(&s, &issued["document"]).await["verdict"], "revoked");
+    // A licence issued after the transfer stays with its issuer.
+    let later = id(&s.issue_company(&licvault::domain::holder::complete_uscc("91440300MA5E0011").unwrap()).await);
+    let (st, v) = s.post(Some(ISSUER), &format!("/v1/licences/{later}/suspend"), &json!({"reason": "暂扣"})).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, list) = s.get(Some(ADMIN), "/v1/admin/transfers").await;
+    assert_eq!(list["transfers"][0]["log_index"], t["log_index"], "{list}");
+    // After a restart the transfer is read back from its leaf.
+    let transfers = s.vault.transfers();
+    let again = licvault::vault::transfers::logged_transfers(s.vault.store().as_ref(), &s.vault.head()).unwrap();
+    assert_eq!(again, transfers);
+}
