@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Json;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -24,6 +25,8 @@ use crate::vault::{ChangeRequest, IssueRequest, Issued, LicenceRecord, RenewRequ
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     vec![
         ("POST", "/v1/licences", post(issue)),
+        ("GET", "/v1/licences", get(list)),
+        ("GET", "/v1/changes", get(changes)),
         ("GET", "/v1/licences/{id}", get(read)),
         ("POST", "/v1/licences/{id}/suspend", post(|s, c, p, h, b| change(s, c, p, h, b, Action::Suspend))),
         ("POST", "/v1/licences/{id}/reinstate", post(|s, c, p, h, b| change(s, c, p, h, b, Action::Reinstate))),
@@ -463,4 +466,177 @@ async fn history(
     let id = parse_id(&id)?;
     let events = s.vault.history(&client, &id)?;
     Ok(Json(json!({ "id": id.to_string(), "events": events })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    issuer: Option<String>,
+    #[serde(rename = "type")]
+    type_code: Option<String>,
+    number: Option<String>,
+    status: Option<String>,
+    issued_from: Option<String>,
+    issued_to: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+/// One licence of a listing (spec/openapi.yaml `ListedLicence`).
+#[derive(Serialize)]
+struct ListedView<'a> {
+    licence: LicenceView<'a>,
+    log: ReadLog,
+    #[serde(flatten)]
+    status: StatusView<'a>,
+}
+
+/// The answer of `GET /v1/licences` (spec/openapi.yaml `LicenceList`).
+#[derive(Serialize)]
+struct ListView<'a> {
+    licences: Vec<ListedView<'a>>,
+    /// Pass as `cursor` for the next page; null at the end.
+    next_cursor: Option<String>,
+}
+
+fn limit(raw: Option<&str>) -> Result<usize, ApiError> {
+    match raw {
+        None => Ok(100),
+        Some(v) => match super::logapi::number("limit", v)? {
+            n @ 1..=1000 => Ok(n as usize),
+            _ => Err(ApiError::bad_request("invalid_request", "limit is 1 to 1000")),
+        },
+    }
+}
+
+/// GET /v1/licences — a department's licences in issue order (issuer: its own; admin: any
+/// department's, or all), filtered by type, number, status and issue date, a page at a time.
+async fn list(
+    State(s): State<AppState>,
+    Caller(client): Caller,
+    q: Result<axum::extract::Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let p = super::logapi::query(q)?;
+    let bad = |what: &'static str, why: String| ApiError::bad_request(what, why);
+    let day = |field: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
+        v.as_deref()
+            .map(|d| {
+                crate::domain::parse_validity_date(field, d)
+                    .map(crate::domain::start_of_day_cst)
+                    .map_err(|e| bad("invalid_date", e))
+            })
+            .transpose()
+    };
+    let query = crate::vault::listing::ListQuery {
+        issuer: p
+            .issuer
+            .map(|u| crate::domain::Uscc::parse(&u).map(|u| u.to_string()))
+            .transpose()
+            .map_err(|e| bad("invalid_holder_id", e.to_string()))?,
+        type_code: p
+            .type_code
+            .map(|t| crate::domain::TypeCode::parse(&t).map(|t| t.to_string()))
+            .transpose()
+            .map_err(|e| bad("invalid_type_code", e.to_string()))?,
+        number: p.number,
+        status: p
+            .status
+            .map(|st| Status::parse(&st).ok_or_else(|| bad("invalid_request", format!("unknown status {st:?}"))))
+            .transpose()?,
+        issued_from: day("issued_from", &p.issued_from)?,
+        // Through the end of that day.
+        issued_to: day("issued_to", &p.issued_to)?.map(|t| t + 86_400),
+        cursor: p
+            .cursor
+            .as_deref()
+            .map(|c| super::logapi::number("cursor", c))
+            .transpose()
+            .map_err(|_| bad("invalid_cursor", "the cursor is the next_cursor of the previous page".into()))?,
+        limit: limit(p.limit.as_deref())?,
+    };
+    let page = s.vault.list(&client, &query)?;
+    let view = ListView {
+        licences: page
+            .licences
+            .iter()
+            .map(|l| ListedView {
+                licence: licence_json(&l.licence, Audience::Full),
+                log: ReadLog { index: l.record.issued_index, last_index: l.record.last_index },
+                status: status_view(&l.record, &l.licence),
+            })
+            .collect(),
+        next_cursor: page.next.map(|n| n.to_string()),
+    };
+    Ok(Json(view).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangesParams {
+    after: Option<String>,
+    issuer: Option<String>,
+    limit: Option<String>,
+}
+
+/// One change of the feed (spec/openapi.yaml `Change`).
+#[derive(Serialize)]
+struct ChangeView {
+    log_index: u64,
+    time: String,
+    event: String,
+    licence: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    related: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// The answer of `GET /v1/changes` (spec/openapi.yaml `Changes`).
+#[derive(Serialize)]
+struct ChangesView {
+    changes: Vec<ChangeView>,
+    /// Pass as `after` next time; null while the department has no change.
+    last: Option<u64>,
+    /// More changes follow now.
+    more: bool,
+}
+
+/// GET /v1/changes?after= — every leaf after `after` that changed one of the department's
+/// licences, oldest first: a department keeps its own database in step with it.
+async fn changes(
+    State(s): State<AppState>,
+    Caller(client): Caller,
+    q: Result<axum::extract::Query<ChangesParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let p = super::logapi::query(q)?;
+    let after = p.after.as_deref().map(|a| super::logapi::number("after", a)).transpose()?;
+    let page = s.vault.changes(&client, p.issuer.as_deref(), after, limit(p.limit.as_deref())?)?;
+    let changes = page
+        .changes
+        .into_iter()
+        .map(|(index, leaf)| {
+            let ev = &leaf.event;
+            let t = |k: &str| ev.get_text(k).map(str::to_string);
+            ChangeView {
+                log_index: index,
+                time: crate::vault::rfc3339_ms(leaf.time_ms),
+                event: ev.kind.clone(),
+                licence: leaf.licence.clone().unwrap_or_default(),
+                action: t("action"),
+                from: t("from"),
+                to: t("to").or_else(|| (ev.kind == "licence.issued").then(|| "valid".to_string())),
+                kind: t("kind"),
+                related: t("successor").or_else(|| t("predecessor")),
+                reason: t("reason"),
+            }
+        })
+        .collect();
+    Ok(Json(ChangesView { changes, last: page.last, more: page.more }).into_response())
 }

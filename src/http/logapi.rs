@@ -42,7 +42,7 @@ async fn checkpoint(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 /// A non-negative integer written without sign or leading zeros.
-fn number(what: &str, text: &str) -> Result<u64, ApiError> {
+pub(super) fn number(what: &str, text: &str) -> Result<u64, ApiError> {
     text.parse::<u64>().ok().filter(|v| v.to_string() == text).ok_or_else(|| {
         ApiError::bad_request("invalid_request", format!("{what} is a number (0, 1, 2, …), not {text:?}"))
     })
@@ -54,7 +54,7 @@ async fn checkpoint_at(State(s): State<AppState>, Path(size): Path<String>) -> R
     Ok(([(header::CONTENT_TYPE, TEXT), (header::CACHE_CONTROL, IMMUTABLE)], note).into_response())
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(v)| v).map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))
 }
 

@@ -31,13 +31,17 @@ pub enum Cf {
     Usage,
     /// status-list entry: list (u32 BE) ‖ index (u32 BE) → the licence's status code (1 byte)
     Status,
+    /// listings and the changes feed (spec/formats.md §4): `i/` issuer ‖ index, `t/` issuer ‖
+    /// type ‖ index, `a/` index, `n/` type ‖ 0 ‖ number ‖ 0 ‖ index → iat (i64 BE) ‖ licence
+    /// id; `c/` issuer ‖ index → licence id
+    Listing,
     /// named values: `checkpoint`, `size`, `serial`, `catalogue`, `trust`, `keys-leaf`,
     /// `ready-probe`, `pilot/…`, `cat/…` (catalogue-change pointers), `annotation-keys/…`
     Meta,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 10] = [
+    pub const ALL: [Cf; 11] = [
         Cf::Leaves,
         Cf::Tree,
         Cf::Licences,
@@ -47,6 +51,7 @@ impl Cf {
         Cf::Clients,
         Cf::Usage,
         Cf::Status,
+        Cf::Listing,
         Cf::Meta,
     ];
 
@@ -61,6 +66,7 @@ impl Cf {
             Cf::Clients => "clients",
             Cf::Usage => "usage",
             Cf::Status => "status",
+            Cf::Listing => "listing",
             Cf::Meta => "meta",
         }
     }
@@ -121,6 +127,32 @@ pub mod keys {
     /// `docs`: `c/` ‖ an annotated copy's SHA-256 (the value is its usage leaf's index).
     pub fn copy(sha256: &[u8]) -> Vec<u8> {
         [b"c/".as_slice(), sha256].concat()
+    }
+
+    /// `listing`: `i/` ‖ issuer USCC ‖ issuance leaf index: a department's licences in issue order.
+    pub fn listed(issuer: &str, index: u64) -> Vec<u8> {
+        [b"i/", issuer.as_bytes(), &index.to_be_bytes()].concat()
+    }
+
+    /// `listing`: `t/` ‖ issuer ‖ type code ‖ index: a department's licences of one type.
+    pub fn listed_type(issuer: &str, type_code: &str, index: u64) -> Vec<u8> {
+        [b"t/", issuer.as_bytes(), type_code.as_bytes(), &index.to_be_bytes()].concat()
+    }
+
+    /// `listing`: `a/` ‖ index: every licence in issue order.
+    pub fn listed_all(index: u64) -> Vec<u8> {
+        [b"a/".as_slice(), &index.to_be_bytes()].concat()
+    }
+
+    /// `listing`: `n/` ‖ type code ‖ 0 ‖ the number printed on it ‖ 0 ‖ index.
+    pub fn listed_number(type_code: &str, number: &str, index: u64) -> Vec<u8> {
+        [b"n/", type_code.as_bytes(), &[0], number.as_bytes(), &[0], &index.to_be_bytes()].concat()
+    }
+
+    /// `listing`: `c/` ‖ issuer ‖ leaf index: every leaf that changes a department's licence
+    /// (issued, status, superseded), for its changes feed.
+    pub fn change(issuer: &str, index: u64) -> Vec<u8> {
+        [b"c/", issuer.as_bytes(), &index.to_be_bytes()].concat()
     }
 
     /// `meta` prefix of the checkpoints kept by size.

@@ -454,6 +454,7 @@ impl Vault {
         let doc = document.clone();
         let disclosures = super::disclosures_value(&sd.disclosures);
         let predecessor_changed = predecessor.is_some();
+        let listed = licence.clone();
         let (out, head) = self
             .seq
             .submit(move |tx: &mut Tx<'_>| -> Result<Result<LicenceRecord, String>, VaultError> {
@@ -505,6 +506,7 @@ impl Vault {
                         .text("reason", reason.as_str())
                         .text("actor", actor.as_str());
                     let i = tx.append_about(ev_old, &key, Some(old.last_index));
+                    tx.put(Cf::Listing, crate::store::keys::change(&old.issuer, i), key.clone().into_bytes());
                     old.status = Status::Superseded;
                     old.successor = Some(id.clone());
                     old.successor_kind = Some(*kind);
@@ -519,6 +521,8 @@ impl Vault {
                     tx.put(Cf::Licences, key.into_bytes(), json(&old)?);
                 }
                 let index = tx.append_about(ev, &id, None);
+                super::listing::put_listing(tx, &listed, index);
+                tx.put(Cf::Listing, crate::store::keys::change(&record.issuer, index), id.clone().into_bytes());
                 record.issued_index = index;
                 record.last_index = index;
                 tx.put(Cf::Licences, id.clone().into_bytes(), json(&record)?);

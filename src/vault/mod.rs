@@ -10,6 +10,7 @@ mod error;
 mod issue;
 pub mod keys;
 pub mod links;
+pub mod listing;
 pub mod lookup;
 mod pilot;
 pub mod presentations;
@@ -341,6 +342,7 @@ impl Vault {
         vault.log_if_changed(META_CATALOGUE, catalogue_sha256, "catalogue.loaded").await?;
         vault.log_if_changed(META_TRUST, trust_hash, "trust.loaded").await?;
         vault.log_annotation_key().await?;
+        vault.build_listing()?;
         Ok(vault)
     }
 

@@ -151,6 +151,7 @@ impl Vault {
                     ev = ev.uint("until", u as u64);
                 }
                 let index = tx.append_about(ev, &key, Some(rec.last_index));
+                tx.put(Cf::Listing, crate::store::keys::change(&rec.issuer, index), key.clone().into_bytes());
                 rec.status = to;
                 rec.suspended_until = until;
                 rec.last_index = index;

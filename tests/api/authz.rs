@@ -54,6 +54,9 @@ fn table() -> Vec<(&'static str, &'static str, Allowed)> {
         ("GET", "/v1/service-items", Public),
         ("GET", "/v1/service-items/{code}", Public),
         ("POST", "/v1/licences", Only(&[Issuer])),
+        // Each issuer lists its own department's licences of its types.
+        ("GET", "/v1/licences", Only(&[Issuer, IssuerOutOfScope, OtherDepartment, Admin])),
+        ("GET", "/v1/changes", Only(&[Issuer, IssuerOutOfScope, Admin])),
         ("GET", "/v1/licences/{id}", Only(&[Issuer, Admin])),
         ("POST", "/v1/licences/{id}/suspend", Only(&[Issuer])),
         ("POST", "/v1/licences/{id}/reinstate", Only(&[Issuer])),
@@ -168,6 +171,7 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>, S
         .replace("/tile/{level}/{*n}", "/tile/0/000.p/1")
         .replace("/tile/entries/{*n}", "/tile/entries/000.p/1")
         .replace("/audit/export", "/audit/export?from=0")
+        .replace("/v1/changes", "/v1/changes?issuer=11440300MB2000100X")
         .replace("{ref}", &reference)
         .replace("{id}", &id);
     let body = match route {

@@ -225,3 +225,124 @@ async fn a_transfer_then_the_new_department_revokes() {
     let again = licvault::vault::transfers::logged_transfers(s.vault.store().as_ref(), &s.vault.head()).unwrap();
     assert_eq!(again, transfers);
 }
+
+/// A department lists its licences a page at a time (by type, by number, by status), and keeps
+/// its own database in step with the changes feed; another department sees none of it.
+#[tokio::test]
+async fn listing_and_the_changes_feed() {
+    let s = Server::start().await;
+    let uscc = |n: u32| licvault::domain::holder::complete_uscc(&format!("91440300MA5E{n:04}")).unwrap();
+    let mut ids = Vec::new();
+    for n in 0..7 {
+        ids.push(id(&s.issue_company(&uscc(n)).await));
+    }
+    let (st, v) = s.post(Some(ISSUER), &format!("/v1/licences/{}/revoke", ids[2]), &json!({"reason": "吊销"})).await;
+    assert_eq!(st, 200, "{v}");
+    // Pages of 3, in issue order, to the end.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (st, page) = s.get(Some(ISSUER), &format!("/v1/licences?limit=3{cursor}")).await;
+        assert_eq!(st, 200, "{page}");
+        let got = page["licences"].as_array().unwrap();
+        assert!(got.len() <= 3);
+        seen.extend(got.iter().map(|l| l["licence"]["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let (_, revoked) = s.get(Some(ISSUER), "/v1/licences?status=revoked").await;
+    assert_eq!(revoked["licences"].as_array().unwrap().len(), 1, "{revoked}");
+    assert_eq!(revoked["licences"][0]["status_words"], "已吊销");
+    // By the number printed on it, with its type.
+    let (_, read) = s.get(Some(ISSUER), &format!("/v1/licences/{}", ids[4])).await;
+    let number = read["licence"]["number"].as_str().unwrap();
+    let (st, found) = s.get(Some(ISSUER), &format!("/v1/licences?type={BUSINESS_LICENCE}&number={number}")).await;
+    assert_eq!((st, found["licences"].as_array().unwrap().len()), (200, 1), "{found}");
+    assert_eq!(found["licences"][0]["licence"]["id"], ids[4].as_str());
+    let (st, v) = s.get(Some(ISSUER), &format!("/v1/licences?number={number}")).await;
+    assert_eq!(st, 400, "a number needs its type: {v}");
+    let (st, v) = s.get(Some(ISSUER), "/v1/licences?cursor=abc").await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("invalid_cursor")), "{v}");
+    // Another department lists none of them, and may not ask for this one's.
+    let (_, other) = s.get(Some(OTHER_ISSUER), "/v1/licences").await;
+    assert!(other["licences"].as_array().unwrap().is_empty(), "{other}");
+    let (st, _) = s.get(Some(OTHER_ISSUER), "/v1/licences?issuer=11440300MB2000100X").await;
+    assert_eq!(st, 403);
+
+    // The reconciliation loop: everything from the start, then only what is new.
+    let (st, feed) = s.get(Some(ISSUER), "/v1/changes?limit=5").await;
+    assert_eq!(st, 200, "{feed}");
+    assert_eq!(feed["changes"].as_array().unwrap().len(), 5);
+    assert_eq!(feed["more"], true);
+    let mut after = feed["last"].as_u64().unwrap();
+    let mut events: Vec<(String, String)> = feed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["licence"].as_str().unwrap().into(), c["to"].as_str().unwrap().into()))
+        .collect();
+    loop {
+        let (_, feed) = s.get(Some(ISSUER), &format!("/v1/changes?after={after}&limit=5")).await;
+        events.extend(
+            feed["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c["licence"].as_str().unwrap().into(), c["to"].as_str().unwrap().into())),
+        );
+        after = feed["last"].as_u64().unwrap();
+        if feed["more"] == false {
+            break;
+        }
+    }
+    assert_eq!(events.len(), 8, "seven issued, one revoked: {events:?}");
+    assert_eq!(events.last().unwrap(), &(ids[2].clone(), "revoked".to_string()));
+    // Nothing new: an empty page that keeps `last`.
+    let (_, feed) = s.get(Some(ISSUER), &format!("/v1/changes?after={after}")).await;
+    assert_eq!((feed["changes"].as_array().unwrap().len(), feed["last"].as_u64()), (0, Some(after)));
+    let (st, _) = s.get(Some(ADMIN), "/v1/changes").await;
+    assert_eq!(st, 400, "an administrator names the department");
+}
+
+/// A store made before listings existed (no `listing` rows): start-up writes them once from its
+/// leaves, and the listing and the feed then hold every licence.
+#[tokio::test]
+async fn listings_of_an_older_store_are_built_at_start() {
+    use licvault::store::{Batch, Cf, MemoryStore, Store};
+    use std::sync::Arc;
+    let old = Arc::new(MemoryStore::new());
+    let s = Server::start_on(old.clone(), tempfile::tempdir().unwrap()).await;
+    let a = id(&s.issue_company(COMPANY).await);
+    let (st, _) = s.post(Some(ISSUER), &format!("/v1/licences/{a}/suspend"), &json!({"reason": "暂扣"})).await;
+    assert_eq!(st, 200);
+    s.vault.close();
+    // The same store without its listing rows and the flag that says they were built.
+    let copy = Arc::new(MemoryStore::new());
+    let mut batch = Batch::default();
+    for cf in Cf::ALL.into_iter().filter(|cf| *cf != Cf::Listing) {
+        for (k, v) in old.scan_prefix(cf, b"", usize::MAX).unwrap() {
+            if !(cf == Cf::Meta && k == b"listing-v1") {
+                batch.put(cf, k, v);
+            }
+        }
+    }
+    copy.write(batch).unwrap();
+    assert!(copy.scan_prefix(Cf::Listing, b"", 1).unwrap().is_empty());
+    let s = Server::start_on(copy, tempfile::tempdir().unwrap()).await;
+    let (_, page) = s.get(Some(ISSUER), "/v1/licences").await;
+    let listed: Vec<&str> =
+        page["licences"].as_array().unwrap().iter().map(|l| l["licence"]["id"].as_str().unwrap()).collect();
+    assert!(listed.contains(&a.as_str()), "{page}");
+    let (_, feed) = s.get(Some(ISSUER), "/v1/changes").await;
+    let about_a: Vec<&str> = feed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["licence"] == a.as_str())
+        .map(|c| c["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(about_a, ["valid", "suspended"], "{feed}");
+}
