@@ -44,6 +44,30 @@ enum Command {
         #[arg(long, env = "LICVAULT_KEYS", default_value = "keys")]
         keys: PathBuf,
     },
+    /// Migrate existing licences: send FILE (JSON lines, each the body of POST /v1/licences,
+    /// with `issue_date` for the original 发证日期 and an optional `key`) to URL/v1/licences/batch,
+    /// with a progress bar. Each line's Idempotency-Key is its `key`, else the SHA-256 of the
+    /// line, so running it again changes nothing. Bad lines are reported with their reasons and
+    /// the rest go on; the report (JSON lines) lets a second run skip what was issued. The token
+    /// comes from LICVAULT_ISSUER_TOKEN or --token-file.
+    Import {
+        /// The vault's base URL, e.g. https://licvault.example.gov.cn
+        url: String,
+        file: PathBuf,
+        /// Legacy values mapped to the catalogue's: {"field name": {"legacy": "catalogue value"}}.
+        #[arg(long)]
+        map: Option<PathBuf>,
+        /// Where each line's outcome goes (default FILE.report.jsonl); lines it says were issued
+        /// are skipped on a second run.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Lines per request (1 to 1,000).
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// A file holding an issuer client's bearer token (else LICVAULT_ISSUER_TOKEN).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
     /// Client systems and their bearer tokens, through the running server's admin API.
     Clients {
         #[command(subcommand)]
@@ -440,6 +464,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .context("set LICVAULT_AUDITOR_TOKEN to an auditor client's token, or pass --token-file")?,
             };
             runtime()?.block_on(audit_export(&url, &token, from, to, &out)).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Import { url, file, map, report, batch, token_file } => {
+            let token = match token_file {
+                Some(p) => {
+                    std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?.trim().to_string()
+                }
+                None => std::env::var("LICVAULT_ISSUER_TOKEN")
+                    .context("set LICVAULT_ISSUER_TOKEN to an issuer client's token, or pass --token-file")?,
+            };
+            let report = report.unwrap_or_else(|| file.with_extension("report.jsonl"));
+            let done = runtime()?.block_on(crate::import::run(&url, &token, &file, map.as_deref(), &report, batch))?;
+            println!("{done}");
+            Ok(if done.refused == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Audit { command: AuditCommand::Verify { bundle, log_key, previous, witnesses, quorum } } => {
             let witnesses = if witnesses.is_empty() { Vec::new() } else { witness_keys(&witnesses, quorum)? };

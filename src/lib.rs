@@ -10,6 +10,7 @@
 //! - `http`      the REST API (the only axum user)
 //! - `config`    server configuration
 //! - `witness`   c2sp.org/tlog-witness: the witness (`licvault witness serve`) and the vault's cosigner
+//! - `import`    `licvault import`: migrating existing licences through the batch endpoint
 //! - `cli`       the `licvault` command line
 
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod import;
 pub mod log;
 pub mod qr;
 pub mod status_list;

@@ -81,8 +81,11 @@ pub struct Licence {
     /// 照面信息: face fields by name, in the order of their UTF-8 bytes.
     pub fields: BTreeMap<String, String>,
     pub predecessor: Option<LicenceId>,
-    /// Unix seconds.
+    /// Unix seconds: when it was signed (`iat`).
     pub issued_at: i64,
+    /// The 发证日期 printed on a licence issued before it came into the vault (a migrated
+    /// licence), when it differs from the signing day; `None`: the signing day.
+    pub issue_date: Option<time::Date>,
     pub valid_from: i64,
     /// `None`: long-term (长期有效).
     pub valid_until: Option<i64>,
@@ -139,6 +142,7 @@ pub struct Presented {
     pub compact_of: Option<[u8; 32]>,
     pub predecessor: Option<LicenceId>,
     pub issued_at: i64,
+    pub issue_date: Option<time::Date>,
     pub valid_from: i64,
     pub valid_until: Option<i64>,
     pub status_ref: Option<StatusRef>,
@@ -247,6 +251,9 @@ impl Licence {
         ];
         if let Some(p) = &self.predecessor {
             lic.push((text("prev"), text(p.to_string())));
+        }
+        if let Some(d) = self.issue_date {
+            lic.push((text("issued"), text(d.to_string())));
         }
         if !co.is_empty() {
             lic.push((text("co_holders"), Value::Array(co)));
@@ -363,6 +370,7 @@ impl Presented {
             fields: self.fields,
             predecessor: self.predecessor,
             issued_at: self.issued_at,
+            issue_date: self.issue_date,
             valid_from: self.valid_from,
             valid_until: self.valid_until,
             status_ref: self.status_ref,
@@ -389,6 +397,7 @@ impl Presented {
             compact_of: None,
             predecessor: l.predecessor.clone(),
             issued_at: l.issued_at,
+            issue_date: l.issue_date,
             valid_from: l.valid_from,
             valid_until: l.valid_until,
             status_ref: l.status_ref.clone(),
@@ -469,6 +478,7 @@ impl Presented {
             compact_of: Some(full),
             predecessor: None,
             issued_at,
+            issue_date: None,
             valid_from,
             valid_until,
             status_ref,
@@ -623,6 +633,13 @@ impl Presented {
         }
         let status_ref = parse_status(&claims)?;
         let predecessor = lic.opt_text("prev")?.map(LicenceId::parse).transpose()?;
+        let issue_date = match lic.opt_text("issued")? {
+            None => None,
+            Some(d) => Some(
+                crate::domain::parse_date(d)
+                    .ok_or_else(|| CborError::Shape(format!("licence: issued must be a date YYYY-MM-DD, not {d:?}")))?,
+            ),
+        };
         if valid_until.is_some_and(|exp| exp <= valid_from) {
             return Err(LicenceError::Inconsistent("exp is not after nbf".into()));
         }
@@ -641,6 +658,7 @@ impl Presented {
             disclosed,
             predecessor,
             issued_at,
+            issue_date,
             valid_from,
             valid_until,
             status_ref,
@@ -665,6 +683,7 @@ pub(crate) mod tests {
             fields: [("名称".to_string(), "示例科技有限公司".to_string())].into(),
             predecessor: None,
             issued_at: 1_700_000_000,
+            issue_date: None,
             valid_from: 1_700_000_000,
             valid_until: None,
             status_ref: None,

@@ -25,6 +25,7 @@ use crate::vault::{ChangeRequest, IssueRequest, Issued, LicenceRecord, RenewRequ
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     vec![
         ("POST", "/v1/licences", post(issue)),
+        ("POST", "/v1/licences/batch", post(batch).layer(axum::extract::DefaultBodyLimit::max(MAX_BATCH_BODY))),
         ("GET", "/v1/licences", get(list)),
         ("GET", "/v1/changes", get(changes)),
         ("GET", "/v1/licences/{id}", get(read)),
@@ -61,6 +62,9 @@ pub struct LicenceView<'a> {
     holder: HolderView<'a>,
     id: String,
     issued_at: String,
+    /// 发证日期: the date printed as the licence's issue date (a migrated licence's own, else the
+    /// signing day).
+    issue_date: String,
     issuer: IssuerView<'a>,
     long_term: bool,
     number: &'a str,
@@ -141,6 +145,7 @@ pub fn licence_json<'a>(l: &'a Licence, audience: Audience<'_>) -> LicenceView<'
         ..common_view(
             &l.id,
             (l.issued_at, l.valid_from, l.valid_until, l.predecessor.as_ref()),
+            l.issue_date,
             &l.area_code,
             &l.number,
             &l.type_name,
@@ -186,6 +191,7 @@ pub fn presented_json<'a>(p: &'a Presented, ty: Option<&'a LicenceType>) -> Lice
         ..common_view(
             &p.id,
             (p.issued_at, p.valid_from, p.valid_until, p.predecessor.as_ref()),
+            p.issue_date,
             &p.area_code,
             &p.number,
             type_name,
@@ -195,10 +201,12 @@ pub fn presented_json<'a>(p: &'a Presented, ty: Option<&'a LicenceType>) -> Lice
 }
 
 /// The parts of a view that every audience sees alike.
-/// `times`: issued at, valid from, valid until, the predecessor.
+/// `times`: issued at, valid from, valid until, the predecessor; `issue_date`: a migrated
+/// licence's own.
 fn common_view<'a>(
     id: &'a LicenceId,
     times: (i64, i64, Option<i64>, Option<&LicenceId>),
+    issue_date: Option<time::Date>,
     area_code: &'a str,
     number: &'a str,
     type_name: &'a str,
@@ -213,6 +221,7 @@ fn common_view<'a>(
         holder: HolderView { id: None, name: "", kind: "" },
         id: id.to_string(),
         issued_at: crate::vault::rfc3339_s(issued_at),
+        issue_date: issue_date.unwrap_or_else(|| cst_date(issued_at)).to_string(),
         issuer: IssuerView { name: issuer_name, uscc: id.issuer().as_str() },
         long_term: valid_until.is_none(),
         number,
@@ -639,4 +648,129 @@ async fn changes(
         })
         .collect();
     Ok(Json(ChangesView { changes, last: page.last, more: page.more }).into_response())
+}
+
+/// The most items a batch takes, and the largest batch body.
+pub const MAX_BATCH: usize = 1_000;
+const MAX_BATCH_BODY: usize = 4 << 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchItem {
+    /// The item's Idempotency-Key: a batch sent again answers each item it issued before.
+    key: String,
+    /// As the body of `POST /v1/licences`; one that does not fit is refused alone.
+    licence: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    items: Vec<BatchItem>,
+}
+
+/// One item's outcome (spec/openapi.yaml `BatchResult`).
+#[derive(Serialize)]
+struct BatchResult {
+    key: String,
+    /// `issued`, `replayed` (an earlier request under its key) or `refused`.
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_index: Option<u64>,
+    /// A refused item: the problem it would have had alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+/// The answer of `POST /v1/licences/batch` (spec/openapi.yaml `BatchIssued`).
+#[derive(Serialize)]
+struct BatchAnswer {
+    results: Vec<BatchResult>,
+    issued: usize,
+    replayed: usize,
+    refused: usize,
+    /// A signed checkpoint covering every item issued.
+    checkpoint: String,
+}
+
+/// POST /v1/licences/batch — issue up to 1,000 licences (migration): each item as `POST
+/// /v1/licences` with its own Idempotency-Key, signed on every core and committed in shared
+/// batches; a bad item is refused with its reason and the others go on.
+async fn batch(
+    State(s): State<AppState>,
+    Caller(client): Caller,
+    ApiJson(body): ApiJson<BatchBody>,
+) -> Result<Response, ApiError> {
+    if client.role != crate::vault::Role::Issuer {
+        return Err(ApiError::from(crate::vault::VaultError::Forbidden(format!(
+            "role {} may not issue licences",
+            client.role.as_str()
+        ))));
+    }
+    if body.items.is_empty() || body.items.len() > MAX_BATCH {
+        return Err(ApiError::bad_request("invalid_request", format!("a batch has 1 to {MAX_BATCH} items")));
+    }
+    let mut keys = std::collections::HashSet::new();
+    if let Some(dup) = body.items.iter().find(|i| !keys.insert(i.key.as_str())) {
+        return Err(ApiError::bad_request("invalid_request", format!("key {:?} is in the batch twice", dup.key)));
+    }
+    let client = std::sync::Arc::new(client);
+    let mut jobs = tokio::task::JoinSet::new();
+    for (n, item) in body.items.into_iter().enumerate() {
+        let (vault, client) = (s.vault.clone(), client.clone());
+        jobs.spawn(async move {
+            let key = item.key.clone();
+            let outcome = match serde_json::from_value::<IssueRequest>(item.licence) {
+                Ok(req) => vault.issue(&client, req, Some(item.key)).await.map_err(ApiError::from),
+                Err(e) => Err(ApiError::bad_request("invalid_body", format!("the licence: {e}"))),
+            };
+            (n, key, outcome)
+        });
+    }
+    let mut results: Vec<(usize, BatchResult)> = Vec::new();
+    while let Some(done) = jobs.join_next().await {
+        let (n, key, outcome) = done.map_err(|e| ApiError::from(crate::vault::VaultError::Internal(e.to_string())))?;
+        let result = match outcome {
+            Ok(i) => BatchResult {
+                key,
+                outcome: if i.replayed { "replayed" } else { "issued" },
+                id: Some(i.licence.id.to_string()),
+                log_index: Some(i.record.issued_index),
+                status: None,
+                code: None,
+                detail: None,
+            },
+            Err(e) => {
+                // A refusal says why, as it would alone; a server fault says nothing internal.
+                let detail = if e.status.is_server_error() && !e.expose { "internal error".into() } else { e.detail };
+                BatchResult {
+                    key,
+                    outcome: "refused",
+                    id: None,
+                    log_index: None,
+                    status: Some(e.status.as_u16()),
+                    code: Some(e.code),
+                    detail: Some(detail),
+                }
+            }
+        };
+        results.push((n, result));
+    }
+    results.sort_by_key(|(n, _)| *n);
+    let results: Vec<BatchResult> = results.into_iter().map(|(_, r)| r).collect();
+    let count = |o: &str| results.iter().filter(|r| r.outcome == o).count();
+    let answer = BatchAnswer {
+        issued: count("issued"),
+        replayed: count("replayed"),
+        refused: count("refused"),
+        checkpoint: s.vault.head().checkpoint.clone(),
+        results,
+    };
+    Ok(Json(answer).into_response())
 }

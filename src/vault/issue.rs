@@ -49,6 +49,10 @@ pub struct IssueRequest {
     /// 证照编号 printed on the licence; defaults to the serial.
     #[serde(default)]
     pub number: Option<String>,
+    /// 发证日期 of a licence issued before it came into the vault (migration), `YYYY-MM-DD`,
+    /// today or earlier; it is the licence's issue date, distinct from the signing time (`iat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_date: Option<String>,
     pub fields: BTreeMap<String, String>,
     /// `YYYY-MM-DD`, default today (China Standard Time).
     #[serde(default)]
@@ -329,6 +333,16 @@ impl Vault {
             }
         };
         let type_code = TypeCode::parse(&ty.code).map_err(VaultError::TypeCode)?;
+        let issue_date = match req.issue_date.as_deref() {
+            None => None,
+            Some(d) => {
+                let day = crate::domain::parse_validity_date("issue_date", d).map_err(VaultError::Date)?;
+                if day > crate::domain::cst_date(now) {
+                    return Err(VaultError::Dates(format!("issue_date {d} is after today")));
+                }
+                Some(day)
+            }
+        };
         let number = req.number.as_deref().map(|n| check_text("number", n, 64)).transpose()?;
         no_number_in_clear(&ty, number.as_deref(), &fields)?;
         // A serial the vault allocates can collide with one an issuer chose itself earlier: then
@@ -352,6 +366,7 @@ impl Vault {
                 fields: fields.clone(),
                 predecessor: None,
                 issued_at: now,
+                issue_date,
                 valid_from: nbf,
                 valid_until: exp,
                 status_ref: None,
@@ -658,6 +673,8 @@ impl Vault {
             fields,
             predecessor: Some(id.clone()),
             issued_at: now,
+            // A new version is issued today.
+            issue_date: None,
             valid_from: nbf,
             valid_until: exp,
             // The new version gets its own entry in a status list when it is committed.

@@ -29,7 +29,9 @@ pub(super) fn put_listing(tx: &mut Tx<'_>, l: &crate::domain::Licence, index: u6
 fn listing_rows(l: &crate::domain::Licence, index: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
     let (issuer, type_code) = (l.issuer().to_string(), l.id.type_code().to_string());
     let id = l.id.to_string();
-    let value = [&l.issued_at.to_be_bytes()[..], id.as_bytes()].concat();
+    // The issue date: a migrated licence's own, else the signing time.
+    let issued = l.issue_date.map_or(l.issued_at, crate::domain::start_of_day_cst);
+    let value = [&issued.to_be_bytes()[..], id.as_bytes()].concat();
     vec![
         (keys::listed(&issuer, index), value.clone()),
         (keys::listed_type(&issuer, &type_code, index), value.clone()),

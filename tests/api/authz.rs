@@ -56,6 +56,8 @@ fn table() -> Vec<(&'static str, &'static str, Allowed)> {
         ("POST", "/v1/licences", Only(&[Issuer])),
         // Each issuer lists its own department's licences of its types.
         ("GET", "/v1/licences", Only(&[Issuer, IssuerOutOfScope, OtherDepartment, Admin])),
+        // An issuer's batch is answered item by item: one out of its types is refused alone.
+        ("POST", "/v1/licences/batch", Only(&[Issuer, IssuerOutOfScope, OtherDepartment])),
         ("GET", "/v1/changes", Only(&[Issuer, IssuerOutOfScope, Admin])),
         ("GET", "/v1/licences/{id}", Only(&[Issuer, Admin])),
         ("POST", "/v1/licences/{id}/suspend", Only(&[Issuer])),
@@ -176,6 +178,9 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>, S
         .replace("{id}", &id);
     let body = match route {
         "/v1/licences" => Some(business_licence(&holder)),
+        "/v1/licences/batch" => {
+            Some(json!({"items": [{"key": format!("authz-{n}"), "licence": business_licence(&holder)}]}))
+        }
         "/v1/licences/{id}/versions" => Some(json!({"kind": "exchange", "reason": "换发新版证照"})),
         "/v1/licences/{id}/links/withdraw" => Some(json!({"reason": "测试", "holder": {"type": "001", "id": holder}})),
         "/v1/licences/{id}/presentations" => Some(json!({"holder": {"type": "001", "id": holder}})),

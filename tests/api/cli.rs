@@ -229,3 +229,80 @@ async fn a_presentation_verifies_offline() {
     assert!(out.contains("presentation: made") && out.contains("disclosed: 男方出生日期 = 1949-12-31"), "{out}");
     assert!(out.contains("status:    valid, as the platform stated it") && !out.contains(citizen), "{out}");
 }
+
+/// `licvault import`: a generated file (some lines bad) with a value map; the report has every
+/// line; a second run skips what was issued and adds nothing to the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_reports_every_line_and_a_second_run_changes_nothing() {
+    let s = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("legacy.jsonl");
+    let mut text = String::new();
+    for n in 0..240u32 {
+        let holder = licvault::domain::holder::complete_uscc(&format!("91440300MA5F{n:04}")).unwrap();
+        let mut b = business_licence(&holder);
+        b["issue_date"] = serde_json::json!("2015-06-30");
+        b["number"] = serde_json::json!(format!("旧证{n:06}"));
+        b["fields"]["类型"] = serde_json::json!("有限公司(旧)");
+        if n % 100 == 7 {
+            b["fields"]["成立日期"] = serde_json::json!("not a date");
+        }
+        text.push_str(&b.to_string());
+        text.push('\n');
+    }
+    text.push_str("this line is not JSON\n");
+    std::fs::write(&file, text).unwrap();
+    let map = dir.path().join("map.json");
+    std::fs::write(&map, r#"{"类型": {"有限公司(旧)": "有限责任公司"}}"#).unwrap();
+    let report = dir.path().join("report.jsonl");
+    let args: Vec<String> = [
+        "import",
+        &s.base,
+        file.to_str().unwrap(),
+        "--map",
+        map.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--batch",
+        "100",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_licvault(&args, Some(("LICVAULT_ISSUER_TOKEN", ISSUER)))
+        })
+    };
+    let (ok, out) = run(args.clone()).await.unwrap();
+    assert!(!ok, "refused lines make the exit code 1: {out}");
+    assert!(
+        out.contains(
+            "241 lines: 237 issued, 0 already issued (replayed), 0 skipped (issued in an earlier run), 4 refused"
+        ),
+        "{out}"
+    );
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&report).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 241);
+    let refused: Vec<u64> =
+        lines.iter().filter(|l| l["outcome"] == "refused").map(|l| l["line"].as_u64().unwrap()).collect();
+    let mut refused = refused;
+    refused.sort();
+    assert_eq!(refused, [8, 108, 208, 241], "three bad fields and a line that is not JSON");
+    let issued = lines.iter().find(|l| l["outcome"] == "issued").unwrap();
+    let (_, read) = s.get(Some(ISSUER), &format!("/v1/licences/{}", issued["id"].as_str().unwrap())).await;
+    assert_eq!(read["licence"]["fields"]["类型"], "有限责任公司", "the value map applied");
+    assert_eq!(read["licence"]["issue_date"], "2015-06-30");
+    // Again: the issued lines are skipped, the refused ones are tried (and refused) again.
+    let size = s.vault.head().size;
+    let (_, out) = run(args).await.unwrap();
+    assert!(
+        out.contains(
+            "241 lines: 0 issued, 0 already issued (replayed), 237 skipped (issued in an earlier run), 4 refused"
+        ),
+        "{out}"
+    );
+    assert_eq!(s.vault.head().size, size, "a second run changes nothing");
+}

@@ -30,6 +30,7 @@ fn golden_licence() -> Licence {
         predecessor: None,
         co_holders: Vec::new(),
         issued_at: 1_717_200_000,
+        issue_date: None,
         valid_from: 1_717_171_200,
         valid_until: Some(1_874_937_600),
         status_ref: None,

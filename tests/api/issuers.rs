@@ -346,3 +346,61 @@ async fn listings_of_an_older_store_are_built_at_start() {
         .collect();
     assert_eq!(about_a, ["valid", "suspended"], "{feed}");
 }
+
+/// Migration through the batch endpoint: the original 发证日期 and the legacy number are kept,
+/// bad items are refused with their reasons while the others are issued, and the same batch sent
+/// again issues nothing.
+#[tokio::test]
+async fn a_batch_migrates_existing_licences() {
+    let s = Server::start().await;
+    let uscc = |n: u32| licvault::domain::holder::complete_uscc(&format!("91440300MA5E{n:04}")).unwrap();
+    let mut old = business_licence(&uscc(1));
+    old["issue_date"] = json!("2012-03-15");
+    old["number"] = json!("深工商4403012012031500");
+    old["valid_from"] = json!("2012-03-15");
+    let mut unknown_type = business_licence(&uscc(2));
+    unknown_type["type_code"] = json!("11100000MB00001073999");
+    let mut future = business_licence(&uscc(3));
+    future["issue_date"] = json!("2999-01-01");
+    let batch = json!({"items": [
+        {"key": "legacy-1", "licence": old},
+        {"key": "legacy-2", "licence": unknown_type},
+        {"key": "legacy-3", "licence": future},
+        {"key": "legacy-4", "licence": {"not": "a licence"}},
+    ]});
+    let (st, v) = s.post(Some(ISSUER), "/v1/licences/batch", &batch).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!((v["issued"].as_u64(), v["refused"].as_u64()), (Some(1), Some(3)), "{v}");
+    let codes: Vec<&str> = v["results"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap_or("-")).collect();
+    assert_eq!(codes, ["-", "unknown_licence_type", "invalid_dates", "invalid_body"], "{v}");
+    let id = v["results"][0]["id"].as_str().unwrap().to_string();
+    let (_, read) = s.get(Some(ISSUER), &format!("/v1/licences/{id}")).await;
+    assert_eq!(read["licence"]["issue_date"], "2012-03-15", "{read}");
+    assert_eq!(read["licence"]["number"], "深工商4403012012031500");
+    assert_ne!(&read["licence"]["issued_at"].as_str().unwrap()[..4], "2012", "iat is the signing time");
+    let seen = verdict(&s, &read["document"]).await;
+    assert_eq!(
+        (seen["verdict"].as_str(), seen["licence"]["issue_date"].as_str()),
+        (Some("valid"), Some("2012-03-15")),
+        "{seen}"
+    );
+    // Found by its issue date.
+    let (_, page) = s.get(Some(ISSUER), "/v1/licences?issued_from=2012-01-01&issued_to=2012-12-31").await;
+    assert_eq!(page["licences"].as_array().unwrap().len(), 1, "{page}");
+    // Sent again: replayed, nothing new in the log.
+    let size = s.vault.head().size;
+    let (_, again) = s.post(Some(ISSUER), "/v1/licences/batch", &batch).await;
+    assert_eq!((again["replayed"].as_u64(), again["issued"].as_u64()), (Some(1), Some(0)), "{again}");
+    assert_eq!(again["results"][0]["id"], id.as_str());
+    assert_eq!(s.vault.head().size, size);
+    let (st, v) = s.post(Some(ISSUER), "/v1/licences/batch", &json!({"items": []})).await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = s
+        .post(
+            Some(ISSUER),
+            "/v1/licences/batch",
+            &json!({"items": [{"key": "k", "licence": {}}, {"key": "k", "licence": {}}]}),
+        )
+        .await;
+    assert_eq!(st, 400, "a key twice: {v}");
+}

@@ -1,0 +1,202 @@
+//! `licvault import`: migrating a department's existing licences through `POST
+//! /v1/licences/batch` (issue 9, scope 4). The file is JSON lines, each the body of `POST
+//! /v1/licences` (with `issue_date`, the original 发证日期, and the legacy `number`), plus an
+//! optional `key`. Legacy values are mapped through the department's table before sending. Every
+//! line has an Idempotency-Key (its `key`, else the SHA-256 of the line), so a second run issues
+//! nothing twice; the report (JSON lines, one per line of the file) records each outcome, and a
+//! second run skips the lines it says were issued.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// `--map`: for each face field, legacy values and the catalogue's.
+type ValueMap = BTreeMap<String, BTreeMap<String, String>>;
+
+/// One line's outcome, as the report keeps it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Outcome {
+    line: usize,
+    key: String,
+    /// `issued`, `replayed` or `refused`.
+    outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub lines: usize,
+    pub issued: usize,
+    pub replayed: usize,
+    /// Lines the report already had as issued.
+    pub skipped: usize,
+    pub refused: usize,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} lines: {} issued, {} already issued (replayed), {} skipped (issued in an earlier run), {} refused",
+            self.lines, self.issued, self.replayed, self.skipped, self.refused
+        )
+    }
+}
+
+/// The line as a licence body with its key: legacy values mapped.
+fn prepare(line: &str, map: &ValueMap) -> Result<(String, Value), (String, String)> {
+    let key_of_line = || {
+        use sha2::Digest;
+        format!("import:{}", hex::encode(&sha2::Sha256::digest(line.trim().as_bytes())[..16]))
+    };
+    let mut v: Value = serde_json::from_str(line).map_err(|e| (key_of_line(), format!("not JSON: {e}")))?;
+    let Some(obj) = v.as_object_mut() else { return Err((key_of_line(), "not a JSON object".into())) };
+    let key = match obj.remove("key") {
+        None => key_of_line(),
+        Some(Value::String(k)) => k,
+        Some(_) => return Err((key_of_line(), "`key` must be text".into())),
+    };
+    if let Some(Value::Object(fields)) = obj.get_mut("fields") {
+        for (name, value) in fields.iter_mut() {
+            if let (Some(table), Some(legacy)) = (map.get(name), value.as_str()) {
+                if let Some(new) = table.get(legacy) {
+                    *value = Value::String(new.clone());
+                }
+            }
+        }
+    }
+    Ok((key, v))
+}
+
+/// Imports `file` into the vault at `url`.
+pub async fn run(
+    url: &str,
+    token: &str,
+    file: &Path,
+    map: Option<&Path>,
+    report: &Path,
+    batch: usize,
+) -> Result<Summary> {
+    if !(1..=1_000).contains(&batch) {
+        bail!("--batch is 1 to 1,000");
+    }
+    let map: ValueMap = match map {
+        None => ValueMap::new(),
+        Some(p) => {
+            serde_json::from_str(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+                .with_context(|| {
+                    format!("{}: a map is {{\"field\": {{\"legacy value\": \"catalogue value\"}}}}", p.display())
+                })?
+        }
+    };
+    // Lines an earlier run issued (by key): skipped.
+    let mut issued_before = HashSet::new();
+    if let Ok(f) = std::fs::File::open(report) {
+        for line in std::io::BufReader::new(f).lines() {
+            if let Ok(o) = serde_json::from_str::<Outcome>(&line?) {
+                if o.outcome != "refused" {
+                    issued_before.insert(o.key);
+                }
+            }
+        }
+    }
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let lines: Vec<(usize, &str)> =
+        text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| !l.trim().is_empty()).collect();
+    let mut out = std::io::BufWriter::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(report)
+            .with_context(|| format!("opening {}", report.display()))?,
+    );
+    let bar = indicatif::ProgressBar::new(lines.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} lines [{bar:40}] {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let http = reqwest::Client::new();
+    let endpoint = format!("{}/v1/licences/batch", url.trim_end_matches('/'));
+    let mut summary = Summary { lines: lines.len(), ..Summary::default() };
+    let mut record = |o: Outcome, summary: &mut Summary| -> Result<()> {
+        match o.outcome.as_str() {
+            "issued" => summary.issued += 1,
+            "replayed" => summary.replayed += 1,
+            _ => summary.refused += 1,
+        }
+        serde_json::to_writer(&mut out, &o)?;
+        out.write_all(b"\n")?;
+        Ok(())
+    };
+    for chunk in lines.chunks(batch) {
+        let mut items = Vec::new();
+        let mut sent = Vec::new();
+        for (n, line) in chunk {
+            match prepare(line, &map) {
+                Ok((key, _)) if issued_before.contains(&key) => summary.skipped += 1,
+                Ok((key, licence)) => {
+                    items.push(json!({"key": key, "licence": licence}));
+                    sent.push((*n, key));
+                }
+                Err((key, why)) => record(
+                    Outcome {
+                        line: *n,
+                        key,
+                        outcome: "refused".into(),
+                        id: None,
+                        code: Some("invalid_line".into()),
+                        detail: Some(why),
+                    },
+                    &mut summary,
+                )?,
+            }
+        }
+        if !items.is_empty() {
+            let res = http
+                .post(&endpoint)
+                .bearer_auth(token)
+                .json(&json!({ "items": items }))
+                .send()
+                .await
+                .with_context(|| format!("posting to {endpoint}"))?;
+            let status = res.status();
+            let body: Value = res.json().await.with_context(|| format!("{endpoint}: {status}: not JSON"))?;
+            if !status.is_success() {
+                // The whole batch was refused (a token, a key twice in one batch…): stop here; the
+                // report holds everything done so far.
+                out.flush()?;
+                bail!("{endpoint}: {status}: {body}");
+            }
+            let results = body["results"].as_array().context("the answer has no results")?;
+            for ((n, key), r) in sent.into_iter().zip(results) {
+                let text = |k: &str| r[k].as_str().map(str::to_string);
+                record(
+                    Outcome {
+                        line: n,
+                        key,
+                        outcome: text("outcome").unwrap_or_else(|| "refused".into()),
+                        id: text("id"),
+                        code: text("code"),
+                        detail: text("detail"),
+                    },
+                    &mut summary,
+                )?;
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    out.flush()?;
+    bar.finish_and_clear();
+    Ok(summary)
+}
