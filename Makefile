@@ -18,7 +18,7 @@ help:
 	@echo "make run    build and start the server on the demo data (http://$(LISTEN))"
 	@echo "make test   everything CI checks: fmt, clippy, unit, API, interop, crash tests and the OpenAPI fuzzer"
 	@echo "make fuzz   the OpenAPI fuzzer alone (EXAMPLES=200 for more examples per operation)"
-	@echo "make bench  release build; raw limits and HTTP throughput, with ratios"
+	@echo "make bench  release build; raw limits and HTTP throughput, with ratios; issuers (batch import, listings)"
 	@echo "make bench-audit  a million-leaf log: audit export and verify, proofs and tiles, with ratios"
 
 deps:
@@ -56,6 +56,7 @@ fuzz: build keys-perms
 bench: deps keys-perms
 	@command -v wrk >/dev/null || (sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get install -y -qq wrk)
 	cargo bench --bench throughput
+	cargo bench --bench issuers
 
 # Auditors' reads on a log of a million leaves (BENCH_LEAVES): export, offline verification,
 # inclusion proofs and tiles, against raw SHA-256 and CBOR decoding measured in the same run.

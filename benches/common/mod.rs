@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each benchmark uses some of these
 //! What both benchmarks measure with: their settings from the environment and a rate meter.
 
 use std::time::{Duration, Instant};
