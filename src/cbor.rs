@@ -73,7 +73,7 @@ pub fn decode_deterministic(bytes: &[u8]) -> Result<Value, CborError> {
     Ok(v)
 }
 
-/// Deepest nesting [`check_deterministic`] follows (ciborium's decoder stops at 256 too).
+/// Most maps, arrays and tags nested in one another (ciborium's decoder allows as many).
 const MAX_DEPTH: u32 = 256;
 
 /// Checks, in one pass and without allocating, that `bytes` is exactly one data item in
@@ -117,11 +117,12 @@ fn head(bytes: &[u8], at: usize) -> Option<(u8, u64, usize)> {
 }
 
 /// Where the deterministically encoded item at `at` ends.
+/// `depth`: the maps, arrays and tags it is inside.
 fn item(bytes: &[u8], at: usize, depth: u32) -> Option<usize> {
-    if depth > MAX_DEPTH {
+    let (major, arg, mut at) = head(bytes, at)?;
+    if (4..=6).contains(&major) && depth >= MAX_DEPTH {
         return None;
     }
-    let (major, arg, mut at) = head(bytes, at)?;
     match major {
         0 | 1 => Some(at),
         2 | 3 => {
@@ -227,12 +228,13 @@ impl<'a> Reader<'a> {
         Ok(key)
     }
 
-    /// Skips the next item, which must be deterministic ([`check_deterministic`]).
+    /// Skips the next item, which must be deterministic ([`check_deterministic`]); it is inside
+    /// the top-level map (the depth limit counts that map).
     pub fn skip(&mut self) -> Result<(), CborError> {
         if self.at >= self.bytes.len() {
             return Err(CborError::Malformed("input ends before an item".into()));
         }
-        self.at = item(self.bytes, self.at, 0).ok_or(CborError::NotDeterministic)?;
+        self.at = item(self.bytes, self.at, 1).ok_or(CborError::NotDeterministic)?;
         Ok(())
     }
 
@@ -352,6 +354,21 @@ pub(crate) mod tests {
             Value::Array(a) => a.iter().any(exotic),
             Value::Tag(_, inner) => exotic(inner),
             _ => false,
+        }
+    }
+
+    /// As deep as ciborium goes, and no deeper: 256 arrays in one another, not 257.
+    #[test]
+    fn nesting_stops_where_ciborium_stops() {
+        let nested = |n: usize| [vec![0x81u8; n - 1], vec![0x80]].concat();
+        assert!(reference(&nested(256)).is_some() && decode_deterministic(&nested(256)).is_ok());
+        assert!(reference(&nested(257)).is_none() && decode_deterministic(&nested(257)).is_err());
+        // Inside a map, as `Reader::skip` meets it: the map counts.
+        let in_map = |n: usize| [vec![0xa1, 0x00], nested(n)].concat();
+        for n in [255, 256] {
+            let bytes = in_map(n);
+            let mut r = Reader { bytes: &bytes, at: 2 };
+            assert_eq!(r.skip().is_ok(), reference(&bytes).is_some(), "{n} arrays in a map");
         }
     }
 

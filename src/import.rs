@@ -141,10 +141,22 @@ pub async fn run(
     };
     for chunk in lines.chunks(batch) {
         let mut items = Vec::new();
-        let mut sent = Vec::new();
+        let mut sent: Vec<(usize, String)> = Vec::new();
         for (n, line) in chunk {
             match prepare(line, &map) {
                 Ok((key, _)) if issued_before.contains(&key) => summary.skipped += 1,
+                // The same key twice in one request would refuse the whole request.
+                Ok((key, _)) if sent.iter().any(|(_, k)| k.trim() == key.trim()) => record(
+                    Outcome {
+                        line: *n,
+                        key,
+                        outcome: "refused".into(),
+                        id: None,
+                        code: Some("duplicate_key".into()),
+                        detail: Some("an earlier line of this batch has the same key (or is the same line)".into()),
+                    },
+                    &mut summary,
+                )?,
                 Ok((key, licence)) => {
                     items.push(json!({"key": key, "licence": licence}));
                     sent.push((*n, key));
@@ -171,13 +183,13 @@ pub async fn run(
                 .await
                 .with_context(|| format!("posting to {endpoint}"))?;
             let status = res.status();
-            let body: Value = res.json().await.with_context(|| format!("{endpoint}: {status}: not JSON"))?;
             if !status.is_success() {
-                // The whole batch was refused (a token, a key twice in one batch…): stop here; the
-                // report holds everything done so far.
+                // The whole batch was refused (a token, a body over the limit: try a smaller
+                // --batch…): stop here; the report holds everything done so far.
                 out.flush()?;
-                bail!("{endpoint}: {status}: {body}");
+                bail!("{endpoint}: {status}: {}", res.text().await.unwrap_or_default());
             }
+            let body: Value = res.json().await.with_context(|| format!("{endpoint}: {status}: not JSON"))?;
             let results = body["results"].as_array().context("the answer has no results")?;
             for ((n, key), r) in sent.into_iter().zip(results) {
                 let text = |k: &str| r[k].as_str().map(str::to_string);

@@ -56,6 +56,38 @@ pub struct FieldDef {
     /// Whose personal data the field holds, if anyone's: absent for the public face of a licence.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "personal")]
     pub personal: Option<Personal>,
+    /// The value must be the holder's own number (a company's 统一社会信用代码 on its licence).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub equals_holder: bool,
+    /// The shape of a code-like text value: `prefix`, then exactly `digits` ASCII digits (a
+    /// 食品经营许可证编号 is JY and 14 digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<CodeFormat>,
+}
+
+/// A code's shape: a fixed prefix and a number of digits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeFormat {
+    pub prefix: String,
+    pub digits: usize,
+}
+
+impl CodeFormat {
+    fn fits(&self, v: &str) -> bool {
+        v.strip_prefix(self.prefix.as_str())
+            .is_some_and(|rest| rest.len() == self.digits && rest.bytes().all(|b| b.is_ascii_digit()))
+    }
+}
+
+/// Half-width brackets as full-width ones: the register writes 有限责任公司（自然人投资或控股）
+/// with full-width brackets, and systems feeding it write either.
+pub fn fold_brackets(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['(', ')']) {
+        s.replace('(', "（").replace(')', "）").into()
+    } else {
+        s.into()
+    }
 }
 
 /// Personal data on a licence's face (`personal` of a field in the catalogue). Either kind is
@@ -108,6 +140,10 @@ pub struct LicenceType {
     pub sharing: Sharing,
     /// USCCs of the departments that may issue this type.
     pub issuers: Vec<String>,
+    /// Every holder's number starts with this (a 个体工商户's USCC with 92: registration
+    /// authority 9, category 2, GB 32100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_prefix: Option<String>,
 }
 
 /// One way to meet a requirement: a licence of `type_code` held by `holder`.
@@ -282,6 +318,28 @@ impl Catalogue {
                 if f.kind == FieldKind::Enum && f.options.is_empty() {
                     return Err(err(format!("enum field {} has no options", f.name)));
                 }
+                let folded: BTreeSet<String> = f.options.iter().map(|o| fold_brackets(o).into_owned()).collect();
+                if folded.len() != f.options.len() {
+                    return Err(err(format!("enum field {}: two options differ only in bracket width", f.name)));
+                }
+                if let Some(c) = &f.format {
+                    if f.kind != FieldKind::Text
+                        || !(1..=64).contains(&c.digits)
+                        || !c.prefix.bytes().all(|b| b.is_ascii_alphanumeric())
+                        || c.prefix.len() + c.digits > f.max_len
+                    {
+                        return Err(err(format!(
+                            "field {}: a format is for a text field: an ASCII letter-and-digit prefix and 1–64 digits, within max_len",
+                            f.name
+                        )));
+                    }
+                }
+            }
+            if t.holder_prefix
+                .as_deref()
+                .is_some_and(|p| p.is_empty() || p.len() > 17 || !p.bytes().all(|b| b.is_ascii_alphanumeric()))
+            {
+                return Err(err("holder_prefix is 1–17 ASCII letters and digits".into()));
             }
             if types.insert(t.code.clone(), t).is_some() {
                 return Err(err("appears twice".into()));
@@ -403,6 +461,12 @@ pub enum FieldError {
     NotOption { name: String, options: Vec<String> },
     #[error("field {0:?} contains control characters")]
     Control(String),
+    #[error("field {name:?} must be {prefix} followed by {digits} digits")]
+    Format { name: String, prefix: String, digits: usize },
+    #[error("field {0:?} must be the holder's own number")]
+    NotHolder(String),
+    #[error("this licence type is held by holders whose number starts with {0}")]
+    HolderPrefix(String),
 }
 
 impl LicenceType {
@@ -429,6 +493,10 @@ impl LicenceType {
             if value.chars().any(|c| c.is_control() && c != '\n') {
                 return Err(FieldError::Control(def.name.clone()));
             }
+            if def.format.as_ref().is_some_and(|c| !c.fits(value)) {
+                let c = def.format.as_ref().map(|c| (c.prefix.clone(), c.digits)).unwrap_or_default();
+                return Err(FieldError::Format { name: def.name.clone(), prefix: c.0, digits: c.1 });
+            }
             match def.kind {
                 FieldKind::Text => {}
                 FieldKind::Date => {
@@ -446,10 +514,38 @@ impl LicenceType {
                     }
                 }
                 FieldKind::Enum => {
-                    if !def.options.iter().any(|o| o == value) {
+                    let value = fold_brackets(value);
+                    if !def.options.iter().any(|o| fold_brackets(o) == value) {
                         return Err(FieldError::NotOption { name: def.name.clone(), options: def.options.clone() });
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes each enum value as the catalogue's option it matches with brackets folded
+    /// ([`fold_brackets`]), so the document carries the register's spelling.
+    pub fn canonicalise(&self, fields: &mut BTreeMap<String, String>) {
+        for def in self.fields.iter().filter(|d| d.kind == FieldKind::Enum) {
+            if let Some(v) = fields.get_mut(&def.name) {
+                let folded = fold_brackets(v).into_owned();
+                if let Some(o) = def.options.iter().find(|o| fold_brackets(o) == folded) {
+                    v.clone_from(o);
+                }
+            }
+        }
+    }
+
+    /// The checks across the holder and the face: the holder's number prefix, and each field
+    /// that must be the holder's own number.
+    pub fn check_holder(&self, holder: &str, fields: &BTreeMap<String, String>) -> Result<(), FieldError> {
+        if let Some(p) = self.holder_prefix.as_deref().filter(|p| !holder.starts_with(p)) {
+            return Err(FieldError::HolderPrefix(p.to_string()));
+        }
+        for def in self.fields.iter().filter(|d| d.equals_holder) {
+            if fields.get(&def.name).is_some_and(|v| !v.trim().eq_ignore_ascii_case(holder)) {
+                return Err(FieldError::NotHolder(def.name.clone()));
             }
         }
         Ok(())
@@ -513,6 +609,27 @@ mod tests {
         assert_eq!(json["requirements"][1]["one_of"][0], serde_json::json!({"type_code": "11100000MB0000705Y001"}));
         let back: ServiceItem = serde_json::from_value(json).unwrap();
         assert_eq!(&back, item);
+    }
+
+    #[test]
+    fn brackets_holder_prefix_and_code_formats() {
+        let c = catalogue();
+        let t = c.licence_type("11100000MB00001073001").unwrap().clone();
+        let mut fields = BTreeMap::from([("类型".to_string(), "有限责任公司(自然人投资或控股)".to_string())]);
+        t.canonicalise(&mut fields);
+        assert_eq!(fields["类型"], "有限责任公司（自然人投资或控股）", "half-width brackets read as the register's");
+        let company = "91440300MA5E000256";
+        let face = BTreeMap::from([("统一社会信用代码".to_string(), company.to_string())]);
+        assert_eq!(t.check_holder(company, &face), Ok(()));
+        assert_eq!(t.check_holder("91440300MA5E00037X", &face), Err(FieldError::NotHolder("统一社会信用代码".into())));
+        let sole = c.licence_type("11100000MB00001073002").unwrap();
+        assert_eq!(sole.check_holder(company, &BTreeMap::new()), Err(FieldError::HolderPrefix("92".into())));
+        let food = c.licence_type("11100000MB00001073003").unwrap();
+        let code = food.fields.iter().find(|f| f.name == "许可证编号").unwrap().format.clone().unwrap();
+        assert!(code.fits("JY14403050012345"));
+        for bad in ["JY1440305001234", "JY144030500123456", "JX14403050012345", "JY1440305001234A"] {
+            assert!(!code.fits(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -605,6 +605,9 @@ struct ChangeView {
     related: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// A suspension's last day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<String>,
 }
 
 /// The answer of `GET /v1/changes` (spec/openapi.yaml `Changes`).
@@ -644,6 +647,7 @@ async fn changes(
                 kind: t("kind"),
                 related: t("successor").or_else(|| t("predecessor")),
                 reason: t("reason"),
+                until: ev.suspended_until().map(|u| date(u - 1)),
             }
         })
         .collect();
@@ -717,8 +721,15 @@ async fn batch(
         return Err(ApiError::bad_request("invalid_request", format!("a batch has 1 to {MAX_BATCH} items")));
     }
     let mut keys = std::collections::HashSet::new();
-    if let Some(dup) = body.items.iter().find(|i| !keys.insert(i.key.as_str())) {
-        return Err(ApiError::bad_request("invalid_request", format!("key {:?} is in the batch twice", dup.key)));
+    for item in &body.items {
+        // As the Idempotency-Key header: visible ASCII, and keys that differ only in spaces
+        // around them are the same key.
+        if item.key.is_empty() || item.key.len() > 255 || !item.key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(ApiError::bad_request("invalid_request", "each item's key is 1–255 visible ASCII characters"));
+        }
+        if !keys.insert(item.key.trim()) {
+            return Err(ApiError::bad_request("invalid_request", format!("key {:?} is in the batch twice", item.key)));
+        }
     }
     let client = std::sync::Arc::new(client);
     let mut jobs = tokio::task::JoinSet::new();

@@ -316,8 +316,10 @@ impl Vault {
         }
         let holder_name = check_text("holder.name", &req.holder.name, 100)?;
         let co_holders = self.co_holders(&ty, &holder, &req.co_holders)?;
-        let fields = clean_fields(&req.fields)?;
+        let mut fields = clean_fields(&req.fields)?;
+        ty.canonicalise(&mut fields);
         ty.validate_fields(&fields)?;
+        ty.check_holder(holder.number(), &fields)?;
         let now = unix_now();
         let (nbf, exp) = validity(&ty, req.valid_from.as_deref(), req.valid_until.as_deref(), req.long_term, now)?;
 
@@ -525,6 +527,7 @@ impl Vault {
                     old.status = Status::Superseded;
                     old.successor = Some(id.clone());
                     old.successor_kind = Some(*kind);
+                    old.suspended_until = None;
                     if let Some((list, index)) = old.status_entry {
                         tx.put(
                             Cf::Status,
@@ -635,14 +638,16 @@ impl Vault {
             )));
         }
         // 延续 is asked for before the licence expires (行政许可法 art. 50); after, a new licence.
-        if kind == VersionKind::Renewal && record.effective(now, old.valid_from, old.valid_until) == Status::Expired {
+        if kind == VersionKind::Renewal && old.valid_until.is_some_and(|e| now >= e) {
             return Err(VaultError::Conflict(format!("{id} has expired: it is renewed before it expires, not after")));
         }
-        let fields = match &req.fields {
+        let mut fields = match &req.fields {
             Some(f) => clean_fields(f)?,
             None => old.fields.clone(),
         };
+        ty.canonicalise(&mut fields);
         ty.validate_fields(&fields)?;
+        ty.check_holder(old.holder.number(), &fields)?;
         let number = match &req.number {
             Some(n) => check_text("number", n, 64)?,
             None => old.number.clone(),

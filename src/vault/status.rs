@@ -90,6 +90,17 @@ impl Vault {
     ) -> Result<StatusChanged, VaultError> {
         self.check_manager(client, id)?;
         let reason = check_reason(&req.reason)?;
+        let idem = match idem_key {
+            None => None,
+            Some(k) => {
+                let canonical = json(&(id.to_string(), action, &req.reason, &req.until))?;
+                let (row, sha) = super::issue::idempotency_row(client, k, &canonical)?;
+                if let Some(done) = self.status_replay(id, &row, &sha)? {
+                    return Ok(done);
+                }
+                Some((row, sha))
+            }
+        };
         let now = super::unix_now();
         let until = match (&req.until, action) {
             (None, _) => None,
@@ -105,22 +116,14 @@ impl Vault {
                 return Err(VaultError::Invalid(format!("only a suspension has an end (`until`), not {}", a.as_str())))
             }
         };
-        let idem = match idem_key {
-            None => None,
-            Some(k) => {
-                let canonical = json(&(id.to_string(), action, &req.reason, &req.until))?;
-                let (row, sha) = super::issue::idempotency_row(client, k, &canonical)?;
-                if let Some(done) = self.status_replay(id, &row, &sha)? {
-                    return Ok(done);
-                }
-                Some((row, sha))
-            }
-        };
         // The validity period is the signed document's (a licence version's never changes).
         let (licence, _, _) = self.licence(id)?;
         let (nbf, exp) = (licence.valid_from, licence.valid_until);
         let key = id.to_string();
         let actor = client.id.clone();
+        // The changes feed of the department that manages it now (check_manager said it is the
+        // client's).
+        let manager = client.uscc.clone().unwrap_or_default();
         let (out, head) = self
             .seq
             .submit(move |tx| {
@@ -151,7 +154,7 @@ impl Vault {
                     ev = ev.uint("until", u as u64);
                 }
                 let index = tx.append_about(ev, &key, Some(rec.last_index));
-                tx.put(Cf::Listing, crate::store::keys::change(&rec.issuer, index), key.clone().into_bytes());
+                tx.put(Cf::Listing, crate::store::keys::change(&manager, index), key.clone().into_bytes());
                 rec.status = to;
                 rec.suspended_until = until;
                 rec.last_index = index;

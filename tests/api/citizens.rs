@@ -513,10 +513,12 @@ async fn no_qr_payload_carries_personal_data_unless_disclosed() {
     for (n, t) in types["licence_types"].as_array().unwrap().iter().enumerate() {
         let (_, ty) = s.get(None, &format!("/v1/licence-types/{}", t["code"].as_str().unwrap())).await;
         let citizen = ty["holder_types"].as_array().unwrap().contains(&json!("111"));
+        // As the catalogue says: a holder number with the type's prefix (个体工商户: 92).
         let holder = if citizen {
             citizen_number(n as u32)
         } else {
-            licvault::domain::holder::complete_uscc(&format!("91440300MA5F{n:04}")).unwrap()
+            let prefix = ty["holder_prefix"].as_str().unwrap_or("91");
+            licvault::domain::holder::complete_uscc(&format!("{prefix}440300MA5F{n:04}")).unwrap()
         };
         // Every field filled; personal text and dates get values found nowhere else.
         let mut fields = serde_json::Map::new();
@@ -527,7 +529,11 @@ async fn no_qr_payload_carries_personal_data_unless_disclosed() {
                 "date" => format!("19{:02}-0{}-1{}", 40 + n, 1 + i % 9, i % 10),
                 "number" => format!("{}{}", 7 + n, i),
                 "enum" => f["options"][0].as_str().unwrap().to_string(),
-                _ if name == "统一社会信用代码" => holder.clone(),
+                _ if f["equals_holder"] == true => holder.clone(),
+                _ if f.get("format").is_some() => {
+                    let digits = f["format"]["digits"].as_u64().unwrap() as usize;
+                    format!("{}{:0>digits$}", f["format"]["prefix"].as_str().unwrap(), n * 100 + i)
+                }
                 _ => format!("值{n}项{i}"),
             };
             if f.get("personal").is_some() && f["kind"] != "enum" {

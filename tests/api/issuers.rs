@@ -218,6 +218,15 @@ async fn a_transfer_then_the_new_department_revokes() {
     let later = id(&s.issue_company(&licvault::domain::holder::complete_uscc("91440300MA5E0011").unwrap()).await);
     let (st, v) = s.post(Some(ISSUER), &format!("/v1/licences/{later}/suspend"), &json!({"reason": "暂扣"})).await;
     assert_eq!(st, 200, "{v}");
+    // The licence has left the old department's list; the new one's feed has its revoke.
+    let (_, old_list) = s.get(Some(ISSUER), "/v1/licences").await;
+    assert!(!old_list["licences"].as_array().unwrap().iter().any(|x| x["licence"]["id"] == l.as_str()), "{old_list}");
+    let (st, feed) = s.get(Some(&to_token), "/v1/changes").await;
+    assert_eq!(st, 200, "{feed}");
+    assert!(
+        feed["changes"].as_array().unwrap().iter().any(|c| c["licence"] == l.as_str() && c["to"] == "revoked"),
+        "{feed}"
+    );
     let (_, list) = s.get(Some(ADMIN), "/v1/admin/transfers").await;
     assert_eq!(list["transfers"][0]["log_index"], t["log_index"], "{list}");
     // After a restart the transfer is read back from its leaf.
@@ -403,4 +412,64 @@ async fn a_batch_migrates_existing_licences() {
         )
         .await;
     assert_eq!(st, 400, "a key twice: {v}");
+}
+
+/// The catalogue's cross-field rules: the 统一社会信用代码 on a 营业执照 is the holder's; a
+/// 个体工商户's number starts with 92; a 食品经营许可证编号 is JY and 14 digits; half-width
+/// brackets in an enum value read as the register's full-width ones.
+#[tokio::test]
+async fn the_catalogue_checks_across_fields() {
+    let s = Server::start().await;
+    let mut wrong = business_licence(COMPANY);
+    wrong["fields"]["统一社会信用代码"] = json!(licvault::domain::holder::complete_uscc("91440300MA5E0007").unwrap());
+    let (st, v) = s.post(Some(ISSUER), "/v1/licences", &wrong).await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("invalid_fields")), "{v}");
+    let mut brackets = business_licence(COMPANY);
+    brackets["fields"]["类型"] = json!("有限责任公司(自然人投资或控股)");
+    let (st, v) = s.post(Some(ISSUER), "/v1/licences", &brackets).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["licence"]["fields"]["类型"], "有限责任公司（自然人投资或控股）");
+    let sole_trader = |holder: &str| {
+        json!({"type_code": "11100000MB00001073002", "holder": {"type": "001", "id": holder, "name": "示例小吃店"},
+               "fields": {"统一社会信用代码": holder, "经营者": "王五", "组成形式": "个人经营", "注册日期": "2021-03-01",
+                          "经营场所": "示例市示例区美食街3号", "经营范围": "小吃服务"}})
+    };
+    let (st, v) = s.post(Some(ISSUER), "/v1/licences", &sole_trader(COMPANY)).await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("invalid_fields")), "a company is not a 个体工商户: {v}");
+    let trader = licvault::domain::holder::complete_uscc("92440300MA5E0001").unwrap();
+    let (st, v) = s.post(Some(ISSUER), "/v1/licences", &sole_trader(&trader)).await;
+    assert_eq!(st, 201, "{v}");
+    let food = |code: &str| {
+        json!({"type_code": "11100000MB00001073003", "holder": {"type": "001", "id": COMPANY, "name": "示例科技有限公司"},
+               "fields": {"经营者名称": "示例科技有限公司", "法定代表人（负责人）": "张三", "住所": "示例市示例区科技路1号",
+                          "经营场所": "示例市示例区科技路1号", "主体业态": "单位食堂", "经营项目": "热食类食品制售",
+                          "许可证编号": code, "日常监督管理机构": "示例区市场监督管理局"}})
+    };
+    let (st, v) = s.post(Some(ISSUER), "/v1/licences", &food("JY2440305001234")).await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("invalid_fields")), "{v}");
+    let (st, v) = s.post(Some(ISSUER), "/v1/licences", &food("JY24403050012345")).await;
+    assert_eq!(st, 201, "{v}");
+}
+
+/// A suspended licence replaced (补证): the old record leaves its suspension behind, and the
+/// whole store still agrees with its log (`licvault check`'s comparison).
+#[tokio::test]
+async fn a_replaced_suspension_leaves_the_store_consistent() {
+    let s = Server::start().await;
+    let l = id(&s.issue_company(COMPANY).await);
+    let (st, _) = s
+        .post(Some(ISSUER), &format!("/v1/licences/{l}/suspend"), &json!({"reason": "暂扣", "until": "2099-03-31"}))
+        .await;
+    assert_eq!(st, 200);
+    let (st, v) = s
+        .post(
+            Some(ISSUER),
+            &format!("/v1/licences/{l}/versions"),
+            &json!({"kind": "replacement", "reason": "遗失补证"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let key = licvault::log::note::Verifier::parse(&s.vault.log_verifier_key()).unwrap();
+    let report = licvault::log::replay::replay(s.vault.store().as_ref(), &key, |_, _| {}).unwrap();
+    licvault::vault::records::compare_records(s.vault.store().as_ref(), &report.licences).unwrap();
 }

@@ -9,6 +9,7 @@ fn spec_routes() -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     let mut in_paths = false;
     let mut path: Option<String> = None;
+    let mut seen = BTreeSet::new();
     for line in text.lines() {
         if !line.starts_with(' ') && !line.trim().is_empty() {
             in_paths = line.trim_end() == "paths:";
@@ -21,7 +22,10 @@ fn spec_routes() -> BTreeSet<(String, String)> {
         let indent = line.len() - line.trim_start().len();
         let t = line.trim();
         if indent == 2 && t.ends_with(':') && t.starts_with('/') {
-            path = Some(t.trim_end_matches(':').to_string());
+            let p = t.trim_end_matches(':').to_string();
+            // A path written twice is one YAML key given twice: parsers keep one of the two.
+            assert!(seen.insert(p.clone()), "{p} is in spec/openapi.yaml twice");
+            path = Some(p);
         } else if indent == 4 {
             let m = t.trim_end_matches(':');
             if ["get", "post", "put", "delete", "patch"].contains(&m) {
