@@ -92,6 +92,8 @@ struct NewVersion {
     of: LicenceId,
     kind: VersionKind,
     reason: String,
+    /// The old version's validity period (its signed document's): whether it is suspended now.
+    period: (i64, Option<i64>),
 }
 
 /// A committed issuance.
@@ -505,9 +507,15 @@ impl Vault {
                         .text("reason", p.reason.as_str());
                 }
                 let mut record = record;
-                if let Some(NewVersion { of, kind, reason }) = &predecessor {
+                if let Some(NewVersion { of, kind, reason, period }) = &predecessor {
                     let key = of.to_string();
                     let mut old = record_in(tx, &key)?;
+                    // A new version of a suspended licence would be valid: 暂扣 is lifted first.
+                    if old.effective(unix_now(), period.0, period.1) == Status::Suspended {
+                        return Err(VaultError::Conflict(format!(
+                            "{key} is suspended (暂扣): reinstate it before a new version, which would be valid"
+                        )));
+                    }
                     if !matches!(old.status, Status::Valid | Status::Suspended) {
                         return Err(VaultError::Conflict(format!(
                             "{key} is {}: only a valid or suspended licence gets a new version",
@@ -671,6 +679,7 @@ impl Vault {
         {
             return Err(VaultError::Invalid("a change (变更) changes something on the face".into()));
         }
+        let old_period = (old.valid_from, old.valid_until);
         let licence = Licence {
             id: id.next_version()?,
             holder_name,
@@ -686,7 +695,8 @@ impl Vault {
             status_ref: None,
             ..old
         };
-        self.commit_new(client, &ty, licence, Some(NewVersion { of: id.clone(), kind, reason }), idem, None).await
+        let version = NewVersion { of: id.clone(), kind, reason, period: (old_period.0, old_period.1) };
+        self.commit_new(client, &ty, licence, Some(version), idem, None).await
     }
 }
 

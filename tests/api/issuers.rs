@@ -451,23 +451,22 @@ async fn the_catalogue_checks_across_fields() {
     assert_eq!(st, 201, "{v}");
 }
 
-/// A suspended licence replaced (补证): the old record leaves its suspension behind, and the
-/// whole store still agrees with its log (`licvault check`'s comparison).
+/// A suspended licence gets no new version (a valid successor would escape 暂扣); reinstated, it
+/// does, and the whole store still agrees with its log (`licvault check`'s comparison).
 #[tokio::test]
-async fn a_replaced_suspension_leaves_the_store_consistent() {
+async fn a_suspension_is_not_escaped_by_a_new_version() {
     let s = Server::start().await;
     let l = id(&s.issue_company(COMPANY).await);
-    let (st, _) = s
-        .post(Some(ISSUER), &format!("/v1/licences/{l}/suspend"), &json!({"reason": "暂扣", "until": "2099-03-31"}))
-        .await;
+    let suspend = json!({"reason": "暂扣", "until": "2099-03-31"});
+    let (st, _) = s.post(Some(ISSUER), &format!("/v1/licences/{l}/suspend"), &suspend).await;
     assert_eq!(st, 200);
-    let (st, v) = s
-        .post(
-            Some(ISSUER),
-            &format!("/v1/licences/{l}/versions"),
-            &json!({"kind": "replacement", "reason": "遗失补证"}),
-        )
-        .await;
+    let versions = format!("/v1/licences/{l}/versions");
+    let replacement = json!({"kind": "replacement", "reason": "遗失补证"});
+    let (st, v) = s.post(Some(ISSUER), &versions, &replacement).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("conflict")), "{v}");
+    let (st, _) = s.post(Some(ISSUER), &format!("/v1/licences/{l}/reinstate"), &json!({"reason": "恢复"})).await;
+    assert_eq!(st, 200);
+    let (st, v) = s.post(Some(ISSUER), &versions, &replacement).await;
     assert_eq!(st, 201, "{v}");
     let key = licvault::log::note::Verifier::parse(&s.vault.log_verifier_key()).unwrap();
     let report = licvault::log::replay::replay(s.vault.store().as_ref(), &key, |_, _| {}).unwrap();
