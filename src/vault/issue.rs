@@ -602,6 +602,7 @@ impl Vault {
         req: RenewRequest,
         idem_key: Option<String>,
     ) -> Result<Issued, VaultError> {
+        let _gate = self.transfer_gate.read().await;
         self.check_manager(client, id)?;
         let reason = check_reason(&req.reason)?;
         let idem = match idem_key {

@@ -227,9 +227,12 @@ pub struct Vault {
     /// Licence records found bound to the log, by the SHA-256 of their stored bytes
     /// (`Vault::record`).
     bound: quick_cache::sync::Cache<Hash, Arc<LicenceRecord>>,
-    /// Transfers of management, in log order (`transfers.rs`), and one change at a time.
+    /// Transfers of management, in log order (`transfers.rs`). A transfer holds the gate for
+    /// writing from its checks to its list update; a change to one licence holds it for reading
+    /// from its manager check to its commit, so no change is sequenced after a transfer that
+    /// took the licence away from its department.
     transfers: RwLock<Vec<transfers::Transfer>>,
-    transfer_changes: tokio::sync::Mutex<()>,
+    transfer_gate: tokio::sync::RwLock<()>,
     /// Full tiles (`audit.rs`), which never change, by (level or entries, index).
     tiles: quick_cache::sync::Cache<(Option<u8>, u64), Arc<[u8]>, audit::TileWeight>,
 }
@@ -335,7 +338,7 @@ impl Vault {
             bound: quick_cache::sync::Cache::new(BOUND_CACHE),
             tiles: quick_cache::sync::Cache::with_weighter(8_192, audit::TILE_CACHE_BYTES, audit::TileWeight),
             transfers: RwLock::new(transfers),
-            transfer_changes: tokio::sync::Mutex::new(()),
+            transfer_gate: tokio::sync::RwLock::new(()),
         });
         vault.check_tail_records()?;
         vault.check_keys().await?;

@@ -88,6 +88,7 @@ impl Vault {
         req: &ChangeRequest,
         idem_key: Option<&str>,
     ) -> Result<StatusChanged, VaultError> {
+        let _gate = self.transfer_gate.read().await;
         self.check_manager(client, id)?;
         let reason = check_reason(&req.reason)?;
         let idem = match idem_key {

@@ -121,6 +121,8 @@ impl Vault {
     /// exist and be managed by `from`. A department's (or a type's): `from` must be a department
     /// that issues or manages licences, and `to` another department of the platform.
     pub async fn transfer(&self, admin: &Client, req: TransferRequest) -> Result<Transfer, VaultError> {
+        // One at a time and none while a licence changes: checked, logged and listed together.
+        let _gate = self.transfer_gate.write().await;
         let reason = check_reason(&req.reason)?;
         let from = Uscc::parse(&req.from)?.to_string();
         let to = Uscc::parse(&req.to)?.to_string();
@@ -156,8 +158,6 @@ impl Vault {
             }
             None => None,
         };
-        // Transfers are applied in log order: one at a time, the list updated after its commit.
-        let _one = self.transfer_changes.lock().await;
         let actor = admin.id.clone();
         let mut ev = Event::new("licence.transferred").text("from", from.as_str()).text("to", to.as_str());
         if let Some(t) = &type_code {
