@@ -318,10 +318,6 @@ impl Catalogue {
                 if f.kind == FieldKind::Enum && f.options.is_empty() {
                     return Err(err(format!("enum field {} has no options", f.name)));
                 }
-                let folded: BTreeSet<String> = f.options.iter().map(|o| fold_brackets(o).into_owned()).collect();
-                if folded.len() != f.options.len() {
-                    return Err(err(format!("enum field {}: two options differ only in bracket width", f.name)));
-                }
                 if let Some(c) = &f.format {
                     if f.kind != FieldKind::Text
                         || !(1..=64).contains(&c.digits)
@@ -544,7 +540,7 @@ impl LicenceType {
             return Err(FieldError::HolderPrefix(p.to_string()));
         }
         for def in self.fields.iter().filter(|d| d.equals_holder) {
-            if fields.get(&def.name).is_some_and(|v| !v.trim().eq_ignore_ascii_case(holder)) {
+            if fields.get(&def.name).is_some_and(|v| v.trim() != holder) {
                 return Err(FieldError::NotHolder(def.name.clone()));
             }
         }

@@ -307,6 +307,18 @@ impl Vault {
         idem_key: Option<String>,
     ) -> Result<Issued, VaultError> {
         let (ty, issuer) = self.may_issue(client, &req.type_code)?;
+        // A retry of a committed request is answered first, whatever rules came in since.
+        let idem = match idem_key {
+            None => None,
+            Some(key) => {
+                let (idem_row, request_sha256) = idempotency_row(client, &key, &json(&req)?)?;
+                // Fast path: a retry of a committed request is answered without signing anything.
+                if let Some(done) = self.idempotent_replay(&idem_row, &request_sha256)? {
+                    return Ok(done);
+                }
+                Some((idem_row, request_sha256))
+            }
+        };
         let holder = self.parse_holder(&req.holder.kind, &req.holder.id)?;
         if !ty.holder_types.contains(&holder.kind()) {
             return Err(VaultError::HolderTypeNotAllowed(format!(
@@ -325,17 +337,6 @@ impl Vault {
         let now = unix_now();
         let (nbf, exp) = validity(&ty, req.valid_from.as_deref(), req.valid_until.as_deref(), req.long_term, now)?;
 
-        let idem = match idem_key {
-            None => None,
-            Some(key) => {
-                let (idem_row, request_sha256) = idempotency_row(client, &key, &json(&req)?)?;
-                // Fast path: a retry of a committed request is answered without signing anything.
-                if let Some(done) = self.idempotent_replay(&idem_row, &request_sha256)? {
-                    return Ok(done);
-                }
-                Some((idem_row, request_sha256))
-            }
-        };
         let type_code = TypeCode::parse(&ty.code).map_err(VaultError::TypeCode)?;
         let issue_date = match req.issue_date.as_deref() {
             None => None,
@@ -404,6 +405,9 @@ impl Vault {
                     ty.holder_types.iter().map(|h| h.code()).collect::<Vec<_>>().join("/"),
                     id.kind().code()
                 )));
+            }
+            if let Some(p) = ty.holder_prefix.as_deref().filter(|p| !id.number().starts_with(p)) {
+                return Err(VaultError::Fields(crate::domain::FieldError::HolderPrefix(p.to_string())));
             }
             if &id == holder || out.iter().any(|c| c.id == id) {
                 return Err(VaultError::Invalid(format!("co_holders[{i}] names a holder twice")));
@@ -654,9 +658,13 @@ impl Vault {
             Some(f) => clean_fields(f)?,
             None => old.fields.clone(),
         };
-        ty.canonicalise(&mut fields);
-        ty.validate_fields(&fields)?;
-        ty.check_holder(old.holder.number(), &fields)?;
+        // A replacement or an exchange keeps the face as it was signed, under whatever rules
+        // were in force then.
+        if !keeps_face {
+            ty.canonicalise(&mut fields);
+            ty.validate_fields(&fields)?;
+            ty.check_holder(old.holder.number(), &fields)?;
+        }
         let number = match &req.number {
             Some(n) => check_text("number", n, 64)?,
             None => old.number.clone(),

@@ -239,9 +239,12 @@ impl Vault {
                             batch.put(Cf::Listing, key, value);
                         }
                     }
-                    Err(e) => {
-                        tracing::error!(licence = %lid, error = %e, "not listed: its record or document cannot be read")
+                    // One that disagrees with its log is left out (it answers 503 by itself); a store
+                    // that does not answer stops start-up, so nothing is left out by chance.
+                    Err(e @ VaultError::StoreInconsistent(_)) => {
+                        tracing::error!(licence = %lid, error = %e, "not listed: its record or document disagrees with the log")
                     }
+                    Err(e) => return Err(e),
                 }
             }
             if batch.len() >= 10_000 {

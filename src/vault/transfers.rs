@@ -120,7 +120,20 @@ impl Vault {
     /// `POST /v1/admin/transfers`: logs a transfer and applies it at once. One licence: it must
     /// exist and be managed by `from`. A department's (or a type's): `from` must be a department
     /// that issues or manages licences, and `to` another department of the platform.
-    pub async fn transfer(&self, admin: &Client, req: TransferRequest) -> Result<Transfer, VaultError> {
+    pub async fn transfer(
+        self: &std::sync::Arc<Self>,
+        admin: &Client,
+        req: TransferRequest,
+    ) -> Result<Transfer, VaultError> {
+        // In a task of its own: a caller that goes away cannot leave a logged transfer out of the
+        // list in force.
+        let (vault, admin) = (self.clone(), admin.clone());
+        tokio::spawn(async move { vault.transfer_now(&admin, req).await })
+            .await
+            .map_err(|e| VaultError::Internal(format!("the transfer task failed: {e}")))?
+    }
+
+    async fn transfer_now(&self, admin: &Client, req: TransferRequest) -> Result<Transfer, VaultError> {
         // One at a time and none while a licence changes: checked, logged and listed together.
         let _gate = self.transfer_gate.write().await;
         let reason = check_reason(&req.reason)?;

@@ -437,6 +437,10 @@ async fn the_catalogue_checks_across_fields() {
     let (st, v) = s.post(Some(ISSUER), "/v1/licences", &sole_trader(COMPANY)).await;
     assert_eq!((st, v["code"].as_str()), (400, Some("invalid_fields")), "a company is not a 个体工商户: {v}");
     let trader = licvault::domain::holder::complete_uscc("92440300MA5E0001").unwrap();
+    let mut with_company = sole_trader(&trader);
+    with_company["co_holders"] = json!([{"type": "001", "id": COMPANY, "name": "示例科技有限公司"}]);
+    let (st, v) = s.post(Some(ISSUER), "/v1/licences", &with_company).await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("invalid_fields")), "a co-holder too: {v}");
     let (st, v) = s.post(Some(ISSUER), "/v1/licences", &sole_trader(&trader)).await;
     assert_eq!(st, 201, "{v}");
     let food = |code: &str| {
