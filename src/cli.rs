@@ -289,15 +289,20 @@ struct AdminArgs {
     token_file: Option<PathBuf>,
 }
 
+/// A bearer token from `file`, else from the environment variable `var` (never the command
+/// line, where `ps` shows it); `who` names the client it must belong to.
+fn bearer_token(file: Option<&Path>, var: &str, who: &str) -> Result<String> {
+    match file {
+        Some(p) => {
+            Ok(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?.trim().to_string())
+        }
+        None => std::env::var(var).with_context(|| format!("set {var} to {who}'s token, or pass --token-file")),
+    }
+}
+
 impl AdminArgs {
     fn token(&self) -> Result<String> {
-        match &self.token_file {
-            Some(p) => {
-                Ok(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?.trim().to_string())
-            }
-            None => std::env::var("LICVAULT_ADMIN_TOKEN")
-                .context("set LICVAULT_ADMIN_TOKEN to an admin client's token, or pass --token-file"),
-        }
+        bearer_token(self.token_file.as_deref(), "LICVAULT_ADMIN_TOKEN", "an admin client")
     }
 }
 
@@ -456,23 +461,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(trust_pull(&url, &dir, pin.as_deref())).map(|_| ExitCode::SUCCESS)
         }
         Command::Audit { command: AuditCommand::Export { url, from, to, out, token_file } } => {
-            let token = match token_file {
-                Some(p) => {
-                    std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?.trim().to_string()
-                }
-                None => std::env::var("LICVAULT_AUDITOR_TOKEN")
-                    .context("set LICVAULT_AUDITOR_TOKEN to an auditor client's token, or pass --token-file")?,
-            };
+            let token = bearer_token(token_file.as_deref(), "LICVAULT_AUDITOR_TOKEN", "an auditor client")?;
             runtime()?.block_on(audit_export(&url, &token, from, to, &out)).map(|_| ExitCode::SUCCESS)
         }
         Command::Import { url, file, map, report, batch, token_file } => {
-            let token = match token_file {
-                Some(p) => {
-                    std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?.trim().to_string()
-                }
-                None => std::env::var("LICVAULT_ISSUER_TOKEN")
-                    .context("set LICVAULT_ISSUER_TOKEN to an issuer client's token, or pass --token-file")?,
-            };
+            let token = bearer_token(token_file.as_deref(), "LICVAULT_ISSUER_TOKEN", "an issuer client")?;
             let report = report.unwrap_or_else(|| file.with_extension("report.jsonl"));
             let done = runtime()?.block_on(crate::import::run(&url, &token, &file, map.as_deref(), &report, batch))?;
             println!("{done}");

@@ -443,12 +443,11 @@ async fn change(
     let id = parse_id(&id)?;
     let key = idempotency_key(&headers)?;
     let done = s.vault.change_status(&client, &id, action, &body, key.as_deref()).await?;
-    let (licence, _, _) = s.vault.licence(&id)?;
     let receipt = s.vault.receipt(done.index, &done.head)?;
     let view = ChangedView {
         id: id.to_string(),
         log: IssuedLog { checkpoint: &done.head.checkpoint, index: done.index, receipt },
-        status: status_view(&done.record, &licence),
+        status: status_view(&done.record, &done.licence),
     };
     Ok(([("idempotent-replayed", done.replayed.to_string())], Json(view)).into_response())
 }
@@ -512,8 +511,11 @@ fn limit(raw: Option<&str>) -> Result<usize, ApiError> {
     match raw {
         None => Ok(100),
         Some(v) => match super::logapi::number("limit", v)? {
-            n @ 1..=1000 => Ok(n as usize),
-            _ => Err(ApiError::bad_request("invalid_request", "limit is 1 to 1000")),
+            n if (1..=crate::vault::listing::MAX_PAGE as u64).contains(&n) => Ok(n as usize),
+            _ => Err(ApiError::bad_request(
+                "invalid_request",
+                format!("limit is 1 to {}", crate::vault::listing::MAX_PAGE),
+            )),
         },
     }
 }
@@ -634,20 +636,19 @@ async fn changes(
         .changes
         .into_iter()
         .map(|(index, leaf)| {
-            let ev = &leaf.event;
-            let t = |k: &str| ev.get_text(k).map(str::to_string);
+            let e = crate::vault::HistoryEntry::from_leaf(index, &leaf);
             ChangeView {
-                log_index: index,
-                time: crate::vault::rfc3339_ms(leaf.time_ms),
-                event: ev.kind.clone(),
-                licence: leaf.licence.clone().unwrap_or_default(),
-                action: t("action"),
-                from: t("from"),
-                to: t("to").or_else(|| (ev.kind == "licence.issued").then(|| "valid".to_string())),
-                kind: t("kind"),
-                related: t("successor").or_else(|| t("predecessor")),
-                reason: t("reason"),
-                until: ev.suspended_until().map(|u| date(u - 1)),
+                log_index: e.log_index,
+                time: e.time,
+                event: e.event,
+                licence: leaf.licence.unwrap_or_default(),
+                action: e.action,
+                from: e.from,
+                to: e.to,
+                kind: e.kind,
+                related: e.related,
+                reason: e.reason,
+                until: e.until,
             }
         })
         .collect();
@@ -711,12 +712,7 @@ async fn batch(
     Caller(client): Caller,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<Response, ApiError> {
-    if client.role != crate::vault::Role::Issuer {
-        return Err(ApiError::from(crate::vault::VaultError::Forbidden(format!(
-            "role {} may not issue licences",
-            client.role.as_str()
-        ))));
-    }
+    super::require_role(&client, crate::vault::Role::Issuer)?;
     if body.items.is_empty() || body.items.len() > MAX_BATCH {
         return Err(ApiError::bad_request("invalid_request", format!("a batch has 1 to {MAX_BATCH} items")));
     }

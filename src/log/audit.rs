@@ -111,8 +111,14 @@ impl Header {
 
 /// One item of the sequence: a CBOR byte string (major type 2, definite length).
 pub fn item(bytes: &[u8]) -> Vec<u8> {
-    let n = bytes.len() as u64;
     let mut out = Vec::with_capacity(bytes.len() + 9);
+    push_item(&mut out, bytes);
+    out
+}
+
+/// [`item`] written at the end of `out` (no allocation of its own: the export's loop).
+pub fn push_item(out: &mut Vec<u8>, bytes: &[u8]) {
+    let n = bytes.len() as u64;
     match n {
         0..=23 => out.push(0x40 | n as u8),
         24..=0xff => out.extend_from_slice(&[0x58, n as u8]),
@@ -130,7 +136,6 @@ pub fn item(bytes: &[u8]) -> Vec<u8> {
         }
     }
     out.extend_from_slice(bytes);
-    out
 }
 
 /// Reads the next item; `Ok(None)` at a clean end of input.

@@ -148,18 +148,22 @@ impl Leaf {
         let mut last_key = None;
         for _ in 0..n {
             // Keys 0–23 are one byte, their own value; any other key is skipped with its value.
-            match r.key(&mut last_key)? {
-                [k] if i64::from(*k) == K_VERSION => version = Some(r.uint("leaf version")?),
-                [k] if i64::from(*k) == K_INDEX => index = Some(r.uint("leaf index")?),
-                [k] if i64::from(*k) == K_PREV => {
+            let key = match r.key(&mut last_key)? {
+                [k] => i64::from(*k),
+                _ => -1,
+            };
+            match key {
+                K_VERSION => version = Some(r.uint("leaf version")?),
+                K_INDEX => index = Some(r.uint("leaf index")?),
+                K_PREV => {
                     let b = r.bytes("leaf prev")?;
                     prev_hash = Some(<Hash>::try_from(b).map_err(|_| shape("leaf prev must be 32 bytes"))?);
                 }
-                [k] if i64::from(*k) == K_TIME => time_ms = Some(r.uint("leaf time")?),
-                [k] if i64::from(*k) == K_KIND => kind = Some(r.text("leaf kind")?),
-                [k] if i64::from(*k) == K_LICENCE => licence = Some(r.text("leaf licence")?.to_string()),
-                [k] if i64::from(*k) == K_LICENCE_PREV => licence_prev = Some(r.uint("leaf licence_prev")?),
-                [k] if i64::from(*k) == K_BODY => body = Some(Self::decode_body(&mut r)?),
+                K_TIME => time_ms = Some(r.uint("leaf time")?),
+                K_KIND => kind = Some(r.text("leaf kind")?),
+                K_LICENCE => licence = Some(r.text("leaf licence")?.to_string()),
+                K_LICENCE_PREV => licence_prev = Some(r.uint("leaf licence_prev")?),
+                K_BODY => body = Some(Self::decode_body(&mut r)?),
                 _ => r.skip()?,
             }
         }

@@ -188,12 +188,12 @@ impl<'a> Tx<'a> {
         self.puts.push((cf, key, value.into()));
     }
 
-    /// Unix milliseconds stamped on every leaf of this batch.
     /// The index the next leaf appended to this batch gets.
     pub fn next_index(&self) -> u64 {
         self.next_index
     }
 
+    /// Unix milliseconds stamped on every leaf of this batch.
     pub fn time_ms(&self) -> u64 {
         self.time_ms
     }

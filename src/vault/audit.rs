@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{issue::inconsistent, Client, Role, Vault, VaultError};
-use crate::log::audit::{item, Header};
+use crate::log::audit::{push_item, Header};
 use crate::log::leaf::Event;
 use crate::log::merkle::{consistency_proof, inclusion_proof, CompactRange, Hash};
 use crate::store::{keys, stored_leaves, tree_key, Cf};
@@ -248,7 +248,8 @@ impl Vault {
         let nodes = self.seq.nodes();
         let broken = |e: crate::log::merkle::MerkleError| inconsistent(e.to_string());
         let proof = |a: u64, b: u64| match a {
-            _ if a == 0 || a == b => Ok(Vec::new()),
+            // From the empty tree there is no proof (and `consistency_proof` refuses it).
+            0 => Ok(Vec::new()),
             _ => consistency_proof(&nodes, a, b).map_err(broken),
         };
         Ok(Header {
@@ -290,7 +291,7 @@ impl Vault {
         let mut out = Vec::with_capacity(chunk + MAX_ENTRY);
         let mut open = true;
         self.each_leaf(from, to, |bytes| {
-            out.extend_from_slice(&item(bytes));
+            push_item(&mut out, bytes);
             if out.len() >= chunk {
                 open = send(std::mem::replace(&mut out, Vec::with_capacity(chunk + MAX_ENTRY)));
             }

@@ -419,11 +419,10 @@ impl Vault {
     }
 
     fn idempotent_replay(&self, row: &[u8], request_sha256: &str) -> Result<Option<Issued>, VaultError> {
-        let Some(v) = self.store.get(Cf::Idempotency, row)? else { return Ok(None) };
-        let ans: IdempotentAnswer = serde_json::from_slice(&v).map_err(|e| VaultError::Internal(e.to_string()))?;
-        if ans.request_sha256 != request_sha256 {
-            return Err(VaultError::IdempotencyMismatch);
-        }
+        let Some(ans) = super::records::idempotent_answer(self.store.get(Cf::Idempotency, row)?, request_sha256)?
+        else {
+            return Ok(None);
+        };
         let id = LicenceId::parse(&ans.licence_id)?;
         let super::Stored { licence, record, document, disclosures } = self.stored(&id)?;
         Ok(Some(Issued { licence, record, document, disclosures, head: self.head(), replayed: true }))
@@ -482,13 +481,8 @@ impl Vault {
             .seq
             .submit(move |tx: &mut Tx<'_>| -> Result<Result<LicenceRecord, String>, VaultError> {
                 if let Some((row, sha)) = &idem {
-                    if let Some(v) = tx.get(Cf::Idempotency, row)? {
-                        // The same key raced in within this batch or just before: answer with the first.
-                        let ans: IdempotentAnswer =
-                            serde_json::from_slice(&v).map_err(|e| VaultError::Internal(e.to_string()))?;
-                        if &ans.request_sha256 != sha {
-                            return Err(VaultError::IdempotencyMismatch);
-                        }
+                    // The same key raced in within this batch or just before: answer with the first.
+                    if let Some(ans) = super::records::idempotent_answer(tx.get(Cf::Idempotency, row)?, sha)? {
                         return Ok(Err(ans.licence_id));
                     }
                 }
@@ -622,10 +616,11 @@ impl Vault {
         let (old, record, _) = self.licence(id)?;
         // A new version is signed with the issuer's seal and keeps its identifier: the
         // department a licence was transferred to issues a licence of its own instead.
-        if self.manager_of(&record) != record.issuer {
+        // check_manager found the client's department managing it (the gate keeps it so).
+        let manager = client.uscc.as_deref().unwrap_or_default();
+        if manager != record.issuer {
             return Err(VaultError::Conflict(format!(
-                "{id} was transferred to {}: it issues a new licence of its own, not a version of {}'s",
-                self.manager_of(&record),
+                "{id} was transferred to {manager}: it issues a new licence of its own, not a version of {}'s",
                 record.issuer
             )));
         }
@@ -704,7 +699,7 @@ impl Vault {
             status_ref: None,
             ..old
         };
-        let version = NewVersion { of: id.clone(), kind, reason, period: (old_period.0, old_period.1) };
+        let version = NewVersion { of: id.clone(), kind, reason, period: old_period };
         self.commit_new(client, &ty, licence, Some(version), idem, None).await
     }
 }

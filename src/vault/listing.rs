@@ -109,11 +109,13 @@ impl Vault {
             (None, _, None) => b"a/".to_vec(),
         };
         let limit = q.limit.clamp(1, MAX_PAGE);
-        let mut start = [prefix.as_slice(), &q.cursor.map_or(0, |c| c.saturating_add(1)).to_be_bytes()].concat();
+        // The index of the last row scanned: the next scan starts after it.
+        let mut last = q.cursor;
         let (mut licences, mut scanned) = (Vec::new(), 0usize);
         let now = super::unix_now();
         loop {
             let want = (limit - licences.len()).max(64).min(MAX_SCAN - scanned);
+            let start = [prefix.as_slice(), &last.map_or(0, |c| c.saturating_add(1)).to_be_bytes()].concat();
             let rows = self.store.scan_prefix_from(Cf::Listing, &prefix, &start, want)?;
             let full = rows.len() == want;
             for (key, value) in rows {
@@ -127,7 +129,7 @@ impl Vault {
                 ) else {
                     return Err(super::issue::inconsistent(format!("listing row {} is malformed", hex::encode(&key))));
                 };
-                start = [prefix.as_slice(), &(index + 1).to_be_bytes()].concat();
+                last = Some(index);
                 if q.issued_from.is_some_and(|f| iat < f) || q.issued_to.is_some_and(|t| iat >= t) {
                     continue;
                 }
@@ -161,8 +163,7 @@ impl Vault {
             }
             if scanned >= MAX_SCAN {
                 // A short page: the filters matched few of the rows scanned; go on from here.
-                let next = start.get(start.len() - 8..).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
-                return Ok(ListPage { licences, next: next.map(|n| n - 1) });
+                return Ok(ListPage { licences, next: last });
             }
         }
     }
@@ -196,17 +197,15 @@ impl Vault {
             last = Some(index);
             let leaf =
                 self.leaf(index)?.ok_or_else(|| super::issue::inconsistent(format!("leaf {index} is missing")))?;
-            if leaf.licence.as_deref().and_then(|l| LicenceId::parse(l).ok()).is_none() {
-                return Err(super::issue::inconsistent(format!("leaf {index} is not about a licence")));
-            }
+            let id = leaf
+                .licence
+                .as_deref()
+                .and_then(|l| LicenceId::parse(l).ok())
+                .ok_or_else(|| super::issue::inconsistent(format!("leaf {index} is not about a licence")))?;
             // A client limited to some types follows only their changes.
             let in_scope = client.role != Role::Issuer
                 || client.types.is_empty()
-                || leaf
-                    .licence
-                    .as_deref()
-                    .and_then(|l| LicenceId::parse(l).ok())
-                    .is_some_and(|l| client.types.iter().any(|t| t == l.type_code().as_str()));
+                || client.types.iter().any(|t| t == id.type_code().as_str());
             if in_scope {
                 changes.push((index, leaf));
             }

@@ -60,6 +60,21 @@ pub struct IdempotentAnswer {
     pub log_index: Option<u64>,
 }
 
+/// The answer an Idempotency-Key row (`Cf::Idempotency`) holds, if any: a different request
+/// under the key is refused.
+pub(super) fn idempotent_answer(
+    row: Option<Vec<u8>>,
+    request_sha256: &str,
+) -> Result<Option<IdempotentAnswer>, super::VaultError> {
+    use super::VaultError;
+    let Some(v) = row else { return Ok(None) };
+    let ans: IdempotentAnswer = serde_json::from_slice(&v).map_err(|e| VaultError::Internal(e.to_string()))?;
+    if ans.request_sha256 != request_sha256 {
+        return Err(VaultError::IdempotencyMismatch);
+    }
+    Ok(Some(ans))
+}
+
 /// Client roles (DESIGN §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -9,7 +9,7 @@ use super::issue::{check_reason, json, record_in};
 use super::records::IdempotentAnswer;
 use super::{Client, LicenceRecord, Vault, VaultError};
 use crate::domain::status::Action;
-use crate::domain::LicenceId;
+use crate::domain::{Licence, LicenceId};
 use crate::log::leaf::Event;
 use crate::log::sequencer::Head;
 use crate::store::Cf;
@@ -55,7 +55,8 @@ pub struct ChangeRequest {
 /// A committed status change (or the one an Idempotency-Key names).
 #[derive(Debug, Clone)]
 pub struct StatusChanged {
-    /// The licence's record now.
+    /// The licence (its signed document's validity period) and its record now.
+    pub licence: Licence,
     pub record: LicenceRecord,
     pub head: Arc<Head>,
     /// The change's leaf.
@@ -66,11 +67,27 @@ pub struct StatusChanged {
 /// The log index an Idempotency-Key row records for a status change; a different request under
 /// the key is refused, and so is a key used for an issuance.
 fn idempotent_index(row: Option<Vec<u8>>, sha: &str) -> Result<Option<u64>, VaultError> {
-    let Some(v) = row else { return Ok(None) };
-    let ans: IdempotentAnswer = serde_json::from_slice(&v).map_err(|e| VaultError::Internal(e.to_string()))?;
-    match ans.log_index {
-        Some(i) if ans.request_sha256 == sha => Ok(Some(i)),
-        _ => Err(VaultError::IdempotencyMismatch),
+    super::records::idempotent_answer(row, sha)?.map(|a| a.log_index.ok_or(VaultError::IdempotencyMismatch)).transpose()
+}
+
+impl HistoryEntry {
+    /// What leaf `index` says about its licence.
+    pub fn from_leaf(index: u64, leaf: &crate::log::leaf::Leaf) -> Self {
+        let ev = &leaf.event;
+        let t = |k: &str| ev.get_text(k).map(str::to_string);
+        HistoryEntry {
+            log_index: index,
+            time: rfc3339_ms(leaf.time_ms),
+            event: ev.kind.clone(),
+            from: t("from"),
+            to: t("to").or_else(|| (ev.kind == "licence.issued").then(|| "valid".to_string())),
+            reason: t("reason"),
+            actor: t("actor"),
+            related: t("successor").or_else(|| t("predecessor")),
+            action: t("action"),
+            kind: t("kind"),
+            until: ev.suspended_until().map(|u| crate::domain::cst_date(u - 1).to_string()),
+        }
     }
 }
 
@@ -91,12 +108,15 @@ impl Vault {
         let _gate = self.transfer_gate.read().await;
         self.check_manager(client, id)?;
         let reason = check_reason(&req.reason)?;
+        // The validity period is the signed document's (a licence version's never changes).
+        let (licence, _, _) = self.licence(id)?;
+        let (nbf, exp) = (licence.valid_from, licence.valid_until);
         let idem = match idem_key {
             None => None,
             Some(k) => {
                 let canonical = json(&(id.to_string(), action, &req.reason, &req.until))?;
                 let (row, sha) = super::issue::idempotency_row(client, k, &canonical)?;
-                if let Some(done) = self.status_replay(id, &row, &sha)? {
+                if let Some(done) = self.status_replay(id, &licence, &row, &sha)? {
                     return Ok(done);
                 }
                 Some((row, sha))
@@ -117,9 +137,6 @@ impl Vault {
                 return Err(VaultError::Invalid(format!("only a suspension has an end (`until`), not {}", a.as_str())))
             }
         };
-        // The validity period is the signed document's (a licence version's never changes).
-        let (licence, _, _) = self.licence(id)?;
-        let (nbf, exp) = (licence.valid_from, licence.valid_until);
         let key = id.to_string();
         let actor = client.id.clone();
         // The changes feed of the department that manages it now (check_manager said it is the
@@ -174,14 +191,20 @@ impl Vault {
             .await?;
         let (record, index, replayed) = out?;
         self.status_cache.changed();
-        Ok(StatusChanged { record, head, index, replayed })
+        Ok(StatusChanged { licence, record, head, index, replayed })
     }
 
     /// A committed change with this Idempotency-Key row: the licence now and the change's leaf.
-    fn status_replay(&self, id: &LicenceId, row: &[u8], sha: &str) -> Result<Option<StatusChanged>, VaultError> {
+    fn status_replay(
+        &self,
+        id: &LicenceId,
+        licence: &Licence,
+        row: &[u8],
+        sha: &str,
+    ) -> Result<Option<StatusChanged>, VaultError> {
         let Some(index) = idempotent_index(self.store.get(Cf::Idempotency, row)?, sha)? else { return Ok(None) };
         let record = self.record(id)?.ok_or_else(|| VaultError::NotFound(id.to_string()))?;
-        Ok(Some(StatusChanged { record, head: self.head(), index, replayed: true }))
+        Ok(Some(StatusChanged { licence: licence.clone(), record, head: self.head(), index, replayed: true }))
     }
 
     /// `GET /v1/licences/{id}/history`, oldest first: the record's last leaf, then each leaf's
@@ -196,21 +219,7 @@ impl Vault {
             if leaf.licence.as_deref() != Some(id.to_string().as_str()) {
                 return Err(super::issue::inconsistent(format!("leaf {i} is not about {id}")));
             }
-            let ev = &leaf.event;
-            let t = |k: &str| ev.get_text(k).map(str::to_string);
-            out.push(HistoryEntry {
-                log_index: i,
-                time: rfc3339_ms(leaf.time_ms),
-                event: ev.kind.clone(),
-                from: t("from"),
-                to: t("to").or_else(|| (ev.kind == "licence.issued").then(|| "valid".to_string())),
-                reason: t("reason"),
-                actor: t("actor"),
-                related: t("successor").or_else(|| t("predecessor")),
-                action: t("action"),
-                kind: t("kind"),
-                until: ev.suspended_until().map(|u| crate::domain::cst_date(u - 1).to_string()),
-            });
+            out.push(HistoryEntry::from_leaf(i, &leaf));
             // Back-pointers go strictly back: a pointer to itself or forward (a tampered leaf)
             // would otherwise loop for ever.
             if leaf.licence_prev.is_some_and(|p| p >= i) {
