@@ -233,7 +233,10 @@ pub struct OtherHolder {
 pub struct ServiceItem {
     pub code: String,
     pub name: String,
-    pub applicant: HolderType,
+    /// The holder types that may apply: one code, or a list (a natural-person item usually takes
+    /// every natural person's document: 111, 550, 516, 511, 553, 414).
+    #[serde(with = "one_or_many")]
+    pub applicant: Vec<HolderType>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_holders: Vec<OtherHolder>,
     pub requirements: Vec<Requirement>,
@@ -247,9 +250,38 @@ impl ServiceItem {
     /// The holder types a role (`applicant` or one of `other_holders`) may have.
     pub fn role_types(&self, role: &str) -> Option<&[HolderType]> {
         if role == APPLICANT {
-            return Some(std::slice::from_ref(&self.applicant));
+            return Some(&self.applicant);
         }
         self.other_holders.iter().find(|h| h.role == role).map(|h| h.holder_types.as_slice())
+    }
+}
+
+/// A list of holder types written as one code when it has one (the form of catalogues before
+/// there were several natural persons' documents, which logged catalogue changes still carry).
+mod one_or_many {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::domain::HolderType;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        One(HolderType),
+        Many(Vec<HolderType>),
+    }
+
+    pub fn serialize<S: Serializer>(types: &[HolderType], s: S) -> Result<S::Ok, S::Error> {
+        match types {
+            [one] => Form::One(*one).serialize(s),
+            many => Form::Many(many.to_vec()).serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<HolderType>, D::Error> {
+        Ok(match Form::deserialize(d)? {
+            Form::One(one) => vec![one],
+            Form::Many(many) => many,
+        })
     }
 }
 
@@ -357,6 +389,9 @@ impl Catalogue {
             item.name = clean("name", &item.name, 100)?;
             if !item.note.is_empty() {
                 item.note = clean("note", &item.note, 200)?;
+            }
+            if item.applicant.is_empty() {
+                return Err(err("applicant names at least one holder type".into()));
             }
             let mut roles = BTreeSet::new();
             for h in &mut item.other_holders {

@@ -218,9 +218,9 @@ impl Licence {
     ) -> SdPayload {
         let mut disclosures = Vec::new();
         let mut holder = |n: usize, id: &HolderId, name: &str| {
-            // A USCC is public: only a citizen's number is withheld.
+            // An organisation's code is public: only a natural person's number is withheld.
             let key = DisclosureKey::Holder(n);
-            if sd && id.kind() == HolderType::Citizen && hide(&key) {
+            if sd && id.kind().is_person() && hide(&key) {
                 disclosures.push(Disclosure::new(salt(), key, id.number().to_string()));
                 holder_value(id.kind(), None, name)
             } else {
@@ -289,7 +289,7 @@ impl Licence {
     /// the full document as issued (4), which binds the compact one to it and so to the log.
     pub fn to_compact_payload(&self, full_sha256: &[u8; 32]) -> Vec<u8> {
         let mut holder = vec![(int(1), text(self.holder.kind().code())), (int(2), text(&self.holder_name))];
-        if self.holder.kind() == HolderType::Organisation {
+        if !self.holder.kind().is_person() {
             holder.push((int(3), text(self.holder.number())));
         }
         let compact = vec![
@@ -446,12 +446,12 @@ impl Presented {
         let kind =
             HolderType::parse(text_at(1).ok_or_else(|| CborError::Shape("holder: type (1) is required".into()))??)?;
         let name = text_at(2).ok_or_else(|| CborError::Shape("holder: name (2) is required".into()))??.to_string();
-        let holder_id = match (kind, text_at(3).transpose()?) {
-            (HolderType::Organisation, Some(n)) => Some(HolderId::parse_pilot(kind.code(), n)?),
-            (HolderType::Citizen, None) => None,
+        let holder_id = match (kind.is_person(), text_at(3).transpose()?) {
+            (false, Some(n)) => Some(HolderId::parse_pilot(kind.code(), n)?),
+            (true, None) => None,
             _ => {
                 return Err(LicenceError::Inconsistent(
-                    "a compact document names a USCC and never a citizen's number".into(),
+                    "a compact document names an organisation's code and never a natural person's number".into(),
                 ))
             }
         };
@@ -542,13 +542,13 @@ impl Presented {
                 // A signed document may carry an administrator-approved pilot code (DESIGN §2):
                 // the issuer checked the override when it signed, so only the shape is checked.
                 Some(n) => Some(HolderId::parse_pilot(kind.code(), n)?),
-                // Withheld: only a citizen's number, and only in the format with disclosures.
-                None if sd && kind == HolderType::Citizen => None,
+                // Withheld: only a natural person's number, and only in the format with disclosures.
+                None if sd && kind.is_person() => None,
                 None => return Err(CborError::Shape("holder: \"id\" must be text".into()).into()),
             };
-            if sd && kind == HolderType::Citizen && id.is_some() {
+            if sd && kind.is_person() && id.is_some() {
                 return Err(LicenceError::Inconsistent(
-                    "a citizen's number is in clear in a document with disclosures".into(),
+                    "a natural person's number is in clear in a document with disclosures".into(),
                 ));
             }
             Ok(ShownHolder { kind, id, name: h.req_text("name")?.to_string() })

@@ -18,7 +18,7 @@ use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use serde::Deserialize;
 
 use super::AppState;
-use crate::domain::{cst_date, HolderType, Presented, Status};
+use crate::domain::{cst_date, Presented, Status};
 use crate::vault::{rfc3339_s, unix_now, VerdictKind};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
@@ -126,10 +126,7 @@ fn verdict_html(kind: VerdictKind, licence: Option<&Presented>, signed_by: Optio
     let mut out =
         format!("<h1>电子证照核验结果</h1><div class=\"verdict {class}\" id=\"verdict\">{}</div>", escape(big));
     if let Some(l) = licence {
-        let holder = match l.holder.kind {
-            HolderType::Citizen => mask_name(&l.holder.name),
-            HolderType::Organisation => l.holder.name.clone(),
-        };
+        let holder = if l.holder.kind.is_person() { mask_name(&l.holder.name) } else { l.holder.name.clone() };
         let until = l.valid_until.map_or("长期有效".to_string(), |e| cst_date(e - 1).to_string());
         let rows = [
             ("证照名称", l.type_name.clone()),

@@ -337,11 +337,11 @@ impl Vault {
             .service_item(item_code.trim())
             .cloned()
             .ok_or_else(|| VaultError::UnknownServiceItem(item_code.trim().to_string()))?;
-        if applicant.kind() != item.applicant {
+        if !item.applicant.contains(&applicant.kind()) {
             return Err(VaultError::ApplicantType(format!(
                 "{} is applied for by holders of type {}, not {}",
                 item.name,
-                item.applicant.code(),
+                item.applicant.iter().map(|t| t.code()).collect::<Vec<_>>().join("/"),
                 applicant.kind().code()
             )));
         }

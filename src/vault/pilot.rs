@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::issue::json;
 use super::{Vault, VaultError};
-use crate::domain::{HolderId, HolderType};
+use crate::domain::HolderId;
 use crate::log::leaf::Event;
 use crate::store::Cf;
 
@@ -54,7 +54,7 @@ impl Vault {
                     .text("reason", reason.as_str())
                     .text("actor", actor.as_str());
                 // USCCs are public; citizen ID numbers appear only as their commitment.
-                if holder.kind() == HolderType::Organisation {
+                if !holder.kind().is_person() {
                     ev = ev.text("number", holder.number());
                 }
                 let index = tx.append(ev);

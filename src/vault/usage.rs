@@ -157,7 +157,7 @@ impl Disclosed {
 
 /// Refuses free text bound for the log that carries a citizen ID number in clear.
 pub fn no_citizen_number(field: &str, value: &str) -> Result<(), VaultError> {
-    if crate::domain::holder::contains_citizen_number(value) {
+    if crate::domain::holder::contains_person_number(value) {
         return Err(VaultError::PersonalNumber(field.to_string()));
     }
     Ok(())

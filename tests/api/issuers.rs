@@ -476,3 +476,90 @@ async fn a_suspension_is_not_escaped_by_a_new_version() {
     let report = licvault::log::replay::replay(s.vault.store().as_ref(), &key, |_, _| {}).unwrap();
     licvault::vault::records::compare_records(s.vault.store().as_ref(), &report.licences).unwrap();
 }
+
+/// Scope 6: holders beyond mainland citizens and companies. A property with a Hong Kong owner
+/// (by travel permit) and co-owners by passport, by the 2023 permanent-residence card and by a
+/// foreign registration: each finds it by their own number, a renewed permit finds it too, and
+/// every natural person's number stays out of the QR document.
+#[tokio::test]
+async fn holders_beyond_mainland_citizens_find_their_licences() {
+    use licvault::domain::holder::complete_gb11643;
+    let s = Server::start().await;
+    let resident = complete_gb11643("91184019850615001").unwrap();
+    let mut body = crate::verifiers::property("44030519900101123X", None);
+    body["holder"] = json!({"type": "516", "id": "h1234567800", "name": "陈大文"});
+    body["co_holders"] = json!([
+        {"type": "414", "id": "usa:123456789", "name": "JOHN SMITH"},
+        {"type": "553", "id": resident, "name": "MARIA GARCIA"},
+        {"type": "099", "id": "DEU:HRB 12345", "name": "Beispiel GmbH"},
+    ]);
+    body["fields"]["共有情况"] = json!("按份共有");
+    let issued = crate::verifiers::issue(&s, "dev-token-zrzy-issuer-0001", &body).await;
+    let l = id(&issued);
+    // The canonical forms: the permit without its renewal count, the passport as STATE:NUMBER.
+    assert_eq!(issued["licence"]["holder"]["id"], "H12345678", "{issued}");
+    let co: Vec<&str> =
+        issued["licence"]["co_holders"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(co, ["USA:123456789", resident.as_str(), "DEU:HRB12345"]);
+
+    // Each holder finds it by their own number; the owner also by a renewed permit (…01).
+    for (kind, number) in [
+        ("516", "H1234567801"),
+        ("516", "H12345678"),
+        ("414", "USA:123456789"),
+        ("553", &resident),
+        ("099", "deu:hrb-12345"),
+    ] {
+        let (st, v) =
+            s.post(Some(VERIFIER), "/v1/holders/licences", &crate::verifiers::lookup_body(kind, number)).await;
+        assert_eq!(st, 200, "{v}");
+        let found: Vec<&str> =
+            v["licences"].as_array().unwrap().iter().map(|x| x["licence"]["id"].as_str().unwrap()).collect();
+        assert_eq!(found, [l.as_str()], "{kind} {number}: {v}");
+    }
+    // A verifier sees the other natural persons' numbers masked, the organisation's in full.
+    let (_, v) =
+        s.post(Some(VERIFIER), "/v1/holders/licences", &crate::verifiers::lookup_body("099", "DEU:HRB12345")).await;
+    let shown = &v["licences"][0]["licence"];
+    assert_eq!(shown["holder"]["id"], "H******78", "{shown}");
+    assert_eq!(shown["co_holders"][0]["id"], "USA:******789");
+    assert_eq!(shown["co_holders"][2]["id"], "DEU:HRB12345");
+    // Someone else's passport number of the same digits, from another state, finds nothing.
+    let (_, v) =
+        s.post(Some(VERIFIER), "/v1/holders/licences", &crate::verifiers::lookup_body("414", "CAN:123456789")).await;
+    assert_eq!(v["licences"], json!([]), "{v}");
+
+    // The QR document withholds every natural person's number; the foreign company's is in clear.
+    let seen = verdict(&s, &issued["document"]).await;
+    assert_eq!(seen["licence"]["holder"]["id"], Value::Null, "{seen}");
+    assert_eq!(seen["licence"]["co_holders"][0]["id"], Value::Null, "{seen}");
+    assert_eq!(seen["licence"]["co_holders"][1]["id"], Value::Null, "{seen}");
+    assert_eq!(seen["licence"]["co_holders"][2]["id"], "DEU:HRB12345", "{seen}");
+
+    // A 港澳台居民居住证 number under 111 is refused with the type to use.
+    let permit = complete_gb11643("81000019900101001").unwrap();
+    let mut wrong = crate::verifiers::property(&permit, None);
+    let (st, v) = s.post(Some("dev-token-zrzy-issuer-0001"), "/v1/licences", &wrong).await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("invalid_holder_id")), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("550"), "{v}");
+    wrong["holder"]["type"] = json!("550");
+    crate::verifiers::issue(&s, "dev-token-zrzy-issuer-0001", &wrong).await;
+
+    // A foreign doctor with a permanent-residence card applies at the one window.
+    let doctor = json!({
+        "type_code": "11100000MB000030XJ001",
+        "holder": {"type": "553", "id": resident, "name": "MARIA GARCIA"},
+        "fields": {"姓名": "MARIA GARCIA", "性别": "女", "出生日期": "1985-06-15", "医师级别": "执业医师",
+                   "执业类别": "临床", "执业范围": "内科专业", "执业地点": "广东省深圳市",
+                   "主要执业机构": "示例市人民医院", "证书编码": "110440300012345"}
+    });
+    crate::verifiers::issue(&s, "dev-token-wjw-issuer-0001", &doctor).await;
+    let (st, v) = s
+        .post(
+            Some(VERIFIER),
+            "/v1/service-items/440300-XK-0003/check",
+            &json!({"applicant": {"type": "553", "id": resident}, "use_reason": "医师执业注册（变更执业地点）受理审查"}),
+        )
+        .await;
+    assert_eq!((st, v["satisfied"].as_bool()), (200, Some(true)), "{v}");
+}

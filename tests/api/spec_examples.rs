@@ -18,7 +18,8 @@ use crate::common::root;
 enum Kind {
     LicenceId,
     TypeCode,
-    /// 18 characters: a citizen ID number or a USCC, whichever parses.
+    /// 18 characters: a number of any holder type that takes it (citizen, residence permit,
+    /// permanent-residence card, USCC).
     HolderNumber,
     Uscc,
     Date,
@@ -68,10 +69,16 @@ fn check(kind: Kind, key: &str, s: &str) -> Result<(), String> {
         Kind::LicenceId => LicenceId::parse(s).map(|_| ()).map_err(|e| e.to_string()),
         Kind::TypeCode => TypeCode::parse(s).map(|_| ()).map_err(|e| e.to_string()),
         Kind::Uscc => Uscc::parse(s).map(|_| ()).map_err(|e| e.to_string()),
-        Kind::HolderNumber => match (HolderId::parse("111", s), HolderId::parse("001", s)) {
-            (Err(citizen), Err(uscc)) => Err(format!("neither a citizen ID number ({citizen}) nor a USCC ({uscc})")),
-            _ => Ok(()),
-        },
+        Kind::HolderNumber => {
+            let tried: Vec<_> =
+                licvault::domain::HolderType::ALL.into_iter().map(|t| HolderId::parse_typed(t, s)).collect();
+            if tried.iter().any(Result::is_ok) {
+                Ok(())
+            } else {
+                let why: Vec<String> = tried.iter().filter_map(|r| r.as_ref().err()).map(ToString::to_string).collect();
+                Err(format!("no holder type takes it ({})", why.join("; ")))
+            }
+        }
         Kind::Date => parse_date(s).map(|_| ()).ok_or_else(|| "not a calendar date YYYY-MM-DD".to_string()),
         Kind::ValidityDate => parse_validity_date(key, s).map(|_| ()),
         Kind::Text(max) => match text::clean(key, s, max) {
