@@ -38,11 +38,28 @@ enum Command {
     Check {
         #[arg(long, env = "LICVAULT_DATA", default_value = "data/licvault")]
         data: PathBuf,
-        /// The log's verifier key (C2SP `name+keyid+base64`); default: KEYS/log.vkey.
-        #[arg(long)]
-        log_key: Option<String>,
-        #[arg(long, env = "LICVAULT_KEYS", default_value = "keys")]
-        keys: PathBuf,
+        #[command(flatten)]
+        log: LogKeyArgs,
+    },
+    /// Back up the store while the server runs: a copy of one point in time (every batch of the
+    /// log whole or absent) into OUT, a new directory. The backup is not trusted by what reads
+    /// it: `licvault restore` replays and verifies it whole.
+    Backup {
+        #[arg(long, env = "LICVAULT_DATA", default_value = "data/licvault")]
+        data: PathBuf,
+        out: PathBuf,
+    },
+    /// Restore a backup into DATA, a new directory: copy it beside DATA, replay and verify the
+    /// whole log (chain, tree, signed checkpoint, the keys the log was created with) and every
+    /// record and index against it, and only then move it into place. A backup that does not
+    /// verify is refused, naming the leaf or the row, and DATA is left absent.
+    Restore {
+        backup: PathBuf,
+        #[arg(long, env = "LICVAULT_DATA", default_value = "data/licvault")]
+        data: PathBuf,
+        /// With KEYS: log.vkey and commitment.key must be those the log was created with.
+        #[command(flatten)]
+        log: LogKeyArgs,
     },
     /// Migrate existing licences: send FILE (JSON lines, each the body of POST /v1/licences,
     /// with `issue_date` for the original 发证日期 and an optional `key`) to URL/v1/licences/batch,
@@ -248,6 +265,16 @@ enum KeysCommand {
     },
 }
 
+/// The log's verifier key, given or read from the keys directory.
+#[derive(clap::Args)]
+struct LogKeyArgs {
+    /// The log's verifier key (C2SP `name+keyid+base64`); default: KEYS/log.vkey.
+    #[arg(long)]
+    log_key: Option<String>,
+    #[arg(long, env = "LICVAULT_KEYS", default_value = "keys")]
+    keys: PathBuf,
+}
+
 #[derive(clap::Args)]
 struct StoreArgs {
     #[arg(long, env = "LICVAULT_DATA", default_value = "data/licvault")]
@@ -435,7 +462,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("load it into the running server: POST /v1/admin/keys/reload (or SIGHUP)");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { data, log_key, keys } => check(&data, log_key, &keys),
+        Command::Check { data, log } => check(&data, log.log_key, &log.keys),
+        Command::Backup { data, out } => backup(&data, &out),
+        Command::Restore { backup, data, log } => restore(&backup, &data, log.log_key, &log.keys),
         Command::Clients { command } => runtime()?.block_on(clients(command)).map(|_| ExitCode::SUCCESS),
         Command::Holders { command: HoldersCommand::AllowPilot { store, kind, number, reason, admin } } => runtime()?
             .block_on(async {
@@ -890,7 +919,8 @@ async fn serve(cfg: Config) -> Result<()> {
     Ok(())
 }
 
-fn check(data: &Path, log_key: Option<String>, keys: &Path) -> Result<ExitCode> {
+/// The log's verifier: `log_key`, else KEYS/log.vkey.
+fn log_verifier(log_key: Option<String>, keys: &Path) -> Result<crate::log::note::Verifier> {
     let vkey = match log_key {
         Some(k) => k,
         None => std::fs::read_to_string(keys.join("log.vkey"))
@@ -898,28 +928,41 @@ fn check(data: &Path, log_key: Option<String>, keys: &Path) -> Result<ExitCode> 
             .trim()
             .to_string(),
     };
-    let verifier = crate::log::note::Verifier::parse(&vkey).map_err(|e| anyhow::anyhow!("--log-key: {e}"))?;
-    if !data.join("CURRENT").exists() {
-        bail!("{} holds no store", data.display());
-    }
-    let store = RocksStore::open_read_only(data).with_context(|| format!("opening {} read-only", data.display()))?;
+    crate::log::note::Verifier::parse(&vkey).map_err(|e| anyhow::anyhow!("--log-key: {e}"))
+}
+
+/// Replays the log of `store` and compares every record and index with it, with a progress bar:
+/// the report and the number of records, or what is wrong (naming the leaf or the row).
+fn verify_store(
+    store: &RocksStore,
+    verifier: &crate::log::note::Verifier,
+) -> std::result::Result<(crate::log::replay::Report, usize), String> {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} leaves [{bar:40}] {per_sec} eta {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let replayed = crate::log::replay::replay(&store, &verifier, |done, total| {
+    let replayed = crate::log::replay::replay(store, verifier, |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })
     .map_err(|e| format!("log NOT ok: {e}"));
     let result = replayed.and_then(|r| {
-        let n = vault::records::compare_records(&store, &r.licences).map_err(|e| format!("records NOT ok: {e}"))?;
-        crate::log::replay::compare_indexes(&store, &r.indexes).map_err(|e| format!("indexes NOT ok: {e}"))?;
+        let n = vault::records::compare_records(store, &r.licences).map_err(|e| format!("records NOT ok: {e}"))?;
+        crate::log::replay::compare_indexes(store, &r.indexes).map_err(|e| format!("indexes NOT ok: {e}"))?;
         Ok((r, n))
     });
     bar.finish_and_clear();
-    match result {
+    result
+}
+
+fn check(data: &Path, log_key: Option<String>, keys: &Path) -> Result<ExitCode> {
+    let verifier = log_verifier(log_key, keys)?;
+    if !data.join("CURRENT").exists() {
+        bail!("{} holds no store", data.display());
+    }
+    let store = RocksStore::open_read_only(data).with_context(|| format!("opening {} read-only", data.display()))?;
+    match verify_store(&store, &verifier) {
         Ok((r, records)) => {
             println!("log ok: {} leaves; chain, back-pointers, tree and signed checkpoint verify", r.size);
             println!("records ok: {records} licence records agree with their leaves and documents");
@@ -937,6 +980,113 @@ fn check(data: &Path, log_key: Option<String>, keys: &Path) -> Result<ExitCode> 
         }
         Err(e) => {
             println!("{e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// A progress bar over bytes copied.
+fn copy_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} copied {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar
+}
+
+fn copy_with_bar(from: &Path, to: &Path) -> Result<crate::store::rocks::CopyStats> {
+    let bar = copy_bar();
+    let stats = crate::store::rocks::copy_store(from, to, |s| {
+        bar.set_message(format!("{} rows, {} MiB", s.rows, s.bytes >> 20));
+        bar.tick();
+    });
+    bar.finish_and_clear();
+    stats.with_context(|| format!("copying {} to {}", from.display(), to.display()))
+}
+
+/// The size and root hash of the checkpoint a store holds, as its note's first lines say.
+fn stored_checkpoint(dir: &Path) -> Result<(u64, String)> {
+    use crate::store::{Cf, Store};
+    let store = RocksStore::open_read_only(dir)?;
+    let note = store.get(Cf::Meta, b"checkpoint")?.context("the store holds no checkpoint: not a licvault log")?;
+    let note = String::from_utf8(note).context("the stored checkpoint is not UTF-8")?;
+    let mut lines = note.lines().skip(1);
+    let size = lines.next().and_then(|l| l.parse().ok()).context("the stored checkpoint has no size")?;
+    Ok((size, lines.next().unwrap_or_default().to_string()))
+}
+
+fn backup(data: &Path, out: &Path) -> Result<ExitCode> {
+    if !data.join("CURRENT").exists() {
+        bail!("{} holds no store", data.display());
+    }
+    if out.exists() && std::fs::read_dir(out)?.next().is_some() {
+        bail!("{} exists and is not empty: a backup goes into a new directory", out.display());
+    }
+    let stats = copy_with_bar(data, out)?;
+    let (size, root) = stored_checkpoint(out)?;
+    println!(
+        "backup of {size} leaves (root {root}) in {}: {} rows, {} MiB",
+        out.display(),
+        stats.rows,
+        stats.bytes >> 20
+    );
+    println!("restore it with: licvault restore {} --data NEW_DIR --keys KEYS", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore(backup: &Path, data: &Path, log_key: Option<String>, keys: &Path) -> Result<ExitCode> {
+    let verifier = log_verifier(log_key, keys)?;
+    let secret_path = keys.join("commitment.key");
+    let secret: [u8; 32] = hex::decode(
+        std::fs::read_to_string(&secret_path).with_context(|| format!("reading {}", secret_path.display()))?.trim(),
+    )
+    .ok()
+    .and_then(|b| b.try_into().ok())
+    .with_context(|| format!("{}: expected 64 hex digits", secret_path.display()))?;
+    if !backup.join("CURRENT").exists() {
+        bail!("{} holds no backup", backup.display());
+    }
+    if data.exists() && std::fs::read_dir(data)?.next().is_some() {
+        bail!("{} exists and is not empty: restore into a new directory", data.display());
+    }
+    // Beside DATA, so that the last step is a rename on the same file system.
+    let staging = data.with_file_name(format!(
+        ".{}.restoring",
+        data.file_name().and_then(|n| n.to_str()).context("--data names a directory")?
+    ));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).with_context(|| format!("removing {}", staging.display()))?;
+    }
+    copy_with_bar(backup, &staging)?;
+    let verified = {
+        let store = RocksStore::open_read_only(&staging)?;
+        verify_store(&store, &verifier).and_then(|(r, n)| {
+            let fingerprint = crate::crypto::Committer::new(secret).fingerprint();
+            match r.key_records.first() {
+                Some((_, f)) if f[..] != fingerprint[..] => Err(format!(
+                    "keys NOT ok: the log was created with another commitment key than {}",
+                    secret_path.display()
+                )),
+                _ => Ok((r, n)),
+            }
+        })
+    };
+    match verified {
+        Ok((r, records)) => {
+            if data.exists() {
+                std::fs::remove_dir(data)?;
+            }
+            std::fs::rename(&staging, data)
+                .with_context(|| format!("moving {} to {}", staging.display(), data.display()))?;
+            println!("restore ok: {} leaves; chain, back-pointers, tree and signed checkpoint verify", r.size);
+            println!("records ok: {records} licence records agree with their leaves and documents");
+            println!("{} is ready to serve", data.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            std::fs::remove_dir_all(&staging).ok();
+            println!("backup refused, nothing restored: {e}");
             Ok(ExitCode::from(1))
         }
     }

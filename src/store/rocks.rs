@@ -51,6 +51,14 @@ impl RocksStore {
         Ok(Self { db, read_only: false })
     }
 
+    /// Creates a store at `path`, which must not hold one yet.
+    fn open_new(path: &Path) -> Result<Self, StoreError> {
+        if path.join("CURRENT").exists() {
+            return Err(StoreError::Backend(format!("{} holds a store already", path.display())));
+        }
+        Self::open(path)
+    }
+
     /// Opens an existing store for reading only (`licvault check`): nothing is written, not even
     /// a replay of the write-ahead log into new files.
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
@@ -76,6 +84,73 @@ impl RocksStore {
             None => self.cf(cf).map(Some),
         }
     }
+}
+
+/// What [`copy_store`] copied.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CopyStats {
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Rows a copy writes at a time.
+const COPY_BATCH_BYTES: usize = 4 << 20;
+
+/// Copies every row of the store at `src` into a new store at `out` (which must not exist):
+/// `licvault backup` while the server runs, and `licvault restore`.
+///
+/// `src` is opened read-only, which takes no lock, so the server keeps writing. The copy is of
+/// one point in time: a read-only instance sees the table files the manifest names and replays
+/// the write-ahead logs after them up to their last whole batch, and every licvault batch (leaves,
+/// tree, checkpoint and derived rows together) is atomic in the log. Every table file is opened
+/// at once (`max_open_files = -1`), so a compaction that deletes one meanwhile cannot take it
+/// away; if a flush removes a log between reading the manifest and opening the log, the open
+/// fails and is tried again. `out` is written without its own write-ahead log and flushed at the
+/// end: it is whole only once this returns `Ok`.
+pub fn copy_store(src: &Path, out: &Path, mut progress: impl FnMut(CopyStats)) -> Result<CopyStats, StoreError> {
+    let mut opts = Options::default();
+    opts.set_max_open_files(-1);
+    let existing = DB::list_cf(&opts, src).map_err(backend)?;
+    let names: Vec<&str> = Cf::ALL.iter().map(|c| c.name()).filter(|n| existing.iter().any(|e| e == n)).collect();
+    let mut tries = 0;
+    let from = loop {
+        let cfs = names.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        match DB::open_cf_descriptors_read_only(&opts, src, cfs, false) {
+            Ok(db) => break db,
+            Err(_) if tries < 5 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50 << tries));
+            }
+            Err(e) => return Err(backend(e)),
+        }
+    };
+    let to = RocksStore::open_new(out)?;
+    let mut stats = CopyStats::default();
+    let mut wo = WriteOptions::default();
+    wo.disable_wal(true);
+    for name in names {
+        let (src_cf, out_cf) = (
+            from.cf_handle(name).ok_or_else(|| StoreError::Backend(format!("column family {name} missing")))?,
+            to.db.cf_handle(name).ok_or_else(|| StoreError::Backend(format!("column family {name} missing")))?,
+        );
+        let mut ro = ReadOptions::default();
+        ro.fill_cache(false);
+        let mut wb = WriteBatch::default();
+        for item in from.iterator_cf_opt(src_cf, ro, IteratorMode::Start) {
+            let (k, v) = item.map_err(backend)?;
+            stats.rows += 1;
+            stats.bytes += (k.len() + v.len()) as u64;
+            wb.put_cf(out_cf, &k, &v);
+            if wb.size_in_bytes() >= COPY_BATCH_BYTES {
+                to.db.write_opt(std::mem::take(&mut wb), &wo).map_err(backend)?;
+                progress(stats);
+            }
+        }
+        to.db.write_opt(wb, &wo).map_err(backend)?;
+        progress(stats);
+        to.db.flush_cf(out_cf).map_err(backend)?;
+    }
+    Ok(stats)
 }
 
 impl Store for RocksStore {

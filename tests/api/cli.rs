@@ -306,3 +306,85 @@ async fn import_reports_every_line_and_a_second_run_changes_nothing() {
     );
     assert_eq!(s.vault.head().size, size, "a second run changes nothing");
 }
+
+/// Issue 11, backup and restore: a backup taken while licences are being issued restores into
+/// a store that verifies whole and serves; a backup with one leaf altered is refused, naming
+/// the leaf, and restores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_issuing_restores_and_a_tampered_one_is_refused() {
+    let s = Server::start().await;
+    for n in 0..40 {
+        s.issue_company(&licvault::domain::holder::complete_uscc(&format!("91440300MA5B{n:04}")).unwrap()).await;
+    }
+    // Keep issuing while the backup runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (http, url, stop) = (s.http.clone(), s.url("/v1/licences"), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 100;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let holder = licvault::domain::holder::complete_uscc(&format!("91440300MA5B{n:04}")).unwrap();
+                let res = http.post(&url).bearer_auth(ISSUER).json(&business_licence(&holder)).send().await.unwrap();
+                assert_eq!(res.status(), 201);
+                n += 1;
+            }
+            n - 100
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (backup, restored) = (dir.path().join("backup"), dir.path().join("restored"));
+    let data = s.data_dir().to_str().unwrap().to_string();
+    let (ok, out) = tokio::task::spawn_blocking({
+        let backup = backup.clone();
+        move || run_licvault(&["backup", "--data", &data, backup.to_str().unwrap()], None)
+    })
+    .await
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let issued_meanwhile = writer.await.unwrap();
+    assert!(ok, "{out}");
+    let leaves: u64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(leaves >= 40, "{out}");
+    assert!(s.vault.head().size >= leaves, "{out}");
+
+    let keys = s.keys.path().to_str().unwrap();
+    let (ok, out) = run_licvault(
+        &["restore", backup.to_str().unwrap(), "--data", restored.to_str().unwrap(), "--keys", keys],
+        None,
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("restore ok: {leaves} leaves")), "{out} (issued meanwhile: {issued_meanwhile})");
+    // The restored store serves: a vault opens on it at the backup's head.
+    {
+        let store = licvault::store::RocksStore::open(&restored).unwrap();
+        let parts =
+            licvault::vault::Parts::load(std::sync::Arc::new(store), s.keys.path(), &root().join("fixtures")).unwrap();
+        let vault = licvault::vault::Vault::start(parts).await.unwrap();
+        assert!(vault.head().size >= leaves);
+        vault.close();
+    }
+    // A restore never overwrites a store.
+    let (ok, out) = run_licvault(
+        &["restore", backup.to_str().unwrap(), "--data", restored.to_str().unwrap(), "--keys", keys],
+        None,
+    );
+    assert!(!ok && out.contains("not empty"), "{out}");
+
+    // Alter leaf 10 of the backup: the restore names it and leaves nothing behind.
+    {
+        use licvault::store::{Batch, Cf, Store};
+        let store = licvault::store::RocksStore::open(&backup).unwrap();
+        let mut leaf = store.get(Cf::Leaves, &10u64.to_be_bytes()).unwrap().unwrap();
+        let last = leaf.len() - 1;
+        leaf[last] ^= 1;
+        let mut b = Batch::default();
+        b.put(Cf::Leaves, 10u64.to_be_bytes(), leaf);
+        store.write(b).unwrap();
+    }
+    let again = dir.path().join("again");
+    let (ok, out) =
+        run_licvault(&["restore", backup.to_str().unwrap(), "--data", again.to_str().unwrap(), "--keys", keys], None);
+    assert!(!ok, "{out}");
+    assert!(out.contains("backup refused") && out.contains("leaf 10"), "{out}");
+    assert!(!again.exists() && !dir.path().join(".again.restoring").exists());
+}

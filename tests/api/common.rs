@@ -59,6 +59,11 @@ impl Server {
         Self { base, vault, http: reqwest::Client::new(), _data: data, keys }
     }
 
+    /// The data directory of the server's store.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
