@@ -42,12 +42,16 @@ enum Command {
         log: LogKeyArgs,
     },
     /// Back up the store while the server runs: a copy of one point in time (every batch of the
-    /// log whole or absent) into OUT, a new directory. The backup is not trusted by what reads
-    /// it: `licvault restore` replays and verifies it whole.
+    /// log whole or absent) into OUT, a new directory (mode 0700), replayed and verified before
+    /// it is reported (a copy that caught the server between a flush and the removal of a
+    /// write-ahead log is taken again). `licvault restore` verifies it whole again.
     Backup {
         #[arg(long, env = "LICVAULT_DATA", default_value = "data/licvault")]
         data: PathBuf,
         out: PathBuf,
+        /// The copy is verified before it is reported (only the public log.vkey is needed).
+        #[command(flatten)]
+        log: LogKeyArgs,
     },
     /// Restore a backup into DATA, a new directory: copy it beside DATA, replay and verify the
     /// whole log (chain, tree, signed checkpoint, the keys the log was created with) and every
@@ -463,7 +467,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { data, log } => check(&data, log.log_key, &log.keys),
-        Command::Backup { data, out } => backup(&data, &out),
+        Command::Backup { data, out, log } => backup(&data, &out, log.log_key, &log.keys),
         Command::Restore { backup, data, log } => restore(&backup, &data, log.log_key, &log.keys),
         Command::Clients { command } => runtime()?.block_on(clients(command)).map(|_| ExitCode::SUCCESS),
         Command::Holders { command: HoldersCommand::AllowPilot { store, kind, number, reason, admin } } => runtime()?
@@ -1016,23 +1020,60 @@ fn stored_checkpoint(dir: &Path) -> Result<(u64, String)> {
     Ok((size, lines.next().unwrap_or_default().to_string()))
 }
 
-fn backup(data: &Path, out: &Path) -> Result<ExitCode> {
+/// Removes a directory when dropped, unless disarmed: a copy that failed half-way leaves
+/// nothing behind.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            std::fs::remove_dir_all(&p).ok();
+        }
+    }
+}
+
+/// Makes `dir`, which must not exist, readable only by this user: a store holds documents and
+/// disclosures (personal numbers).
+fn new_private_dir(dir: &Path) -> Result<RemoveOnDrop> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(RemoveOnDrop(Some(dir.to_path_buf())))
+}
+
+fn backup(data: &Path, out: &Path, log_key: Option<String>, keys: &Path) -> Result<ExitCode> {
+    let verifier = log_verifier(log_key, keys)?;
     if !data.join("CURRENT").exists() {
         bail!("{} holds no store", data.display());
     }
-    if out.exists() && std::fs::read_dir(out)?.next().is_some() {
-        bail!("{} exists and is not empty: a backup goes into a new directory", out.display());
+    if out.exists() {
+        bail!("{} exists: a backup goes into a new directory", out.display());
     }
-    let stats = copy_with_bar(data, out)?;
-    let (size, root) = stored_checkpoint(out)?;
-    println!(
-        "backup of {size} leaves (root {root}) in {}: {} rows, {} MiB",
-        out.display(),
-        stats.rows,
-        stats.bytes >> 20
-    );
-    println!("restore it with: licvault restore {} --data NEW_DIR --keys KEYS", out.display());
-    Ok(ExitCode::SUCCESS)
+    for attempt in 1..=3 {
+        let mut guard = new_private_dir(out)?;
+        let stats = copy_with_bar(data, out)?;
+        let verified = verify_store(&RocksStore::open_read_only(out)?, &verifier);
+        match verified {
+            Ok((r, records)) => {
+                guard.0 = None;
+                let (_, root) = stored_checkpoint(out)?;
+                println!(
+                    "backup of {} leaves (root {root}) in {}: {} rows, {} MiB; {records} licence records verify",
+                    r.size,
+                    out.display(),
+                    stats.rows,
+                    stats.bytes >> 20
+                );
+                println!("restore it with: licvault restore {} --data NEW_DIR --keys KEYS", out.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) if attempt < 3 => eprintln!("the copy does not verify ({e}); copying again"),
+            Err(e) => {
+                println!("backup failed, nothing kept: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 fn restore(backup: &Path, data: &Path, log_key: Option<String>, keys: &Path) -> Result<ExitCode> {
@@ -1050,14 +1091,16 @@ fn restore(backup: &Path, data: &Path, log_key: Option<String>, keys: &Path) -> 
     if data.exists() && std::fs::read_dir(data)?.next().is_some() {
         bail!("{} exists and is not empty: restore into a new directory", data.display());
     }
-    // Beside DATA, so that the last step is a rename on the same file system.
+    // Beside DATA, so that the last step is a rename on the same file system. One that exists
+    // is another restore's, running or interrupted: it is not ours to remove.
     let staging = data.with_file_name(format!(
         ".{}.restoring",
         data.file_name().and_then(|n| n.to_str()).context("--data names a directory")?
     ));
     if staging.exists() {
-        std::fs::remove_dir_all(&staging).with_context(|| format!("removing {}", staging.display()))?;
+        bail!("{} exists: another restore is running, or was interrupted (remove it then)", staging.display());
     }
+    let mut guard = new_private_dir(&staging)?;
     copy_with_bar(backup, &staging)?;
     let verified = {
         let store = RocksStore::open_read_only(&staging)?;
@@ -1075,17 +1118,27 @@ fn restore(backup: &Path, data: &Path, log_key: Option<String>, keys: &Path) -> 
     match verified {
         Ok((r, records)) => {
             if data.exists() {
-                std::fs::remove_dir(data)?;
+                std::fs::remove_dir(data).with_context(|| format!("removing the empty {}", data.display()))?;
             }
             std::fs::rename(&staging, data)
                 .with_context(|| format!("moving {} to {}", staging.display(), data.display()))?;
+            guard.0 = None;
             println!("restore ok: {} leaves; chain, back-pointers, tree and signed checkpoint verify", r.size);
             println!("records ok: {records} licence records agree with their leaves and documents");
+            if r.key_records.is_empty() {
+                println!("keys not checked: this log has no log.keys leaf (the server writes one at its next start)");
+            }
+            if let Some(last) = r.last_ms {
+                println!(
+                    "the log ends at its leaf {} of {}: what was issued or changed after that is not in it",
+                    r.size.saturating_sub(1),
+                    crate::vault::rfc3339_ms(last)
+                );
+            }
             println!("{} is ready to serve", data.display());
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            std::fs::remove_dir_all(&staging).ok();
             println!("backup refused, nothing restored: {e}");
             Ok(ExitCode::from(1))
         }

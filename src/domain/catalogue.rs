@@ -278,7 +278,12 @@ mod one_or_many {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<HolderType>, D::Error> {
-        Ok(match Form::deserialize(d)? {
+        let form = Form::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "applicant: a holder type code (111, 550, 516, 511, 553, 414, 001, 002, 099) or a list of them",
+            )
+        })?;
+        Ok(match form {
             Form::One(one) => vec![one],
             Form::Many(many) => many,
         })

@@ -197,7 +197,9 @@ impl HolderId {
     /// tolerated: every other rule (length, alphabet, area, birth date) still holds. Only for
     /// numbers that an administrator has allowed as pre-2015 pilot codes, and for holders inside
     /// documents whose signature has verified (the issuer checked the override when it signed).
-    /// The other types postdate the pilots: their checks always hold.
+    /// The other types postdate the pilots: their checks always hold. A citizen's number with a
+    /// residence permit's area (810000, 820000), which new input must give as type 550, is
+    /// accepted too: documents signed before that rule carry such numbers as type 111.
     pub fn parse_pilot(type_code: &str, number: &str) -> Result<Self, HolderError> {
         Self::parse_with(HolderType::parse(type_code)?, number, false)
     }
@@ -220,6 +222,9 @@ impl HolderId {
         match result {
             Ok(number) => Ok(Self { kind, number }),
             Err(e) if !checks && pilot && e.is_check_failure() => Ok(Self { kind, number }),
+            // Before type 550 existed a residence permit's number went in as a citizen's: such
+            // documents are signed and in the log, and keep their meaning.
+            Err(HolderError::CitizenIsResidencePermit(_)) if !checks => Ok(Self { kind, number }),
             Err(e) => Err(e),
         }
     }
@@ -410,8 +415,8 @@ fn canonical_taiwan(s: &str) -> Result<String, HolderError> {
 }
 
 /// `STATE:NUMBER` with the ICAO 9303 issuing-state code (1–3 letters, `D` for Germany) and a
-/// document number of 1–9 letters and digits; a Chinese ordinary passport is E and 8 characters
-/// (the second a digit, or a letter other than I and O, since 2017) or G and 8 digits.
+/// document number of 1–9 letters and digits (`DEU` becomes `D`); a CHN passport (the
+/// mainland's or a SAR's) has 9 characters, a letter first and 7 digits last.
 fn canonical_passport(s: &str) -> Result<String, HolderError> {
     let shape = HolderError::Shape {
         what: "passport",
@@ -419,21 +424,17 @@ fn canonical_passport(s: &str) -> Result<String, HolderError> {
             "STATE:NUMBER, the issuing state's ICAO code (1–3 letters) and the document number (1–9 letters and digits)",
     };
     let (state, number) = split_state(s, 9).ok_or(shape)?;
+    // Germany's passports say D (ICAO 9303), not DEU: one holder, one key.
+    let state = if state == "DEU" { "D" } else { state };
     if state == "CHN" {
+        // Every passport CHN issues (ordinary E…/G…, the SARs' K…/H…/MA…, diplomatic and
+        // service ones): 9 characters, a letter first, digits last.
         let b = number.as_bytes();
-        let ok = b.len() == 9
-            && match b[0] {
-                b'E' => {
-                    (b[1].is_ascii_digit() || (b[1].is_ascii_uppercase() && !matches!(b[1], b'I' | b'O')))
-                        && b[2..].iter().all(u8::is_ascii_digit)
-                }
-                b'G' => b[1..].iter().all(u8::is_ascii_digit),
-                _ => false,
-            };
+        let ok = b.len() == 9 && b[0].is_ascii_uppercase() && b[2..].iter().all(u8::is_ascii_digit);
         if !ok {
             return Err(HolderError::Shape {
                 what: "passport",
-                rule: "a Chinese ordinary passport number is E and 8 characters (a digit or a letter other than I and O, then 7 digits) or G and 8 digits",
+                rule: "a passport of CHN (the mainland's or a SAR's) has 9 characters: a letter, then a letter or a digit, then 7 digits",
             });
         }
     }
@@ -442,7 +443,10 @@ fn canonical_passport(s: &str) -> Result<String, HolderError> {
 
 /// GB 11714: 8 characters of 0-9 and A-Z, then the check (0-9 or X), often written after a hyphen.
 fn canonical_org_code(s: &str) -> Result<String, HolderError> {
-    let s: String = s.chars().filter(|&c| c != '-').collect();
+    let s = match s.split_once('-') {
+        Some((body, check)) if body.len() == 8 => format!("{body}{check}"),
+        _ => s.to_string(),
+    };
     let chars: Vec<char> = s.chars().collect();
     if chars.len() != 9 || !chars[..8].iter().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()) {
         return Err(HolderError::Shape {
@@ -662,6 +666,8 @@ mod tests {
             Ok(&complete_gb11643("83000019851231002").unwrap()),
         );
         check("111", &hk, Err("use holder type 550"));
+        // Documents signed before type 550 existed keep loading.
+        assert_eq!(HolderId::parse_pilot("111", &hk).unwrap().number(), hk);
         check("550", &complete_gb11643("44030519900101001").unwrap(), Err("810000 (Hong Kong)"));
         check("550", &complete_gb11643("81000020991231001").unwrap(), Err("future"));
         let wrong = format!("{}{}", &hk[..17], if hk.ends_with('0') { '1' } else { '0' });
@@ -702,7 +708,10 @@ mod tests {
         check("414", "CHN:EA1234567", Ok("CHN:EA1234567"));
         check("414", "CHN:E12345678", Ok("CHN:E12345678"));
         check("414", "CHN:G12345678", Ok("CHN:G12345678"));
-        check("414", "CHN:EI1234567", Err("other than I and O"));
+        check("414", "CHN:K12345678", Ok("CHN:K12345678"));
+        check("414", "CHN:MA1234567", Ok("CHN:MA1234567"));
+        check("414", "CHN:E1234567", Err("9 characters"));
+        check("414", "deu:C01X00T47", Ok("D:C01X00T47"));
         check("414", "123456789", Err("STATE:NUMBER"));
         check("414", "USA:1234567890", Err("1–9 letters and digits"));
         let p = HolderId::parse("414", "USA:123456789").unwrap();
@@ -717,6 +726,7 @@ mod tests {
         check("002", &format!("12345678-{}", &code[8..]), Ok(&code));
         check("002", &format!("12345678{}", if code.ends_with('0') { '1' } else { '0' }), Err("GB 11714"));
         check("002", "1234567", Err("8 characters"));
+        check("002", "1234-5678-9", Err("8 characters"));
         check("099", "deu:HRB 12345", Ok("DEU:HRB12345"));
         check("099", "D:HRB12345", Err("alpha-3"));
         assert_eq!(HolderId::parse("099", "DEU:HRB12345").unwrap().masked(), "DEU:HRB12345");

@@ -493,10 +493,44 @@ struct ListParams {
 /// One licence of a listing (spec/openapi.yaml `ListedLicence`).
 #[derive(Serialize)]
 struct ListedView<'a> {
-    licence: LicenceView<'a>,
-    log: ReadLog,
-    #[serde(flatten)]
-    status: StatusView<'a>,
+    id: &'a str,
+    type_code: String,
+    number: &'a str,
+    status: Status,
+    status_words: &'static str,
+    recorded_status: Status,
+    /// A suspension's last day (`YYYY-MM-DD`), while it is suspended with an end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suspended_until: Option<String>,
+    issue_date: String,
+    valid_from: String,
+    valid_until: Option<String>,
+    long_term: bool,
+    /// The issuance leaf.
+    log_index: u64,
+}
+
+impl<'a> ListedView<'a> {
+    fn of(l: &'a crate::vault::listing::Listed, now: i64) -> Self {
+        let status = l.effective(now);
+        Self {
+            id: &l.id,
+            type_code: LicenceId::parse(&l.id).map(|id| id.type_code().to_string()).unwrap_or_default(),
+            number: &l.number,
+            status,
+            status_words: status.words_zh(),
+            recorded_status: l.status,
+            suspended_until: match (status, l.suspended_until) {
+                (Status::Suspended, Some(u)) => Some(date(u - 1)),
+                _ => None,
+            },
+            issue_date: date(l.issued),
+            valid_from: date(l.valid_from),
+            valid_until: l.valid_until.map(|e| date(e - 1)),
+            long_term: l.valid_until.is_none(),
+            log_index: l.log_index,
+        }
+    }
 }
 
 /// The answer of `GET /v1/licences` (spec/openapi.yaml `LicenceList`).
@@ -566,16 +600,9 @@ async fn list(
         limit: limit(p.limit.as_deref())?,
     };
     let page = s.vault.list(&client, &query)?;
+    let now = crate::vault::unix_now();
     let view = ListView {
-        licences: page
-            .licences
-            .iter()
-            .map(|l| ListedView {
-                licence: licence_json(&l.licence, Audience::Full),
-                log: ReadLog { index: l.record.issued_index, last_index: l.record.last_index },
-                status: status_view(&l.record, &l.licence),
-            })
-            .collect(),
+        licences: page.licences.iter().map(|l| ListedView::of(l, now)).collect(),
         next_cursor: page.next.map(|n| n.to_string()),
     };
     Ok(Json(view).into_response())

@@ -32,8 +32,8 @@ pub enum Cf {
     /// status-list entry: list (u32 BE) ‖ index (u32 BE) → the licence's status code (1 byte)
     Status,
     /// listings and the changes feed (spec/formats.md §4): `i/` issuer ‖ index, `t/` issuer ‖
-    /// type ‖ index, `a/` index, `n/` type ‖ 0 ‖ number ‖ 0 ‖ index → iat (i64 BE) ‖ licence
-    /// id; `c/` issuer ‖ index → licence id
+    /// type ‖ index, `a/` index, `n/` type ‖ 0 ‖ number ‖ 0 ‖ index → the licence's summary
+    /// (`vault::listing::Listed`); `c/` issuer ‖ index → licence id
     Listing,
     /// named values: `checkpoint`, `size`, `serial`, `catalogue`, `trust`, `keys-leaf`,
     /// `ready-probe`, `pilot/…`, `cat/…` (catalogue-change pointers), `annotation-keys/…`

@@ -543,6 +543,7 @@ impl Vault {
                     }
                     old.last_index = i;
                     tx.put(Cf::Licences, key.into_bytes(), json(&old)?);
+                    super::listing::relist(tx, &old)?;
                 }
                 let index = tx.append_about(ev, &id, None);
                 super::listing::put_listing(tx, &listed, index);

@@ -1,12 +1,13 @@
 //! Listing and reconciliation for issuing departments (issue 9, scope 5): a department's licences
 //! in issue order (by type, by the number printed on them, by status and issue date), and a
 //! changes feed of every leaf that changed one of its licences. Both read index rows (`listing`,
-//! spec/formats.md §4) written in the same batch as the leaf they follow from, so a page costs
-//! its rows and one record (or leaf) read each, whatever the size of the store. Filters that no
-//! index row orders (status, issue dates) are applied while scanning, at most [`MAX_SCAN`] rows a
-//! page: a page can then come back short, with a cursor to go on from.
+//! spec/formats.md §4) written in the same batch as the leaf they follow from. A listing row
+//! carries the licence's summary (number, dates, status), rewritten in the batch of every status
+//! change, so a listing page is one range scan and no point read: its cost does not grow with
+//! the store. Filters that no index row orders (status, issue dates) are applied while scanning,
+//! at most [`MAX_SCAN`] rows a page: a page can then come back short, with a cursor to go on from.
 
-use super::{Client, Role, Vault, VaultError};
+use super::{Client, LicenceRecord, Role, Vault, VaultError};
 use crate::domain::{LicenceId, Status};
 use crate::log::sequencer::Tx;
 use crate::store::{keys, Cf};
@@ -16,27 +17,131 @@ pub const MAX_SCAN: usize = 5_000;
 /// The largest page.
 pub const MAX_PAGE: usize = 1_000;
 
-/// `meta` flag: the listing rows of licences issued before listings existed were written.
-const BUILT: &[u8] = b"listing-v1";
+/// `meta` flag: the listing rows of every licence are in the current form ([`Listed`]), written
+/// at start-up for licences issued before (the first form, `listing-v1`, had no summary).
+const BUILT: &[u8] = b"listing-v2";
+
+/// The statuses a record holds, in the order of their code in a listing row.
+const RECORDED: [Status; 7] = [
+    Status::Valid,
+    Status::Suspended,
+    Status::Withdrawn,
+    Status::Annulled,
+    Status::Revoked,
+    Status::Cancelled,
+    Status::Superseded,
+];
+
+/// The first byte of a listing row in the current form.
+const FORM: u8 = 2;
+
+/// A licence as its listing rows summarise it: what a department needs to reconcile, without
+/// reading the record or the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    /// The number printed on it.
+    pub number: String,
+    /// The issue date (a migrated licence's own, else the signing time), unix seconds.
+    pub issued: i64,
+    pub valid_from: i64,
+    pub valid_until: Option<i64>,
+    /// The recorded status; [`Listed::effective`] adds the dates.
+    pub status: Status,
+    pub suspended_until: Option<i64>,
+    /// The issuance leaf.
+    pub log_index: u64,
+}
+
+impl Listed {
+    /// The row's value: form (1) ‖ issued, valid_from, valid_until (i64::MAX: long-term) (8 each)
+    /// ‖ status code (1) ‖ suspended_until (i64::MIN: none) (8) ‖ id length (1) ‖ id ‖ number.
+    fn encode(&self) -> Vec<u8> {
+        let code = RECORDED.iter().position(|s| *s == self.status).unwrap_or(0) as u8;
+        let mut v = Vec::with_capacity(36 + self.id.len() + self.number.len());
+        v.push(FORM);
+        v.extend_from_slice(&self.issued.to_be_bytes());
+        v.extend_from_slice(&self.valid_from.to_be_bytes());
+        v.extend_from_slice(&self.valid_until.unwrap_or(i64::MAX).to_be_bytes());
+        v.push(code);
+        v.extend_from_slice(&self.suspended_until.unwrap_or(i64::MIN).to_be_bytes());
+        v.push(self.id.len() as u8);
+        v.extend_from_slice(self.id.as_bytes());
+        v.extend_from_slice(self.number.as_bytes());
+        v
+    }
+
+    fn decode(key: &[u8], v: &[u8]) -> Option<Self> {
+        let i64_at = |at: usize| v.get(at..at + 8).and_then(|b| b.try_into().ok()).map(i64::from_be_bytes);
+        if v.first() != Some(&FORM) {
+            return None;
+        }
+        let id_len = *v.get(34)? as usize;
+        let text = |r: std::ops::Range<usize>| v.get(r).and_then(|b| std::str::from_utf8(b).ok()).map(str::to_string);
+        Some(Self {
+            issued: i64_at(1)?,
+            valid_from: i64_at(9)?,
+            valid_until: Some(i64_at(17)?).filter(|t| *t != i64::MAX),
+            status: *RECORDED.get(*v.get(25)? as usize)?,
+            suspended_until: Some(i64_at(26)?).filter(|t| *t != i64::MIN),
+            id: text(35..35 + id_len)?,
+            number: text(35 + id_len..v.len())?,
+            log_index: key.get(key.len().checked_sub(8)?..).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)?,
+        })
+    }
+
+    /// The status now, with the dates.
+    pub fn effective(&self, now: i64) -> Status {
+        self.status.effective(now, self.valid_from, self.valid_until, self.suspended_until)
+    }
+}
 
 /// Writes the listing rows of a licence issued at leaf `index` (in its issuance batch).
 pub(super) fn put_listing(tx: &mut Tx<'_>, l: &crate::domain::Licence, index: u64) {
-    for (key, value) in listing_rows(l, index) {
+    let (issuer, type_code) = (l.issuer().to_string(), l.id.type_code().to_string());
+    for (key, value) in listing_rows(&issuer, &type_code, &summary(l, index, Status::Valid, None)) {
         tx.put(Cf::Listing, key, value);
     }
 }
 
-fn listing_rows(l: &crate::domain::Licence, index: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let (issuer, type_code) = (l.issuer().to_string(), l.id.type_code().to_string());
-    let id = l.id.to_string();
-    // The issue date: a migrated licence's own, else the signing time.
-    let issued = l.issue_date.map_or(l.issued_at, crate::domain::start_of_day_cst);
-    let value = [&issued.to_be_bytes()[..], id.as_bytes()].concat();
+/// Rewrites the listing rows of a licence whose record changed (a status change, superseded),
+/// in the batch that changes it. A licence with no rows (left out of the start-up build because
+/// it disagreed with its log) stays without.
+pub(super) fn relist(tx: &mut Tx<'_>, rec: &LicenceRecord) -> Result<(), VaultError> {
+    let key = keys::listed(&rec.issuer, rec.issued_index);
+    let Some(row) = tx.get(Cf::Listing, &key)? else { return Ok(()) };
+    let mut listed = Listed::decode(&key, &row)
+        .ok_or_else(|| super::issue::inconsistent(format!("listing row of {} is malformed", rec.id)))?;
+    listed.status = rec.status;
+    listed.suspended_until = rec.suspended_until;
+    for (key, value) in listing_rows(&rec.issuer, &rec.type_code, &listed) {
+        tx.put(Cf::Listing, key, value);
+    }
+    Ok(())
+}
+
+fn summary(l: &crate::domain::Licence, index: u64, status: Status, suspended_until: Option<i64>) -> Listed {
+    Listed {
+        id: l.id.to_string(),
+        number: l.number.clone(),
+        // The issue date: a migrated licence's own, else the signing time.
+        issued: l.issue_date.map_or(l.issued_at, crate::domain::start_of_day_cst),
+        valid_from: l.valid_from,
+        valid_until: l.valid_until,
+        status,
+        suspended_until,
+        log_index: index,
+    }
+}
+
+fn listing_rows(issuer: &str, type_code: &str, l: &Listed) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let value = l.encode();
+    let index = l.log_index;
     vec![
-        (keys::listed(&issuer, index), value.clone()),
-        (keys::listed_type(&issuer, &type_code, index), value.clone()),
+        (keys::listed(issuer, index), value.clone()),
+        (keys::listed_type(issuer, type_code, index), value.clone()),
         (keys::listed_all(index), value.clone()),
-        (keys::listed_number(&type_code, &l.number, index), value),
+        (keys::listed_number(type_code, &l.number, index), value),
     ]
 }
 
@@ -59,7 +164,7 @@ pub struct ListQuery {
 
 /// A page of a listing: the licences, and where the next page starts (`None`: the end).
 pub struct ListPage {
-    pub licences: Vec<super::Stored>,
+    pub licences: Vec<Listed>,
     pub next: Option<u64>,
 }
 
@@ -120,40 +225,33 @@ impl Vault {
             let full = rows.len() == want;
             for (key, value) in rows {
                 scanned += 1;
-                let index =
-                    key.get(key.len().saturating_sub(8)..).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
-                let (Some(index), Some(iat), Ok(id)) = (
-                    index,
-                    value.get(..8).and_then(|b| b.try_into().ok()).map(i64::from_be_bytes),
-                    std::str::from_utf8(value.get(8..).unwrap_or_default()),
-                ) else {
-                    return Err(super::issue::inconsistent(format!("listing row {} is malformed", hex::encode(&key))));
-                };
+                let listed = Listed::decode(&key, &value).ok_or_else(|| {
+                    super::issue::inconsistent(format!("listing row {} is malformed", hex::encode(&key)))
+                })?;
+                let index = listed.log_index;
                 last = Some(index);
-                if q.issued_from.is_some_and(|f| iat < f) || q.issued_to.is_some_and(|t| iat >= t) {
+                if q.issued_from.is_some_and(|f| listed.issued < f) || q.issued_to.is_some_and(|t| listed.issued >= t) {
                     continue;
                 }
-                let id = LicenceId::parse(id)?;
+                let id = LicenceId::parse(&listed.id)?;
+                let (issuer, type_code) = (id.issuer().as_str(), id.type_code().as_str());
                 // A number or the whole platform: keep the department's and the client's types.
-                if dept.as_deref().is_some_and(|d| d != id.issuer().as_str())
-                    || (q.type_code.as_deref().is_some_and(|t| t != id.type_code().as_str()))
+                if dept.as_deref().is_some_and(|d| d != issuer)
+                    || (q.type_code.as_deref().is_some_and(|t| t != type_code))
                     || (client.role == Role::Issuer
                         && !client.types.is_empty()
-                        && !client.types.iter().any(|t| t == id.type_code().as_str()))
+                        && !client.types.iter().any(|t| t == type_code))
                 {
                     continue;
                 }
-                let stored = self.stored(&id)?;
                 // A licence whose management was transferred leaves its issuer's list.
-                if dept.as_deref().is_some_and(|d| self.manager_of(&stored.record) != d) {
+                if dept.as_deref().is_some_and(|d| self.manager_by(issuer, type_code, &listed.id, index) != d) {
                     continue;
                 }
-                if q.status.is_some_and(|s| {
-                    s != stored.record.effective(now, stored.licence.valid_from, stored.licence.valid_until)
-                }) {
+                if q.status.is_some_and(|s| s != listed.effective(now)) {
                     continue;
                 }
-                licences.push(stored);
+                licences.push(listed);
                 if licences.len() == limit {
                     return Ok(ListPage { licences, next: Some(index) });
                 }
@@ -213,8 +311,9 @@ impl Vault {
         Ok(ChangesPage { changes, last, more })
     }
 
-    /// Writes the listing and change rows of a store made before listings existed, once: from
-    /// every leaf about a licence, and each issued licence's document (its number and date).
+    /// Writes the listing and change rows of a store made before listings (or before their
+    /// current form) existed, once: from every leaf about a licence, and each issued licence's
+    /// document (its number and dates) and record (its status).
     pub(super) fn build_listing(&self) -> Result<(), VaultError> {
         if self.store.get(Cf::Meta, BUILT)?.is_some() {
             return Ok(());
@@ -234,7 +333,9 @@ impl Vault {
                 // A licence that cannot be read answers 503 on its own; it must not stop the vault.
                 match self.stored(&lid) {
                     Ok(stored) => {
-                        for (key, value) in listing_rows(&stored.licence, index) {
+                        let r = &stored.record;
+                        let listed = summary(&stored.licence, index, r.status, r.suspended_until);
+                        for (key, value) in listing_rows(&r.issuer, &r.type_code, &listed) {
                             batch.put(Cf::Listing, key, value);
                         }
                     }

@@ -177,6 +177,7 @@ impl Vault {
                 rec.suspended_until = until;
                 rec.last_index = index;
                 tx.put(Cf::Licences, key.clone().into_bytes(), json(&rec)?);
+                super::listing::relist(tx, &rec)?;
                 // The licence's status-list entry changes in the same batch (a document in the
                 // first format has none).
                 if let Some((list, i)) = rec.status_entry {

@@ -40,11 +40,13 @@ pub struct Transfer {
 }
 
 impl Transfer {
-    fn covers(&self, rec: &LicenceRecord, manager: &str) -> bool {
-        rec.issued_index < self.log_index
+    /// Whether this transfer moved the licence `id` (of `type_code`, issued at leaf `issued`)
+    /// away from `manager`.
+    fn covers(&self, type_code: &str, id: &str, issued: u64, manager: &str) -> bool {
+        issued < self.log_index
             && manager == self.from
-            && self.type_code.as_deref().is_none_or(|t| t == rec.type_code)
-            && self.licence.as_deref().is_none_or(|l| l == rec.id)
+            && self.type_code.as_deref().is_none_or(|t| t == type_code)
+            && self.licence.as_deref().is_none_or(|l| l == id)
     }
 
     fn from_leaf(index: u64, ev: &Event) -> Result<Self, String> {
@@ -102,10 +104,16 @@ impl Vault {
     /// The department that manages `rec` now: its issuer, with every transfer applied in log
     /// order.
     pub fn manager_of(&self, rec: &LicenceRecord) -> String {
+        self.manager_by(&rec.issuer, &rec.type_code, &rec.id, rec.issued_index)
+    }
+
+    /// The department that manages the licence `id` (of `type_code`, issued by `issuer` at leaf
+    /// `issued`) now.
+    pub fn manager_by(&self, issuer: &str, type_code: &str, id: &str, issued: u64) -> String {
         let transfers = self.transfers.read().unwrap_or_else(|p| p.into_inner());
-        let mut manager = rec.issuer.clone();
+        let mut manager = issuer.to_string();
         for t in transfers.iter() {
-            if t.covers(rec, &manager) {
+            if t.covers(type_code, id, issued, &manager) {
                 manager.clone_from(&t.to);
             }
         }

@@ -334,20 +334,24 @@ async fn a_backup_taken_while_issuing_restores_and_a_tampered_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (backup, restored) = (dir.path().join("backup"), dir.path().join("restored"));
     let data = s.data_dir().to_str().unwrap().to_string();
+    let keys = s.keys.path().to_str().unwrap().to_string();
     let (ok, out) = tokio::task::spawn_blocking({
-        let backup = backup.clone();
-        move || run_licvault(&["backup", "--data", &data, backup.to_str().unwrap()], None)
+        let (backup, keys) = (backup.clone(), keys.clone());
+        move || run_licvault(&["backup", "--data", &data, backup.to_str().unwrap(), "--keys", &keys], None)
     })
     .await
     .unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let issued_meanwhile = writer.await.unwrap();
     assert!(ok, "{out}");
+    assert!(issued_meanwhile > 0, "the backup ran while licences were being issued");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777, 0o700);
     let leaves: u64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(leaves >= 40, "{out}");
     assert!(s.vault.head().size >= leaves, "{out}");
 
-    let keys = s.keys.path().to_str().unwrap();
+    let keys = keys.as_str();
     let (ok, out) = run_licvault(
         &["restore", backup.to_str().unwrap(), "--data", restored.to_str().unwrap(), "--keys", keys],
         None,

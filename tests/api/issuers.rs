@@ -220,7 +220,7 @@ async fn a_transfer_then_the_new_department_revokes() {
     assert_eq!(st, 200, "{v}");
     // The licence has left the old department's list; the new one's feed has its revoke.
     let (_, old_list) = s.get(Some(ISSUER), "/v1/licences").await;
-    assert!(!old_list["licences"].as_array().unwrap().iter().any(|x| x["licence"]["id"] == l.as_str()), "{old_list}");
+    assert!(!old_list["licences"].as_array().unwrap().iter().any(|x| x["id"] == l.as_str()), "{old_list}");
     let (st, feed) = s.get(Some(&to_token), "/v1/changes").await;
     assert_eq!(st, 200, "{feed}");
     assert!(
@@ -255,7 +255,7 @@ async fn listing_and_the_changes_feed() {
         assert_eq!(st, 200, "{page}");
         let got = page["licences"].as_array().unwrap();
         assert!(got.len() <= 3);
-        seen.extend(got.iter().map(|l| l["licence"]["id"].as_str().unwrap().to_string()));
+        seen.extend(got.iter().map(|l| l["id"].as_str().unwrap().to_string()));
         match page["next_cursor"].as_str() {
             Some(c) => cursor = format!("&cursor={c}"),
             None => break,
@@ -270,7 +270,26 @@ async fn listing_and_the_changes_feed() {
     let number = read["licence"]["number"].as_str().unwrap();
     let (st, found) = s.get(Some(ISSUER), &format!("/v1/licences?type={BUSINESS_LICENCE}&number={number}")).await;
     assert_eq!((st, found["licences"].as_array().unwrap().len()), (200, 1), "{found}");
-    assert_eq!(found["licences"][0]["licence"]["id"], ids[4].as_str());
+    assert_eq!(found["licences"][0]["id"], ids[4].as_str());
+    assert_eq!(found["licences"][0]["number"], number);
+    assert_eq!(found["licences"][0]["status"], "valid");
+    // A new version: the old one is listed as superseded, the new one as valid.
+    let (st, v) = s
+        .post(
+            Some(ISSUER),
+            &format!("/v1/licences/{}/versions", ids[4]),
+            &json!({"kind": "replacement", "reason": "遗失补证"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let (_, found) = s.get(Some(ISSUER), &format!("/v1/licences?type={BUSINESS_LICENCE}&number={number}")).await;
+    let statuses: Vec<(&str, &str)> = found["licences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["id"].as_str().unwrap(), l["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(statuses, [(ids[4].as_str(), "superseded"), (id(&v).as_str(), "valid")], "{found}");
     let (st, v) = s.get(Some(ISSUER), &format!("/v1/licences?number={number}")).await;
     assert_eq!(st, 400, "a number needs its type: {v}");
     let (st, v) = s.get(Some(ISSUER), "/v1/licences?cursor=abc").await;
@@ -307,8 +326,9 @@ async fn listing_and_the_changes_feed() {
             break;
         }
     }
-    assert_eq!(events.len(), 8, "seven issued, one revoked: {events:?}");
-    assert_eq!(events.last().unwrap(), &(ids[2].clone(), "revoked".to_string()));
+    assert_eq!(events.len(), 10, "seven issued, one revoked, one superseded by a new version: {events:?}");
+    assert_eq!(events[7], (ids[2].clone(), "revoked".to_string()));
+    assert_eq!(events[8], (ids[4].clone(), "superseded".to_string()));
     // Nothing new: an empty page that keeps `last`.
     let (_, feed) = s.get(Some(ISSUER), &format!("/v1/changes?after={after}")).await;
     assert_eq!((feed["changes"].as_array().unwrap().len(), feed["last"].as_u64()), (0, Some(after)));
@@ -333,7 +353,7 @@ async fn listings_of_an_older_store_are_built_at_start() {
     let mut batch = Batch::default();
     for cf in Cf::ALL.into_iter().filter(|cf| *cf != Cf::Listing) {
         for (k, v) in old.scan_prefix(cf, b"", usize::MAX).unwrap() {
-            if !(cf == Cf::Meta && k == b"listing-v1") {
+            if !(cf == Cf::Meta && k.starts_with(b"listing-v")) {
                 batch.put(cf, k, v);
             }
         }
@@ -342,9 +362,12 @@ async fn listings_of_an_older_store_are_built_at_start() {
     assert!(copy.scan_prefix(Cf::Listing, b"", 1).unwrap().is_empty());
     let s = Server::start_on(copy, tempfile::tempdir().unwrap()).await;
     let (_, page) = s.get(Some(ISSUER), "/v1/licences").await;
-    let listed: Vec<&str> =
-        page["licences"].as_array().unwrap().iter().map(|l| l["licence"]["id"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = page["licences"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
     assert!(listed.contains(&a.as_str()), "{page}");
+    // The rows carry the status the record has.
+    let (_, page) = s.get(Some(ISSUER), "/v1/licences?status=suspended").await;
+    assert_eq!(page["licences"][0]["id"], a.as_str(), "{page}");
+    assert_eq!(page["licences"][0]["status_words"], "已暂扣", "{page}");
     let (_, feed) = s.get(Some(ISSUER), "/v1/changes").await;
     let about_a: Vec<&str> = feed["changes"]
         .as_array()
