@@ -78,6 +78,21 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     res
 }
 
+/// `licvault_store_bytes`: where the store's bytes are, per column family and in the
+/// write-ahead log.
+pub fn store_bytes(sizes: &[(&str, u64)]) -> String {
+    let mut out = String::new();
+    if sizes.is_empty() {
+        return out;
+    }
+    out.push_str("# HELP licvault_store_bytes Bytes the store holds, per column family (files and memtables) and in the write-ahead log.\n");
+    out.push_str("# TYPE licvault_store_bytes gauge\n");
+    for (part, bytes) in sizes {
+        let _ = writeln!(out, "licvault_store_bytes{{part=\"{part}\"}} {bytes}");
+    }
+    out
+}
+
 impl Metrics {
     pub fn render(&self, log_size: u64, seq: &crate::log::sequencer::Stats, by_hash: u64) -> String {
         let mut out = String::new();

@@ -191,6 +191,16 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Applies every put or none, and returns only once they are on stable storage.
     fn write(&self, batch: Batch) -> Result<(), StoreError>;
+    /// Moves what is only in the write-ahead log into the store's files, so that the next open
+    /// has nothing to replay (a clean stop).
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Bytes held per column family (files and memory), and by the write-ahead log: where a
+    /// store's bytes go. Empty for a store that cannot tell.
+    fn sizes(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 pub fn tree_key(level: u32, index: u64) -> [u8; 9] {

@@ -633,8 +633,13 @@ impl Vault {
     }
 
     /// Stops the sequencer (see `Sequencer::close`); call before the process exits.
+    /// Stops the sequencer (the batch in progress finishes) and flushes the store, so that the
+    /// next start has no write-ahead log to replay.
     pub fn close(&self) {
         self.seq.close();
+        if let Err(e) = self.store.flush() {
+            tracing::warn!(error = %e, "flushing the store at close failed; the next start replays its write-ahead log");
+        }
     }
 
     /// `Ok` when storage answers reads and the sequencer can commit; else a reason fit for an

@@ -210,6 +210,10 @@ async fn catalogue_and_ops() {
     assert_eq!(s.http.get(s.url("/metrics")).bearer_auth(ISSUER).send().await.unwrap().status(), 403);
     let metrics = s.http.get(s.url("/metrics")).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("licvault_log_size "), "{metrics}");
+    // Where the store's bytes are: documents, and the write-ahead log.
+    let docs = metrics.lines().find(|l| l.starts_with("licvault_store_bytes{part=\"docs\"} ")).expect("docs bytes");
+    assert!(docs.rsplit(' ').next().unwrap().parse::<u64>().unwrap() > 0, "{docs}");
+    assert!(metrics.contains("licvault_store_bytes{part=\"write-ahead log\"} "), "{metrics}");
     assert!(metrics.contains("route=\"/v1/licence-types\""), "{metrics}");
     assert!(metrics.contains("licvault_sequencer_batches_total "), "{metrics}");
 }
