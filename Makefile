@@ -12,7 +12,7 @@ BIN := $(CARGO_TARGET_DIR)/debug/licvault
 LISTEN ?= 127.0.0.1:8080
 DATA ?= data/licvault
 
-.PHONY: help run test fuzz deps build lint keys-perms bench bench-audit clean-data
+.PHONY: help run test fuzz deps build lint keys-perms bench bench-audit bench-scale clean-data
 
 help:
 	@echo "make run    build and start the server on the demo data (http://$(LISTEN))"
@@ -20,6 +20,7 @@ help:
 	@echo "make fuzz   the OpenAPI fuzzer alone (EXAMPLES=200 for more examples per operation)"
 	@echo "make bench  release build; raw limits and HTTP throughput, with ratios; issuers (batch import, listings)"
 	@echo "make bench-audit  a million-leaf log: audit export and verify, proofs and tiles, with ratios"
+	@echo "make bench-scale  10 million licences: flat costs, restart, bytes per licence, memory (CSV and plot)"
 
 deps:
 	@scripts/deps.sh
@@ -63,6 +64,12 @@ bench: deps keys-perms
 bench-audit: deps keys-perms
 	@command -v wrk >/dev/null || (sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get install -y -qq wrk)
 	cargo bench --bench audit
+
+# One node at city scale (issue 11): a store built through the batch endpoint to BENCH_SCALE
+# licences (default 10,000,000; about an hour on two cores), measured at 10,000, 1,000,000 and
+# the full size; writes benches/results/scale.csv and scale.svg.
+bench-scale: deps keys-perms
+	cargo bench --bench scale
 
 clean-data:
 	rm -rf $(DATA)

@@ -10,9 +10,8 @@
 //! The client runs in this process on the same two cores as the server: absolute rates say
 //! little, the ratios of the same run say what the machine allows.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
@@ -23,7 +22,7 @@ use support_keys::copy_keys;
 mod support_server;
 
 mod common;
-use common::secs;
+use common::{import, load};
 
 const BIG: &str = "dev-token-scjg-issuer-0001"; // 示例市市场监督管理局: 营业执照
 const SMALL: &str = "dev-token-mzj-issuer-0001"; // 示例市民政局: 结婚证
@@ -53,74 +52,6 @@ fn marriage(n: u64) -> Value {
     m["holder"]["id"] = json!(holder);
     m["fields"]["男方身份证件号"] = json!(holder);
     m
-}
-
-/// Sends `count` licences made by `make` through the batch endpoint, `per` a request, two
-/// requests in flight; the issuance leaf index of each, and licences/s.
-async fn import(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    prefix: &str,
-    count: u64,
-    make: fn(u64) -> Value,
-) -> (Vec<u64>, f64) {
-    const PER: u64 = 500;
-    let started = Instant::now();
-    let mut indexes = Vec::with_capacity(count as usize);
-    let bar = indicatif::ProgressBar::new(count);
-    let mut jobs = tokio::task::JoinSet::new();
-    let mut next = 0u64;
-    while next < count || !jobs.is_empty() {
-        while next < count && jobs.len() < 2 {
-            let (http, url, token) = (http.clone(), format!("{base}/v1/licences/batch"), token.to_string());
-            let items: Vec<Value> = (next..(next + PER).min(count))
-                .map(|n| json!({"key": format!("{prefix}-{n}"), "licence": make(n)}))
-                .collect();
-            next += items.len() as u64;
-            jobs.spawn(async move {
-                let res = http.post(url).bearer_auth(token).json(&json!({ "items": items })).send().await.unwrap();
-                assert_eq!(res.status(), 200);
-                let v: Value = res.json().await.unwrap();
-                assert_eq!(v["refused"], 0, "{v}");
-                v["results"].as_array().unwrap().iter().map(|r| r["log_index"].as_u64().unwrap()).collect::<Vec<_>>()
-            });
-        }
-        if let Some(done) = jobs.join_next().await {
-            let got = done.unwrap();
-            bar.inc(got.len() as u64);
-            indexes.extend(got);
-        }
-    }
-    bar.finish_and_clear();
-    indexes.sort_unstable();
-    (indexes, count as f64 / started.elapsed().as_secs_f64())
-}
-
-/// `clients` tasks calling `call` in a loop for BENCH_SECS; calls/s.
-async fn load<F, Fut>(clients: usize, call: F) -> f64
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let call = Arc::new(call);
-    let done = Arc::new(AtomicU64::new(0));
-    let until = Instant::now() + Duration::from_secs_f64(secs());
-    let started = Instant::now();
-    let mut jobs = tokio::task::JoinSet::new();
-    for c in 0..clients as u64 {
-        let (call, done) = (call.clone(), done.clone());
-        jobs.spawn(async move {
-            let mut n = c * 1_000_000_007;
-            while Instant::now() < until {
-                call(n).await;
-                n += 1;
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-    }
-    while jobs.join_next().await.is_some() {}
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Pages of 100 of `token`'s department from random cursors among `indexes` (leaving a full
@@ -169,7 +100,7 @@ fn main() {
             }
         })
     });
-    let (first, batch_rate) = rt.block_on(import(&http, &base, BIG, "import", imported, business_licence));
+    let (first, batch_rate) = rt.block_on(import(&http, &base, BIG, "import", 0, imported, business_licence));
     println!("issuing departments (release server, client on the same 2 cores):");
     println!("  durable issuance, one licence a request (64 clients)   {single:>8.0} /s");
     println!(
@@ -179,9 +110,10 @@ fn main() {
 
     // A department with `dept` licences (the ones above count) beside one with 1,000.
     let started = Instant::now();
-    let (mut big, _) = rt.block_on(import(&http, &base, BIG, "dept", dept.saturating_sub(imported), business_licence));
+    let (mut big, _) =
+        rt.block_on(import(&http, &base, BIG, "dept", 0, dept.saturating_sub(imported), business_licence));
     big.extend(first);
-    let (small, _) = rt.block_on(import(&http, &base, SMALL, "small", 1_000, marriage));
+    let (small, _) = rt.block_on(import(&http, &base, SMALL, "small", 0, 1_000, marriage));
     big.sort_unstable();
     let build = started.elapsed().as_secs_f64();
     let (big, small) = (Arc::new(big), Arc::new(small));
