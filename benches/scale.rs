@@ -157,6 +157,12 @@ fn main() {
         rt.block_on(import(&http, &node.base, ISSUER, "scale", next, want, business_licence));
         next += want;
         println!("  built to {target} licences in {:.0} s", started.elapsed().as_secs_f64());
+        // Measure the store as it serves day to day, not while it compacts what was just built.
+        let settled = Instant::now();
+        while rt.block_on(compaction_pending(&http, &node.base)) > 0 && settled.elapsed() < Duration::from_secs(600) {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        println!("  compactions settled in {:.0} s", settled.elapsed().as_secs_f64());
         let mut stage = Stage::default();
         // Documents from the whole history, old and new.
         let ids = rt.block_on(sample_ids(&http, &node.base, target, 256));
@@ -309,6 +315,15 @@ async fn documents(http: &reqwest::Client, base: &str, ids: &[String]) -> Vec<St
 async fn log_size(http: &reqwest::Client, base: &str) -> u64 {
     let note = http.get(format!("{base}/v1/log/checkpoint")).send().await.unwrap().text().await.unwrap();
     note.lines().nth(1).and_then(|l| l.parse().ok()).unwrap()
+}
+
+/// `licvault_store_compaction_pending_bytes` from the metrics.
+async fn compaction_pending(http: &reqwest::Client, base: &str) -> u64 {
+    let text = http.get(format!("{base}/metrics")).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("licvault_store_compaction_pending_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// `licvault_store_bytes` from the metrics: bytes per column family and in the write-ahead log.

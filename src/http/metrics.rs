@@ -80,8 +80,13 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 
 /// `licvault_store_bytes`: where the store's bytes are, per column family and in the
 /// write-ahead log.
-pub fn store_bytes(sizes: &[(&str, u64)]) -> String {
+pub fn store_bytes(sizes: &[(&str, u64)], compacting: Option<u64>) -> String {
     let mut out = String::new();
+    if let Some(bytes) = compacting {
+        out.push_str("# HELP licvault_store_compaction_pending_bytes Bytes the store still means to compact (above 0 while a compaction runs).\n");
+        out.push_str("# TYPE licvault_store_compaction_pending_bytes gauge\n");
+        let _ = writeln!(out, "licvault_store_compaction_pending_bytes {bytes}");
+    }
     if sizes.is_empty() {
         return out;
     }

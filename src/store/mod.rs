@@ -201,6 +201,11 @@ pub trait Store: Send + Sync + 'static {
     fn sizes(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+    /// Bytes the store still means to compact (more than 0 while a compaction runs); `None` for a
+    /// store that does not compact.
+    fn compacting(&self) -> Option<u64> {
+        None
+    }
 }
 
 pub fn tree_key(level: u32, index: u64) -> [u8; 9] {

@@ -44,6 +44,10 @@ impl RocksStore {
         // both cores for flushes and compactions.
         opts.increase_parallelism(2);
         opts.set_max_total_wal_size(MAX_WAL);
+        // RocksDB's own diagnostic log (LOG, LOG.old.*) lives in the data directory: a few
+        // files of at most 16 MiB, not one per start for ever.
+        opts.set_keep_log_file_num(3);
+        opts.set_max_log_file_size(16 << 20);
         let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE);
         let mut table = rocksdb::BlockBasedOptions::default();
         table.set_block_cache(&cache);
@@ -218,6 +222,12 @@ impl Store for RocksStore {
             .sum();
         out.push(("write-ahead log", wal));
         out
+    }
+
+    fn compacting(&self) -> Option<u64> {
+        let running = self.db.property_int_value("rocksdb.num-running-compactions").ok().flatten()?;
+        let pending = self.db.property_int_value("rocksdb.estimate-pending-compaction-bytes").ok().flatten()?;
+        Some(if running > 0 { pending.max(1) } else { pending })
     }
 
     fn write(&self, batch: Batch) -> Result<(), StoreError> {
