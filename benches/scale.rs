@@ -130,6 +130,29 @@ struct Stage {
     restart_clean: f64,
     restart_kill: f64,
     parts: Vec<(String, u64)>,
+    /// Bytes on disk after the clean stop by kind of file.
+    files: Vec<(&'static str, u64)>,
+}
+
+/// Bytes under `dir` by kind of RocksDB file: tables, write-ahead logs, RocksDB's own diagnostic
+/// log, and the rest (MANIFEST, OPTIONS, CURRENT, LOCK).
+fn file_kinds(dir: &Path) -> Vec<(&'static str, u64)> {
+    let mut kinds = vec![("tables", 0), ("write-ahead log", 0), ("diagnostic log", 0), ("other", 0)];
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+        let k = if name.ends_with(".sst") {
+            0
+        } else if name.ends_with(".log") {
+            1
+        } else if name.starts_with("LOG") {
+            2
+        } else {
+            3
+        };
+        kinds[k].1 += len;
+    }
+    kinds
 }
 
 fn main() {
@@ -236,6 +259,7 @@ fn main() {
         // A clean stop, the bytes it leaves, and a restart.
         node.signal("-TERM");
         stage.bytes_per_licence = bytes_under(&data) as f64 / licences_now as f64;
+        stage.files = file_kinds(&data);
         let (restarted, secs) = Node::start(&node.data, &node.keys);
         node = restarted;
         stage.restart_clean = secs;
@@ -374,6 +398,8 @@ fn print_stage(s: &Stage, first: Option<&Stage>) {
         total as f64 / s.licences as f64,
         parts.join(", ")
     );
+    let files: Vec<String> = s.files.iter().map(|(k, b)| format!("{k} {:.0}", *b as f64 / s.licences as f64)).collect();
+    println!("    bytes per licence on disk after the clean stop, by file: {}", files.join(", "));
 }
 
 /// The CSV of every stage, and an SVG plot of the ratios to the first stage.
