@@ -29,7 +29,7 @@ use support_keys::copy_keys;
 mod support_server;
 
 mod common;
-use common::{import, load};
+use common::{import, load, log_size};
 
 const ISSUER: &str = "dev-token-scjg-issuer-0001"; // 示例市市场监督管理局: 营业执照
 const VERIFIER: &str = "dev-token-zwfw-verifier-0001"; // 政务服务中心, every type
@@ -338,11 +338,6 @@ async fn documents(http: &reqwest::Client, base: &str, ids: &[String]) -> Vec<St
         docs.push(v["document"].as_str().unwrap().to_string());
     }
     docs
-}
-
-async fn log_size(http: &reqwest::Client, base: &str) -> u64 {
-    let note = http.get(format!("{base}/v1/log/checkpoint")).send().await.unwrap().text().await.unwrap();
-    note.lines().nth(1).and_then(|l| l.parse().ok()).unwrap()
 }
 
 /// `licvault_store_compaction_pending_bytes` from the metrics.

@@ -129,16 +129,7 @@ pub async fn run(
     let http = reqwest::Client::new();
     let endpoint = format!("{}/v1/licences/batch", url.trim_end_matches('/'));
     let mut summary = Summary { lines: lines.len(), ..Summary::default() };
-    let mut record = |o: Outcome, summary: &mut Summary| -> Result<()> {
-        match o.outcome.as_str() {
-            "issued" => summary.issued += 1,
-            "replayed" => summary.replayed += 1,
-            _ => summary.refused += 1,
-        }
-        serde_json::to_writer(&mut out, &o)?;
-        out.write_all(b"\n")?;
-        Ok(())
-    };
+    let mut in_flight: std::collections::VecDeque<InFlight> = std::collections::VecDeque::new();
     for chunk in lines.chunks(batch) {
         let mut items = Vec::new();
         let mut sent: Vec<(usize, String)> = Vec::new();
@@ -147,6 +138,8 @@ pub async fn run(
                 Ok((key, _)) if issued_before.contains(&key) => summary.skipped += 1,
                 // The same key twice in one request would refuse the whole request.
                 Ok((key, _)) if sent.iter().any(|(_, k)| k.trim() == key.trim()) => record(
+                    &mut out,
+                    &mut summary,
                     Outcome {
                         line: *n,
                         key,
@@ -155,13 +148,14 @@ pub async fn run(
                         code: Some("duplicate_key".into()),
                         detail: Some("an earlier line of this batch has the same key (or is the same line)".into()),
                     },
-                    &mut summary,
                 )?,
                 Ok((key, licence)) => {
                     items.push(json!({"key": key, "licence": licence}));
                     sent.push((*n, key));
                 }
                 Err((key, why)) => record(
+                    &mut out,
+                    &mut summary,
                     Outcome {
                         line: *n,
                         key,
@@ -170,45 +164,92 @@ pub async fn run(
                         code: Some("invalid_line".into()),
                         detail: Some(why),
                     },
-                    &mut summary,
                 )?,
             }
         }
         if !items.is_empty() {
-            let res = http
-                .post(&endpoint)
-                .bearer_auth(token)
-                .json(&json!({ "items": items }))
-                .send()
-                .await
-                .with_context(|| format!("posting to {endpoint}"))?;
-            let status = res.status();
-            if !status.is_success() {
-                // The whole batch was refused (a token, a body over the limit: try a smaller
-                // --batch…): stop here; the report holds everything done so far.
-                out.flush()?;
-                bail!("{endpoint}: {status}: {}", res.text().await.unwrap_or_default());
+            // Two requests in flight: the server signs one batch while the next is on its way.
+            if in_flight.len() == IN_FLIGHT {
+                let (sent, answer, lines) = in_flight.pop_front().expect("a request in flight");
+                let answered = answer.await.context("a request task failed")?;
+                take_answer(&endpoint, sent, answered, &mut out, &mut summary)?;
+                bar.inc(lines);
             }
-            let body: Value = res.json().await.with_context(|| format!("{endpoint}: {status}: not JSON"))?;
-            let results = body["results"].as_array().context("the answer has no results")?;
-            for ((n, key), r) in sent.into_iter().zip(results) {
-                let text = |k: &str| r[k].as_str().map(str::to_string);
-                record(
-                    Outcome {
-                        line: n,
-                        key,
-                        outcome: text("outcome").unwrap_or_else(|| "refused".into()),
-                        id: text("id"),
-                        code: text("code"),
-                        detail: text("detail"),
-                    },
-                    &mut summary,
-                )?;
-            }
+            let req = http.post(&endpoint).bearer_auth(token).json(&json!({ "items": items }));
+            let answer = tokio::spawn(async move {
+                let res = req.send().await?;
+                let status = res.status();
+                let text = res.text().await?;
+                Ok::<_, reqwest::Error>((status, text))
+            });
+            in_flight.push_back((sent, answer, chunk.len() as u64));
+        } else {
+            bar.inc(chunk.len() as u64);
         }
-        bar.inc(chunk.len() as u64);
+    }
+    while let Some((sent, answer, lines)) = in_flight.pop_front() {
+        let answered = answer.await.context("a request task failed")?;
+        take_answer(&endpoint, sent, answered, &mut out, &mut summary)?;
+        bar.inc(lines);
     }
     out.flush()?;
     bar.finish_and_clear();
     Ok(summary)
+}
+
+/// Requests a migration keeps in flight.
+const IN_FLIGHT: usize = 2;
+
+/// A batch request on its way: the (line, key) of each item sent, the answer, the lines it covers.
+type InFlight = (Vec<(usize, String)>, tokio::task::JoinHandle<reqwest::Result<(reqwest::StatusCode, String)>>, u64);
+
+/// Records the outcome of every item of one answered batch request, in the order sent. A batch
+/// refused whole (a token, a body over the limit: try a smaller --batch…) stops the import: the
+/// report holds everything done so far.
+fn take_answer(
+    endpoint: &str,
+    sent: Vec<(usize, String)>,
+    answered: reqwest::Result<(reqwest::StatusCode, String)>,
+    out: &mut impl Write,
+    summary: &mut Summary,
+) -> Result<()> {
+    let (status, text) = answered.with_context(|| format!("posting to {endpoint}"))?;
+    if !status.is_success() {
+        out.flush()?;
+        bail!("{endpoint}: {status}: {text}");
+    }
+    let body: Value = serde_json::from_str(&text).with_context(|| format!("{endpoint}: {status}: not JSON"))?;
+    let results = body["results"].as_array().context("the answer has no results")?;
+    if results.len() != sent.len() {
+        out.flush()?;
+        bail!("{endpoint}: {} results for {} items", results.len(), sent.len());
+    }
+    for ((n, key), r) in sent.into_iter().zip(results) {
+        let text = |k: &str| r[k].as_str().map(str::to_string);
+        record(
+            out,
+            summary,
+            Outcome {
+                line: n,
+                key,
+                outcome: text("outcome").unwrap_or_else(|| "refused".into()),
+                id: text("id"),
+                code: text("code"),
+                detail: text("detail"),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Counts one line's outcome and writes it to the report.
+fn record(out: &mut impl Write, summary: &mut Summary, o: Outcome) -> Result<()> {
+    match o.outcome.as_str() {
+        "issued" => summary.issued += 1,
+        "replayed" => summary.replayed += 1,
+        _ => summary.refused += 1,
+    }
+    serde_json::to_writer(&mut *out, &o)?;
+    out.write_all(b"\n")?;
+    Ok(())
 }

@@ -98,3 +98,9 @@ where
     while jobs.join_next().await.is_some() {}
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
+
+/// The size of the log under the server's latest checkpoint.
+pub async fn log_size(http: &reqwest::Client, base: &str) -> u64 {
+    let note = http.get(format!("{base}/v1/log/checkpoint")).send().await.unwrap().text().await.unwrap();
+    note.lines().nth(1).and_then(|l| l.parse().ok()).unwrap()
+}

@@ -600,7 +600,7 @@ async fn list(
         limit: limit(p.limit.as_deref())?,
     };
     let page = s.vault.list(&client, &query)?;
-    let now = crate::vault::unix_now();
+    let now = page.now;
     let view = ListView {
         licences: page.licences.iter().map(|l| ListedView::of(l, now)).collect(),
         next_cursor: page.next.map(|n| n.to_string()),

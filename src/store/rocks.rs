@@ -214,9 +214,11 @@ impl Store for RocksStore {
         // its size on disk. A large one has most of its bytes there already.
         let tables: u64 = self.sizes().iter().filter(|(n, _)| *n != "write-ahead log").map(|(_, b)| b).sum();
         if tables < COMPACT_AT_CLOSE {
+            let started = std::time::Instant::now();
             for cf in Cf::ALL {
                 self.db.compact_range_cf(self.cf(cf)?, None::<&[u8]>, None::<&[u8]>);
             }
+            tracing::info!(bytes = tables, seconds = started.elapsed().as_secs_f64(), "compacted the store at close");
         }
         Ok(())
     }
@@ -245,7 +247,14 @@ impl Store for RocksStore {
 
     fn compacting(&self) -> Option<u64> {
         let running = self.db.property_int_value("rocksdb.num-running-compactions").ok().flatten()?;
-        let pending = self.db.property_int_value("rocksdb.estimate-pending-compaction-bytes").ok().flatten()?;
+        // Pending bytes are per column family.
+        let pending: u64 = Cf::ALL
+            .iter()
+            .filter_map(|cf| self.db.cf_handle(cf.name()))
+            .filter_map(|h| {
+                self.db.property_int_value_cf(h, "rocksdb.estimate-pending-compaction-bytes").ok().flatten()
+            })
+            .sum();
         Some(if running > 0 { pending.max(1) } else { pending })
     }
 

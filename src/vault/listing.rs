@@ -20,6 +20,8 @@ pub const MAX_PAGE: usize = 1_000;
 /// `meta` flag: the listing rows of every licence are in the current form ([`Listed`]), written
 /// at start-up for licences issued before (the first form, `listing-v1`, had no summary).
 const BUILT: &[u8] = b"listing-v2";
+/// `meta` flag of the first form's rows.
+const FIRST_FORM: &[u8] = b"listing-v1";
 
 /// The statuses a record holds, in the order of their code in a listing row.
 const RECORDED: [Status; 7] = [
@@ -57,6 +59,8 @@ impl Listed {
     /// The row's value: form (1) ‖ issued, valid_from, valid_until (i64::MAX: long-term) (8 each)
     /// ‖ status code (1) ‖ suspended_until (i64::MIN: none) (8) ‖ id length (1) ‖ id ‖ number.
     fn encode(&self) -> Vec<u8> {
+        // A record holds only these statuses, and an identifier (GB/T 36904) is under 100 bytes.
+        debug_assert!(RECORDED.contains(&self.status) && self.id.len() <= usize::from(u8::MAX));
         let code = RECORDED.iter().position(|s| *s == self.status).unwrap_or(0) as u8;
         let mut v = Vec::with_capacity(36 + self.id.len() + self.number.len());
         v.push(FORM);
@@ -109,9 +113,11 @@ pub(super) fn put_listing(tx: &mut Tx<'_>, l: &crate::domain::Licence, index: u6
 /// it disagreed with its log) stays without.
 pub(super) fn relist(tx: &mut Tx<'_>, rec: &LicenceRecord) -> Result<(), VaultError> {
     let key = keys::listed(&rec.issuer, rec.issued_index);
-    let Some(row) = tx.get(Cf::Listing, &key)? else { return Ok(()) };
-    let mut listed = Listed::decode(&key, &row)
-        .ok_or_else(|| super::issue::inconsistent(format!("listing row of {} is malformed", rec.id)))?;
+    // No rows, or rows of another form: the licence was left out of the listing (it disagreed
+    // with its log at the start-up build) and stays out.
+    let Some(mut listed) = tx.get(Cf::Listing, &key)?.and_then(|row| Listed::decode(&key, &row)) else {
+        return Ok(());
+    };
     listed.status = rec.status;
     listed.suspended_until = rec.suspended_until;
     for (key, value) in listing_rows(&rec.issuer, &rec.type_code, &listed) {
@@ -165,6 +171,8 @@ pub struct ListQuery {
 /// A page of a listing: the licences, and where the next page starts (`None`: the end).
 pub struct ListPage {
     pub licences: Vec<Listed>,
+    /// The time the status filter judged by (the page shows the statuses as of then).
+    pub now: i64,
     pub next: Option<u64>,
 }
 
@@ -225,11 +233,17 @@ impl Vault {
             let full = rows.len() == want;
             for (key, value) in rows {
                 scanned += 1;
-                let listed = Listed::decode(&key, &value).ok_or_else(|| {
-                    super::issue::inconsistent(format!("listing row {} is malformed", hex::encode(&key)))
-                })?;
+                let index =
+                    key.get(key.len().saturating_sub(8)..).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+                last = index.or(last);
+                // A row of another form (a licence left out of the start-up build because it
+                // disagreed with its log keeps its first-form rows) is not listed; it answers
+                // 503 when read by its id.
+                let Some(listed) = Listed::decode(&key, &value) else {
+                    tracing::warn!(row = %hex::encode(&key), "listing row not in the current form: not listed");
+                    continue;
+                };
                 let index = listed.log_index;
-                last = Some(index);
                 if q.issued_from.is_some_and(|f| listed.issued < f) || q.issued_to.is_some_and(|t| listed.issued >= t) {
                     continue;
                 }
@@ -253,15 +267,15 @@ impl Vault {
                 }
                 licences.push(listed);
                 if licences.len() == limit {
-                    return Ok(ListPage { licences, next: Some(index) });
+                    return Ok(ListPage { licences, next: Some(index), now });
                 }
             }
             if !full {
-                return Ok(ListPage { licences, next: None });
+                return Ok(ListPage { licences, next: None, now });
             }
             if scanned >= MAX_SCAN {
                 // A short page: the filters matched few of the rows scanned; go on from here.
-                return Ok(ListPage { licences, next: last });
+                return Ok(ListPage { licences, next: last, now });
             }
         }
     }
@@ -319,6 +333,9 @@ impl Vault {
             return Ok(());
         }
         let size = self.head().size;
+        // A store with rows of the first form has its change rows already, each filed under the
+        // department that managed the licence then: only the listing rows are written again.
+        let changes_written = self.store.get(Cf::Meta, FIRST_FORM)?.is_some();
         let mut batch = crate::store::Batch::default();
         for item in crate::store::stored_leaves(self.store.as_ref(), 0, size) {
             let (index, bytes) = item?;
@@ -328,7 +345,20 @@ impl Vault {
                 continue;
             }
             let lid = LicenceId::parse(id)?;
-            batch.put(Cf::Listing, keys::change(lid.issuer().as_str(), index), id.as_bytes().to_vec());
+            if !changes_written {
+                // Filed as the live code files it: under the department that managed the licence
+                // when the leaf was written (its issuer, unless a transfer came before).
+                let manager = match self.store.get(Cf::Licences, id.as_bytes())? {
+                    Some(row) if leaf.event.kind != "licence.issued" => {
+                        match serde_json::from_slice::<super::LicenceRecord>(&row) {
+                            Ok(r) => self.manager_at(&r.issuer, &r.type_code, &r.id, r.issued_index, index),
+                            Err(_) => lid.issuer().to_string(),
+                        }
+                    }
+                    _ => lid.issuer().to_string(),
+                };
+                batch.put(Cf::Listing, keys::change(&manager, index), id.as_bytes().to_vec());
+            }
             if leaf.event.kind == "licence.issued" {
                 // A licence that cannot be read answers 503 on its own; it must not stop the vault.
                 match self.stored(&lid) {

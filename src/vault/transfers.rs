@@ -110,9 +110,15 @@ impl Vault {
     /// The department that manages the licence `id` (of `type_code`, issued by `issuer` at leaf
     /// `issued`) now.
     pub fn manager_by(&self, issuer: &str, type_code: &str, id: &str, issued: u64) -> String {
+        self.manager_at(issuer, type_code, id, issued, u64::MAX)
+    }
+
+    /// The department that managed the licence when leaf `at` was written: the transfers logged
+    /// before it applied.
+    pub fn manager_at(&self, issuer: &str, type_code: &str, id: &str, issued: u64, at: u64) -> String {
         let transfers = self.transfers.read().unwrap_or_else(|p| p.into_inner());
         let mut manager = issuer.to_string();
-        for t in transfers.iter() {
+        for t in transfers.iter().filter(|t| t.log_index < at) {
             if t.covers(type_code, id, issued, &manager) {
                 manager.clone_from(&t.to);
             }
