@@ -185,22 +185,25 @@ pub fn replay(store: &dyn Store, verifier: &Verifier, mut progress: impl FnMut(u
 }
 
 /// The digests of the index rows `store` holds, to compare with [`Report::indexes`].
+/// Adds every row of `cf` under `prefix` to `into`, a page at a time.
+pub fn digest_rows(store: &dyn Store, cf: Cf, prefix: &[u8], into: &mut RowDigest) -> Result<(), String> {
+    let mut start = prefix.to_vec();
+    loop {
+        let rows = store.scan_prefix_from(cf, prefix, &start, 4096).map_err(|e| e.to_string())?;
+        let n = rows.len();
+        for (k, v) in &rows {
+            into.add(k, v);
+        }
+        match rows.last() {
+            Some((k, _)) if n == 4096 => start = [k.as_slice(), &[0]].concat(),
+            _ => return Ok(()),
+        }
+    }
+}
+
 pub fn stored_indexes(store: &dyn Store) -> Result<IndexDigests, String> {
     let mut d = IndexDigests::default();
-    let digest = |cf: Cf, prefix: &[u8], into: &mut RowDigest| -> Result<(), String> {
-        let mut start = prefix.to_vec();
-        loop {
-            let rows = store.scan_prefix_from(cf, prefix, &start, 4096).map_err(|e| e.to_string())?;
-            let n = rows.len();
-            for (k, v) in &rows {
-                into.add(k, v);
-            }
-            match rows.last() {
-                Some((k, _)) if n == 4096 => start = [k.as_slice(), &[0]].concat(),
-                _ => return Ok(()),
-            }
-        }
-    };
+    let digest = |cf: Cf, prefix: &[u8], into: &mut RowDigest| digest_rows(store, cf, prefix, into);
     digest(Cf::Holders, b"", &mut d.holders)?;
     digest(Cf::Usage, b"", &mut d.usage)?;
     digest(Cf::Docs, &keys::copy(b""), &mut d.copies)?;

@@ -126,6 +126,16 @@ pub(super) fn relist(tx: &mut Tx<'_>, rec: &LicenceRecord) -> Result<(), VaultEr
     Ok(())
 }
 
+/// The four listing rows a licence with record `rec` must have (`licvault check`).
+pub(super) fn expected_rows(l: &crate::domain::Licence, rec: &LicenceRecord) -> Vec<(Vec<u8>, Vec<u8>)> {
+    listing_rows(&rec.issuer, &rec.type_code, &summary(l, rec.issued_index, rec.status, rec.suspended_until))
+}
+
+/// Whether the store's listing rows are in the current form (written at start-up once).
+pub(super) fn built(store: &dyn crate::store::Store) -> Result<bool, crate::store::StoreError> {
+    Ok(store.get(Cf::Meta, BUILT)?.is_some())
+}
+
 fn summary(l: &crate::domain::Licence, index: u64, status: Status, suspended_until: Option<i64>) -> Listed {
     Listed {
         id: l.id.to_string(),

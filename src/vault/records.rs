@@ -242,6 +242,8 @@ pub fn compare_records(
     use crate::store::Cf;
     let mut seen = 0usize;
     let mut next: Vec<u8> = Vec::new();
+    // The listing rows the records and documents imply (`i/`, `t/`, `a/`, `n/`).
+    let mut listing = crate::log::replay::RowDigest::default();
     loop {
         let page = store.scan_from(Cf::Licences, &next, 10_000).map_err(|e| e.to_string())?;
         let Some((last_key, _)) = page.last() else { break };
@@ -294,6 +296,9 @@ pub fn compare_records(
             if (licence.valid_from, licence.valid_until) != (rec.valid_from, rec.valid_until) {
                 return Err(format!("record {id}: its validity period is not the signed document's"));
             }
+            for (k, v) in super::listing::expected_rows(&licence, &rec) {
+                listing.add(&k, &v);
+            }
             // Its status-list entry says what the record says (a scanner offline trusts it).
             if let Some(r) = &licence.status_ref {
                 let list = r.list();
@@ -316,6 +321,20 @@ pub fn compare_records(
     }
     if seen != states.len() {
         return Err(format!("{} licences are in the log but {seen} have records", states.len()));
+    }
+    // A listing shows each licence's summary and status from its rows alone: they must be
+    // exactly those (once the server has written them in the current form).
+    if super::listing::built(store).map_err(|e| e.to_string())? {
+        let mut stored = crate::log::replay::RowDigest::default();
+        for prefix in [&b"i/"[..], b"t/", b"a/", b"n/"] {
+            crate::log::replay::digest_rows(store, Cf::Listing, prefix, &mut stored)?;
+        }
+        if stored != listing {
+            return Err(format!(
+                "the listing rows (listing i/ t/ a/ n/: {} rows) are not the {} the records and documents imply",
+                stored.rows, listing.rows
+            ));
+        }
     }
     Ok(seen)
 }

@@ -367,6 +367,18 @@ async fn a_backup_taken_while_issuing_restores_and_a_tampered_one_is_refused() {
         assert!(vault.head().size >= leaves);
         vault.close();
     }
+    // Its listing rows are checked too: one licence's status changed in its row alone is found.
+    {
+        use licvault::store::{Batch, Cf, Store};
+        let store = licvault::store::RocksStore::open(&restored).unwrap();
+        let (key, mut row) = store.scan_prefix(Cf::Listing, b"i/", 1).unwrap().pop().unwrap();
+        row[25] = 4; // revoked
+        let mut b = Batch::default();
+        b.put(Cf::Listing, key, row);
+        store.write(b).unwrap();
+    }
+    let (ok, out) = run_licvault(&["check", "--data", restored.to_str().unwrap(), "--keys", keys], None);
+    assert!(!ok && out.contains("records NOT ok: the listing rows"), "{out}");
     // A restore never overwrites a store.
     let (ok, out) = run_licvault(
         &["restore", backup.to_str().unwrap(), "--data", restored.to_str().unwrap(), "--keys", keys],
