@@ -222,15 +222,21 @@ impl Vault {
                 }
             }
         }
-        let prefix = match (&q.number, &q.type_code, &dept) {
-            (Some(n), Some(t), _) => [b"n/", t.as_bytes(), &[0], n.as_bytes(), &[0]].concat(),
+        // The rows to read, each in issue order: a department's own, and those of every
+        // department whose licences were transferred to it (directly or along a chain).
+        let prefixes: Vec<Vec<u8>> = match (&q.number, &q.type_code, &dept) {
+            (Some(n), Some(t), _) => vec![[b"n/", t.as_bytes(), &[0], n.as_bytes(), &[0]].concat()],
             (Some(_), None, _) => {
                 return Err(VaultError::Invalid("a number is looked up with its type (`type`)".into()))
             }
-            (None, Some(t), Some(d)) => [b"t/", d.as_bytes(), t.as_bytes()].concat(),
-            (None, None, Some(d)) => [b"i/", d.as_bytes()].concat(),
-            (None, _, None) => b"a/".to_vec(),
+            (None, Some(t), Some(d)) => {
+                self.departments_into(d).iter().map(|x| [b"t/", x.as_bytes(), t.as_bytes()].concat()).collect()
+            }
+            (None, None, Some(d)) => self.departments_into(d).iter().map(|x| [b"i/", x.as_bytes()].concat()).collect(),
+            (None, _, None) => vec![b"a/".to_vec()],
         };
+        let index_of =
+            |key: &[u8]| key.get(key.len().saturating_sub(8)..).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
         let limit = q.limit.clamp(1, MAX_PAGE);
         // The index of the last row scanned: the next scan starts after it.
         let mut last = q.cursor;
@@ -238,13 +244,24 @@ impl Vault {
         let now = super::unix_now();
         loop {
             let want = (limit - licences.len()).max(64).min(MAX_SCAN - scanned);
-            let start = [prefix.as_slice(), &last.map_or(0, |c| c.saturating_add(1)).to_be_bytes()].concat();
-            let rows = self.store.scan_prefix_from(Cf::Listing, &prefix, &start, want)?;
-            let full = rows.len() == want;
+            let from = last.map_or(0, |c| c.saturating_add(1)).to_be_bytes();
+            // Merged in issue order. A source that filled its scan may hold rows past its last
+            // one: nothing after the lowest such row is taken this round.
+            let (mut rows, mut horizon) = (Vec::new(), u64::MAX);
+            for prefix in &prefixes {
+                let start = [prefix.as_slice(), &from].concat();
+                let got = self.store.scan_prefix_from(Cf::Listing, prefix, &start, want)?;
+                if got.len() == want {
+                    horizon = horizon.min(got.last().and_then(|(k, _)| index_of(k)).unwrap_or(0));
+                }
+                rows.extend(got);
+            }
+            let full = horizon != u64::MAX;
+            rows.retain(|(k, _)| index_of(k).is_some_and(|i| i <= horizon));
+            rows.sort_by_key(|(k, _)| index_of(k));
             for (key, value) in rows {
                 scanned += 1;
-                let index =
-                    key.get(key.len().saturating_sub(8)..).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+                let index = index_of(&key);
                 last = index.or(last);
                 // A row of another form (a licence left out of the start-up build because it
                 // disagreed with its log keeps its first-form rows) is not listed; it answers
@@ -259,16 +276,16 @@ impl Vault {
                 }
                 let id = LicenceId::parse(&listed.id)?;
                 let (issuer, type_code) = (id.issuer().as_str(), id.type_code().as_str());
-                // A number or the whole platform: keep the department's and the client's types.
-                if dept.as_deref().is_some_and(|d| d != issuer)
-                    || (q.type_code.as_deref().is_some_and(|t| t != type_code))
+                // Keep the asked type and the client's types.
+                if (q.type_code.as_deref().is_some_and(|t| t != type_code))
                     || (client.role == Role::Issuer
                         && !client.types.is_empty()
                         && !client.types.iter().any(|t| t == type_code))
                 {
                     continue;
                 }
-                // A licence whose management was transferred leaves its issuer's list.
+                // A department lists what it manages now: a licence transferred away leaves its
+                // issuer's list and joins its new department's.
                 if dept.as_deref().is_some_and(|d| self.manager_by(issuer, type_code, &listed.id, index) != d) {
                     continue;
                 }
@@ -286,6 +303,24 @@ impl Vault {
             if scanned >= MAX_SCAN {
                 // A short page: the filters matched few of the rows scanned; go on from here.
                 return Ok(ListPage { licences, next: last, now });
+            }
+        }
+    }
+
+    /// `dept` and every department whose licences were transferred to it, directly or along a
+    /// chain of transfers.
+    fn departments_into(&self, dept: &str) -> Vec<String> {
+        let transfers = self.transfers();
+        let mut found = vec![dept.to_string()];
+        loop {
+            let before = found.len();
+            for t in &transfers {
+                if found.contains(&t.to) && !found.contains(&t.from) {
+                    found.push(t.from.clone());
+                }
+            }
+            if found.len() == before {
+                return found;
             }
         }
     }

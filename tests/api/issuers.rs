@@ -221,6 +221,36 @@ async fn a_transfer_then_the_new_department_revokes() {
     // The licence has left the old department's list; the new one's feed has its revoke.
     let (_, old_list) = s.get(Some(ISSUER), "/v1/licences").await;
     assert!(!old_list["licences"].as_array().unwrap().iter().any(|x| x["id"] == l.as_str()), "{old_list}");
+    assert!(old_list["licences"].as_array().unwrap().iter().any(|x| x["id"] == later.as_str()), "{old_list}");
+    // The new department lists it (whole, by type, by its number) and not what stayed behind.
+    for query in [
+        "",
+        &format!("?type={BUSINESS_LICENCE}"),
+        &format!("?type={BUSINESS_LICENCE}&number={}", issued["licence"]["number"].as_str().unwrap()),
+    ] {
+        let (st, new_list) = s.get(Some(&to_token), &format!("/v1/licences{query}")).await;
+        let ids: Vec<&str> =
+            new_list["licences"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap()).collect();
+        assert_eq!((st, ids), (200, vec![l.as_str()]), "{query}: {new_list}");
+    }
+    let (_, new_list) = s.get(Some(&to_token), "/v1/licences?status=revoked").await;
+    assert_eq!(new_list["licences"][0]["status"], "revoked", "{new_list}");
+    // Its own licences and the ones it received, merged in issue order, a page at a time.
+    let road = json!({"type_code": "11100000MB0000203C001",
+        "holder": {"type": "001", "id": COMPANY, "name": "示例科技有限公司"},
+        "fields": {"业户名称": "示例科技有限公司", "地址": "示例市示例区科技路1号", "经济类型": "有限责任公司",
+                   "经营范围": "道路普通货物运输", "证号": "粤交运管许可深字440300000001号"}});
+    let own = id(&crate::verifiers::issue(&s, "dev-token-jtys-issuer-0001", &road).await);
+    let (mut seen, mut cursor) = (Vec::new(), String::new());
+    loop {
+        let (_, page) = s.get(Some(&to_token), &format!("/v1/licences?limit=1{cursor}")).await;
+        seen.extend(page["licences"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [l.clone(), own]);
     let (st, feed) = s.get(Some(&to_token), "/v1/changes").await;
     assert_eq!(st, 200, "{feed}");
     assert!(
