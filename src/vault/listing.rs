@@ -3,8 +3,10 @@
 //! changes feed of every leaf that changed one of its licences. Both read index rows (`listing`,
 //! spec/formats.md §4) written in the same batch as the leaf they follow from. A listing row
 //! carries the licence's summary (number, dates, status), rewritten in the batch of every status
-//! change, so a listing page is one range scan and no point read: its cost does not grow with
-//! the store. Filters that no index row orders (status, issue dates) are applied while scanning,
+//! change, so a listing page is a range scan and no point read: its cost does not grow with
+//! the store. A department that received licences by transfer merges, in issue order, one scan
+//! more per transfer (the rows of the department they came from, of the transfer's type, below
+//! the transfer's leaf; a single licence is one point read). Filters that no index row orders (status, issue dates) are applied while scanning,
 //! at most [`MAX_SCAN`] rows a page: a page can then come back short, with a cursor to go on from.
 
 use super::{Client, LicenceRecord, Role, Vault, VaultError};
@@ -178,6 +180,59 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
+/// A run of listing rows a page reads: the rows under `prefix` (exactly one row when `one`),
+/// in issue order, with an index below `below`.
+struct Source {
+    prefix: Vec<u8>,
+    below: u64,
+    /// `prefix` is a whole key, at this index.
+    one: Option<u64>,
+}
+
+/// A listing row as read: its index, key and value.
+type Row = (u64, Vec<u8>, Vec<u8>);
+
+impl Source {
+    fn run(prefix: Vec<u8>, below: u64) -> Self {
+        Self { prefix, below, one: None }
+    }
+
+    fn one(key: Vec<u8>, index: u64) -> Self {
+        Self { prefix: key, below: u64::MAX, one: Some(index) }
+    }
+
+    /// Up to `want` rows from index `from` on, and whether there may be more after them. A key
+    /// that is not the prefix and an 8-byte index is skipped (and logged).
+    fn read(&self, store: &dyn crate::store::Store, from: u64, want: usize) -> Result<(Vec<Row>, bool), VaultError> {
+        if let Some(index) = self.one {
+            if index < from {
+                return Ok((Vec::new(), false));
+            }
+            let row = store.get(Cf::Listing, &self.prefix)?;
+            return Ok((row.map(|v| (index, self.prefix.clone(), v)).into_iter().collect(), false));
+        }
+        let start = [self.prefix.as_slice(), &from.to_be_bytes()].concat();
+        let got = store.scan_prefix_from(Cf::Listing, &self.prefix, &start, want)?;
+        let full = got.len() == want;
+        let mut rows = Vec::with_capacity(got.len());
+        for (key, value) in got {
+            let index = key
+                .strip_prefix(self.prefix.as_slice())
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes);
+            match index {
+                Some(i) if i >= self.below => return Ok((rows, false)),
+                Some(i) => rows.push((i, key, value)),
+                None => tracing::warn!(row = %hex::encode(&key), "listing key without an index: not listed"),
+            }
+        }
+        if full && rows.is_empty() {
+            return Err(super::issue::inconsistent(format!("{want} listing rows without an index under one prefix")));
+        }
+        Ok((rows, full))
+    }
+}
+
 /// A page of a listing: the licences, and where the next page starts (`None`: the end).
 pub struct ListPage {
     pub licences: Vec<Listed>,
@@ -222,47 +277,39 @@ impl Vault {
                 }
             }
         }
-        // The rows to read, each in issue order: a department's own, and those of every
-        // department whose licences were transferred to it (directly or along a chain).
-        let prefixes: Vec<Vec<u8>> = match (&q.number, &q.type_code, &dept) {
-            (Some(n), Some(t), _) => vec![[b"n/", t.as_bytes(), &[0], n.as_bytes(), &[0]].concat()],
-            (Some(_), None, _) => {
-                return Err(VaultError::Invalid("a number is looked up with its type (`type`)".into()))
-            }
-            (None, Some(t), Some(d)) => {
-                self.departments_into(d).iter().map(|x| [b"t/", x.as_bytes(), t.as_bytes()].concat()).collect()
-            }
-            (None, None, Some(d)) => self.departments_into(d).iter().map(|x| [b"i/", x.as_bytes()].concat()).collect(),
-            (None, _, None) => vec![b"a/".to_vec()],
-        };
-        let index_of =
-            |key: &[u8]| key.get(key.len().saturating_sub(8)..).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+        if q.number.is_some() && q.type_code.is_none() {
+            return Err(VaultError::Invalid("a number is looked up with its type (`type`)".into()));
+        }
+        // One copy of the transfers for the whole page: the sources and the manager check agree.
+        let transfers = self.transfers();
+        let sources = self.sources(q, dept.as_deref(), &transfers)?;
         let limit = q.limit.clamp(1, MAX_PAGE);
-        // The index of the last row scanned: the next scan starts after it.
+        // The index of the last row taken: the next round starts after it.
         let mut last = q.cursor;
         let (mut licences, mut scanned) = (Vec::new(), 0usize);
         let now = super::unix_now();
         loop {
-            let want = (limit - licences.len()).max(64).min(MAX_SCAN - scanned);
-            let from = last.map_or(0, |c| c.saturating_add(1)).to_be_bytes();
+            let want = ((limit - licences.len()).max(64).min(MAX_SCAN.saturating_sub(scanned) / sources.len())).max(1);
+            let from = last.map_or(0, |c| c.saturating_add(1));
             // Merged in issue order. A source that filled its scan may hold rows past its last
-            // one: nothing after the lowest such row is taken this round.
+            // one: nothing after the lowest such row (the horizon) is taken this round.
             let (mut rows, mut horizon) = (Vec::new(), u64::MAX);
-            for prefix in &prefixes {
-                let start = [prefix.as_slice(), &from].concat();
-                let got = self.store.scan_prefix_from(Cf::Listing, prefix, &start, want)?;
-                if got.len() == want {
-                    horizon = horizon.min(got.last().and_then(|(k, _)| index_of(k)).unwrap_or(0));
+            for source in &sources {
+                let (got, full) = source.read(self.store.as_ref(), from, want)?;
+                scanned += got.len();
+                if let (true, Some((i, _, _))) = (full, got.last()) {
+                    horizon = horizon.min(*i);
                 }
                 rows.extend(got);
             }
             let full = horizon != u64::MAX;
-            rows.retain(|(k, _)| index_of(k).is_some_and(|i| i <= horizon));
-            rows.sort_by_key(|(k, _)| index_of(k));
-            for (key, value) in rows {
-                scanned += 1;
-                let index = index_of(&key);
-                last = index.or(last);
+            rows.retain(|(i, _, _)| *i <= horizon);
+            rows.sort_by_key(|(i, _, _)| *i);
+            rows.dedup_by_key(|(i, _, _)| *i);
+            if full {
+                last = Some(horizon);
+            }
+            for (index, key, value) in rows {
                 // A row of another form (a licence left out of the start-up build because it
                 // disagreed with its log keeps its first-form rows) is not listed; it answers
                 // 503 when read by its id.
@@ -270,7 +317,6 @@ impl Vault {
                     tracing::warn!(row = %hex::encode(&key), "listing row not in the current form: not listed");
                     continue;
                 };
-                let index = listed.log_index;
                 if q.issued_from.is_some_and(|f| listed.issued < f) || q.issued_to.is_some_and(|t| listed.issued >= t) {
                     continue;
                 }
@@ -286,7 +332,9 @@ impl Vault {
                 }
                 // A department lists what it manages now: a licence transferred away leaves its
                 // issuer's list and joins its new department's.
-                if dept.as_deref().is_some_and(|d| self.manager_by(issuer, type_code, &listed.id, index) != d) {
+                if dept.as_deref().is_some_and(|d| {
+                    super::transfers::manager_with(&transfers, issuer, type_code, &listed.id, index, u64::MAX) != d
+                }) {
                     continue;
                 }
                 if q.status.is_some_and(|s| s != listed.effective(now)) {
@@ -307,22 +355,64 @@ impl Vault {
         }
     }
 
-    /// `dept` and every department whose licences were transferred to it, directly or along a
-    /// chain of transfers.
-    fn departments_into(&self, dept: &str) -> Vec<String> {
-        let transfers = self.transfers();
-        let mut found = vec![dept.to_string()];
+    /// The runs of listing rows a page merges, each in issue order: the number's, the whole
+    /// platform's, or a department's own and, for each transfer that brought it licences
+    /// (directly or along a chain), the rows of the department they came from, of the
+    /// transfer's type, issued before it (a single licence: its one row).
+    fn sources(
+        &self,
+        q: &ListQuery,
+        dept: Option<&str>,
+        transfers: &[super::transfers::Transfer],
+    ) -> Result<Vec<Source>, VaultError> {
+        let asked = q.type_code.as_deref();
+        if let (Some(n), Some(t)) = (&q.number, asked) {
+            return Ok(vec![Source::run([b"n/", t.as_bytes(), &[0], n.as_bytes(), &[0]].concat(), u64::MAX)]);
+        }
+        let Some(d) = dept else { return Ok(vec![Source::run(b"a/".to_vec(), u64::MAX)]) };
+        let of = |dept: &str, ty: Option<&str>| match ty {
+            Some(t) => [b"t/", dept.as_bytes(), t.as_bytes()].concat(),
+            None => [b"i/", dept.as_bytes()].concat(),
+        };
+        let mut sources = vec![Source::run(of(d, asked), u64::MAX)];
+        let mut into = vec![d.to_string()];
+        // Transfers into the departments found so far, until no new one appears.
+        let mut taken = vec![false; transfers.len()];
         loop {
-            let before = found.len();
-            for t in &transfers {
-                if found.contains(&t.to) && !found.contains(&t.from) {
-                    found.push(t.from.clone());
+            let mut grew = false;
+            for (k, t) in transfers.iter().enumerate() {
+                if taken[k] || !into.contains(&t.to) {
+                    continue;
+                }
+                (taken[k], grew) = (true, true);
+                if !into.contains(&t.from) {
+                    into.push(t.from.clone());
+                }
+                if asked.is_some() && t.type_code.is_some() && t.type_code.as_deref() != asked {
+                    continue;
+                }
+                match &t.licence {
+                    Some(l) => {
+                        let row = self
+                            .store
+                            .get(Cf::Licences, l.as_bytes())?
+                            .and_then(|r| serde_json::from_slice::<LicenceRecord>(&r).ok());
+                        if let Some(r) = row {
+                            // Its rows are its issuer's, wherever it was moved from.
+                            sources.push(Source::one(keys::listed(&r.issuer, r.issued_index), r.issued_index));
+                        }
+                    }
+                    None => sources.push(Source::run(of(&t.from, asked.or(t.type_code.as_deref())), t.log_index)),
                 }
             }
-            if found.len() == before {
-                return found;
+            if !grew {
+                break;
             }
         }
+        // The same run twice (two transfers from one department): read once, to the later bound.
+        sources.sort_by(|a, b| a.prefix.cmp(&b.prefix).then(b.below.cmp(&a.below)));
+        sources.dedup_by(|a, b| a.prefix == b.prefix && a.one == b.one);
+        Ok(sources)
     }
 
     /// `GET /v1/changes?after=`: the leaves after `after` (from the first, without it) that

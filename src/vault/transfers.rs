@@ -100,6 +100,18 @@ pub fn logged_transfers(store: &dyn Store, head: &Head) -> Result<Vec<Transfer>,
     Ok(out)
 }
 
+/// The department that managed the licence `id` (of `type_code`, issued by `issuer` at leaf
+/// `issued`) when leaf `at` was written, by `transfers` (oldest first).
+pub fn manager_with(transfers: &[Transfer], issuer: &str, type_code: &str, id: &str, issued: u64, at: u64) -> String {
+    let mut manager = issuer.to_string();
+    for t in transfers.iter().filter(|t| t.log_index < at) {
+        if t.covers(type_code, id, issued, &manager) {
+            manager.clone_from(&t.to);
+        }
+    }
+    manager
+}
+
 impl Vault {
     /// The department that manages `rec` now: its issuer, with every transfer applied in log
     /// order.
@@ -117,13 +129,7 @@ impl Vault {
     /// before it applied.
     pub fn manager_at(&self, issuer: &str, type_code: &str, id: &str, issued: u64, at: u64) -> String {
         let transfers = self.transfers.read().unwrap_or_else(|p| p.into_inner());
-        let mut manager = issuer.to_string();
-        for t in transfers.iter().filter(|t| t.log_index < at) {
-            if t.covers(type_code, id, issued, &manager) {
-                manager.clone_from(&t.to);
-            }
-        }
-        manager
+        manager_with(&transfers, issuer, type_code, id, issued, at)
     }
 
     /// Every transfer, oldest first (`GET /v1/admin/transfers`).

@@ -623,3 +623,68 @@ async fn holders_beyond_mainland_citizens_find_their_licences() {
         .await;
     assert_eq!((st, v["satisfied"].as_bool()), (200, Some(true)), "{v}");
 }
+
+/// A department that received another's licences of one type lists them with its own, merged
+/// in issue order across pages of every size, and only what it manages.
+#[tokio::test]
+async fn listing_merges_received_licences_in_issue_order() {
+    const TO: &str = "11440300MB20002079"; // 示例市交通运输局
+    const ROAD_ISSUER: &str = "dev-token-jtys-issuer-0001";
+    let s = Server::start().await;
+    let uscc = |n: u32| licvault::domain::holder::complete_uscc(&format!("91440300MA6M{n:04}")).unwrap();
+    let road = |n: u32| {
+        json!({"type_code": "11100000MB0000203C001",
+            "holder": {"type": "001", "id": uscc(n), "name": "示例运输有限公司"},
+            "fields": {"业户名称": "示例运输有限公司", "地址": "示例市示例区科技路1号", "经济类型": "有限责任公司",
+                       "经营范围": "道路普通货物运输", "证号": format!("粤交运管许可深字4403{n:08}号")}})
+    };
+    // Interleaved: more than a scan's worth (64 rows) from each department.
+    let mut expected = Vec::new();
+    for n in 0..70 {
+        expected.push(id(&s.issue_company(&uscc(n)).await));
+        expected.push(id(&crate::verifiers::issue(&s, ROAD_ISSUER, &road(1000 + n)).await));
+    }
+    let (st, t) = s
+        .post(
+            Some(ADMIN),
+            "/v1/admin/transfers",
+            &json!({"from": "11440300MB2000100X", "to": TO, "type_code": BUSINESS_LICENCE, "reason": "职责划转"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{t}");
+    // Issued after the transfer: stays with its issuer.
+    let stays = id(&s.issue_company(&uscc(500)).await);
+    let token = {
+        let (_, c) = s
+            .post(
+                Some(ADMIN),
+                "/v1/admin/clients",
+                &json!({"id": "jtj-reader", "name": "交通运输局对账", "role": "issuer", "uscc": TO}),
+            )
+            .await;
+        c["token"].as_str().unwrap().to_string()
+    };
+    let pages = |limit: usize, query: &'static str| {
+        let (s, token) = (&s, token.clone());
+        async move {
+            let (mut seen, mut cursor) = (Vec::new(), String::new());
+            loop {
+                let (st, page) = s.get(Some(&token), &format!("/v1/licences?limit={limit}{query}{cursor}")).await;
+                assert_eq!(st, 200, "{page}");
+                seen.extend(page["licences"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_string()));
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = format!("&cursor={c}"),
+                    None => return seen,
+                }
+            }
+        }
+    };
+    for limit in [1, 7, 64, 1000] {
+        assert_eq!(pages(limit, "").await, expected, "limit {limit}");
+    }
+    let business: Vec<String> = expected.iter().step_by(2).cloned().collect();
+    assert_eq!(pages(10, "&type=11100000MB00001073001").await, business);
+    let (_, own) = s.get(Some(ISSUER), "/v1/licences").await;
+    let own: Vec<&str> = own["licences"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap()).collect();
+    assert_eq!(own, [stays.as_str()]);
+}
