@@ -175,12 +175,32 @@ pub async fn run(
                 take_answer(&endpoint, sent, answered, &mut out, &mut summary)?;
                 bar.inc(lines);
             }
-            let req = http.post(&endpoint).bearer_auth(token).json(&json!({ "items": items }));
+            let body = serde_json::to_vec(&json!({ "items": items }))?;
+            let (http, endpoint, token) = (http.clone(), endpoint.clone(), token.to_string());
             let answer = tokio::spawn(async move {
-                let res = req.send().await?;
-                let status = res.status();
-                let text = res.text().await?;
-                Ok::<_, reqwest::Error>((status, text))
+                // Every item carries its Idempotency-Key: a request whose answer was lost to the
+                // connection (a keep-alive connection closed under it) is sent again safely.
+                let mut attempt = 0;
+                loop {
+                    let sent = http
+                        .post(&endpoint)
+                        .bearer_auth(&token)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(res) => {
+                            let status = res.status();
+                            return Ok::<_, reqwest::Error>((status, res.text().await?));
+                        }
+                        Err(e) if attempt < 3 && (e.is_connect() || e.is_request()) => {
+                            attempt += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             });
             in_flight.push_back((sent, answer, chunk.len() as u64));
         } else {

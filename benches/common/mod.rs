@@ -55,7 +55,19 @@ pub async fn import(
                 .collect();
             next += items.len() as u64;
             jobs.spawn(async move {
-                let res = http.post(url).bearer_auth(token).json(&json!({ "items": items })).send().await.unwrap();
+                // The items carry their keys: a request lost with its connection is sent again.
+                let body = json!({ "items": items });
+                let mut attempt = 0;
+                let res = loop {
+                    match http.post(&url).bearer_auth(&token).json(&body).send().await {
+                        Ok(res) => break res,
+                        Err(e) if attempt < 3 => {
+                            attempt += 1;
+                            eprintln!("batch request failed ({e}); sending it again");
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                };
                 assert_eq!(res.status(), 200);
                 let v: Value = res.json().await.unwrap();
                 assert_eq!(v["refused"], 0, "{v}");

@@ -4,9 +4,10 @@
 //!
 //! - header timeout: hyper's `header_read_timeout` (a slowloris sends a header byte a minute);
 //! - request timeout: the body must arrive within it (`ApiJson`), else 408;
-//! - idle timeout: a connection with no byte in either direction for that long is shut down
-//!   gracefully (an answer in progress is finished first, within the shutdown grace; a client
-//!   that stops reading its answers is cut off then);
+//! - idle timeout: a connection with no request being answered and no byte in either direction
+//!   for that long is shut down gracefully. A request the server is still working on is never
+//!   idle (a batch waiting out a storage stall must not lose its answer); a client that stops
+//!   reading its answers is cut off after the shutdown grace;
 //! - connection cap: a semaphore; at the cap the loop stops accepting and new clients wait in the
 //!   kernel's backlog instead of taking memory here;
 //! - shutdown: stop accepting, ask every connection to finish its request in flight and close,
@@ -87,6 +88,27 @@ impl AsyncWrite for Tracked {
     }
 }
 
+/// A request being answered on a connection; when it ends (answered, failed or dropped), the
+/// connection's clock of quiet starts again from now.
+struct Busy {
+    busy: Arc<AtomicU64>,
+    last: Arc<AtomicU64>,
+}
+
+impl Busy {
+    fn enter(busy: &Arc<AtomicU64>, last: &Arc<AtomicU64>) -> Self {
+        busy.fetch_add(1, Ordering::Relaxed);
+        Self { busy: busy.clone(), last: last.clone() }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.last.store(now_ms(), Ordering::Relaxed);
+        self.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Serves `router` on `listener` with `limits` until `shutdown` completes, then drains.
 pub async fn serve_with(
     listener: TcpListener,
@@ -121,7 +143,20 @@ pub async fn serve_with(
         };
         let last = Arc::new(AtomicU64::new(now_ms()));
         let io = TokioIo::new(Tracked { inner: stream, last: last.clone() });
-        let conn = http.serve_connection(io, TowerToHyperService::new(router.clone()));
+        // Requests of this connection being answered: while there is one, it is not idle.
+        let busy = Arc::new(AtomicU64::new(0));
+        let service = {
+            let (router, busy, last) = (router.clone(), busy.clone(), last.clone());
+            tower::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (router, guard) = (router.clone(), Busy::enter(&busy, &last));
+                async move {
+                    let answer = tower::ServiceExt::oneshot(router, req).await;
+                    drop(guard);
+                    answer
+                }
+            })
+        };
+        let conn = http.serve_connection(io, TowerToHyperService::new(service));
         let mut stop = stop_rx.clone();
         let hard = Duration::from_secs(limits.shutdown_grace.max(1));
         conns.spawn(async move {
@@ -134,6 +169,8 @@ pub async fn serve_with(
                 let quiet = Duration::from_millis(now_ms().saturating_sub(last.load(Ordering::Relaxed)));
                 let wait = match closing {
                     Some(deadline) => deadline.saturating_duration_since(tokio::time::Instant::now()),
+                    // A request being answered: look again a whole idle period later.
+                    None if busy.load(Ordering::Relaxed) > 0 => idle,
                     None => idle.saturating_sub(quiet),
                 };
                 tokio::select! {
@@ -147,7 +184,7 @@ pub async fn serve_with(
                             break; // dropping the connection closes the socket
                         }
                         let quiet = now_ms().saturating_sub(last.load(Ordering::Relaxed));
-                        if quiet >= idle.as_millis() as u64 {
+                        if quiet >= idle.as_millis() as u64 && busy.load(Ordering::Relaxed) == 0 {
                             closing = Some(tokio::time::Instant::now() + hard);
                             conn.as_mut().graceful_shutdown();
                         }

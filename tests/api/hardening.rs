@@ -898,3 +898,35 @@ async fn a_client_that_stops_reading_loses_its_slot() {
         .unwrap();
     assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
 }
+
+/// A request the server is still working on is not idle: an answer that takes longer than the
+/// idle timeout plus the shutdown grace (a batch waiting out a storage stall) still arrives.
+#[tokio::test]
+async fn a_slow_answer_is_not_an_idle_connection() {
+    let limits = licvault::config::Limits {
+        header_timeout: 1,
+        request_timeout: 1,
+        idle_timeout: 1,
+        max_connections: 4,
+        shutdown_grace: 1,
+    };
+    let router = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_millis(3500)).await;
+            "done"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        async move { licvault::http::serve::serve_with(listener, router, &limits, std::future::pending()).await },
+    );
+    let res = reqwest::get(format!("http://{addr}/slow")).await.expect("the connection was closed under the request");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "done");
+    // And a connection that then says nothing is still closed.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    assert!(tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut buf)).await.is_ok());
+}
