@@ -23,6 +23,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 
 
 def driver(profile: str):
@@ -65,6 +66,8 @@ def main(out_dir, base, valid, revoked, forged, *secrets) -> int:
             d.get(base.rstrip("/") + "/v/")
             d.find_element(By.ID, "payload").send_keys(forged)
             d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            # The click starts a navigation that may not have finished: wait for the answer page.
+            WebDriverWait(d, 20).until(lambda d: d.find_elements(By.ID, "verdict"))
             check(d, "forged", "无效 INVALID", secrets, out_dir)
         finally:
             d.quit()
