@@ -1009,17 +1009,6 @@ fn copy_with_bar(from: &Path, to: &Path) -> Result<crate::store::rocks::CopyStat
     stats.with_context(|| format!("copying {} to {}", from.display(), to.display()))
 }
 
-/// The size and root hash of the checkpoint a store holds, as its note's first lines say.
-fn stored_checkpoint(dir: &Path) -> Result<(u64, String)> {
-    use crate::store::{Cf, Store};
-    let store = RocksStore::open_read_only(dir)?;
-    let note = store.get(Cf::Meta, b"checkpoint")?.context("the store holds no checkpoint: not a licvault log")?;
-    let note = String::from_utf8(note).context("the stored checkpoint is not UTF-8")?;
-    let mut lines = note.lines().skip(1);
-    let size = lines.next().and_then(|l| l.parse().ok()).context("the stored checkpoint has no size")?;
-    Ok((size, lines.next().unwrap_or_default().to_string()))
-}
-
 /// Removes a directory when dropped, unless disarmed: a copy that failed half-way leaves
 /// nothing behind.
 struct RemoveOnDrop(Option<PathBuf>);
@@ -1055,7 +1044,7 @@ fn backup(data: &Path, out: &Path, log_key: Option<String>, keys: &Path) -> Resu
         match verified {
             Ok((r, records)) => {
                 guard.0 = None;
-                let (_, root) = stored_checkpoint(out)?;
+                let root = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, r.root);
                 println!(
                     "backup of {} leaves (root {root}) in {}: {} rows, {} MiB; {records} licence records verify",
                     r.size,
@@ -1078,13 +1067,7 @@ fn backup(data: &Path, out: &Path, log_key: Option<String>, keys: &Path) -> Resu
 
 fn restore(backup: &Path, data: &Path, log_key: Option<String>, keys: &Path) -> Result<ExitCode> {
     let verifier = log_verifier(log_key, keys)?;
-    let secret_path = keys.join("commitment.key");
-    let secret: [u8; 32] = hex::decode(
-        std::fs::read_to_string(&secret_path).with_context(|| format!("reading {}", secret_path.display()))?.trim(),
-    )
-    .ok()
-    .and_then(|b| b.try_into().ok())
-    .with_context(|| format!("{}: expected 64 hex digits", secret_path.display()))?;
+    let committer = vault::load_committer(keys)?;
     if !backup.join("CURRENT").exists() {
         bail!("{} holds no backup", backup.display());
     }
@@ -1105,11 +1088,11 @@ fn restore(backup: &Path, data: &Path, log_key: Option<String>, keys: &Path) -> 
     let verified = {
         let store = RocksStore::open_read_only(&staging)?;
         verify_store(&store, &verifier).and_then(|(r, n)| {
-            let fingerprint = crate::crypto::Committer::new(secret).fingerprint();
+            let fingerprint = committer.fingerprint();
             match r.key_records.first() {
                 Some((_, f)) if f[..] != fingerprint[..] => Err(format!(
                     "keys NOT ok: the log was created with another commitment key than {}",
-                    secret_path.display()
+                    keys.join("commitment.key").display()
                 )),
                 _ => Ok((r, n)),
             }

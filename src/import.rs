@@ -33,6 +33,13 @@ struct Outcome {
     detail: Option<String>,
 }
 
+impl Outcome {
+    /// A line refused here, before it was sent.
+    fn refused(line: usize, key: String, code: &str, detail: String) -> Self {
+        Self { line, key, outcome: "refused".into(), id: None, code: Some(code.into()), detail: Some(detail) }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -140,31 +147,18 @@ pub async fn run(
                 Ok((key, _)) if sent.iter().any(|(_, k)| k.trim() == key.trim()) => record(
                     &mut out,
                     &mut summary,
-                    Outcome {
-                        line: *n,
+                    Outcome::refused(
+                        *n,
                         key,
-                        outcome: "refused".into(),
-                        id: None,
-                        code: Some("duplicate_key".into()),
-                        detail: Some("an earlier line of this batch has the same key (or is the same line)".into()),
-                    },
+                        "duplicate_key",
+                        "an earlier line of this batch has the same key (or is the same line)".into(),
+                    ),
                 )?,
                 Ok((key, licence)) => {
                     items.push(json!({"key": key, "licence": licence}));
                     sent.push((*n, key));
                 }
-                Err((key, why)) => record(
-                    &mut out,
-                    &mut summary,
-                    Outcome {
-                        line: *n,
-                        key,
-                        outcome: "refused".into(),
-                        id: None,
-                        code: Some("invalid_line".into()),
-                        detail: Some(why),
-                    },
-                )?,
+                Err((key, why)) => record(&mut out, &mut summary, Outcome::refused(*n, key, "invalid_line", why))?,
             }
         }
         if !items.is_empty() {

@@ -277,6 +277,14 @@ impl<'a> SuccessorView<'a> {
     }
 }
 
+/// A suspension's last day (`YYYY-MM-DD`), while a licence is suspended with an end.
+fn suspension_end(status: Status, until: Option<i64>) -> Option<String> {
+    match (status, until) {
+        (Status::Suspended, Some(u)) => Some(date(u - 1)),
+        _ => None,
+    }
+}
+
 /// The status of a licence now. The validity period is the signed licence's (bound to the log by
 /// its document hash), not the record's.
 pub fn status_view<'a>(rec: &'a LicenceRecord, licence: &Licence) -> StatusView<'a> {
@@ -286,10 +294,7 @@ pub fn status_view<'a>(rec: &'a LicenceRecord, licence: &Licence) -> StatusView<
         status: effective,
         status_words: effective.words_zh(),
         successor: SuccessorView::of(rec),
-        suspended_until: match (effective, rec.suspended_until) {
-            (Status::Suspended, Some(u)) => Some(date(u - 1)),
-            _ => None,
-        },
+        suspended_until: suspension_end(effective, rec.suspended_until),
     }
 }
 
@@ -520,10 +525,7 @@ impl<'a> ListedView<'a> {
             status,
             status_words: status.words_zh(),
             recorded_status: l.status,
-            suspended_until: match (status, l.suspended_until) {
-                (Status::Suspended, Some(u)) => Some(date(u - 1)),
-                _ => None,
-            },
+            suspended_until: suspension_end(status, l.suspended_until),
             issue_date: date(l.issued),
             valid_from: date(l.valid_from),
             valid_until: l.valid_until.map(|e| date(e - 1)),

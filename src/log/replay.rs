@@ -93,6 +93,8 @@ impl IndexDigests {
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub size: u64,
+    /// The root hash of the signed checkpoint the log was replayed against.
+    pub root: crate::log::merkle::Hash,
     pub kinds: BTreeMap<String, u64>,
     /// Every licence the log is about, by identifier: the derived views must agree with these.
     pub licences: std::collections::HashMap<String, LicenceState>,
@@ -115,7 +117,7 @@ pub fn replay(store: &dyn Store, verifier: &Verifier, mut progress: impl FnMut(u
     let note = String::from_utf8(note).map_err(|_| "the stored checkpoint is not UTF-8".to_string())?;
     let cp = Checkpoint::open(&note, verifier)
         .map_err(|e| format!("the stored checkpoint does not verify under {}: {e}", verifier.name()))?;
-    let mut report = Report { size: cp.size, ..Report::default() };
+    let mut report = Report { size: cp.size, root: cp.root, ..Report::default() };
     let mut check = ChainCheck::new();
     let nodes = StoredNodes(store);
     let mut next = 0u64;

@@ -129,24 +129,41 @@ pub mod keys {
         [b"c/".as_slice(), sha256].concat()
     }
 
-    /// `listing`: `i/` ‖ issuer USCC ‖ issuance leaf index: a department's licences in issue order.
-    pub fn listed(issuer: &str, index: u64) -> Vec<u8> {
-        [b"i/", issuer.as_bytes(), &index.to_be_bytes()].concat()
+    /// The four kinds of `listing` row that summarise a licence (the prefix of each kind).
+    pub const LISTED: [&[u8]; 4] = [b"i/", b"t/", b"a/", b"n/"];
+
+    /// `listing`: `i/` ‖ issuer USCC: a department's licences, then ‖ issuance leaf index.
+    pub fn listed_prefix(issuer: &str) -> Vec<u8> {
+        [b"i/", issuer.as_bytes()].concat()
     }
 
-    /// `listing`: `t/` ‖ issuer ‖ type code ‖ index: a department's licences of one type.
+    pub fn listed(issuer: &str, index: u64) -> Vec<u8> {
+        [listed_prefix(issuer).as_slice(), &index.to_be_bytes()].concat()
+    }
+
+    /// `listing`: `t/` ‖ issuer ‖ type code: a department's licences of one type, then ‖ index.
+    pub fn listed_type_prefix(issuer: &str, type_code: &str) -> Vec<u8> {
+        [b"t/", issuer.as_bytes(), type_code.as_bytes()].concat()
+    }
+
     pub fn listed_type(issuer: &str, type_code: &str, index: u64) -> Vec<u8> {
-        [b"t/", issuer.as_bytes(), type_code.as_bytes(), &index.to_be_bytes()].concat()
+        [listed_type_prefix(issuer, type_code).as_slice(), &index.to_be_bytes()].concat()
     }
 
     /// `listing`: `a/` ‖ index: every licence in issue order.
+    pub const LISTED_ALL: &[u8] = b"a/";
+
     pub fn listed_all(index: u64) -> Vec<u8> {
-        [b"a/".as_slice(), &index.to_be_bytes()].concat()
+        [LISTED_ALL, &index.to_be_bytes()].concat()
     }
 
-    /// `listing`: `n/` ‖ type code ‖ 0 ‖ the number printed on it ‖ 0 ‖ index.
+    /// `listing`: `n/` ‖ type code ‖ 0 ‖ the number printed on it ‖ 0, then ‖ index.
+    pub fn listed_number_prefix(type_code: &str, number: &str) -> Vec<u8> {
+        [b"n/", type_code.as_bytes(), &[0], number.as_bytes(), &[0]].concat()
+    }
+
     pub fn listed_number(type_code: &str, number: &str, index: u64) -> Vec<u8> {
-        [b"n/", type_code.as_bytes(), &[0], number.as_bytes(), &[0], &index.to_be_bytes()].concat()
+        [listed_number_prefix(type_code, number).as_slice(), &index.to_be_bytes()].concat()
     }
 
     /// `listing`: `c/` ‖ issuer ‖ leaf index: every leaf that changes a department's licence

@@ -367,12 +367,12 @@ impl Vault {
     ) -> Result<Vec<Source>, VaultError> {
         let asked = q.type_code.as_deref();
         if let (Some(n), Some(t)) = (&q.number, asked) {
-            return Ok(vec![Source::run([b"n/", t.as_bytes(), &[0], n.as_bytes(), &[0]].concat(), u64::MAX)]);
+            return Ok(vec![Source::run(keys::listed_number_prefix(t, n), u64::MAX)]);
         }
-        let Some(d) = dept else { return Ok(vec![Source::run(b"a/".to_vec(), u64::MAX)]) };
+        let Some(d) = dept else { return Ok(vec![Source::run(keys::LISTED_ALL.to_vec(), u64::MAX)]) };
         let of = |dept: &str, ty: Option<&str>| match ty {
-            Some(t) => [b"t/", dept.as_bytes(), t.as_bytes()].concat(),
-            None => [b"i/", dept.as_bytes()].concat(),
+            Some(t) => keys::listed_type_prefix(dept, t),
+            None => keys::listed_prefix(dept),
         };
         let mut sources = vec![Source::run(of(d, asked), u64::MAX)];
         let mut into = vec![d.to_string()];

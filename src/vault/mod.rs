@@ -119,6 +119,19 @@ impl From<LoadError> for VaultError {
     }
 }
 
+/// The holder-commitment key of KEYS/commitment.key (private: mode 0600).
+pub fn load_committer(keys: &Path) -> Result<Committer, LoadError> {
+    let path = keys.join("commitment.key");
+    crate::crypto::signer::check_private_mode(&path)?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| LoadError::File { path: path.display().to_string(), why: e.to_string() })?;
+    let secret: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| LoadError::File { path: path.display().to_string(), why: "expected 64 hex digits".into() })?;
+    Ok(Committer::new(secret))
+}
+
 impl Parts {
     /// Loads keys and certificates from `keys` and the catalogue and departments from `fixtures`.
     /// Any bad chain, unreadable or group/world-readable key stops here with a message.
@@ -136,12 +149,7 @@ impl Parts {
             .map_err(|e| LoadError::File { path: dep_path.display().to_string(), why: e.to_string() })?;
         let keyring = keys::Keyring::load(keys)?;
         let log_signer = LogSigner::new(load_private_key(&keys.join("log.key.pem"))?, deps.log_origin);
-        let secret_path = keys.join("commitment.key");
-        crate::crypto::signer::check_private_mode(&secret_path)?;
-        let secret: [u8; 32] =
-            hex::decode(read(&secret_path)?.trim()).ok().and_then(|b| b.try_into().ok()).ok_or_else(|| {
-                LoadError::File { path: secret_path.display().to_string(), why: "expected 64 hex digits".into() }
-            })?;
+        let committer = load_committer(keys)?;
         let annotation_path = keys.join("annotation.key.pem");
         let annotation = if annotation_path.exists() {
             Some(crate::crypto::signer::Ed25519Signer::annotation(load_private_key(&annotation_path)?))
@@ -158,7 +166,7 @@ impl Parts {
             keys_dir: Some(keys.to_path_buf()),
             departments: deps.departments,
             log_signer,
-            committer: Committer::new(secret),
+            committer,
             tail_check: crate::log::sequencer::DEFAULT_TAIL_CHECK,
         })
     }

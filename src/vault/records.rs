@@ -326,7 +326,7 @@ pub fn compare_records(
     // exactly those (once the server has written them in the current form).
     if super::listing::built(store).map_err(|e| e.to_string())? {
         let mut stored = crate::log::replay::RowDigest::default();
-        for prefix in [&b"i/"[..], b"t/", b"a/", b"n/"] {
+        for prefix in crate::store::keys::LISTED {
             crate::log::replay::digest_rows(store, Cf::Listing, prefix, &mut stored)?;
         }
         if stored != listing {
