@@ -835,7 +835,9 @@ async fn serve(cfg: Config) -> Result<()> {
             );
         }
     }
-    parts.store = Arc::new(open_store(&cfg.data)?);
+    let store = open_store(&cfg.data)?;
+    store.set_reserve(cfg.min_free_space);
+    parts.store = Arc::new(store);
     parts.tail_check = cfg.check_tail;
     let vault = Vault::start(parts).await?;
     vault.set_verify_by_hash(cfg.verify_by_hash);

@@ -51,8 +51,28 @@ pub struct Config {
     /// How many witnesses must cosign a checkpoint before it is served.
     #[arg(long, env = "LICVAULT_WITNESS_QUORUM", default_value_t = 1)]
     pub witness_quorum: usize,
+    /// Free space on the data directory's filesystem below which writes are refused (503
+    /// `storage_full`, nothing written) while reads go on; writes resume by themselves once
+    /// space is freed. Bytes, or a number with K, M or G (powers of 1024). The reserve is room for
+    /// RocksDB to finish flushes and compactions of what it has already acknowledged: keep it
+    /// above the write-ahead log limit (64 MiB) plus the largest compaction. 0 turns the check off.
+    #[arg(long, env = "LICVAULT_MIN_FREE_SPACE", default_value = "256M", value_parser = parse_size)]
+    pub min_free_space: u64,
     #[command(flatten)]
     pub limits: Limits,
+}
+
+/// `1048576`, `512K`, `256M`, `2G`: bytes, with an optional binary suffix.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 30),
+        _ => (s, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a size: bytes, or a number with K, M or G"))?;
+    n.checked_mul(1 << shift).ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// Time and connection limits of the HTTP server (http/serve.rs).
@@ -81,5 +101,22 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self { header_timeout: 10, request_timeout: 30, idle_timeout: 60, max_connections: 1024, shutdown_grace: 10 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        for bad in ["", "M", "-1M", "1.5G", "1T", "99999999999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 }

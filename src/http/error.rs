@@ -58,6 +58,10 @@ impl IntoResponse for ApiError {
         };
         let mut res = (self.status, axum::Json(body)).into_response();
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if matches!(self.code, "storage_full" | "unavailable") {
+            // A passing condition (storage full, or not answering): worth trying again.
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"licvault\""));
         }
@@ -107,6 +111,18 @@ impl From<VaultError> for ApiError {
             VaultError::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
             VaultError::Conflict(_) => (S::CONFLICT, "conflict"),
             VaultError::IdempotencyMismatch => (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            VaultError::Sequencer(crate::log::sequencer::SequencerError::Full(_))
+            | VaultError::Store(crate::store::StoreError::Full(_)) => {
+                return Self {
+                    expose: true,
+                    ..Self::new(
+                        S::SERVICE_UNAVAILABLE,
+                        "storage_full",
+                        "the vault's storage is full: nothing of this request was written, and writes resume by \
+                         themselves once the operators free space (send it again, with the same Idempotency-Key)",
+                    )
+                };
+            }
             VaultError::Sequencer(_) => (S::SERVICE_UNAVAILABLE, "unavailable"),
             // Storage that does not answer is a passing condition, not a bug: 503.
             VaultError::Store(_) => (S::SERVICE_UNAVAILABLE, "unavailable"),

@@ -80,8 +80,16 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 
 /// `licvault_store_bytes`: where the store's bytes are, per column family and in the
 /// write-ahead log.
-pub fn store_bytes(sizes: &[(&str, u64)], compacting: Option<u64>) -> String {
+pub fn store_bytes(sizes: &[(&str, u64)], compacting: Option<u64>, free: Option<crate::store::FreeSpace>) -> String {
     let mut out = String::new();
+    if let Some(f) = free {
+        out.push_str("# HELP licvault_store_free_bytes Free bytes on the data directory's filesystem.\n");
+        out.push_str("# TYPE licvault_store_free_bytes gauge\n");
+        let _ = writeln!(out, "licvault_store_free_bytes {}", f.free);
+        out.push_str("# HELP licvault_store_reserve_bytes Writes are refused (503 storage_full) while the free bytes are below this.\n");
+        out.push_str("# TYPE licvault_store_reserve_bytes gauge\n");
+        let _ = writeln!(out, "licvault_store_reserve_bytes {}", f.reserve);
+    }
     if let Some(bytes) = compacting {
         out.push_str("# HELP licvault_store_compaction_pending_bytes Bytes the store still means to compact (above 0 while a compaction runs).\n");
         out.push_str("# TYPE licvault_store_compaction_pending_bytes gauge\n");

@@ -36,6 +36,10 @@ pub(super) fn render_metrics(s: &AppState) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         s.metrics.render(s.vault.head().size, s.vault.sequencer_stats(), s.vault.verified_by_hash())
-            + &crate::http::metrics::store_bytes(&s.vault.store().sizes(), s.vault.store().compacting()),
+            + &crate::http::metrics::store_bytes(
+                &s.vault.store().sizes(),
+                s.vault.store().compacting(),
+                s.vault.store().free_space(),
+            ),
     )
 }

@@ -45,6 +45,9 @@ const META_CHECKPOINT: &[u8] = b"checkpoint";
 pub enum SequencerError {
     #[error("storage write failed; nothing in this batch was committed: {0}")]
     Write(String),
+    /// The store refused the batch for want of space; nothing of it was written.
+    #[error("{0}; nothing in this batch was committed")]
+    Full(String),
     #[error("the sequencer has stopped")]
     Stopped,
     #[error("log state in storage is inconsistent: {0}")]
@@ -53,7 +56,10 @@ pub enum SequencerError {
 
 impl From<StoreError> for SequencerError {
     fn from(e: StoreError) -> Self {
-        Self::Write(e.to_string())
+        match e {
+            StoreError::Full(_) => Self::Full(e.to_string()),
+            e => Self::Write(e.to_string()),
+        }
     }
 }
 
@@ -76,18 +82,18 @@ pub struct Stats {
     pub halted: AtomicBool,
     /// The error of the last write, while no write has succeeded since: the store may be
     /// read-only or full. Cleared by the next successful write (`/readyz` makes one to find out).
-    pub last_write_error: Mutex<Option<String>>,
+    pub last_write_error: Mutex<Option<SequencerError>>,
 }
 
 impl Stats {
-    fn set_write_error(&self, e: Option<String>) {
+    fn set_write_error(&self, e: Option<SequencerError>) {
         match self.last_write_error.lock() {
             Ok(mut g) => *g = e,
             Err(p) => *p.into_inner() = e,
         }
     }
 
-    pub fn write_error(&self) -> Option<String> {
+    pub fn write_error(&self) -> Option<SequencerError> {
         self.last_write_error.lock().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
     }
 }
@@ -101,6 +107,9 @@ pub enum Unable {
     Halted,
     /// The last write failed (this error) and none has succeeded since; the next may.
     WriteFailing(String),
+    /// The last write was refused for want of space and none has succeeded since; writes resume
+    /// once space is freed.
+    Full(String),
 }
 
 impl std::fmt::Display for Unable {
@@ -109,6 +118,7 @@ impl std::fmt::Display for Unable {
             Self::Stopped => write!(f, "the sequencer thread has stopped"),
             Self::Halted => write!(f, "a write failed and the log tail could not be reloaded; restart the server"),
             Self::WriteFailing(e) => write!(f, "the last write failed: {e}"),
+            Self::Full(e) => write!(f, "the last write was refused: {e}"),
         }
     }
 }
@@ -388,7 +398,10 @@ impl Sequencer {
         if self.stats.halted.load(Ordering::SeqCst) {
             return Some(Unable::Halted);
         }
-        self.stats.write_error().map(Unable::WriteFailing)
+        self.stats.write_error().map(|e| match e {
+            SequencerError::Full(why) => Unable::Full(why),
+            e => Unable::WriteFailing(e.to_string()),
+        })
     }
 
     /// The tree's nodes, for proofs: recent ones from memory, the rest from the store.
@@ -603,9 +616,13 @@ impl Worker {
             }
             Err(e) => {
                 let err = SequencerError::from(e);
-                tracing::error!(error = %err, "batch write failed; reloading the log tail");
+                if matches!(err, SequencerError::Full(_)) {
+                    tracing::warn!(error = %err, "batch refused; reloading the log tail");
+                } else {
+                    tracing::error!(error = %err, "batch write failed; reloading the log tail");
+                }
                 self.stats.failed_writes.fetch_add(1, Ordering::Relaxed);
-                self.stats.set_write_error(Some(err.to_string()));
+                self.stats.set_write_error(Some(err.clone()));
                 self.tail = Tail::load(self.store.as_ref()).ok();
                 self.stats.halted.store(self.tail.is_none(), Ordering::SeqCst);
                 if let Some(t) = &self.tail {

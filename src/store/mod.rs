@@ -78,6 +78,10 @@ pub enum StoreError {
     Backend(String),
     #[error("storage write failed (injected fault)")]
     Injected,
+    /// The filesystem has less free space than the store keeps in reserve (or none at all): the
+    /// write was refused before anything of it was written.
+    #[error("storage full: {0}")]
+    Full(String),
 }
 
 /// Puts applied together, atomically and durably, by [`Store::write`].
@@ -223,6 +227,20 @@ pub trait Store: Send + Sync + 'static {
     fn compacting(&self) -> Option<u64> {
         None
     }
+    /// Free bytes on the store's filesystem and the reserve below which writes are refused;
+    /// `None` for a store that is not on a filesystem.
+    fn free_space(&self) -> Option<FreeSpace> {
+        None
+    }
+}
+
+/// What [`Store::free_space`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreeSpace {
+    /// Bytes an unprivileged process may still write on the filesystem.
+    pub free: u64,
+    /// Writes are refused while `free` is below this.
+    pub reserve: u64,
 }
 
 pub fn tree_key(level: u32, index: u64) -> [u8; 9] {

@@ -3,20 +3,29 @@
 //! that imports `rocksdb`.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB};
 
-use super::{Batch, Cf, KeyValue, Store, StoreError};
+use super::{Batch, Cf, FreeSpace, KeyValue, Store, StoreError};
 
 pub struct RocksStore {
     db: DB,
     /// Opened by `open_read_only`: a column family the store does not have yet (made by an
     /// older version) reads as empty instead of failing.
     read_only: bool,
+    /// Free bytes on the filesystem below which [`Store::write`] refuses (`set_reserve`).
+    reserve: AtomicU64,
 }
 
 fn backend(e: rocksdb::Error) -> StoreError {
-    StoreError::Backend(e.into_string())
+    let e = e.into_string();
+    // RocksDB's IOError(NoSpace) reads "IO error: No space left on device: …".
+    if e.contains("No space left on device") || e.contains("NoSpace") {
+        StoreError::Full(e)
+    } else {
+        StoreError::Backend(e)
+    }
 }
 
 /// Bytes of data blocks kept in memory, for all column families together: the upper tree nodes,
@@ -72,7 +81,23 @@ impl RocksStore {
             ColumnFamilyDescriptor::new(cf.name(), if *cf == Cf::Tree { tree_opts.clone() } else { cf_opts.clone() })
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(backend)?;
-        Ok(Self { db, read_only: false })
+        Ok(Self { db, read_only: false, reserve: AtomicU64::new(0) })
+    }
+
+    /// Refuse every write, before any of it is written, while the filesystem holding the store
+    /// has fewer than `bytes` free (`serve --min-free-space`; 0, the default of `open`, checks
+    /// nothing). RocksDB must never meet a full disk itself: Debian's build stops the process
+    /// with a failed assertion when a write-ahead log write runs out of space (seen on 7.8.3),
+    /// and flushes and compactions need room to finish what was acknowledged. The reserve keeps
+    /// that room; writes resume by themselves once space is freed.
+    pub fn set_reserve(&self, bytes: u64) {
+        self.reserve.store(bytes, Ordering::Relaxed);
+    }
+
+    fn free_bytes(&self) -> Result<u64, StoreError> {
+        let st = rustix::fs::statvfs(self.db.path())
+            .map_err(|e| StoreError::Backend(format!("statvfs {}: {e}", self.db.path().display())))?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
     }
 
     /// Creates a store at `path`, which must not hold one yet.
@@ -93,7 +118,7 @@ impl RocksStore {
             .filter(|cf| existing.iter().any(|e| e == cf.name()))
             .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
         let db = DB::open_cf_descriptors_read_only(&opts, path, cfs, false).map_err(backend)?;
-        Ok(Self { db, read_only: true })
+        Ok(Self { db, read_only: true, reserve: AtomicU64::new(0) })
     }
 
     fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -258,7 +283,20 @@ impl Store for RocksStore {
         Some(if running > 0 { pending.max(1) } else { pending })
     }
 
+    fn free_space(&self) -> Option<FreeSpace> {
+        Some(FreeSpace { free: self.free_bytes().ok()?, reserve: self.reserve.load(Ordering::Relaxed) })
+    }
+
     fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        let reserve = self.reserve.load(Ordering::Relaxed);
+        if reserve > 0 {
+            let free = self.free_bytes()?;
+            if free < reserve {
+                return Err(StoreError::Full(format!(
+                    "{free} bytes free on the data directory's filesystem, below the reserve of {reserve}"
+                )));
+            }
+        }
         let mut wb = WriteBatch::default();
         for (cf, k, v) in &batch.puts {
             wb.put_cf(self.cf(*cf)?, k, v);

@@ -659,9 +659,11 @@ impl Vault {
             tracing::warn!(error = %e, "not ready: storage does not answer reads");
             return Err("storage does not answer reads");
         }
+        use crate::log::sequencer::{SequencerError, Unable};
+        const FULL: &str = "storage is full: writes are refused until space is freed";
         let why = match self.seq.unable_to_commit() {
             None => return Ok(()),
-            Some(why @ crate::log::sequencer::Unable::WriteFailing(_)) => why,
+            Some(why @ (Unable::WriteFailing(_) | Unable::Full(_))) => why,
             Some(why) => {
                 tracing::warn!(reason = %why, "not ready");
                 return Err("the sequencer has stopped; restart the server");
@@ -671,7 +673,7 @@ impl Vault {
         {
             let mut last = self.last_probe.lock().unwrap_or_else(|p| p.into_inner());
             if last.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1)) {
-                return Err("writes are failing");
+                return Err(if matches!(why, Unable::Full(_)) { FULL } else { "writes are failing" });
             }
             *last = Some(now);
         }
@@ -686,7 +688,7 @@ impl Vault {
             Ok(_) => Ok(()),
             Err(e) => {
                 tracing::warn!(error = %e, before = %why, "not ready: writes are failing");
-                Err("writes are failing")
+                Err(if matches!(e, SequencerError::Full(_)) { FULL } else { "writes are failing" })
             }
         }
     }

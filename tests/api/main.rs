@@ -7,6 +7,7 @@ mod citizens;
 mod cli;
 mod common;
 mod crash;
+mod disk;
 mod errors;
 mod flows;
 mod golden;
