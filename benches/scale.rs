@@ -199,6 +199,19 @@ fn main() {
         let (restarted, secs) = Node::start(&node.data, &node.keys);
         node = restarted;
         stage.restart_clean = secs;
+        // The tree's upper levels are read into memory in the background after a start: measure
+        // once that is done, as the node serves day to day.
+        let warming = Instant::now();
+        let mut resident = u64::MAX;
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = rt.block_on(resident_nodes(&http, &node.base));
+            if now == resident || warming.elapsed() > Duration::from_secs(120) {
+                break;
+            }
+            resident = now;
+        }
+        println!("  {resident} tree nodes resident {:.1} s after the start", warming.elapsed().as_secs_f64());
         // Documents from the whole history, old and new.
         let ids = rt.block_on(sample_ids(&http, &node.base, target, 256));
         let docs: Arc<Vec<String>> = Arc::new(rt.block_on(documents(&http, &node.base, &ids)));
@@ -347,6 +360,14 @@ async fn compaction_pending(http: &reqwest::Client, base: &str) -> u64 {
         .find_map(|l| l.strip_prefix("licvault_store_compaction_pending_bytes "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+async fn resident_nodes(http: &reqwest::Client, base: &str) -> u64 {
+    let text = http.get(format!("{base}/metrics")).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("licvault_tree_resident_nodes "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
 }
 
 /// `licvault_store_bytes` from the metrics: bytes per column family and in the write-ahead log.

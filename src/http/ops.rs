@@ -40,6 +40,11 @@ pub(super) fn render_metrics(s: &AppState) -> impl IntoResponse {
                 &s.vault.store().sizes(),
                 s.vault.store().compacting(),
                 s.vault.store().free_space(),
+            )
+            + &format!(
+                "# HELP licvault_tree_resident_nodes Tree nodes held in memory as whole levels, for proofs (filled in the background after a start).\n\
+                 # TYPE licvault_tree_resident_nodes gauge\nlicvault_tree_resident_nodes {}\n",
+                s.vault.sequencer().resident_nodes()
             ),
     )
 }

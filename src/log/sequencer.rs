@@ -288,6 +288,8 @@ pub struct Sequencer {
     store: Arc<dyn Store>,
     stop: Arc<AtomicBool>,
     worker: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    /// Keeps the cache's resident tree levels up with the store (`NodeCache::extend_resident`).
+    loader: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     stats: Arc<Stats>,
     /// From start-up's tail check: the newest leaf about each licence in the checked tail.
     tail_licences: Arc<Mutex<HashMap<String, u64>>>,
@@ -350,6 +352,24 @@ impl Sequencer {
             .name("sequencer".into())
             .spawn(move || worker.run(rx))
             .map_err(|e| SequencerError::Write(e.to_string()))?;
+        let loader = {
+            let (cache, store, head, stop) = (cache.clone(), Arc::downgrade(&store), head.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("tree-resident".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        // A weak handle: a store dropped without `close` is not kept open.
+                        let Some(store) = store.upgrade() else { break };
+                        let size = head.read().map(|h| h.size).unwrap_or_else(|p| p.into_inner().size);
+                        if let Err(e) = cache.extend_resident(store.as_ref(), size, || stop.load(Ordering::SeqCst)) {
+                            tracing::warn!(error = %e, "reading tree levels into memory failed; proofs read them from the store");
+                        }
+                        drop(store);
+                        std::thread::park_timeout(std::time::Duration::from_millis(250));
+                    }
+                })
+                .map_err(|e| SequencerError::Write(e.to_string()))?
+        };
         Ok(Self {
             jobs: tx,
             head,
@@ -357,6 +377,7 @@ impl Sequencer {
             store,
             stop,
             worker: Arc::new(Mutex::new(Some(handle))),
+            loader: Arc::new(Mutex::new(Some(loader))),
             stats,
             tail_licences: Arc::new(Mutex::new(tail_licences)),
         })
@@ -379,6 +400,16 @@ impl Sequencer {
         if let Some(h) = handle {
             let _ = h.join();
         }
+        let loader = self.loader.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = loader {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+    }
+
+    /// Tree nodes held in memory as whole levels (`NodeCache::extend_resident`).
+    pub fn resident_nodes(&self) -> u64 {
+        self.cache.resident_nodes()
     }
 
     pub fn stats(&self) -> &Stats {

@@ -132,8 +132,15 @@ impl Vault {
         if size > head.size {
             return Err(VaultError::NoCheckpoint(format!("the log has {} leaves, not {size}", head.size)));
         }
+        if let Some(note) = self.checkpoints.get(&size) {
+            return Ok(note.to_string());
+        }
         match self.store.get(Cf::Meta, &keys::checkpoint(size))? {
-            Some(b) => String::from_utf8(b).map_err(|_| inconsistent(format!("the checkpoint at {size} is not text"))),
+            Some(b) => {
+                let note = String::from_utf8(b).map_err(|_| inconsistent(format!("the checkpoint at {size} is not text")))?;
+                self.checkpoints.insert(size, note.as_str().into());
+                Ok(note)
+            }
             None => Err(VaultError::NoCheckpoint(format!(
                 "no checkpoint was signed at size {size} (one is signed per batch of writes; GET /v1/log/checkpoint gives the newest)"
             ))),

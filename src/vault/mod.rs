@@ -243,6 +243,9 @@ pub struct Vault {
     transfer_gate: tokio::sync::RwLock<()>,
     /// Full tiles (`audit.rs`), which never change, by (level or entries, index).
     tiles: quick_cache::sync::Cache<(Option<u8>, u64), Arc<[u8]>, audit::TileWeight>,
+    /// Signed checkpoints by size, as read from the store (they never change): proofs and
+    /// witnesses ask for the same few sizes again and again.
+    checkpoints: quick_cache::sync::Cache<u64, Arc<str>>,
 }
 
 /// A stored document decoded: what [`Vault::stored`] keeps by the document's hash. A document
@@ -345,6 +348,7 @@ impl Vault {
             decoded: quick_cache::sync::Cache::with_weighter(16_384, DECODED_CACHE_BYTES, DecodedWeight),
             bound: quick_cache::sync::Cache::new(BOUND_CACHE),
             tiles: quick_cache::sync::Cache::with_weighter(8_192, audit::TILE_CACHE_BYTES, audit::TileWeight),
+            checkpoints: quick_cache::sync::Cache::new(4_096),
             transfers: RwLock::new(transfers),
             transfer_gate: tokio::sync::RwLock::new(()),
         });
