@@ -835,11 +835,14 @@ async fn serve(cfg: Config) -> Result<()> {
             );
         }
     }
-    let store = open_store(&cfg.data)?;
-    store.set_reserve(cfg.min_free_space);
-    parts.store = Arc::new(store);
+    let store = Arc::new(open_store(&cfg.data)?);
+    parts.store = store.clone();
     parts.tail_check = cfg.check_tail;
     let vault = Vault::start(parts).await?;
+    // After start-up's own few writes (a changed catalogue or key set is logged), which the
+    // reserve is there to take: a node on a nearly full disk starts and serves reads.
+    store.set_reserve(cfg.min_free_space);
+    vault.sequencer().set_tree_memory(cfg.tree_memory);
     vault.set_verify_by_hash(cfg.verify_by_hash);
     vault.set_qr_format(cfg.qr_format);
     if !cfg.demo {

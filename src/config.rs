@@ -58,6 +58,11 @@ pub struct Config {
     /// above the write-ahead log limit (64 MiB) plus the largest compaction. 0 turns the check off.
     #[arg(long, env = "LICVAULT_MIN_FREE_SPACE", default_value = "256M", value_parser = parse_size)]
     pub min_free_space: u64,
+    /// Memory for whole levels of the Merkle tree, kept for inclusion and consistency proofs:
+    /// levels from the top down while they fit (32 bytes a node, so 64 bytes a leaf for every
+    /// level: the default holds the whole tree up to 16 million leaves). Bytes, or with K, M, G.
+    #[arg(long, env = "LICVAULT_TREE_MEMORY", default_value = "1G", value_parser = parse_size)]
+    pub tree_memory: u64,
     #[command(flatten)]
     pub limits: Limits,
 }

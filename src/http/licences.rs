@@ -770,8 +770,18 @@ async fn batch(
         });
     }
     let mut results: Vec<(usize, BatchResult)> = Vec::new();
+    // Storage full or not answering is about the vault, not the item: the whole request is
+    // answered 503 (with Retry-After), and sent again it replays what was issued and issues
+    // the rest (every item carries its key).
+    let mut unavailable: Option<ApiError> = None;
     while let Some(done) = jobs.join_next().await {
         let (n, key, outcome) = done.map_err(|e| ApiError::from(crate::vault::VaultError::Internal(e.to_string())))?;
+        if let Err(e) = &outcome {
+            if unavailable.is_none() && matches!(e.code, "storage_full" | "unavailable") {
+                unavailable =
+                    Some(ApiError { status: e.status, code: e.code, detail: e.detail.clone(), expose: e.expose });
+            }
+        }
         let result = match outcome {
             Ok(i) => BatchResult {
                 key,
@@ -797,6 +807,9 @@ async fn batch(
             }
         };
         results.push((n, result));
+    }
+    if let Some(e) = unavailable {
+        return Err(e);
     }
     results.sort_by_key(|(n, _)| *n);
     let results: Vec<BatchResult> = results.into_iter().map(|(_, r)| r).collect();

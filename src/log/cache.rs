@@ -12,26 +12,67 @@ use crate::store::{tree_key, Cf, Store, StoreError, StoredNodes};
 /// the store, and bounded (S3-FIFO eviction, `quick_cache`).
 ///
 /// Below it, whole levels of the tree are resident ([`NodeCache::extend_resident`]): from the top
-/// down, as many levels as fit in [`NodeCache::RESIDENT_BYTES`] (every level but the leaves' up
-/// to about 16 million leaves), each a plain array of the hashes in index order. A proof of a
-/// random leaf then reads at most the lowest levels from the store (one node up to that size)
-/// instead of one node per level: at 3,000,000 leaves proofs ran at 0.28 of their rate at
-/// 10,000, most of the difference being tree nodes read from RocksDB.
+/// down, as many levels as fit in the memory given (`serve --tree-memory`, 1 GiB by default:
+/// every level up to about 16 million leaves, 64 bytes a leaf), each a plain array of the
+/// hashes in index order. A proof of a random leaf then reads from the store only the levels
+/// that did not fit (none up to that size) instead of one node per level: at 3,000,000 leaves
+/// proofs ran at 0.28 of their rate at 10,000, most of the difference being tree nodes read
+/// from RocksDB, and with every level but the leaves' resident, at 0.52 at 1,000,000 for the one
+/// node still read.
 pub struct NodeCache {
     map: quick_cache::sync::Cache<(u32, u64), Hash>,
     resident: RwLock<Resident>,
+    budget: std::sync::atomic::AtomicU64,
 }
 
 /// Whole levels `from..` of the tree, as far as the store held them when last extended.
 #[derive(Default)]
 struct Resident {
     from: u32,
-    levels: Vec<Vec<Hash>>,
+    levels: Vec<Level>,
+}
+
+/// One level's hashes in index order, in chunks of [`CHUNK`] allocated whole: the level grows
+/// without ever copying what it holds (a growing `Vec` would double its memory while it moves,
+/// under the lock proofs wait on).
+#[derive(Default)]
+struct Level {
+    /// Each made with room for exactly `CHUNK` (pages the system maps only once written).
+    chunks: Vec<Vec<Hash>>,
+    len: u64,
+}
+
+const CHUNK: usize = 1 << 16;
+
+impl Level {
+    fn get(&self, index: u64) -> Option<Hash> {
+        if index >= self.len {
+            return None;
+        }
+        let index = usize::try_from(index).ok()?;
+        self.chunks.get(index / CHUNK)?.get(index % CHUNK).copied()
+    }
+
+    fn push(&mut self, h: Hash) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(h),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK);
+                c.push(h);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
 }
 
 impl Default for NodeCache {
     fn default() -> Self {
-        Self { map: quick_cache::sync::Cache::new(Self::MAX), resident: RwLock::default() }
+        Self {
+            map: quick_cache::sync::Cache::new(Self::MAX),
+            resident: RwLock::default(),
+            budget: Self::RESIDENT_BYTES.into(),
+        }
     }
 }
 
@@ -42,26 +83,32 @@ impl NodeCache {
     /// About 40 MiB.
     pub const MAX: usize = 1 << 19;
 
-    /// Memory for the resident levels: 512 MiB, levels 1 and up of a tree of 16 million leaves.
-    pub const RESIDENT_BYTES: u64 = 512 << 20;
+    /// Memory for the resident levels by default: 1 GiB, every level of a tree of 16 million
+    /// leaves.
+    pub const RESIDENT_BYTES: u64 = 1 << 30;
 
-    /// The lowest level kept resident in a tree of `size` leaves: the lowest (but never the
-    /// leaves' own, level 0) whose levels up to the top fit in [`Self::RESIDENT_BYTES`].
-    fn resident_from(size: u64) -> u32 {
+    /// The memory the resident levels may take (from the next extension on; 0: none).
+    pub fn set_budget(&self, bytes: u64) {
+        self.budget.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The lowest level kept resident in a tree of `size` leaves: the lowest whose levels up to
+    /// the top fit in `budget` bytes (64: none).
+    fn resident_from(size: u64, budget: u64) -> u32 {
         let bytes_from = |from: u32| (from..64).fold(0u64, |b, l| b.saturating_add((size >> l).saturating_mul(32)));
-        (1..64).find(|&l| bytes_from(l) <= Self::RESIDENT_BYTES).unwrap_or(64)
+        (0..64).find(|&l| bytes_from(l) <= budget && size >> l > 0).unwrap_or(64)
     }
 
     /// Nodes held in the resident levels.
     pub fn resident_nodes(&self) -> u64 {
         let r = self.resident.read().unwrap_or_else(|p| p.into_inner());
-        r.levels.iter().map(|v| v.len() as u64).sum()
+        r.levels.iter().map(|v| v.len).sum()
     }
 
     fn resident(&self, level: u32, index: u64) -> Option<Hash> {
         let r = self.resident.read().ok()?;
         let at = level.checked_sub(r.from)?;
-        r.levels.get(at as usize)?.get(usize::try_from(index).ok()?).copied()
+        r.levels.get(at as usize)?.get(index)
     }
 
     /// Brings the resident levels up to what the store holds for a tree of `size` leaves, reading
@@ -70,7 +117,7 @@ impl NodeCache {
     /// read meanwhile. When the tree outgrows the memory, the lowest level is dropped. `stop`
     /// is asked between scans. The number of nodes added.
     pub fn extend_resident(&self, store: &dyn Store, size: u64, stop: impl Fn() -> bool) -> Result<u64, StoreError> {
-        let from = Self::resident_from(size);
+        let from = Self::resident_from(size, self.budget.load(std::sync::atomic::Ordering::Relaxed));
         {
             let mut r = self.resident.write().unwrap_or_else(|p| p.into_inner());
             if r.from != from {
@@ -93,7 +140,7 @@ impl NodeCache {
                 }
                 let have = {
                     let r = self.resident.read().unwrap_or_else(|p| p.into_inner());
-                    r.levels.get(slot).map_or(0, |v| v.len() as u64)
+                    r.levels.get(slot).map_or(0, |v| v.len)
                 };
                 let want = size >> level;
                 if have >= want {
@@ -103,16 +150,14 @@ impl NodeCache {
                     store.scan_from(Cf::Tree, &tree_key(level, have), RESIDENT_SCAN.min((want - have) as usize))?;
                 let mut fresh = Vec::with_capacity(rows.len());
                 for (key, value) in &rows {
-                    let (Some(&l), Ok(index), Ok(hash)) = (
-                        key.first(),
-                        key.get(1..9).unwrap_or_default().try_into().map(u64::from_be_bytes),
-                        <Hash>::try_from(value.as_slice()),
-                    ) else {
+                    let expected = tree_key(level, have + fresh.len() as u64);
+                    if key.as_slice() != expected {
+                        break; // the next level's first node (or a gap, which a later pass retries)
+                    }
+                    let Ok(hash) = <Hash>::try_from(value.as_slice()) else {
+                        tracing::warn!(level, index = have + fresh.len() as u64, "a stored tree node is not 32 bytes");
                         break;
                     };
-                    if u32::from(l) != level || index != have + fresh.len() as u64 {
-                        break;
-                    }
                     fresh.push(hash);
                 }
                 if fresh.is_empty() {
@@ -121,13 +166,10 @@ impl NodeCache {
                 let n = fresh.len();
                 let mut r = self.resident.write().unwrap_or_else(|p| p.into_inner());
                 while r.levels.len() <= slot {
-                    r.levels.push(Vec::new());
+                    r.levels.push(Level::default());
                 }
                 let v = &mut r.levels[slot];
-                if v.is_empty() {
-                    v.reserve_exact(want as usize + (want as usize >> 3));
-                }
-                v.extend(fresh);
+                fresh.into_iter().for_each(|h| v.push(h));
                 added += n as u64;
                 if n < RESIDENT_SCAN {
                     break;
@@ -207,11 +249,7 @@ mod tests {
                 for index in [0, 1, (size >> level) / 2, (size >> level).saturating_sub(1), size >> level] {
                     let stored = StoredNodes(&store).node(level, index);
                     let resident = cache.resident(level, index);
-                    if level == 0 {
-                        assert_eq!(resident, None, "the leaves' level is not resident");
-                    } else {
-                        assert_eq!(resident, stored, "level {level} index {index} at size {size}");
-                    }
+                    assert_eq!(resident, stored, "level {level} index {index} at size {size}");
                 }
             }
             let nodes = CachedNodes::new(&cache, &store);
@@ -222,19 +260,33 @@ mod tests {
                 );
             }
         }
+        // Less memory: the lowest levels go, and proofs read them from the store again.
+        let size = tree.size();
+        cache.set_budget(size / 4 * 32 * 2);
+        cache.extend_resident(&store, size, || false).unwrap();
+        assert_eq!((cache.resident(0, 5), cache.resident(1, 5)), (None, None));
+        assert_eq!(cache.resident(2, 5), StoredNodes(&store).node(2, 5));
+        let nodes = CachedNodes::new(&cache, &store);
+        assert_eq!(
+            inclusion_proof(&nodes, 77, size).unwrap(),
+            inclusion_proof(&StoredNodes(&store), 77, size).unwrap()
+        );
         // Stopped at once: nothing read.
         let fresh = NodeCache::default();
-        assert_eq!(fresh.extend_resident(&store, tree.size(), || true).unwrap(), 0);
+        assert_eq!(fresh.extend_resident(&store, size, || true).unwrap(), 0);
     }
 
     #[test]
     fn resident_levels_fit_the_memory() {
-        assert_eq!(NodeCache::resident_from(1), 1);
-        assert_eq!(NodeCache::resident_from(10_000_000), 1);
-        // 40 M leaves: levels 1 and up would take 1.28 GB, 2 and up 640 MB, 3 and up 320 MB.
-        assert_eq!(NodeCache::resident_from(40_000_000), 3);
+        let budget = NodeCache::RESIDENT_BYTES;
+        assert_eq!(NodeCache::resident_from(1, budget), 0);
+        assert_eq!(NodeCache::resident_from(10_000_000, budget), 0);
+        // 40 M leaves: every level would take 2.56 GB, levels 1 and up 1.28 GB, 2 and up 640 MB.
+        // (Memory is in whole chunks of 65,536 hashes, 2 MiB, per level: at most 2 MiB over.)
+        assert_eq!(NodeCache::resident_from(40_000_000, budget), 2);
+        assert_eq!(NodeCache::resident_from(40_000_000, 0), 64);
         for size in [1u64 << 20, 1 << 30, u64::MAX >> 1] {
-            let from = NodeCache::resident_from(size);
+            let from = NodeCache::resident_from(size, budget);
             let bytes = (from..64).fold(0u64, |b, l| b.saturating_add((size >> l).saturating_mul(32)));
             assert!(bytes <= NodeCache::RESIDENT_BYTES, "{size}: from {from}");
         }

@@ -123,6 +123,31 @@ impl std::fmt::Display for Unable {
     }
 }
 
+/// The thread that keeps the cache's resident levels up with the store. Stopped and joined by
+/// `Sequencer::close`, or when the last handle to the sequencer is dropped (a start that failed
+/// halfway): it never keeps the store open behind its owner's back.
+struct Loader {
+    stop: Arc<AtomicBool>,
+    handle: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Loader {
+    fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let handle = self.handle.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// The latest committed, signed head.
 #[derive(Debug, Clone)]
 pub struct Head {
@@ -289,7 +314,7 @@ pub struct Sequencer {
     stop: Arc<AtomicBool>,
     worker: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     /// Keeps the cache's resident tree levels up with the store (`NodeCache::extend_resident`).
-    loader: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    loader: Arc<Loader>,
     stats: Arc<Stats>,
     /// From start-up's tail check: the newest leaf about each licence in the checked tail.
     tail_licences: Arc<Mutex<HashMap<String, u64>>>,
@@ -352,8 +377,9 @@ impl Sequencer {
             .name("sequencer".into())
             .spawn(move || worker.run(rx))
             .map_err(|e| SequencerError::Write(e.to_string()))?;
+        let loader_stop = Arc::new(AtomicBool::new(false));
         let loader = {
-            let (cache, store, head, stop) = (cache.clone(), Arc::downgrade(&store), head.clone(), stop.clone());
+            let (cache, store, head, stop) = (cache.clone(), Arc::downgrade(&store), head.clone(), loader_stop.clone());
             std::thread::Builder::new()
                 .name("tree-resident".into())
                 .spawn(move || {
@@ -377,7 +403,7 @@ impl Sequencer {
             store,
             stop,
             worker: Arc::new(Mutex::new(Some(handle))),
-            loader: Arc::new(Mutex::new(Some(loader))),
+            loader: Arc::new(Loader { stop: loader_stop, handle: Mutex::new(Some(loader)) }),
             stats,
             tail_licences: Arc::new(Mutex::new(tail_licences)),
         })
@@ -400,11 +426,12 @@ impl Sequencer {
         if let Some(h) = handle {
             let _ = h.join();
         }
-        let loader = self.loader.lock().ok().and_then(|mut h| h.take());
-        if let Some(h) = loader {
-            h.thread().unpark();
-            let _ = h.join();
-        }
+        self.loader.stop();
+    }
+
+    /// The memory whole tree levels may take (`serve --tree-memory`; `NodeCache::set_budget`).
+    pub fn set_tree_memory(&self, bytes: u64) {
+        self.cache.set_budget(bytes);
     }
 
     /// Tree nodes held in memory as whole levels (`NodeCache::extend_resident`).

@@ -18,14 +18,12 @@ pub struct RocksStore {
     reserve: AtomicU64,
 }
 
+/// Every RocksDB error, "No space left on device" included, is a backend error: a write that
+/// RocksDB itself failed may have landed in part of its files, so only the refusal made before
+/// writing ([`Store::write`]'s reserve check) is [`StoreError::Full`], which promises that
+/// nothing was written.
 fn backend(e: rocksdb::Error) -> StoreError {
-    let e = e.into_string();
-    // RocksDB's IOError(NoSpace) reads "IO error: No space left on device: …".
-    if e.contains("No space left on device") || e.contains("NoSpace") {
-        StoreError::Full(e)
-    } else {
-        StoreError::Backend(e)
-    }
+    StoreError::Backend(e.into_string())
 }
 
 /// Bytes of data blocks kept in memory, for all column families together: the upper tree nodes,
@@ -291,9 +289,13 @@ impl Store for RocksStore {
         let reserve = self.reserve.load(Ordering::Relaxed);
         if reserve > 0 {
             let free = self.free_bytes()?;
-            if free < reserve {
+            // Near the edge, the output of the compactions RocksDB still has to run needs room
+            // as well (read only then: it asks every column family).
+            let pending = if free < reserve.saturating_mul(4) { self.compacting().unwrap_or(0) } else { 0 };
+            if free < reserve.saturating_add(pending) {
                 return Err(StoreError::Full(format!(
-                    "{free} bytes free on the data directory's filesystem, below the reserve of {reserve}"
+                    "{free} bytes free on the data directory's filesystem, below the reserve of {reserve} \
+                     and {pending} bytes of compaction still to run"
                 )));
             }
         }

@@ -477,7 +477,7 @@ impl Vault {
         let disclosures = super::disclosures_value(&sd.disclosures);
         let predecessor_changed = predecessor.is_some();
         let listed = licence.clone();
-        let (out, head) = self
+        let submitted = self
             .seq
             .submit(move |tx: &mut Tx<'_>| -> Result<Result<LicenceRecord, String>, VaultError> {
                 if let Some((row, sha)) = &idem {
@@ -576,7 +576,17 @@ impl Vault {
                 }
                 Ok(Ok(record))
             })
-            .await?;
+            .await;
+        // The status entry was taken before signing. It is given back when nothing of this
+        // licence can be in the store: the batch was refused before any write (storage full),
+        // the job refused, or an earlier licence answers the key. After any other failed write
+        // the batch may have landed, and the entry stays taken.
+        let unused =
+            matches!(&submitted, Err(crate::log::sequencer::SequencerError::Full(_)) | Ok((Err(_) | Ok(Err(_)), _)));
+        if unused {
+            self.release_status(slot);
+        }
+        let (out, head) = submitted?;
         if predecessor_changed {
             // The predecessor's entry now says superseded.
             self.status_cache.changed();

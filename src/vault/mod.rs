@@ -665,6 +665,10 @@ impl Vault {
         }
         use crate::log::sequencer::{SequencerError, Unable};
         const FULL: &str = "storage is full: writes are refused until space is freed";
+        // Known without a write: an idle node on a full disk is not ready either.
+        if self.store.free_space().is_some_and(|f| f.free < f.reserve) {
+            return Err(FULL);
+        }
         let why = match self.seq.unable_to_commit() {
             None => return Ok(()),
             Some(why @ (Unable::WriteFailing(_) | Unable::Full(_))) => why,

@@ -129,6 +129,17 @@ impl Allocator {
         }
     }
 
+    /// Gives back an index whose licence was never written (its batch was refused before any
+    /// write), so that refused requests do not use up the list. An index of a list no longer
+    /// open stays taken: harmless, and free again after a restart.
+    pub fn release(&mut self, list: u32, i: u32) {
+        let (w, b) = ((i / 64) as usize, i % 64);
+        if list == self.list && self.used.get(w).is_some_and(|u| u & (1 << b) != 0) {
+            self.used[w] &= !(1 << b);
+            self.count -= 1;
+        }
+    }
+
     /// The number of the open list (lists 0..=open exist).
     pub fn open_list(&self) -> u32 {
         self.list
@@ -176,6 +187,11 @@ impl Vault {
     pub(super) fn allocate_status(&self) -> Result<((u32, u32), crate::domain::StatusRef), VaultError> {
         let (list, index) = self.status_alloc.lock().unwrap_or_else(|p| p.into_inner()).allocate()?;
         Ok(((list, index), crate::domain::StatusRef { uri: self.status_list_uri(list), index }))
+    }
+
+    /// See [`Allocator::release`].
+    pub(super) fn release_status(&self, (list, index): (u32, u32)) {
+        self.status_alloc.lock().unwrap_or_else(|p| p.into_inner()).release(list, index);
     }
 
     /// Lists that exist: 0 up to the open one.
@@ -242,6 +258,22 @@ pub fn make_list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An entry given back is free again (and counted so); one of a list no longer open, or
+    /// not taken, changes nothing.
+    #[test]
+    fn a_released_entry_is_free_again() {
+        let store = crate::store::MemoryStore::new();
+        let mut a = Allocator::load(&store).unwrap();
+        let (list, i) = a.allocate().unwrap();
+        assert_eq!((a.count, a.used[(i / 64) as usize] & (1 << (i % 64)) != 0), (1, true));
+        a.release(list + 1, i);
+        assert_eq!(a.count, 1);
+        a.release(list, i);
+        assert_eq!((a.count, a.used[(i / 64) as usize] & (1 << (i % 64)) != 0), (0, false));
+        a.release(list, i);
+        assert_eq!(a.count, 0, "released twice");
+    }
 
     #[test]
     fn a_suspension_with_an_end_is_listed_valid_from_its_end() {

@@ -93,7 +93,20 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn stop(mut child: Child) {
+/// The server, killed if the test ends early (before the tmpfs is unmounted under it).
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn stop(running: &mut Running) {
+    let mut child = running.0.take().unwrap();
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = child.wait().unwrap();
@@ -108,6 +121,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing() {
     let keys = keys_copy();
     let bin = env!("CARGO_BIN_EXE_licvault");
     let (child, base) = crate::support_server::spawn_server(bin, &data, keys.path(), &["--min-free-space", "16M"]);
+    let mut running = Running(Some(child));
     let http = reqwest::Client::new();
 
     let outcomes: Arc<Mutex<Outcomes>> = Arc::default();
@@ -182,6 +196,11 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing() {
     assert_eq!(res.status(), 503);
     let v: Value = res.json().await.unwrap();
     assert!(v["code"] == "storage_full" && v.get("licences").is_none(), "{v}");
+    // A batch import is refused whole: its items' keys make sending it again safe.
+    let batch = serde_json::json!({"items": [{"key": "batch-while-full", "licence": body("batch-while-full")}]});
+    let res = http.post(format!("{base}/v1/licences/batch")).bearer_auth(ISSUER).json(&batch).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "storage_full");
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     assert!(ready.text().await.unwrap().contains("storage is full"));
@@ -211,7 +230,11 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing() {
         assert_eq!((again, v2["licence"]["id"].as_str()), (200, Some(id.as_str())));
         assert!(ids.insert(id), "two keys share one licence");
     }
-    stop(child);
+    let res = http.post(format!("{base}/v1/licences/batch")).bearer_auth(ISSUER).json(&batch).send().await.unwrap();
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["results"][0]["outcome"], "issued", "the batch refused while full, sent again: {v}");
+    assert!(ids.insert(v["results"][0]["id"].as_str().unwrap().to_string()));
+    stop(&mut running);
 
     // After a clean stop the whole log replays, and after a restart every licence is there.
     let out = Command::new(bin)
@@ -221,6 +244,7 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("log ok:"), "{text}");
     let (child, base) = crate::support_server::spawn_server(bin, &data, keys.path(), &["--min-free-space", "16M"]);
+    running.0 = Some(child);
     for (key, id) in &acked {
         let (status, _, v) = issue(&http, &base, key, &body(key)).await;
         assert_eq!((status, v["licence"]["id"].as_str()), (200, Some(id.as_str())), "{key}: an acknowledged licence");
@@ -244,5 +268,5 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_loses_nothing() {
         }
     }
     assert_eq!(listed, ids.len(), "the department holds exactly the licences it was told of");
-    stop(child);
+    stop(&mut running);
 }
