@@ -353,21 +353,19 @@ async fn documents(http: &reqwest::Client, base: &str, ids: &[String]) -> Vec<St
     docs
 }
 
+/// A gauge's value from the metrics (`None` when the server does not report it).
+async fn gauge(http: &reqwest::Client, base: &str, name: &str) -> Option<u64> {
+    let text = http.get(format!("{base}/metrics")).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// `licvault_store_compaction_pending_bytes` from the metrics.
 async fn compaction_pending(http: &reqwest::Client, base: &str) -> u64 {
-    let text = http.get(format!("{base}/metrics")).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("licvault_store_compaction_pending_bytes "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    gauge(http, base, "licvault_store_compaction_pending_bytes").await.unwrap_or(0)
 }
 
 async fn resident_nodes(http: &reqwest::Client, base: &str) -> u64 {
-    let text = http.get(format!("{base}/metrics")).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("licvault_tree_resident_nodes "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap()
+    gauge(http, base, "licvault_tree_resident_nodes").await.unwrap()
 }
 
 /// `licvault_store_bytes` from the metrics: bytes per column family and in the write-ahead log.

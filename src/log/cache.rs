@@ -106,7 +106,7 @@ impl NodeCache {
     }
 
     fn resident(&self, level: u32, index: u64) -> Option<Hash> {
-        let r = self.resident.read().ok()?;
+        let r = self.resident.read().unwrap_or_else(|p| p.into_inner());
         let at = level.checked_sub(r.from)?;
         r.levels.get(at as usize)?.get(index)
     }

@@ -674,13 +674,16 @@ impl Worker {
             }
             Err(e) => {
                 let err = SequencerError::from(e);
-                if matches!(err, SequencerError::Full(_)) {
-                    tracing::warn!(error = %err, "batch refused; reloading the log tail");
-                } else {
-                    tracing::error!(error = %err, "batch write failed; reloading the log tail");
-                }
                 self.stats.failed_writes.fetch_add(1, Ordering::Relaxed);
                 self.stats.set_write_error(Some(err.clone()));
+                if matches!(err, SequencerError::Full(_)) {
+                    // Refused before anything was written: the tail and head stand as they are
+                    // (no store read per refused batch while the disk stays full).
+                    tracing::warn!(error = %err, "batch refused");
+                    replies.into_iter().for_each(|r| r(Err(&err)));
+                    return;
+                }
+                tracing::error!(error = %err, "batch write failed; reloading the log tail");
                 self.tail = Tail::load(self.store.as_ref()).ok();
                 self.stats.halted.store(self.tail.is_none(), Ordering::SeqCst);
                 if let Some(t) = &self.tail {

@@ -49,8 +49,8 @@ impl Drop for Mount {
 }
 
 fn free_bytes(dir: &Path) -> u64 {
-    let out = Command::new("df").args(["--output=avail", "-B1"]).arg(dir).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().trim().parse().unwrap()
+    let st = rustix::fs::statvfs(dir).unwrap();
+    st.f_bavail * st.f_frsize
 }
 
 #[derive(Default)]
