@@ -67,8 +67,9 @@ bench-audit: deps keys-perms
 
 # One node at city scale (issue 11): a store built through the batch endpoint to BENCH_SCALE
 # licences (default 10,000,000; about an hour on two cores), measured at 10,000, 1,000,000 and
-# the full size; writes benches/results/scale.csv and scale.svg.
+# the full size; writes benches/results/scale.csv and the plot scale.png (labels in DejaVu Sans).
 bench-scale: deps keys-perms
+	@scripts/deps.sh --plot
 	cargo bench --bench scale
 
 clean-data:

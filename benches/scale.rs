@@ -11,8 +11,10 @@
 //! - restart to healthy (`/readyz`) after the clean stop, and after `kill -9` under load.
 //!
 //! Each figure is printed with its ratio to the 10,000 figure of the same run; the table goes to
-//! `benches/results/scale.csv` and a plot of the ratios to `benches/results/scale.svg`.
-//! BENCH_SECS (default 5) is how long each load runs.
+//! `benches/results/scale.csv` and a plot of the ratios to `benches/results/scale.png`.
+//! BENCH_SECS (default 5) is how long each load runs; BENCH_SCALE_PLOT=1 only draws the plot
+//! again from the CSV. BENCH_SCALE_DATA names a directory to build
+//! the store in and keep afterwards (for profiling a stage by hand), instead of a temporary one.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -160,11 +162,23 @@ fn file_kinds(dir: &Path) -> Vec<(&'static str, u64)> {
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("BENCH_SCALE_PLOT").is_some() {
+        let dir = root.join("benches/results");
+        let csv = std::fs::read_to_string(dir.join("scale.csv")).unwrap();
+        plot(&dir.join("scale.png"), &read_csv(&csv)).unwrap();
+        println!("  drew {} from scale.csv", dir.join("scale.png").display());
+        return;
+    }
     let max: u64 = common::env("BENCH_SCALE", 10_000_000);
     let mut stages: Vec<u64> = [10_000, 1_000_000, max].into_iter().filter(|n| *n <= max).collect();
     stages.dedup();
-    let work = tempfile::tempdir().unwrap();
-    let (data, keys) = (work.path().join("data"), work.path().join("keys"));
+    let temp = tempfile::tempdir().unwrap();
+    let work = match std::env::var_os("BENCH_SCALE_DATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => temp.path().to_path_buf(),
+    };
+    assert!(!work.join("data").exists(), "{} holds a store already", work.display());
+    let (data, keys) = (work.join("data"), work.join("keys"));
     std::fs::create_dir_all(&keys).unwrap();
     copy_keys(&root.join("keys"), &keys);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -417,7 +431,7 @@ fn print_stage(s: &Stage, first: Option<&Stage>) {
     println!("    bytes per licence on disk after the clean stop, by file: {}", files.join(", "));
 }
 
-/// The CSV of every stage, and an SVG plot of the ratios to the first stage.
+/// The CSV of every stage, and a PNG plot of the ratios to the first stage.
 fn write_results(root: &Path, stages: &[Stage]) {
     let dir = root.join("benches/results");
     std::fs::create_dir_all(&dir).unwrap();
@@ -439,69 +453,99 @@ fn write_results(root: &Path, stages: &[Stage]) {
         );
     }
     std::fs::write(dir.join("scale.csv"), csv).unwrap();
-    std::fs::write(dir.join("scale.svg"), plot(stages)).unwrap();
-    println!("  wrote {} and scale.svg", dir.join("scale.csv").display());
+    plot(&dir.join("scale.png"), stages).unwrap();
+    println!("  wrote {} and scale.png", dir.join("scale.csv").display());
 }
 
-/// A line plot of each rate's ratio to the first stage against the number of licences (log
-/// scale), with the ±20 % band of the target. Written by hand: it is four lines and a band, and
-/// a plotting crate would need a font rasteriser for its labels.
-fn plot(stages: &[Stage]) -> String {
-    let (w, h, left, right, top, bottom) = (640.0, 360.0, 60.0, 150.0, 30.0, 40.0);
-    let xs: Vec<f64> = stages.iter().map(|s| (s.licences as f64).log10()).collect();
-    let x0 = xs.first().copied().unwrap_or(4.0);
-    let x1 = xs.last().copied().unwrap_or(7.0).max(x0 + 1.0);
-    let x = |v: f64| left + (v - x0) / (x1 - x0) * (w - left - right);
-    let y = |r: f64| top + (1.6 - r.clamp(0.0, 1.6)) / 1.6 * (h - top - bottom);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n\
-         <text x=\"{left}\" y=\"18\" font-size=\"14\">licvault at city scale: rate at N licences / rate at {}</text>\n\
-         <rect x=\"{left}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#e6f4e6\"/>\n",
-        stages.first().map_or(0, |s| s.licences),
-        y(1.2),
-        w - left - right,
-        y(0.8) - y(1.2)
-    );
-    for r in [0.0, 0.4, 0.8, 1.0, 1.2, 1.6] {
-        svg += &format!(
-            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#ccc\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{r:.1}</text>\n",
-            w - right,
-            y(r),
-            y(r),
-            left - 6.0,
-            y(r) + 4.0
-        );
-    }
-    for (s, v) in stages.iter().zip(&xs) {
-        svg += &format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
-            x(*v),
-            h - bottom + 18.0,
-            human(s.licences)
-        );
-    }
-    type Series = (&'static str, &'static str, fn(&Stage) -> f64);
+/// The stages of a CSV that [`write_results`] wrote (the figures the plot shows).
+fn read_csv(csv: &str) -> Vec<Stage> {
+    csv.lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+            Stage {
+                licences: f[0] as u64,
+                issuance: f[1],
+                verify: f[2],
+                lookup: f[3],
+                proof: f[4],
+                rss_mib: f[5],
+                bytes_per_licence: f[6],
+                restart_clean: f[7],
+                restart_kill: f[8],
+                ..Stage::default()
+            }
+        })
+        .collect()
+}
+
+/// The font of the plot's labels (Debian's fonts-dejavu-core; `make bench-scale` installs it).
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+/// A line plot (plotters, drawn into a PNG) of each rate's ratio to the first stage against the
+/// number of licences on a log scale, over the band of the ±20 % target; `make bench-scale` draws
+/// it again from the CSV with `BENCH_SCALE_PLOT=1` (no measuring).
+fn plot(path: &Path, stages: &[Stage]) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let font = std::fs::read(FONT).map_err(|e| format!("{FONT}: {e}"))?;
+    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into_boxed_slice()))
+        .map_err(|_| format!("{FONT} is not a font"))?;
+    let (Some(first), Some(last)) = (stages.first(), stages.last()) else { return Ok(()) };
+    // x is log10 of the number of licences, labelled at the powers of ten.
+    let lg = |n: u64| (n.max(1) as f64).log10();
+    let (x0, x1) = (lg(first.licences).floor(), (lg(last.licences) + 0.2).max(lg(first.licences).floor() + 1.0));
+    let root = BitMapBackend::new(path, (800, 450)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("licvault at city scale: rate at N licences / rate at {}", human(first.licences)),
+            ("sans-serif", 20),
+        )
+        .margin(14)
+        .margin_right(34)
+        .x_label_area_size(44)
+        .y_label_area_size(52)
+        .build_cartesian_2d(x0..x1, 0.0..1.6)?;
+    chart
+        .configure_mesh()
+        .x_desc("licences in the store")
+        .y_desc("ratio to the first stage")
+        .x_labels(x1 as usize - x0 as usize + 1)
+        .x_label_formatter(&|v| human(10f64.powf(*v).round() as u64))
+        .y_labels(9)
+        .light_line_style(TRANSPARENT)
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    let band = RGBColor(0xe6, 0xf4, 0xe6);
+    chart
+        .draw_series(std::iter::once(Rectangle::new([(x0, 0.8), (x1, 1.2)], band.filled())))?
+        .label("target: within 20 %")
+        .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], band.filled()));
+    type Series = (&'static str, RGBColor, fn(&Stage) -> f64);
     let series: [Series; 4] = [
-        ("verify", "#1f77b4", |s| s.verify),
-        ("lookup", "#ff7f0e", |s| s.lookup),
-        ("inclusion proof", "#2ca02c", |s| s.proof),
-        ("durable issuance", "#d62728", |s| s.issuance),
+        ("verify", RGBColor(0x1f, 0x77, 0xb4), |s| s.verify),
+        ("one-number lookup", RGBColor(0xff, 0x7f, 0x0e), |s| s.lookup),
+        ("inclusion proof", RGBColor(0x2c, 0xa0, 0x2c), |s| s.proof),
+        ("durable issuance", RGBColor(0xd6, 0x27, 0x28), |s| s.issuance),
     ];
-    for (k, (name, colour, f)) in series.iter().enumerate() {
-        let base = stages.first().map_or(1.0, f).max(f64::MIN_POSITIVE);
-        let points: Vec<String> =
-            stages.iter().zip(&xs).map(|(s, v)| format!("{:.1},{:.1}", x(*v), y(f(s) / base))).collect();
-        svg += &format!(
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\n\
-             <text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\">{name}</text>\n",
-            points.join(" "),
-            w - right + 10.0,
-            top + 20.0 + 18.0 * k as f64
-        );
+    for (name, colour, f) in series {
+        let base = f(first).max(f64::MIN_POSITIVE);
+        let points: Vec<(f64, f64)> = stages.iter().map(|s| (lg(s.licences), (f(s) / base).min(1.6))).collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, colour.filled())))?;
     }
-    svg += "</svg>\n";
-    svg
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerLeft)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 fn human(n: u64) -> String {

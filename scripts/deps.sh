@@ -9,7 +9,8 @@
 #     chromium-driver (the page test in a real browser) and zbar-tools (zbarimg, a second QR
 #     decoder independent of the encoder); and Go with golang.org/x/mod (Debian's golang-go and
 #     golang-golang-x-mod-dev: sumdb/note and sumdb/tlog read our checkpoints, tiles and proofs
-#     in tests/go/tlogcheck.go).
+#     in tests/go/tlogcheck.go);
+#   - with --plot: fonts-dejavu-core, the font of `make bench-scale`'s plot.
 set -euo pipefail
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 missing=()
@@ -21,6 +22,9 @@ if [ "${1:-}" = "--python" ]; then
   for p in chromium chromium-driver golang-go golang-golang-x-mod-dev; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
+fi
+if [ "${1:-}" = "--plot" ]; then
+  dpkg -s fonts-dejavu-core >/dev/null 2>&1 || missing+=(fonts-dejavu-core)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
