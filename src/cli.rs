@@ -1512,12 +1512,9 @@ async fn trust_pull(url: &str, dir: &Path, pin: Option<&str>) -> Result<()> {
     std::fs::create_dir_all(tmp.join("status-lists"))?;
     std::fs::write(tmp.join("trust.json"), &raw)?;
     std::fs::write(tmp.join("checkpoint"), &checkpoint)?;
-    std::fs::write(tmp.join("root.crt.pem"), crate::http::trust::pem("CERTIFICATE", &root))?;
+    std::fs::write(tmp.join("root.crt.pem"), crate::crypto::pem("CERTIFICATE", &root))?;
     for (i, d) in depts.iter().enumerate() {
-        std::fs::write(
-            tmp.join("departments").join(format!("{i:04}.crt.pem")),
-            crate::http::trust::pem("CERTIFICATE", d),
-        )?;
+        std::fs::write(tmp.join("departments").join(format!("{i:04}.crt.pem")), crate::crypto::pem("CERTIFICATE", d))?;
     }
     for (n, bytes) in lists.iter().enumerate() {
         std::fs::write(tmp.join("status-lists").join(format!("{n}.cwt")), bytes)?;

@@ -250,6 +250,142 @@ pub fn new_seal(
     write_seal(dir, &issuer, d, stem, not_before, not_before + Duration::days(days), force)
 }
 
+/// A serial number for a new certificate: 16 random bytes, positive and of full length. (rcgen's
+/// default is derived from the subject key, so two certificates for one key, a city root's own and
+/// its cross-certificate, would share it, and revoking one would revoke both.)
+fn random_serial() -> Result<rcgen::SerialNumber, CryptoError> {
+    let mut b = random32()?;
+    b[0] = (b[0] & 0x3f) | 0x40;
+    Ok(rcgen::SerialNumber::from_slice(&b[..16]))
+}
+
+/// A certification authority of the federation (crypto::federation): the national root or a
+/// province's CA, with its key and the parameters its certificate was made from (what it signs
+/// names it byte for byte).
+pub struct FederationCa {
+    key: RcgenKey,
+    params: CertificateParams,
+    pub cert_der: Vec<u8>,
+    pub cert_pem: String,
+}
+
+impl FederationCa {
+    /// The national root: self-signed, a CA for two levels below it (provinces, then cities).
+    pub fn national(name: &str, not_before: OffsetDateTime, not_after: OffsetDateTime) -> Result<Self, CryptoError> {
+        let key = RcgenKey::generate()?;
+        let params = federation_ca_params(name, 2, not_before, not_after)?;
+        let cert = params.self_signed(&key).map_err(cert_err)?;
+        Ok(Self { cert_der: cert.der().to_vec(), cert_pem: cert.pem(), key, params })
+    }
+
+    /// A province's CA certified by `nation`: a CA for one level below it (city platforms).
+    pub fn provincial(
+        nation: &FederationCa,
+        name: &str,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<Self, CryptoError> {
+        let key = RcgenKey::generate()?;
+        let params = federation_ca_params(name, 1, not_before, not_after)?;
+        let cert = params.signed_by(&key, &Issuer::from_params(&nation.params, &nation.key)).map_err(cert_err)?;
+        Ok(Self { cert_der: cert.der().to_vec(), cert_pem: cert.pem(), key, params })
+    }
+}
+
+fn federation_ca_params(
+    name: &str,
+    path_len: u8,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<CertificateParams, CryptoError> {
+    let mut p = root_params(name, not_before, not_after);
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    p.serial_number = Some(random_serial()?);
+    Ok(p)
+}
+
+/// A subject key without its private half: the city root's, in its cross-certificate.
+struct PublicOnly([u8; 32]);
+
+impl PublicKeyData for PublicOnly {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        &PKCS_ED25519
+    }
+}
+
+/// The cross-certificate (DER) by which `province` certifies the city platform root
+/// `city_root_der` (as `keys init` made it): the city root's own name and key, a CA for no level
+/// below it, so every seal certificate the city root signed chains on unchanged.
+pub fn cross_certify(
+    province: &FederationCa,
+    city_root_der: &[u8],
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<Vec<u8>, CryptoError> {
+    let bad = |why: String| CryptoError::CertGen(format!("city root: {why}"));
+    let (_, city) = x509_parser::parse_x509_certificate(city_root_der).map_err(|e| bad(e.to_string()))?;
+    let platform = city
+        .subject()
+        .iter_organization()
+        .next()
+        .and_then(|o| o.as_str().ok())
+        .ok_or_else(|| bad("names no organisation".into()))?
+        .to_string();
+    let public: [u8; 32] =
+        city.public_key().subject_public_key.data.as_ref().try_into().map_err(|_| bad("key is not Ed25519".into()))?;
+    let mut params = root_params(&platform, not_before, not_after);
+    params.serial_number = Some(random_serial()?);
+    let cert = params
+        .signed_by(&PublicOnly(public), &Issuer::from_params(&province.params, &province.key))
+        .map_err(cert_err)?;
+    let (_, made) = x509_parser::parse_x509_certificate(cert.der()).map_err(|e| bad(e.to_string()))?;
+    if made.subject().as_raw() != city.subject().as_raw() {
+        return Err(bad(
+            "its name is not the one `licvault keys init` writes, so a cross-certificate would not match it".into(),
+        ));
+    }
+    Ok(cert.der().to_vec())
+}
+
+/// A certificate to revoke: its serial number (big-endian), when, and why (RFC 5280 §5.3.1).
+#[derive(Debug, Clone)]
+pub struct Revocation {
+    pub serial: Vec<u8>,
+    pub at: OffsetDateTime,
+    pub reason: Option<rcgen::RevocationReason>,
+}
+
+/// A CRL (DER) of `ca`, numbered `number`, listing `revoked`.
+pub fn revocation_list(
+    ca: &FederationCa,
+    number: u64,
+    this_update: OffsetDateTime,
+    next_update: OffsetDateTime,
+    revoked: &[Revocation],
+) -> Result<Vec<u8>, CryptoError> {
+    let params = rcgen::CertificateRevocationListParams {
+        this_update,
+        next_update,
+        crl_number: rcgen::SerialNumber::from(number),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|r| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from_slice(&r.serial),
+                revocation_time: r.at,
+                reason_code: r.reason,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(&Issuer::from_params(&ca.params, &ca.key)).map_err(cert_err)?;
+    Ok(crl.der().to_vec())
+}
+
 /// A witness's cosigning key: `DIR/witness.key.pem` (0600) and `DIR/witness.vkey` (its
 /// `cosignature/v1` verifier key, which logs are configured with). Returns the verifier key.
 pub fn witness(dir: &Path, name: &str, force: bool) -> Result<String, CryptoError> {

@@ -4,6 +4,7 @@
 
 pub mod cose;
 pub mod devkeys;
+pub mod federation;
 pub mod keygen;
 pub mod signer;
 pub mod trust;
@@ -72,6 +73,15 @@ impl std::fmt::Debug for Committer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Committer(..)")
     }
+}
+
+/// `der` as a PEM block labelled `label` (`CERTIFICATE`, `X509 CRL`; RFC 7468 §2: base64 in
+/// lines of 64, LF line ends).
+pub fn pem(label: &str, der: &[u8]) -> String {
+    use base64::{engine::general_purpose::STANDARD as B64, Engine};
+    let b64 = B64.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use x509_parser::oid_registry::{Oid, OID_SIG_ED25519};
 use x509_parser::prelude::*;
 
+use super::federation::Federation;
 use super::kid_of;
 use crate::domain::Uscc;
 
@@ -43,7 +44,8 @@ impl DepartmentCert {
     }
 }
 
-/// The root and every department certificate it certifies, by kid.
+/// The root and every department certificate it certifies, by kid; with a federation, also the
+/// departments of other platforms and what vouches for their roots.
 #[derive(Debug, Clone)]
 pub struct TrustList {
     root_der: Vec<u8>,
@@ -51,6 +53,10 @@ pub struct TrustList {
     /// (notBefore, notAfter) of the root, unix seconds.
     root_validity: (i64, i64),
     by_kid: HashMap<[u8; 8], DepartmentCert>,
+    federation: Option<Federation>,
+    /// Seal certificates of other platforms' departments, by kid, with the name and key of the
+    /// platform root that signed each.
+    foreign: HashMap<[u8; 8], (DepartmentCert, Vec<u8>, VerifyingKey)>,
 }
 
 fn pem_to_der(pem_text: &[u8], name: &str) -> Result<Vec<u8>, TrustError> {
@@ -59,7 +65,7 @@ fn pem_to_der(pem_text: &[u8], name: &str) -> Result<Vec<u8>, TrustError> {
     Ok(pem.contents)
 }
 
-fn ed25519_key(cert: &X509Certificate<'_>, name: &str) -> Result<VerifyingKey, TrustError> {
+pub(super) fn ed25519_key(cert: &X509Certificate<'_>, name: &str) -> Result<VerifyingKey, TrustError> {
     let spki = cert.public_key();
     let err = |why: &str| TrustError::Cert { name: name.into(), why: why.into() };
     if spki.algorithm.algorithm != OID_SIG_ED25519 {
@@ -80,7 +86,7 @@ const UNDERSTOOD: [&[u64]; 4] = [
     &[2, 5, 29, 35], // authorityKeyIdentifier
 ];
 
-fn check_critical(cert: &X509Certificate<'_>, name: &str) -> Result<(), TrustError> {
+pub(super) fn check_critical(cert: &X509Certificate<'_>, name: &str) -> Result<(), TrustError> {
     for ext in cert.extensions() {
         let known = UNDERSTOOD.iter().any(|o| Oid::from(o).is_ok_and(|o| o == ext.oid));
         if ext.critical && !known {
@@ -132,17 +138,57 @@ impl TrustList {
         }
         let mut by_kid = HashMap::new();
         for der in departments {
-            let dept = Self::check_department(&root, &root_key, der)?;
+            let root_name = root.subject().as_raw();
+            let (dept, _, _) =
+                Self::check_seal(der, |issuer| if issuer == root_name { vec![root_key] } else { vec![] })?;
             by_kid.insert(dept.kid, dept);
         }
-        Ok(Self { root_der, root_key, root_validity, by_kid })
+        Ok(Self { root_der, root_key, root_validity, by_kid, federation: None, foreign: HashMap::new() })
     }
 
-    fn check_department(
-        root: &X509Certificate<'_>,
-        root_key: &VerifyingKey,
+    /// Adds a federation and the seal certificates (DER) of other platforms' departments. Each must
+    /// be signed by a platform root that a CA certificate of the federation names; whether that
+    /// root chains to the national anchor, unrevoked, is asked for each signature
+    /// ([`TrustList::vouches`]). A certificate that is also one of this platform's stays this
+    /// platform's.
+    pub fn with_federation(mut self, federation: Federation, peers: Vec<Vec<u8>>) -> Result<Self, TrustError> {
+        for der in peers {
+            let (dept, issuer, key) = Self::check_seal(der, |issuer| federation.ca_keys(issuer))?;
+            if !self.by_kid.contains_key(&dept.kid) {
+                self.foreign.insert(dept.kid, (dept, issuer, key));
+            }
+        }
+        self.federation = Some(federation);
+        Ok(self)
+    }
+
+    /// Whether `kid` is another platform's department (known through the federation).
+    pub fn is_foreign(&self, kid: &[u8; 8]) -> bool {
+        !self.by_kid.contains_key(kid) && self.foreign.contains_key(kid)
+    }
+
+    /// For another platform's department, whether the federation vouches for the root that signed
+    /// its certificate, for a signature made at `signed_at`, as of `now`: the root's path to the
+    /// national anchor, every CA on it valid then and revoked by none. This platform's own
+    /// departments are vouched for by its root (`root_valid_at`): `Ok`.
+    pub fn federation_vouches(&self, kid: &[u8; 8], signed_at: i64, now: i64) -> Result<(), String> {
+        if !self.is_foreign(kid) {
+            return Ok(());
+        }
+        match (self.foreign.get(kid), &self.federation) {
+            (Some((_, issuer, key)), Some(fed)) => {
+                fed.path_to_anchor(issuer, key, signed_at, now).map(|_| ()).map_err(|e| e.to_string())
+            }
+            _ => Err(format!("no department certificate with kid {}", hex::encode(kid))),
+        }
+    }
+
+    /// A seal certificate (DER) signed by one of the keys `issuer_keys` gives for its issuer's
+    /// name: the certificate, and the issuer's name and key.
+    fn check_seal<K: std::borrow::Borrow<VerifyingKey>>(
         der: Vec<u8>,
-    ) -> Result<DepartmentCert, TrustError> {
+        issuer_keys: impl Fn(&[u8]) -> Vec<K>,
+    ) -> Result<(DepartmentCert, Vec<u8>, VerifyingKey), TrustError> {
         let (_, cert) = X509Certificate::from_der(&der)
             .map_err(|e| TrustError::Cert { name: "department".into(), why: e.to_string() })?;
         let name = cert
@@ -153,10 +199,15 @@ impl TrustList {
             .unwrap_or("(no common name)")
             .to_string();
         let err = |why: String| TrustError::Cert { name: name.clone(), why };
-        if cert.issuer().as_raw() != root.subject().as_raw() {
+        let issuer = cert.issuer().as_raw().to_vec();
+        let keys = issuer_keys(&issuer);
+        if keys.is_empty() {
             return Err(err("is not issued by the platform root".into()));
         }
-        check_signed_by(&cert, root_key, &name)?;
+        let signer = match keys.iter().find(|k| check_signed_by(&cert, (*k).borrow(), &name).is_ok()) {
+            Some(k) => *k.borrow(),
+            None => return Err(err("signature by the platform root does not verify".into())),
+        };
         check_critical(&cert, &name)?;
         let key = ed25519_key(&cert, &name)?;
         let ku = cert.key_usage().map_err(|e| err(e.to_string()))?;
@@ -174,7 +225,7 @@ impl TrustList {
             .and_then(|a| a.as_str().ok())
             .ok_or_else(|| err("subject carries no organizationIdentifier (USCC)".into()))?;
         let uscc = Uscc::parse(uscc_text).map_err(|e| err(format!("subject USCC: {e}")))?;
-        Ok(DepartmentCert {
+        let dept = DepartmentCert {
             kid: kid_of(&der),
             uscc,
             name: name.clone(),
@@ -182,10 +233,14 @@ impl TrustList {
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
             der,
-        })
+        };
+        Ok((dept, issuer, signer))
     }
 
-    /// Loads `DIR/root.crt.pem` and every `DIR/departments/*.crt.pem`.
+    /// Loads `DIR/root.crt.pem` and every `DIR/departments/*.crt.pem`; with
+    /// `DIR/federation/anchor.crt.pem`, also the federation: the CA certificates
+    /// `federation/cas/*.crt.pem`, their CRLs `federation/crls/*.crl.pem` and other platforms'
+    /// seal certificates `federation/peers/*.crt.pem`.
     pub fn load(dir: &Path) -> Result<Self, TrustError> {
         let read = |p: &Path| {
             std::fs::read(p).map_err(|e| TrustError::File { path: p.display().to_string(), why: e.to_string() })
@@ -202,11 +257,33 @@ impl TrustList {
         for p in paths {
             depts.push(pem_to_der(&read(&p)?, &p.display().to_string())?);
         }
-        Self::from_der(root, depts)
+        let trust = Self::from_der(root, depts)?;
+        let fed_dir = dir.join("federation");
+        if !fed_dir.join("anchor.crt.pem").exists() {
+            return Ok(trust);
+        }
+        let anchor = pem_to_der(&read(&fed_dir.join("anchor.crt.pem"))?, "federation anchor")?;
+        let all = |sub: &str, ext: &str| -> Result<Vec<Vec<u8>>, TrustError> {
+            let d = fed_dir.join(sub);
+            let mut paths: Vec<_> = match std::fs::read_dir(&d) {
+                Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(TrustError::File { path: d.display().to_string(), why: e.to_string() }),
+            };
+            paths.retain(|p| p.to_string_lossy().ends_with(ext));
+            paths.sort();
+            paths.iter().map(|p| pem_to_der(&read(p)?, &p.display().to_string())).collect()
+        };
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let federation = Federation::from_der(&anchor, &all("cas", ".crt.pem")?, &all("crls", ".crl.pem")?, now)?;
+        trust.with_federation(federation, all("peers", ".crt.pem")?)
     }
 
+    /// The seal certificate of `kid`: this platform's, or another platform's of the federation
+    /// (ask [`TrustList::vouches`] whether it is vouched for).
     pub fn department(&self, kid: &[u8; 8]) -> Option<&DepartmentCert> {
-        self.by_kid.get(kid)
+        self.by_kid.get(kid).or_else(|| self.foreign.get(kid).map(|(d, _, _)| d))
     }
 
     /// The certificates of `uscc`, newest first.

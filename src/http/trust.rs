@@ -102,12 +102,6 @@ pub struct StatusLists {
     pub ttl: u64,
 }
 
-pub fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = B64.encode(der);
-    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
-}
-
 /// GET /v1/trust — the root, the department certificates, the log key, the platform keys and
 /// where the status lists are, with the digest to pin.
 async fn trust(State(s): State<AppState>) -> Response {
@@ -122,7 +116,7 @@ async fn trust(State(s): State<AppState>) -> Response {
     let answer = Trust {
         digest: hex::encode(digest),
         root: RootCert {
-            certificate: pem("CERTIFICATE", t.root_der()),
+            certificate: crate::crypto::pem("CERTIFICATE", t.root_der()),
             not_before: rfc3339_s(root_from),
             not_after: rfc3339_s(root_until),
         },
@@ -134,7 +128,7 @@ async fn trust(State(s): State<AppState>) -> Response {
                 name: d.name.clone(),
                 not_before: rfc3339_s(d.not_before),
                 not_after: rfc3339_s(d.not_after),
-                certificate: pem("CERTIFICATE", &d.der),
+                certificate: crate::crypto::pem("CERTIFICATE", &d.der),
             })
             .collect(),
         log: LogKey { origin: s.vault.log_origin().to_string(), verifier_key: log_key },

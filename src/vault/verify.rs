@@ -216,12 +216,17 @@ pub fn verify_offline_with<'t>(
             format!("signed by {} ({}) but claims issuer {}", cert.name, cert.uscc, licence.issuer()),
         ));
     }
-    if !cert.valid_at(licence.issued_at) || !trust.root_valid_at(licence.issued_at) {
+    let foreign = trust.is_foreign(&cert.kid);
+    if !cert.valid_at(licence.issued_at) || !foreign && !trust.root_valid_at(licence.issued_at) {
         return Err(Refusal::new(
             VerdictKind::InvalidSignature,
             "issued at a time outside the validity of the signing certificate".to_string(),
         ));
     }
+    // Another platform's department: its root must chain to the national anchor, unrevoked.
+    trust.federation_vouches(&cert.kid, licence.issued_at, now).map_err(|why| {
+        Refusal::new(VerdictKind::UnknownIssuer, format!("the federation does not vouch for its platform: {why}"))
+    })?;
     let mut licence = licence;
     if licence.compact_of.is_some() {
         // A compact document names no issuer: the certificate that signed it does.

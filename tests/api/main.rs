@@ -9,6 +9,7 @@ mod common;
 mod crash;
 mod disk;
 mod errors;
+mod federation;
 mod flows;
 mod golden;
 mod hardening;

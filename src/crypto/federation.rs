@@ -1,0 +1,548 @@
+//! Trust across platforms (the three levels: city, province, nation). The national root is the one
+//! trust anchor; it certifies each province's CA, and a province's CA cross-certifies the root of
+//! each city platform in it (a certificate with the city root's own name and key, so that every
+//! seal certificate the city root signed chains on unchanged). Every CA publishes a revocation
+//! list (X.509 CRL, RFC 5280 §5) of the certificates it issued; revoking a province's certificate
+//! at the national root cuts off every platform below it.
+//!
+//! [`Federation::path_to_anchor`] is RFC 5280 §6 path validation cut to this hierarchy and to
+//! what long-lived signed licences need: every signature on the path checked with
+//! `verify_strict`; names chained byte for byte; every CA a CA with keyCertSign, within the path
+//! length its issuers allow, and valid when the document was signed; the anchor valid now; and
+//! for each certificate on the path, a current CRL from its issuer (missing or out of date: fail
+//! closed) that does not list it. A certificate revoked for a reason that does not doubt its key
+//! (superseded, cessation of operation, affiliation changed, privilege withdrawn) still vouches
+//! for what was signed before its revocation date; revoked for any other reason, or for none, it
+//! vouches for nothing.
+
+use std::collections::HashMap;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use x509_parser::oid_registry::{Oid, OID_SIG_ED25519};
+use x509_parser::prelude::*;
+use x509_parser::revocation_list::CertificateRevocationList;
+
+use super::trust::TrustError;
+
+/// Longest chain of CA certificates looked at above a platform root (the hierarchy has two).
+const MAX_DEPTH: usize = 6;
+
+/// Extensions of a CRL this verifier processes; a CRL with any other critical extension (an
+/// issuing distribution point: a partial or indirect list) is refused rather than misread.
+const CRL_UNDERSTOOD: [&[u64]; 2] = [
+    &[2, 5, 29, 20], // cRLNumber
+    &[2, 5, 29, 35], // authorityKeyIdentifier
+];
+
+/// Entry extensions of a CRL this verifier processes (the certificateIssuer of an indirect CRL
+/// is not among them).
+const ENTRY_UNDERSTOOD: [&[u64]; 2] = [
+    &[2, 5, 29, 21], // reasonCode
+    &[2, 5, 29, 24], // invalidityDate
+];
+
+/// A CA certificate of the federation, parsed.
+#[derive(Debug, Clone)]
+struct Ca {
+    name: String,
+    subject: Vec<u8>,
+    issuer: Vec<u8>,
+    key: VerifyingKey,
+    serial: Vec<u8>,
+    /// (notBefore, notAfter), unix seconds.
+    validity: (i64, i64),
+    path_len: Option<u32>,
+    tbs: Vec<u8>,
+    signature: Signature,
+    crl_sign: bool,
+}
+
+/// One revoked certificate of a CRL.
+#[derive(Debug, Clone)]
+struct Revoked {
+    serial: Vec<u8>,
+    at: i64,
+    reason: Option<u8>,
+}
+
+/// A CRL whose signature has been checked against the CA (name and key) that issued it.
+#[derive(Debug, Clone)]
+struct Crl {
+    number: Vec<u8>,
+    this_update: i64,
+    next_update: i64,
+    revoked: Vec<Revoked>,
+}
+
+/// A CA by its subject name (raw DER) and key: several certificates may certify one CA.
+type CaId = (Vec<u8>, [u8; 32]);
+
+/// The national anchor, the CA certificates below it, and their issuers' revocation lists.
+#[derive(Debug, Clone)]
+pub struct Federation {
+    anchor: Ca,
+    cas: Vec<Ca>,
+    /// By issuer (subject name, key).
+    crls: HashMap<CaId, Crl>,
+}
+
+fn cert_err(name: &str, why: impl Into<String>) -> TrustError {
+    TrustError::Cert { name: name.into(), why: why.into() }
+}
+
+fn understood(list: &[&[u64]], oid: &Oid<'_>) -> bool {
+    list.iter().any(|o| Oid::from(o).is_ok_and(|o| o == *oid))
+}
+
+fn signature_of(alg: &Oid<'_>, bits: &[u8], name: &str) -> Result<Signature, TrustError> {
+    if *alg != OID_SIG_ED25519 {
+        return Err(cert_err(name, "not signed with Ed25519"));
+    }
+    let sig: [u8; 64] = bits.try_into().map_err(|_| cert_err(name, "signature is not 64 bytes"))?;
+    Ok(Signature::from_bytes(&sig))
+}
+
+/// How a certificate is named in errors: its common name, else its organisation.
+fn display_name(cert: &X509Certificate<'_>) -> String {
+    let cn = cert.subject().iter_common_name().next().and_then(|a| a.as_str().ok());
+    let o = cert.subject().iter_organization().next().and_then(|a| a.as_str().ok());
+    cn.or(o).unwrap_or("(unnamed CA)").to_string()
+}
+
+impl Ca {
+    fn parse(der: &[u8]) -> Result<Self, TrustError> {
+        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| cert_err("federation CA", e.to_string()))?;
+        let name = display_name(&cert);
+        if !rest.is_empty() {
+            return Err(cert_err(&name, "trailing bytes after the certificate"));
+        }
+        super::trust::check_critical(&cert, &name)?;
+        let bc = cert.basic_constraints().map_err(|e| cert_err(&name, e.to_string()))?;
+        let Some(bc) = bc.filter(|bc| bc.value.ca) else {
+            return Err(cert_err(&name, "is not a CA certificate"));
+        };
+        let ku = cert.key_usage().map_err(|e| cert_err(&name, e.to_string()))?;
+        let Some(ku) = ku else { return Err(cert_err(&name, "has no key usage")) };
+        if !ku.value.key_cert_sign() {
+            return Err(cert_err(&name, "key usage does not include keyCertSign"));
+        }
+        Ok(Self {
+            subject: cert.subject().as_raw().to_vec(),
+            issuer: cert.issuer().as_raw().to_vec(),
+            key: super::trust::ed25519_key(&cert, &name)?,
+            serial: cert.serial.to_bytes_be(),
+            validity: (cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp()),
+            path_len: bc.value.path_len_constraint,
+            tbs: cert.tbs_certificate.as_ref().to_vec(),
+            signature: signature_of(&cert.signature_algorithm.algorithm, &cert.signature_value.data, &name)?,
+            crl_sign: ku.value.crl_sign(),
+            name,
+        })
+    }
+
+    fn valid_at(&self, t: i64) -> bool {
+        self.validity.0 <= t && t <= self.validity.1
+    }
+
+    fn signed_by(&self, key: &VerifyingKey) -> bool {
+        key.verify_strict(&self.tbs, &self.signature).is_ok()
+    }
+}
+
+/// Reasons for which a revoked certificate still vouches for what was signed before its
+/// revocation date: none of them doubts the key.
+fn key_not_doubted(reason: Option<u8>) -> bool {
+    matches!(reason, Some(3 | 4 | 5 | 9)) // affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn
+}
+
+impl Federation {
+    /// Parses and checks the national anchor (self-signed, a CA with keyCertSign, valid at
+    /// `now`), the CA certificates below it and the CRLs (DER). A CRL must be signed by a CA
+    /// given here, with cRLSign; of several from one CA, the one with the highest CRL number
+    /// counts; a CRL from a CA not given here is left aside. Certificates are tied into paths
+    /// only when one is asked for.
+    pub fn from_der(anchor: &[u8], cas: &[Vec<u8>], crls: &[Vec<u8>], now: i64) -> Result<Self, TrustError> {
+        let anchor = Ca::parse(anchor)?;
+        if anchor.subject != anchor.issuer || !anchor.signed_by(&anchor.key) {
+            return Err(cert_err(&anchor.name, "the national anchor is not self-signed"));
+        }
+        if !anchor.valid_at(now) {
+            return Err(cert_err(&anchor.name, "the national anchor is not valid now"));
+        }
+        let cas = cas.iter().map(|der| Ca::parse(der)).collect::<Result<Vec<_>, _>>()?;
+        let mut fed = Self { anchor, cas, crls: HashMap::new() };
+        for der in crls {
+            let Some((issuer, crl)) = fed.parse_crl(der)? else { continue };
+            let newer = match fed.crls.get(&issuer) {
+                Some(old) => greater(&crl.number, &old.number),
+                None => true,
+            };
+            if newer {
+                fed.crls.insert(issuer, crl);
+            }
+        }
+        Ok(fed)
+    }
+
+    /// Every CA known here (the anchor first).
+    fn all(&self) -> impl Iterator<Item = &Ca> {
+        std::iter::once(&self.anchor).chain(&self.cas)
+    }
+
+    /// The CRL `der` with its issuer, `None` when no CA of the federation has its issuer's name
+    /// (a list about certificates this federation does not hold). A CRL under a known CA's name
+    /// that no such CA signed is refused.
+    fn parse_crl(&self, der: &[u8]) -> Result<Option<(CaId, Crl)>, TrustError> {
+        let name = "revocation list";
+        let (rest, crl) = CertificateRevocationList::from_der(der).map_err(|e| cert_err(name, e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(cert_err(name, "trailing bytes after the CRL"));
+        }
+        let signature = signature_of(&crl.signature_algorithm.algorithm, &crl.signature_value.data, name)?;
+        let issuer = crl.issuer().as_raw();
+        if !self.all().any(|ca| ca.subject == issuer) {
+            return Ok(None);
+        }
+        let tbs = crl.tbs_cert_list.as_ref();
+        let ca = self
+            .all()
+            .find(|ca| ca.subject == issuer && ca.key.verify_strict(tbs, &signature).is_ok())
+            .ok_or_else(|| cert_err(name, format!("is not signed by any CA of the federation ({})", crl.issuer())))?;
+        if !ca.crl_sign {
+            return Err(cert_err(&ca.name, "signed a revocation list without cRLSign in its key usage"));
+        }
+        if let Some(ext) = crl.extensions().iter().find(|e| e.critical && !understood(&CRL_UNDERSTOOD, &e.oid)) {
+            return Err(cert_err(name, format!("of {} carries the critical extension {}", ca.name, ext.oid)));
+        }
+        let number = crl.crl_number().map(|n| n.to_bytes_be()).ok_or_else(|| {
+            cert_err(name, format!("of {} has no CRL number (RFC 5280 §5.2.3 requires one)", ca.name))
+        })?;
+        let next_update = crl
+            .next_update()
+            .map(|t| t.timestamp())
+            .ok_or_else(|| cert_err(name, format!("of {} has no nextUpdate", ca.name)))?;
+        let mut revoked = Vec::new();
+        for entry in crl.iter_revoked_certificates() {
+            if let Some(ext) = entry.extensions().iter().find(|e| e.critical && !understood(&ENTRY_UNDERSTOOD, &e.oid))
+            {
+                return Err(cert_err(
+                    name,
+                    format!("of {}: an entry carries the critical extension {}", ca.name, ext.oid),
+                ));
+            }
+            revoked.push(Revoked {
+                serial: entry.serial().to_bytes_be(),
+                at: entry.revocation_date.timestamp(),
+                reason: entry.reason_code().map(|(_, r)| r.0),
+            });
+        }
+        let parsed = Crl { number, this_update: crl.last_update().timestamp(), next_update, revoked };
+        Ok(Some(((ca.subject.clone(), ca.key.to_bytes()), parsed)))
+    }
+
+    /// The path from the CA named `subject` (raw DER name) with `key` — the root of a city
+    /// platform, which signed a seal certificate — up to the national anchor: the names of its
+    /// CAs from the anchor down. The path must hold for a signature made at `signed_at` and
+    /// not be revoked as of `now` (unix seconds).
+    pub fn path_to_anchor(
+        &self,
+        subject: &[u8],
+        key: &VerifyingKey,
+        signed_at: i64,
+        now: i64,
+    ) -> Result<Vec<String>, TrustError> {
+        self.walk(subject, key, 0, signed_at, now, 0)
+    }
+
+    /// `below` is the number of CA certificates between this CA and the seal certificate.
+    fn walk(
+        &self,
+        subject: &[u8],
+        key: &VerifyingKey,
+        below: u32,
+        signed_at: i64,
+        now: i64,
+        depth: usize,
+    ) -> Result<Vec<String>, TrustError> {
+        let a = &self.anchor;
+        if a.subject == subject && a.key == *key {
+            if a.path_len.is_some_and(|n| below > n) {
+                return Err(cert_err(&a.name, "the path is longer than the anchor's path length allows"));
+            }
+            if !a.valid_at(signed_at) {
+                return Err(cert_err(&a.name, "the national anchor was not valid when the document was signed"));
+            }
+            return Ok(vec![a.name.clone()]);
+        }
+        if depth >= MAX_DEPTH {
+            return Err(cert_err("federation", "no path to the national anchor within the depth allowed"));
+        }
+        let mut why = cert_err("federation", "no certificate of this CA chains to the national anchor");
+        for ca in self.cas.iter().filter(|ca| ca.subject == subject && ca.key == *key && ca.subject != ca.issuer) {
+            match self.extend(ca, below, signed_at, now, depth) {
+                Ok(mut path) => {
+                    path.push(ca.name.clone());
+                    return Ok(path);
+                }
+                Err(e) => why = e,
+            }
+        }
+        Err(why)
+    }
+
+    /// The path above `ca` (a certificate of the CA being walked), through each issuer whose key
+    /// verifies it.
+    fn extend(&self, ca: &Ca, below: u32, signed_at: i64, now: i64, depth: usize) -> Result<Vec<String>, TrustError> {
+        if ca.path_len.is_some_and(|n| below > n) {
+            return Err(cert_err(
+                &ca.name,
+                format!("path length {} allows fewer CAs below it", ca.path_len.unwrap_or(0)),
+            ));
+        }
+        if !ca.valid_at(signed_at) {
+            return Err(cert_err(&ca.name, "was not valid when the document was signed"));
+        }
+        let mut why = cert_err(&ca.name, "is not signed by any CA of the federation");
+        for issuer in self.all().filter(|i| i.subject == ca.issuer && ca.signed_by(&i.key)) {
+            if let Err(e) = self.not_revoked(ca, issuer, signed_at, now) {
+                why = e;
+                continue;
+            }
+            match self.walk(&issuer.subject, &issuer.key, below + 1, signed_at, now, depth + 1) {
+                Ok(path) => return Ok(path),
+                Err(e) => why = e,
+            }
+        }
+        Err(why)
+    }
+
+    /// Whether `issuer`'s current CRL leaves `ca` standing for a signature made at `signed_at`.
+    fn not_revoked(&self, ca: &Ca, issuer: &Ca, signed_at: i64, now: i64) -> Result<(), TrustError> {
+        let crl = self.crls.get(&(issuer.subject.clone(), issuer.key.to_bytes())).ok_or_else(|| {
+            cert_err(&ca.name, format!("no revocation list of {} is at hand: its status is unknown", issuer.name))
+        })?;
+        if now > crl.next_update || now < crl.this_update {
+            return Err(cert_err(
+                &ca.name,
+                format!(
+                    "the revocation list of {} is not current (nextUpdate passed): its status is unknown",
+                    issuer.name
+                ),
+            ));
+        }
+        match crl.revoked.iter().find(|r| r.serial == ca.serial) {
+            Some(r) if key_not_doubted(r.reason) && signed_at < r.at => Ok(()),
+            Some(_) => Err(cert_err(&ca.name, format!("is revoked by {}", issuer.name))),
+            None => Ok(()),
+        }
+    }
+
+    /// The keys of every CA named `subject` (raw DER name): a seal certificate naming it as its
+    /// issuer must be signed by one of them.
+    pub fn ca_keys(&self, subject: &[u8]) -> Vec<VerifyingKey> {
+        let mut keys: Vec<VerifyingKey> = self.all().filter(|ca| ca.subject == subject).map(|ca| ca.key).collect();
+        keys.dedup();
+        keys
+    }
+
+    /// The anchor's certificate name (its common name).
+    pub fn anchor_name(&self) -> &str {
+        &self.anchor.name
+    }
+}
+
+/// Whether big-endian unsigned `a` is greater than `b`.
+fn greater(a: &[u8], b: &[u8]) -> bool {
+    let strip = |x: &[u8]| x.iter().position(|b| *b != 0).map_or(Vec::new(), |i| x[i..].to_vec());
+    let (a, b) = (strip(a), strip(b));
+    (a.len(), a) > (b.len(), b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keygen::{self, FederationCa, Revocation};
+    use ::time::{Duration, OffsetDateTime};
+
+    fn ts(t: OffsetDateTime) -> i64 {
+        t.unix_timestamp()
+    }
+
+    fn serial(der: &[u8]) -> Vec<u8> {
+        X509Certificate::from_der(der).unwrap().1.serial.to_bytes_be()
+    }
+
+    fn name_and_key(der: &[u8]) -> (Vec<u8>, VerifyingKey) {
+        let (_, c) = X509Certificate::from_der(der).unwrap();
+        (c.subject().as_raw().to_vec(), super::super::trust::ed25519_key(&c, "test").unwrap())
+    }
+
+    /// The nation, two provinces, a city platform in the first (made by `keys init`, then
+    /// cross-certified by its province).
+    struct World {
+        now: OffsetDateTime,
+        nation: FederationCa,
+        provinces: Vec<FederationCa>,
+        city_root: Vec<u8>,
+        cross: Vec<u8>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl World {
+        fn new() -> Self {
+            let now = OffsetDateTime::now_utc();
+            let (from, to) = (now - Duration::days(30), now + Duration::days(3650));
+            let nation = FederationCa::national("国家政务服务平台", from, to).unwrap();
+            let provinces: Vec<FederationCa> = ["广东省政务服务平台", "浙江省政务服务平台"]
+                .iter()
+                .map(|p| FederationCa::provincial(&nation, p, from, to).unwrap())
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            let (keys, root) = (dir.path().join("keys"), dir.path().join("root-ca"));
+            keygen::init(&keys, &root, "深圳市政务服务平台", "licvault.test/sz", &[], false).unwrap();
+            let pem = std::fs::read(keys.join("root.crt.pem")).unwrap();
+            let city_root = x509_parser::pem::parse_x509_pem(&pem).unwrap().1.contents;
+            let cross = keygen::cross_certify(&provinces[0], &city_root, from, to).unwrap();
+            Self { now, nation, provinces, city_root, cross, _dir: dir }
+        }
+
+        /// A CRL of `ca`, current for a week.
+        fn crl(&self, ca: &FederationCa, number: u64, revoked: Vec<Revocation>) -> Vec<u8> {
+            keygen::revocation_list(ca, number, self.now - Duration::hours(1), self.now + Duration::days(7), &revoked)
+                .unwrap()
+        }
+
+        fn fresh_crls(&self) -> Vec<Vec<u8>> {
+            let mut v = vec![self.crl(&self.nation, 1, vec![])];
+            v.extend(self.provinces.iter().map(|p| self.crl(p, 1, vec![])));
+            v
+        }
+
+        fn federation(&self, crls: &[Vec<u8>]) -> Federation {
+            let cas = vec![self.provinces[0].cert_der.clone(), self.provinces[1].cert_der.clone(), self.cross.clone()];
+            Federation::from_der(&self.nation.cert_der, &cas, crls, ts(self.now)).unwrap()
+        }
+
+        /// The city root's name and key, as a seal certificate names its issuer.
+        fn city(&self) -> (Vec<u8>, VerifyingKey) {
+            name_and_key(&self.city_root)
+        }
+    }
+
+    #[test]
+    fn a_city_root_chains_through_its_province_to_the_nation() {
+        let w = World::new();
+        let fed = w.federation(&w.fresh_crls());
+        let (subject, key) = w.city();
+        let path = fed.path_to_anchor(&subject, &key, ts(w.now), ts(w.now)).unwrap();
+        assert_eq!(path, ["国家政务服务平台 根证书", "广东省政务服务平台 根证书", "深圳市政务服务平台 根证书"]);
+        // A key the province never certified under that name does not chain.
+        let other = ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key();
+        assert!(fed.path_to_anchor(&subject, &other, ts(w.now), ts(w.now)).is_err());
+    }
+
+    #[test]
+    fn revoking_a_province_cuts_off_its_cities_and_only_them() {
+        let w = World::new();
+        let (subject, key) = w.city();
+        let t = ts(w.now);
+        let province = serial(&w.provinces[0].cert_der);
+        let revoke = |reason| vec![Revocation { serial: province.clone(), at: w.now - Duration::minutes(10), reason }];
+        // Key compromise: nothing below it is vouched for any more, whenever it was signed.
+        let mut crls = w.fresh_crls();
+        crls.push(w.crl(&w.nation, 2, revoke(Some(rcgen::RevocationReason::KeyCompromise))));
+        let fed = w.federation(&crls);
+        let err = fed.path_to_anchor(&subject, &key, t - 86_400, t).unwrap_err().to_string();
+        assert!(err.contains("is revoked by 国家政务服务平台"), "{err}");
+        // The other province is untouched.
+        let (other, other_key) = name_and_key(&w.provinces[1].cert_der);
+        assert!(fed.path_to_anchor(&other, &other_key, t, t).is_ok());
+        // Superseded: what was signed before the revocation still chains, what after does not.
+        let mut crls = w.fresh_crls();
+        crls.push(w.crl(&w.nation, 2, revoke(Some(rcgen::RevocationReason::Superseded))));
+        let fed = w.federation(&crls);
+        assert!(fed.path_to_anchor(&subject, &key, t - 86_400, t).is_ok());
+        assert!(fed.path_to_anchor(&subject, &key, t, t).is_err());
+        // An older CRL given beside the newer one does not bring the province back.
+        let mut crls = vec![w.crl(&w.nation, 2, revoke(None)), w.crl(&w.nation, 1, vec![])];
+        crls.extend(w.provinces.iter().map(|p| w.crl(p, 1, vec![])));
+        assert!(w.federation(&crls).path_to_anchor(&subject, &key, t - 86_400, t).is_err());
+    }
+
+    #[test]
+    fn revoking_the_cross_certificate_cuts_off_the_city() {
+        let w = World::new();
+        let (subject, key) = w.city();
+        let revoked = vec![Revocation { serial: serial(&w.cross), at: w.now - Duration::minutes(1), reason: None }];
+        let crls =
+            vec![w.crl(&w.nation, 1, vec![]), w.crl(&w.provinces[1], 1, vec![]), w.crl(&w.provinces[0], 5, revoked)];
+        let err = w.federation(&crls).path_to_anchor(&subject, &key, ts(w.now), ts(w.now)).unwrap_err();
+        assert!(err.to_string().contains("is revoked by 广东省政务服务平台"), "{err}");
+    }
+
+    #[test]
+    fn without_a_current_crl_the_status_is_unknown_and_nothing_chains() {
+        let w = World::new();
+        let (subject, key) = w.city();
+        let t = ts(w.now);
+        let crls = vec![w.crl(&w.nation, 1, vec![])];
+        let err = w.federation(&crls).path_to_anchor(&subject, &key, t, t).unwrap_err().to_string();
+        assert!(err.contains("no revocation list"), "{err}");
+        let fed = w.federation(&w.fresh_crls());
+        let err = fed.path_to_anchor(&subject, &key, t, t + 8 * 86_400).unwrap_err().to_string();
+        assert!(err.contains("not current"), "{err}");
+    }
+
+    #[test]
+    fn a_crl_or_certificate_signed_by_a_stranger_is_refused() {
+        let w = World::new();
+        let now = w.now;
+        let (from, to) = (now - Duration::days(1), now + Duration::days(10));
+        // The nation's name, another key: its CRL is signed by no CA of the federation.
+        let stranger = FederationCa::national("国家政务服务平台", from, to).unwrap();
+        let mut crls = w.fresh_crls();
+        crls.push(w.crl(&stranger, 9, vec![]));
+        let cas = vec![w.provinces[0].cert_der.clone(), w.cross.clone()];
+        let err = Federation::from_der(&w.nation.cert_der, &cas, &crls, ts(now)).unwrap_err();
+        assert!(err.to_string().contains("not signed by any CA"), "{err}");
+        // A province certified by the stranger does not chain to the real anchor.
+        let fake = FederationCa::provincial(&stranger, "广东省政务服务平台", from, to).unwrap();
+        let cross = keygen::cross_certify(&fake, &w.city_root, from, to).unwrap();
+        let crls = vec![w.crl(&w.nation, 1, vec![]), w.crl(&fake, 1, vec![])];
+        let fed = Federation::from_der(&w.nation.cert_der, &[fake.cert_der.clone(), cross], &crls, ts(now)).unwrap();
+        let (subject, key) = w.city();
+        let err = fed.path_to_anchor(&subject, &key, ts(now), ts(now)).unwrap_err().to_string();
+        assert!(err.contains("not signed by any CA"), "{err}");
+    }
+
+    #[test]
+    fn path_length_and_validity_are_enforced() {
+        let w = World::new();
+        let (subject, key) = w.city();
+        let fed = w.federation(&w.fresh_crls());
+        // Signed before the cross-certificate and the province's certificate were valid.
+        let before = ts(w.now - Duration::days(60));
+        let err = fed.path_to_anchor(&subject, &key, before, ts(w.now)).unwrap_err().to_string();
+        assert!(err.contains("was not valid when the document was signed"), "{err}");
+        // A county CA under the province (path length 1), certifying the city: one CA more
+        // below the province than its path length allows.
+        let now = w.now;
+        let (from, to) = (now - Duration::days(1), now + Duration::days(10));
+        let county = FederationCa::provincial(&w.provinces[0], "某县平台", from, to).unwrap();
+        let cross = keygen::cross_certify(&county, &w.city_root, from, to).unwrap();
+        let cas = vec![w.provinces[0].cert_der.clone(), county.cert_der.clone(), cross];
+        let mut crls = w.fresh_crls();
+        crls.push(w.crl(&county, 1, vec![]));
+        let fed = Federation::from_der(&w.nation.cert_der, &cas, &crls, ts(now)).unwrap();
+        let err = fed.path_to_anchor(&subject, &key, ts(now), ts(now)).unwrap_err().to_string();
+        assert!(err.contains("广东省政务服务平台 根证书: path length 1 allows fewer CAs"), "{err}");
+    }
+
+    #[test]
+    fn crl_numbers_compare_as_numbers() {
+        assert!(greater(&[2], &[1]));
+        assert!(greater(&[1, 0], &[0xff]));
+        assert!(!greater(&[0, 5], &[5]));
+        assert!(greater(&[0, 6], &[5]));
+    }
+}
