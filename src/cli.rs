@@ -135,6 +135,62 @@ enum Command {
         #[command(subcommand)]
         command: WitnessCommand,
     },
+    /// The three levels' certification authorities (spec/formats.md §9.1): the national root,
+    /// provinces' CAs, cross-certificates of city platform roots, revocation lists.
+    Federation {
+        #[command(subcommand)]
+        command: FederationCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FederationCommand {
+    /// A CA in DIR (ca.crt.pem, ca.key.pem 0600; keep it offline): the national root, or with
+    /// --issuer a province's CA certified by the national root in that directory.
+    Ca {
+        dir: PathBuf,
+        /// The platform's name, e.g. 广东省政务服务平台.
+        #[arg(long)]
+        name: String,
+        /// The directory of the CA that certifies this one (none: a national root).
+        #[arg(long)]
+        issuer: Option<PathBuf>,
+        #[arg(long, default_value_t = 3650)]
+        days: i64,
+        #[arg(long)]
+        force: bool,
+    },
+    /// The cross-certificate by which the province's CA in --issuer certifies a city platform's
+    /// root (its root.crt.pem), written to OUT.
+    CrossCertify {
+        city_root: PathBuf,
+        #[arg(long)]
+        issuer: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 3650)]
+        days: i64,
+    },
+    /// A revocation list (X.509 CRL) of the CA in --issuer, numbered --number (higher than the
+    /// last), current for --days, listing the certificates given with --revoke, written to OUT.
+    Crl {
+        #[arg(long)]
+        issuer: PathBuf,
+        #[arg(long)]
+        number: u64,
+        #[arg(long, default_value_t = 7)]
+        days: i64,
+        /// A certificate (PEM) this CA issued, to revoke (repeat for more).
+        #[arg(long)]
+        revoke: Vec<PathBuf>,
+        /// Why: key-compromise (default: nothing it vouched for stands), superseded,
+        /// cessation-of-operation, affiliation-changed or privilege-withdrawn (what was signed
+        /// before now still stands).
+        #[arg(long, default_value = "key-compromise")]
+        reason: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -508,6 +564,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let witnesses = if witnesses.is_empty() { Vec::new() } else { witness_keys(&witnesses, quorum)? };
             audit_verify(&bundle, &log_key, &previous, &witnesses, quorum)
         }
+        Command::Federation { command } => federation(command),
         Command::Witness { command: WitnessCommand::Init { dir, name, force } } => {
             let vkey = keygen::witness(&dir, &name, force)?;
             println!(
@@ -1422,6 +1479,62 @@ fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result
     };
     println!("verdict:   {verdict}");
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+fn federation(command: FederationCommand) -> Result<ExitCode> {
+    use keygen::FederationCa;
+    let now = time::OffsetDateTime::now_utc();
+    let from = now - time::Duration::minutes(5);
+    let cert_der = |path: &Path| -> Result<Vec<u8>> {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let (_, pem) =
+            x509_parser::pem::parse_x509_pem(&text).map_err(|e| anyhow::anyhow!("{}: not PEM: {e}", path.display()))?;
+        Ok(pem.contents)
+    };
+    match command {
+        FederationCommand::Ca { dir, name, issuer, days, force } => {
+            let to = now + time::Duration::days(days);
+            let ca = match &issuer {
+                None => FederationCa::national(&name, from, to)?,
+                Some(i) => FederationCa::provincial(&FederationCa::read(i)?, &name, from, to)?,
+            };
+            ca.write(&dir, force)?;
+            let what = if issuer.is_some() { "a province's CA" } else { "the national root" };
+            println!("{what} {name} in {}/ca.{{crt,key}}.pem (keep the key offline)", dir.display());
+        }
+        FederationCommand::CrossCertify { city_root, issuer, out, days } => {
+            let province = FederationCa::read(&issuer)?;
+            let cert =
+                keygen::cross_certify(&province, &cert_der(&city_root)?, from, now + time::Duration::days(days))?;
+            std::fs::write(&out, crate::crypto::pem("CERTIFICATE", &cert))
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("cross-certificate of {} in {}", city_root.display(), out.display());
+        }
+        FederationCommand::Crl { issuer, number, days, revoke, reason, out } => {
+            use rcgen::RevocationReason as R;
+            let reason = match reason.as_str() {
+                "key-compromise" => R::KeyCompromise,
+                "superseded" => R::Superseded,
+                "cessation-of-operation" => R::CessationOfOperation,
+                "affiliation-changed" => R::AffiliationChanged,
+                "privilege-withdrawn" => R::PrivilegeWithdrawn,
+                other => bail!("--reason {other}: one of key-compromise, superseded, cessation-of-operation, affiliation-changed, privilege-withdrawn"),
+            };
+            let ca = FederationCa::read(&issuer)?;
+            let mut revoked = Vec::new();
+            for path in &revoke {
+                let der = cert_der(path)?;
+                let (_, cert) = x509_parser::parse_x509_certificate(&der)
+                    .map_err(|e| anyhow::anyhow!("{}: not a certificate: {e}", path.display()))?;
+                revoked.push(keygen::Revocation { serial: cert.serial.to_bytes_be(), at: now, reason: Some(reason) });
+            }
+            let crl = keygen::revocation_list(&ca, number, now, now + time::Duration::days(days), &revoked)?;
+            std::fs::write(&out, crate::crypto::pem("X509 CRL", &crl))
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("revocation list {number} ({} revoked) in {}", revoked.len(), out.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Most status lists `licvault trust pull` fetches (a list holds 114,688 licences).

@@ -288,7 +288,64 @@ impl FederationCa {
         let key = RcgenKey::generate()?;
         let params = federation_ca_params(name, 1, not_before, not_after)?;
         let cert = params.signed_by(&key, &Issuer::from_params(&nation.params, &nation.key)).map_err(cert_err)?;
+        let (_, made) =
+            x509_parser::parse_x509_certificate(cert.der()).map_err(|e| CryptoError::CertGen(e.to_string()))?;
+        nation.names_me(made.issuer().as_raw())?;
         Ok(Self { cert_der: cert.der().to_vec(), cert_pem: cert.pem(), key, params })
+    }
+}
+
+impl FederationCa {
+    /// Writes the CA to `dir` as `ca.crt.pem` and `ca.key.pem` (0600); never over existing files
+    /// unless `force`.
+    pub fn write(&self, dir: &Path, force: bool) -> Result<(), CryptoError> {
+        let (cp, kp) = (dir.join("ca.crt.pem"), dir.join("ca.key.pem"));
+        refuse_existing(&[&cp, &kp], force)?;
+        mkdir(dir)?;
+        write_file(&kp, private_pem(&self.key.key, &kp)?.as_bytes(), true, force)?;
+        write_file(&cp, self.cert_pem.as_bytes(), false, force)
+    }
+
+    /// The CA `write` wrote to `dir`. What it signs names it as its certificate does, byte for
+    /// byte (checked on every certificate and CRL it makes).
+    pub fn read(dir: &Path) -> Result<Self, CryptoError> {
+        let (cp, kp) = (dir.join("ca.crt.pem"), dir.join("ca.key.pem"));
+        let key = super::signer::load_private_key(&kp)?;
+        let text = std::fs::read(&cp).map_err(|source| CryptoError::Io { path: cp.display().to_string(), source })?;
+        let bad = |why: String| CryptoError::KeyFile { path: cp.display().to_string(), why };
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&text).map_err(|e| bad(e.to_string()))?;
+        let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
+        let name = cert
+            .subject()
+            .iter_organization()
+            .next()
+            .and_then(|o| o.as_str().ok())
+            .ok_or_else(|| bad("the certificate names no organisation".into()))?
+            .to_string();
+        let path_len = match cert.basic_constraints() {
+            Ok(Some(bc)) if bc.value.ca => bc.value.path_len_constraint.unwrap_or(0),
+            _ => return Err(bad("is not a CA certificate".into())),
+        };
+        let key = RcgenKey { public: key.verifying_key().to_bytes(), key };
+        if key.public.as_slice() != cert.public_key().subject_public_key.data.as_ref() {
+            return Err(bad("ca.key.pem is not the key of ca.crt.pem".into()));
+        }
+        let (nb, na) = (OffsetDateTime::now_utc(), OffsetDateTime::now_utc());
+        let params = federation_ca_params(&name, u8::try_from(path_len).unwrap_or(u8::MAX), nb, na)?;
+        Ok(Self { key, params, cert_der: pem.contents.clone(), cert_pem: String::from_utf8_lossy(&text).into_owned() })
+    }
+
+    /// Whether `issuer`, the raw issuer name of something this CA signed, is this CA's name.
+    fn names_me(&self, issuer: &[u8]) -> Result<(), CryptoError> {
+        let (_, me) =
+            x509_parser::parse_x509_certificate(&self.cert_der).map_err(|e| CryptoError::CertGen(e.to_string()))?;
+        if me.subject().as_raw() == issuer {
+            Ok(())
+        } else {
+            Err(CryptoError::CertGen(
+                "the CA's certificate names it otherwise than `licvault federation ca` does: what it signs would not chain".into(),
+            ))
+        }
     }
 }
 
@@ -342,6 +399,7 @@ pub fn cross_certify(
         .signed_by(&PublicOnly(public), &Issuer::from_params(&province.params, &province.key))
         .map_err(cert_err)?;
     let (_, made) = x509_parser::parse_x509_certificate(cert.der()).map_err(|e| bad(e.to_string()))?;
+    province.names_me(made.issuer().as_raw())?;
     if made.subject().as_raw() != city.subject().as_raw() {
         return Err(bad(
             "its name is not the one `licvault keys init` writes, so a cross-certificate would not match it".into(),
@@ -383,6 +441,8 @@ pub fn revocation_list(
         key_identifier_method: rcgen::KeyIdMethod::Sha256,
     };
     let crl = params.signed_by(&Issuer::from_params(&ca.params, &ca.key)).map_err(cert_err)?;
+    let (_, made) = x509_parser::parse_x509_crl(crl.der()).map_err(|e| CryptoError::CertGen(e.to_string()))?;
+    ca.names_me(made.issuer().as_raw())?;
     Ok(crl.der().to_vec())
 }
 

@@ -1,26 +1,23 @@
-//! Trust across platforms (issue 10, scope 1): a licence issued on one city platform verifies
-//! offline on another city's trust directory through the federation (national root → province
-//! → cross-certified city root), until the national root revokes the issuing province; without a
-//! current revocation list nothing from another platform is vouched for.
+//! Trust across platforms (issue 10, scope 1), as operators run it with `licvault federation`: a
+//! licence issued on one city platform verifies offline in another city's trust directory
+//! through the federation (national root → province → cross-certified city root), until the
+//! national root revokes the issuing province; without a current revocation list nothing from
+//! another platform is vouched for.
 
 use std::path::Path;
 
-use licvault::crypto::keygen::{self, DepartmentSpec, FederationCa, Revocation};
-use time::{Duration, OffsetDateTime};
+use licvault::crypto::keygen::{self, DepartmentSpec};
 
 use crate::common::*;
 
-fn der_of(pem_file: &Path) -> Vec<u8> {
-    x509_parser::pem::parse_x509_pem(&std::fs::read(pem_file).unwrap()).unwrap().1.contents
+fn cli(args: &[&str]) -> String {
+    let (ok, out) = run_licvault(args, None);
+    assert!(ok, "licvault {args:?}: {out}");
+    out
 }
 
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
-fn serial(der: &[u8]) -> Vec<u8> {
-    x509_parser::parse_x509_certificate(der).unwrap().1.serial.to_bytes_be()
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -36,60 +33,78 @@ async fn a_licence_from_another_platform_verifies_offline_until_its_province_is_
         serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/departments.json")).unwrap()).unwrap();
     let dept: DepartmentSpec = serde_json::from_value(catalogue["departments"][0].clone()).unwrap();
     keygen::init(&b, &dir.path().join("b-root-ca"), "另一市政务服务平台", "licvault.test/b", &[dept], false).unwrap();
-    let verify = || run_licvault(&["verify", doc.to_str().unwrap(), "--trust", b.to_str().unwrap()], None);
+    let verify = || run_licvault(&["verify", p(&doc), "--trust", p(&b)], None);
     let (ok, out) = verify();
     assert!(!ok && out.contains("UnknownIssuer"), "B alone knows nothing of A: {out}");
 
     // The federation: the nation certifies two provinces, each cross-certifies its city's root.
-    let now = OffsetDateTime::now_utc();
-    let (from, to) = (now - Duration::days(1), now + Duration::days(365));
-    let nation = FederationCa::national("国家政务服务平台", from, to).unwrap();
-    let gd = FederationCa::provincial(&nation, "广东省政务服务平台", from, to).unwrap();
-    let zj = FederationCa::provincial(&nation, "浙江省政务服务平台", from, to).unwrap();
-    let cross_a = keygen::cross_certify(&gd, &der_of(&s.keys.path().join("root.crt.pem")), from, to).unwrap();
-    let cross_b = keygen::cross_certify(&zj, &der_of(&b.join("root.crt.pem")), from, to).unwrap();
+    let ca = |name: &str| dir.path().join(name);
     let fed = b.join("federation");
-    write(&fed.join("anchor.crt.pem"), &nation.cert_pem);
-    write(&fed.join("cas/guangdong.crt.pem"), &gd.cert_pem);
-    write(&fed.join("cas/zhejiang.crt.pem"), &zj.cert_pem);
-    write(&fed.join("cas/city-a.crt.pem"), &licvault::crypto::pem("CERTIFICATE", &cross_a));
-    write(&fed.join("cas/city-b.crt.pem"), &licvault::crypto::pem("CERTIFICATE", &cross_b));
-    let crl = |ca: &FederationCa, n: u64, this: OffsetDateTime, next: OffsetDateTime, revoked: &[Revocation]| {
-        licvault::crypto::pem("X509 CRL", &keygen::revocation_list(ca, n, this, next, revoked).unwrap())
+    for sub in ["cas", "crls", "peers"] {
+        std::fs::create_dir_all(fed.join(sub)).unwrap();
+    }
+    cli(&["federation", "ca", p(&ca("nation")), "--name", "国家政务服务平台"]);
+    cli(&["federation", "ca", p(&ca("gd")), "--name", "广东省政务服务平台", "--issuer", p(&ca("nation"))]);
+    cli(&["federation", "ca", p(&ca("zj")), "--name", "浙江省政务服务平台", "--issuer", p(&ca("nation"))]);
+    let a_root = s.keys.path().join("root.crt.pem");
+    cli(&["federation", "cross-certify", p(&a_root), "--issuer", p(&ca("gd")), "--out", p(&fed.join("cas/a.crt.pem"))]);
+    let b_root = b.join("root.crt.pem");
+    cli(&["federation", "cross-certify", p(&b_root), "--issuer", p(&ca("zj")), "--out", p(&fed.join("cas/b.crt.pem"))]);
+    std::fs::copy(ca("nation").join("ca.crt.pem"), fed.join("anchor.crt.pem")).unwrap();
+    std::fs::copy(ca("gd").join("ca.crt.pem"), fed.join("cas/guangdong.crt.pem")).unwrap();
+    std::fs::copy(ca("zj").join("ca.crt.pem"), fed.join("cas/zhejiang.crt.pem")).unwrap();
+    let crl = |issuer: &str, number: &str, extra: &[&str]| {
+        let (out, issuer) = (fed.join(format!("crls/{issuer}.crl.pem")), ca(issuer));
+        let mut args = vec!["federation", "crl", "--issuer", p(&issuer), "--number", number, "--out", p(&out)];
+        args.extend_from_slice(extra);
+        cli(&args);
     };
-    let week = now + Duration::days(7);
-    write(&fed.join("crls/nation.crl.pem"), &crl(&nation, 1, from, week, &[]));
-    write(&fed.join("crls/guangdong.crl.pem"), &crl(&gd, 1, from, week, &[]));
-    write(&fed.join("crls/zhejiang.crl.pem"), &crl(&zj, 1, from, week, &[]));
+    crl("nation", "1", &[]);
+    crl("gd", "1", &[]);
+    crl("zj", "1", &[]);
     // A's departments' seal certificates, as A's GET /v1/trust publishes them.
-    std::fs::create_dir_all(fed.join("peers")).unwrap();
     for e in std::fs::read_dir(s.keys.path().join("departments")).unwrap() {
-        let p = e.unwrap().path();
-        if p.to_string_lossy().ends_with(".crt.pem") {
-            std::fs::copy(&p, fed.join("peers").join(p.file_name().unwrap())).unwrap();
+        let path = e.unwrap().path();
+        if path.to_string_lossy().ends_with(".crt.pem") {
+            std::fs::copy(&path, fed.join("peers").join(path.file_name().unwrap())).unwrap();
         }
     }
     let (ok, out) = verify();
     assert!(ok && out.contains("signature: valid") && out.contains("示例市市场监督管理局"), "{out}");
 
     // Without the province's revocation list, its status is unknown: fail closed.
-    std::fs::rename(fed.join("crls/guangdong.crl.pem"), dir.path().join("guangdong.crl.pem")).unwrap();
+    std::fs::rename(fed.join("crls/gd.crl.pem"), dir.path().join("gd.crl.pem")).unwrap();
     let (ok, out) = verify();
     assert!(!ok && out.contains("UnknownIssuer") && out.contains("no revocation list"), "{out}");
-    std::fs::rename(dir.path().join("guangdong.crl.pem"), fed.join("crls/guangdong.crl.pem")).unwrap();
+    std::fs::rename(dir.path().join("gd.crl.pem"), fed.join("crls/gd.crl.pem")).unwrap();
     // A revocation list past its nextUpdate is as good as none.
-    write(&fed.join("crls/nation.crl.pem"), &crl(&nation, 2, now - Duration::days(9), now - Duration::days(2), &[]));
+    let nation = keygen::FederationCa::read(&ca("nation")).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let stale = keygen::revocation_list(&nation, 2, now - time::Duration::days(9), now - time::Duration::days(2), &[]);
+    std::fs::write(fed.join("crls/nation.crl.pem"), licvault::crypto::pem("X509 CRL", &stale.unwrap())).unwrap();
     let (ok, out) = verify();
     assert!(!ok && out.contains("not current"), "{out}");
 
     // The nation revokes Guangdong's certificate (its key was compromised): A's licence is no
     // longer vouched for, offline, whenever it was signed.
-    let revoked = [Revocation {
-        serial: serial(&gd.cert_der),
-        at: now - Duration::minutes(1),
-        reason: Some(rcgen::RevocationReason::KeyCompromise),
-    }];
-    write(&fed.join("crls/nation.crl.pem"), &crl(&nation, 3, now - Duration::minutes(1), week, &revoked));
+    let gd_cert = ca("gd").join("ca.crt.pem");
+    crl("nation", "3", &["--revoke", p(&gd_cert)]);
     let (ok, out) = verify();
     assert!(!ok && out.contains("UnknownIssuer") && out.contains("is revoked by 国家政务服务平台"), "{out}");
+    let (ok, out) = run_licvault(
+        &[
+            "federation",
+            "crl",
+            "--issuer",
+            p(&ca("nation")),
+            "--number",
+            "4",
+            "--reason",
+            "whim",
+            "--out",
+            p(&fed.join("x.pem")),
+        ],
+        None,
+    );
+    assert!(!ok && out.contains("--reason whim"), "{out}");
 }
