@@ -1348,8 +1348,8 @@ fn read_input(input: &str) -> Result<Vec<u8>> {
 /// status list or presentation), 3 the status list has expired or is older than `--max-age`.
 /// A status list that is missing or does not verify is an error (exit 1 with its reason).
 fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result<ExitCode> {
-    let trust =
-        TrustList::load(trust_dir).with_context(|| format!("loading the trust list from {}", trust_dir.display()))?;
+    let trust = TrustList::load_federated(trust_dir)
+        .with_context(|| format!("loading the trust list from {}", trust_dir.display()))?;
     let document = match read_input(input) {
         Ok(d) => d,
         Err(e) => {
@@ -1394,6 +1394,11 @@ fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result
             }
         };
     println!("signature: valid (signed by {} {}, kid {})", cert.name, cert.uscc, hex::encode(cert.kid));
+    let foreign = trust.is_foreign(&cert.kid);
+    if foreign {
+        let path = trust.federation_vouches(&cert.kid, licence.issued_at, now).map_err(anyhow::Error::msg)?;
+        println!("platform:  another platform's, vouched for by the federation: {}", path.join(" → "));
+    }
     let kind = if licence.compact_of.is_some() { " (compact document)" } else { "" };
     println!("licence:   {} {} ({}){kind}", licence.id, licence.type_name, licence.number);
     // A number the holder disclosed is shown in full (the scanner compares it with the ID card);
@@ -1427,6 +1432,10 @@ fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result
         }
         (None, None, _) => {
             println!("status:    the document names no status list (first format): only POST /v1/verify knows it");
+            None
+        }
+        (None, Some(_), _) if foreign => {
+            println!("status:    unknown: issued on another platform, whose status lists this directory does not hold");
             None
         }
         (None, Some(_), None) => {
@@ -1504,8 +1513,7 @@ fn federation(command: FederationCommand) -> Result<ExitCode> {
         }
         FederationCommand::CrossCertify { city_root, issuer, out, days } => {
             let province = FederationCa::read(&issuer)?;
-            let cert =
-                keygen::cross_certify(&province, &cert_der(&city_root)?, from, now + time::Duration::days(days))?;
+            let cert = keygen::cross_certify(&province, &cert_der(&city_root)?, now + time::Duration::days(days))?;
             std::fs::write(&out, crate::crypto::pem("CERTIFICATE", &cert))
                 .with_context(|| format!("writing {}", out.display()))?;
             println!("cross-certificate of {} in {}", city_root.display(), out.display());

@@ -8,12 +8,13 @@
 //! [`Federation::path_to_anchor`] is RFC 5280 §6 path validation cut to this hierarchy and to
 //! what long-lived signed licences need: every signature on the path checked with
 //! `verify_strict`; names chained byte for byte; every CA a CA with keyCertSign, within the path
-//! length its issuers allow, and valid when the document was signed; the anchor valid now; and
-//! for each certificate on the path, a current CRL from its issuer (missing or out of date: fail
-//! closed) that does not list it. A certificate revoked for a reason that does not doubt its key
-//! (superseded, cessation of operation, affiliation changed, privilege withdrawn) still vouches
-//! for what was signed before its revocation date; revoked for any other reason, or for none, it
-//! vouches for nothing.
+//! length its issuers allow and valid now (the platform root also when the document was signed:
+//! the CAs above it may be younger than the licences it vouches for); and for each
+//! certificate on the path, a current CRL from its issuer (missing or out of date: fail closed)
+//! that does not list it. A revoked certificate vouches for nothing, whatever the reason and
+//! whenever the document says it was signed: the signing time is the signer's own claim, so no
+//! grace before a revocation date is given without a trusted time. A key revoked for compromise
+//! (or for no stated reason) in any certificate is refused in every certificate that carries it.
 
 use std::collections::HashMap;
 
@@ -27,12 +28,17 @@ use super::trust::TrustError;
 /// Longest chain of CA certificates looked at above a platform root (the hierarchy has two).
 const MAX_DEPTH: usize = 6;
 
-/// Extensions of a CRL this verifier processes; a CRL with any other critical extension (an
-/// issuing distribution point: a partial or indirect list) is refused rather than misread.
+/// Extensions of a CRL this verifier processes; a CRL with any other critical extension is
+/// refused rather than misread, and so is one that is not a complete list of its issuer
+/// (`NOT_COMPLETE`).
 const CRL_UNDERSTOOD: [&[u64]; 2] = [
     &[2, 5, 29, 20], // cRLNumber
     &[2, 5, 29, 35], // authorityKeyIdentifier
 ];
+
+/// A delta CRL (deltaCRLIndicator) or a partitioned or indirect one (issuingDistributionPoint),
+/// critical or not.
+const NOT_COMPLETE: [&[u64]; 2] = [&[2, 5, 29, 27], &[2, 5, 29, 28]];
 
 /// Entry extensions of a CRL this verifier processes (the certificateIssuer of an indirect CRL
 /// is not among them).
@@ -61,7 +67,6 @@ struct Ca {
 #[derive(Debug, Clone)]
 struct Revoked {
     serial: Vec<u8>,
-    at: i64,
     reason: Option<u8>,
 }
 
@@ -149,12 +154,6 @@ impl Ca {
     }
 }
 
-/// Reasons for which a revoked certificate still vouches for what was signed before its
-/// revocation date: none of them doubts the key.
-fn key_not_doubted(reason: Option<u8>) -> bool {
-    matches!(reason, Some(3 | 4 | 5 | 9)) // affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn
-}
-
 impl Federation {
     /// Parses and checks the national anchor (self-signed, a CA with keyCertSign, valid at
     /// `now`), the CA certificates below it and the CRLs (DER). A CRL must be signed by a CA
@@ -171,14 +170,19 @@ impl Federation {
         }
         let cas = cas.iter().map(|der| Ca::parse(der)).collect::<Result<Vec<_>, _>>()?;
         let mut fed = Self { anchor, cas, crls: HashMap::new() };
+        let mut ders: HashMap<CaId, &[u8]> = HashMap::new();
         for der in crls {
             let Some((issuer, crl)) = fed.parse_crl(der)? else { continue };
             let newer = match fed.crls.get(&issuer) {
+                Some(old) if old.number == crl.number && ders.get(&issuer).is_some_and(|d| *d != der.as_slice()) => {
+                    return Err(cert_err("revocation list", "two different lists of one CA carry the same CRL number"));
+                }
                 Some(old) => greater(&crl.number, &old.number),
                 None => true,
             };
             if newer {
-                fed.crls.insert(issuer, crl);
+                fed.crls.insert(issuer.clone(), crl);
+                ders.insert(issuer, der.as_slice());
             }
         }
         Ok(fed)
@@ -211,6 +215,9 @@ impl Federation {
         if !ca.crl_sign {
             return Err(cert_err(&ca.name, "signed a revocation list without cRLSign in its key usage"));
         }
+        if let Some(ext) = crl.extensions().iter().find(|e| understood(&NOT_COMPLETE, &e.oid)) {
+            return Err(cert_err(name, format!("of {} is not a complete list (extension {})", ca.name, ext.oid)));
+        }
         if let Some(ext) = crl.extensions().iter().find(|e| e.critical && !understood(&CRL_UNDERSTOOD, &e.oid)) {
             return Err(cert_err(name, format!("of {} carries the critical extension {}", ca.name, ext.oid)));
         }
@@ -230,11 +237,8 @@ impl Federation {
                     format!("of {}: an entry carries the critical extension {}", ca.name, ext.oid),
                 ));
             }
-            revoked.push(Revoked {
-                serial: entry.serial().to_bytes_be(),
-                at: entry.revocation_date.timestamp(),
-                reason: entry.reason_code().map(|(_, r)| r.0),
-            });
+            revoked
+                .push(Revoked { serial: entry.serial().to_bytes_be(), reason: entry.reason_code().map(|(_, r)| r.0) });
         }
         let parsed = Crl { number, this_update: crl.last_update().timestamp(), next_update, revoked };
         Ok(Some(((ca.subject.clone(), ca.key.to_bytes()), parsed)))
@@ -242,8 +246,8 @@ impl Federation {
 
     /// The path from the CA named `subject` (raw DER name) with `key` — the root of a city
     /// platform, which signed a seal certificate — up to the national anchor: the names of its
-    /// CAs from the anchor down. The path must hold for a signature made at `signed_at` and
-    /// not be revoked as of `now` (unix seconds).
+    /// CAs from the anchor down. The platform root's certificate must cover `signed_at`; every
+    /// CA must be valid and not revoked as of `now` (unix seconds).
     pub fn path_to_anchor(
         &self,
         subject: &[u8],
@@ -269,8 +273,8 @@ impl Federation {
             if a.path_len.is_some_and(|n| below > n) {
                 return Err(cert_err(&a.name, "the path is longer than the anchor's path length allows"));
             }
-            if !a.valid_at(signed_at) {
-                return Err(cert_err(&a.name, "the national anchor was not valid when the document was signed"));
+            if !a.valid_at(now) {
+                return Err(cert_err(&a.name, "the national anchor is not valid now"));
             }
             return Ok(vec![a.name.clone()]);
         }
@@ -299,12 +303,23 @@ impl Federation {
                 format!("path length {} allows fewer CAs below it", ca.path_len.unwrap_or(0)),
             ));
         }
-        if !ca.valid_at(signed_at) {
+        // The platform root signed the seal that signed the document: its certificate must cover
+        // that time. The CAs above it vouch for it now (they may be younger than the licences).
+        if below == 0 && !ca.valid_at(signed_at) {
             return Err(cert_err(&ca.name, "was not valid when the document was signed"));
+        }
+        if !ca.valid_at(now) {
+            return Err(cert_err(&ca.name, "is not valid now (expired, or not yet valid)"));
+        }
+        if let Some(by) = self.key_compromised(ca) {
+            return Err(cert_err(
+                &ca.name,
+                format!("is revoked by {by}: its key is compromised, in every certificate"),
+            ));
         }
         let mut why = cert_err(&ca.name, "is not signed by any CA of the federation");
         for issuer in self.all().filter(|i| i.subject == ca.issuer && ca.signed_by(&i.key)) {
-            if let Err(e) = self.not_revoked(ca, issuer, signed_at, now) {
+            if let Err(e) = self.not_revoked(ca, issuer, now) {
                 why = e;
                 continue;
             }
@@ -316,8 +331,14 @@ impl Federation {
         Err(why)
     }
 
-    /// Whether `issuer`'s current CRL leaves `ca` standing for a signature made at `signed_at`.
-    fn not_revoked(&self, ca: &Ca, issuer: &Ca, signed_at: i64, now: i64) -> Result<(), TrustError> {
+    /// Whether `issuer`'s current CRL leaves `ca` standing.
+    fn not_revoked(&self, ca: &Ca, issuer: &Ca, now: i64) -> Result<(), TrustError> {
+        if !issuer.valid_at(now) {
+            return Err(cert_err(
+                &ca.name,
+                format!("its issuer {} is not valid now: its status is unknown", issuer.name),
+            ));
+        }
         let crl = self.crls.get(&(issuer.subject.clone(), issuer.key.to_bytes())).ok_or_else(|| {
             cert_err(&ca.name, format!("no revocation list of {} is at hand: its status is unknown", issuer.name))
         })?;
@@ -325,22 +346,41 @@ impl Federation {
             return Err(cert_err(
                 &ca.name,
                 format!(
-                    "the revocation list of {} is not current (nextUpdate passed): its status is unknown",
-                    issuer.name
+                    "the revocation list of {} is not current (thisUpdate {}, nextUpdate {}): its status is unknown",
+                    issuer.name, crl.this_update, crl.next_update
                 ),
             ));
         }
-        match crl.revoked.iter().find(|r| r.serial == ca.serial) {
-            Some(r) if key_not_doubted(r.reason) && signed_at < r.at => Ok(()),
-            Some(_) => Err(cert_err(&ca.name, format!("is revoked by {}", issuer.name))),
-            None => Ok(()),
+        match crl.revoked.iter().any(|r| r.serial == ca.serial) {
+            true => Err(cert_err(&ca.name, format!("is revoked by {}", issuer.name))),
+            false => Ok(()),
         }
     }
 
-    /// The keys of every CA named `subject` (raw DER name): a seal certificate naming it as its
-    /// issuer must be signed by one of them.
-    pub fn ca_keys(&self, subject: &[u8]) -> Vec<VerifyingKey> {
-        let mut keys: Vec<VerifyingKey> = self.all().filter(|ca| ca.subject == subject).map(|ca| ca.key).collect();
+    /// The CA whose CRL revokes a certificate of `ca`'s key for key or CA compromise, or for no
+    /// stated reason: then no certificate of that key vouches (a renewal or a second
+    /// cross-certificate does not keep a compromised key alive).
+    fn key_compromised(&self, ca: &Ca) -> Option<&str> {
+        self.cas.iter().filter(|c| c.key == ca.key).find_map(|c| {
+            self.all().filter(|i| i.subject == c.issuer && c.signed_by(&i.key)).find_map(|i| {
+                let crl = self.crls.get(&(i.subject.clone(), i.key.to_bytes()))?;
+                let compromised =
+                    crl.revoked.iter().any(|r| r.serial == c.serial && matches!(r.reason, None | Some(0 | 1 | 2 | 10)));
+                compromised.then_some(i.name.as_str())
+            })
+        })
+    }
+
+    /// The keys of the platform roots named `subject` (raw DER name): the CAs of path length 0
+    /// that a province cross-certified (never the anchor or a province: they do not seal). A
+    /// seal certificate naming `subject` as its issuer must be signed by one of them.
+    pub fn platform_root_keys(&self, subject: &[u8]) -> Vec<VerifyingKey> {
+        let mut keys: Vec<VerifyingKey> = self
+            .cas
+            .iter()
+            .filter(|ca| ca.subject == subject && ca.path_len == Some(0) && ca.subject != self.anchor.subject)
+            .map(|ca| ca.key)
+            .collect();
         keys.dedup();
         keys
     }
@@ -377,6 +417,11 @@ mod tests {
         (c.subject().as_raw().to_vec(), super::super::trust::ed25519_key(&c, "test").unwrap())
     }
 
+    fn department() -> keygen::DepartmentSpec {
+        let f: serde_json::Value = serde_json::from_str(include_str!("../../fixtures/departments.json")).unwrap();
+        serde_json::from_value(f["departments"][0].clone()).unwrap()
+    }
+
     /// The nation, two provinces, a city platform in the first (made by `keys init`, then
     /// cross-certified by its province).
     struct World {
@@ -385,7 +430,8 @@ mod tests {
         provinces: Vec<FederationCa>,
         city_root: Vec<u8>,
         cross: Vec<u8>,
-        _dir: tempfile::TempDir,
+        /// `keys/` (the city's serving keys, one department) and `root-ca/`.
+        dir: tempfile::TempDir,
     }
 
     impl World {
@@ -399,11 +445,11 @@ mod tests {
                 .collect();
             let dir = tempfile::tempdir().unwrap();
             let (keys, root) = (dir.path().join("keys"), dir.path().join("root-ca"));
-            keygen::init(&keys, &root, "深圳市政务服务平台", "licvault.test/sz", &[], false).unwrap();
+            keygen::init(&keys, &root, "深圳市政务服务平台", "licvault.test/sz", &[department()], false).unwrap();
             let pem = std::fs::read(keys.join("root.crt.pem")).unwrap();
             let city_root = x509_parser::pem::parse_x509_pem(&pem).unwrap().1.contents;
-            let cross = keygen::cross_certify(&provinces[0], &city_root, from, to).unwrap();
-            Self { now, nation, provinces, city_root, cross, _dir: dir }
+            let cross = keygen::cross_certify(&provinces[0], &city_root, to).unwrap();
+            Self { now, nation, provinces, city_root, cross, dir }
         }
 
         /// A CRL of `ca`, current for a week.
@@ -457,11 +503,12 @@ mod tests {
         // The other province is untouched.
         let (other, other_key) = name_and_key(&w.provinces[1].cert_der);
         assert!(fed.path_to_anchor(&other, &other_key, t, t).is_ok());
-        // Superseded: what was signed before the revocation still chains, what after does not.
+        // Superseded, or any other reason: the signing time is the signer's claim, so a document
+        // dated before the revocation is refused too.
         let mut crls = w.fresh_crls();
         crls.push(w.crl(&w.nation, 2, revoke(Some(rcgen::RevocationReason::Superseded))));
         let fed = w.federation(&crls);
-        assert!(fed.path_to_anchor(&subject, &key, t - 86_400, t).is_ok());
+        assert!(fed.path_to_anchor(&subject, &key, t - 86_400, t).is_err());
         assert!(fed.path_to_anchor(&subject, &key, t, t).is_err());
         // An older CRL given beside the newer one does not bring the province back.
         let mut crls = vec![w.crl(&w.nation, 2, revoke(None)), w.crl(&w.nation, 1, vec![])];
@@ -478,6 +525,73 @@ mod tests {
             vec![w.crl(&w.nation, 1, vec![]), w.crl(&w.provinces[1], 1, vec![]), w.crl(&w.provinces[0], 5, revoked)];
         let err = w.federation(&crls).path_to_anchor(&subject, &key, ts(w.now), ts(w.now)).unwrap_err();
         assert!(err.to_string().contains("is revoked by 广东省政务服务平台"), "{err}");
+    }
+
+    /// Two provinces cross-certify one city root (one key, two certificates): one province
+    /// revoking its certificate for key compromise cuts off the other path too; revoking it as
+    /// superseded does not.
+    #[test]
+    fn a_compromised_key_is_refused_in_every_certificate() {
+        let w = World::new();
+        let (subject, key) = w.city();
+        let t = ts(w.now);
+        let to = w.now + Duration::days(3650);
+        let second = keygen::cross_certify(&w.provinces[1], &w.city_root, to).unwrap();
+        let cas = vec![w.provinces[0].cert_der.clone(), w.provinces[1].cert_der.clone(), w.cross.clone(), second];
+        let federation = |reason| {
+            let revoked = vec![Revocation { serial: serial(&w.cross), at: w.now - Duration::minutes(1), reason }];
+            let crls = vec![
+                w.crl(&w.nation, 1, vec![]),
+                w.crl(&w.provinces[0], 2, revoked),
+                w.crl(&w.provinces[1], 1, vec![]),
+            ];
+            Federation::from_der(&w.nation.cert_der, &cas, &crls, t).unwrap()
+        };
+        let path = federation(Some(rcgen::RevocationReason::Superseded)).path_to_anchor(&subject, &key, t, t).unwrap();
+        assert_eq!(path[1], "浙江省政务服务平台 根证书");
+        let err = federation(Some(rcgen::RevocationReason::KeyCompromise)).path_to_anchor(&subject, &key, t, t);
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("is revoked by 广东省政务服务平台 根证书: its key is compromised"));
+    }
+
+    /// Another platform's seal that names one of this platform's departments is refused when
+    /// the federation is loaded (names are not constrained yet: at least no one else speaks for
+    /// this platform's own departments).
+    #[test]
+    fn another_platforms_seal_for_one_of_ours_is_refused() {
+        let w = World::new();
+        let ours = tempfile::tempdir().unwrap();
+        let keys = ours.path().join("keys");
+        keygen::init(
+            &keys,
+            &ours.path().join("root-ca"),
+            "另一市政务服务平台",
+            "licvault.test/b",
+            &[department()],
+            false,
+        )
+        .unwrap();
+        let theirs = std::fs::read_dir(w.dir.path().join("keys/departments"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(".crt.pem"))
+            .unwrap();
+        let seal = x509_parser::pem::parse_x509_pem(&std::fs::read(theirs).unwrap()).unwrap().1.contents;
+        let trust = super::super::trust::TrustList::load(&keys).unwrap();
+        let err = trust.with_federation(w.federation(&w.fresh_crls()), vec![seal]).unwrap_err().to_string();
+        assert!(err.contains("a department of this platform"), "{err}");
+    }
+
+    #[test]
+    fn two_different_crls_with_one_number_are_refused() {
+        let w = World::new();
+        let mut crls = w.fresh_crls();
+        crls.push(w.crl(&w.nation, 1, vec![Revocation { serial: vec![1], at: w.now, reason: None }]));
+        let cas = vec![w.provinces[0].cert_der.clone()];
+        let err = Federation::from_der(&w.nation.cert_der, &cas, &crls, ts(w.now)).unwrap_err();
+        assert!(err.to_string().contains("same CRL number"), "{err}");
     }
 
     #[test]
@@ -507,7 +621,7 @@ mod tests {
         assert!(err.to_string().contains("not signed by any CA"), "{err}");
         // A province certified by the stranger does not chain to the real anchor.
         let fake = FederationCa::provincial(&stranger, "广东省政务服务平台", from, to).unwrap();
-        let cross = keygen::cross_certify(&fake, &w.city_root, from, to).unwrap();
+        let cross = keygen::cross_certify(&fake, &w.city_root, to).unwrap();
         let crls = vec![w.crl(&w.nation, 1, vec![]), w.crl(&fake, 1, vec![])];
         let fed = Federation::from_der(&w.nation.cert_der, &[fake.cert_der.clone(), cross], &crls, ts(now)).unwrap();
         let (subject, key) = w.city();
@@ -520,8 +634,8 @@ mod tests {
         let w = World::new();
         let (subject, key) = w.city();
         let fed = w.federation(&w.fresh_crls());
-        // Signed before the cross-certificate and the province's certificate were valid.
-        let before = ts(w.now - Duration::days(60));
+        // Signed before the city root (and so its cross-certificate) was valid.
+        let before = ts(w.now - Duration::days(2));
         let err = fed.path_to_anchor(&subject, &key, before, ts(w.now)).unwrap_err().to_string();
         assert!(err.contains("was not valid when the document was signed"), "{err}");
         // A county CA under the province (path length 1), certifying the city: one CA more
@@ -529,7 +643,7 @@ mod tests {
         let now = w.now;
         let (from, to) = (now - Duration::days(1), now + Duration::days(10));
         let county = FederationCa::provincial(&w.provinces[0], "某县平台", from, to).unwrap();
-        let cross = keygen::cross_certify(&county, &w.city_root, from, to).unwrap();
+        let cross = keygen::cross_certify(&county, &w.city_root, to).unwrap();
         let cas = vec![w.provinces[0].cert_der.clone(), county.cert_der.clone(), cross];
         let mut crls = w.fresh_crls();
         crls.push(w.crl(&county, 1, vec![]));

@@ -375,11 +375,12 @@ impl PublicKeyData for PublicOnly {
 
 /// The cross-certificate (DER) by which `province` certifies the city platform root
 /// `city_root_der` (as `keys init` made it): the city root's own name and key, a CA for no level
-/// below it, so every seal certificate the city root signed chains on unchanged.
+/// below it, so every seal certificate the city root signed chains on unchanged. It is valid from
+/// the city root's own notBefore (the licences it already vouches for are older than this
+/// certificate) to `not_after` or the city root's notAfter, whichever comes first.
 pub fn cross_certify(
     province: &FederationCa,
     city_root_der: &[u8],
-    not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<Vec<u8>, CryptoError> {
     let bad = |why: String| CryptoError::CertGen(format!("city root: {why}"));
@@ -393,6 +394,9 @@ pub fn cross_certify(
         .to_string();
     let public: [u8; 32] =
         city.public_key().subject_public_key.data.as_ref().try_into().map_err(|_| bad("key is not Ed25519".into()))?;
+    let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).map_err(|e| bad(e.to_string()));
+    let not_before = at(city.validity().not_before.timestamp())?;
+    let not_after = not_after.min(at(city.validity().not_after.timestamp())?);
     let mut params = root_params(&platform, not_before, not_after);
     params.serial_number = Some(random_serial()?);
     let cert = params

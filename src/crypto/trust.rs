@@ -147,16 +147,25 @@ impl TrustList {
     }
 
     /// Adds a federation and the seal certificates (DER) of other platforms' departments. Each must
-    /// be signed by a platform root that a CA certificate of the federation names; whether that
-    /// root chains to the national anchor, unrevoked, is asked for each signature
-    /// ([`TrustList::vouches`]). A certificate that is also one of this platform's stays this
-    /// platform's.
+    /// be signed by a platform root that a cross-certificate of the federation names, and name no
+    /// department of this platform; whether that root chains to the national anchor, unrevoked,
+    /// is asked for each signature ([`TrustList::federation_vouches`]). A certificate that is
+    /// also one of this platform's stays this platform's.
     pub fn with_federation(mut self, federation: Federation, peers: Vec<Vec<u8>>) -> Result<Self, TrustError> {
         for der in peers {
-            let (dept, issuer, key) = Self::check_seal(der, |issuer| federation.ca_keys(issuer))?;
-            if !self.by_kid.contains_key(&dept.kid) {
-                self.foreign.insert(dept.kid, (dept, issuer, key));
+            let (dept, issuer, key) = Self::check_seal(der, |issuer| federation.platform_root_keys(issuer))?;
+            if self.by_kid.contains_key(&dept.kid) {
+                continue;
             }
+            // Names are not constrained yet (any certified platform root could seal for any
+            // USCC): at least no other platform speaks for this platform's own departments.
+            if !self.certs_of(dept.uscc.as_str()).is_empty() {
+                return Err(TrustError::Cert {
+                    name: dept.name.clone(),
+                    why: format!("another platform's seal claims {}, a department of this platform", dept.uscc),
+                });
+            }
+            self.foreign.insert(dept.kid, (dept, issuer, key));
         }
         self.federation = Some(federation);
         Ok(self)
@@ -171,13 +180,14 @@ impl TrustList {
     /// its certificate, for a signature made at `signed_at`, as of `now`: the root's path to the
     /// national anchor, every CA on it valid then and revoked by none. This platform's own
     /// departments are vouched for by its root (`root_valid_at`): `Ok`.
-    pub fn federation_vouches(&self, kid: &[u8; 8], signed_at: i64, now: i64) -> Result<(), String> {
+    /// The path is the CAs' names from the anchor down (empty for this platform's own).
+    pub fn federation_vouches(&self, kid: &[u8; 8], signed_at: i64, now: i64) -> Result<Vec<String>, String> {
         if !self.is_foreign(kid) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         match (self.foreign.get(kid), &self.federation) {
             (Some((_, issuer, key)), Some(fed)) => {
-                fed.path_to_anchor(issuer, key, signed_at, now).map(|_| ()).map_err(|e| e.to_string())
+                fed.path_to_anchor(issuer, key, signed_at, now).map_err(|e| e.to_string())
             }
             _ => Err(format!("no department certificate with kid {}", hex::encode(kid))),
         }
@@ -214,8 +224,10 @@ impl TrustList {
         if !ku.is_some_and(|ku| ku.value.digital_signature()) {
             return Err(err("key usage does not include digitalSignature".into()));
         }
-        if cert.basic_constraints().ok().flatten().is_some_and(|bc| bc.value.ca) {
-            return Err(err("a seal certificate must not be a CA".into()));
+        match cert.basic_constraints() {
+            Err(e) => return Err(err(format!("basic constraints: {e}"))),
+            Ok(Some(bc)) if bc.value.ca => return Err(err("a seal certificate must not be a CA".into())),
+            Ok(_) => {}
         }
         let oid = Oid::from(OID_ORGANIZATION_IDENTIFIER).map_err(|_| err("bad OID".into()))?;
         let uscc_text = cert
@@ -237,10 +249,7 @@ impl TrustList {
         Ok((dept, issuer, signer))
     }
 
-    /// Loads `DIR/root.crt.pem` and every `DIR/departments/*.crt.pem`; with
-    /// `DIR/federation/anchor.crt.pem`, also the federation: the CA certificates
-    /// `federation/cas/*.crt.pem`, their CRLs `federation/crls/*.crl.pem` and other platforms'
-    /// seal certificates `federation/peers/*.crt.pem`.
+    /// Loads `DIR/root.crt.pem` and every `DIR/departments/*.crt.pem`.
     pub fn load(dir: &Path) -> Result<Self, TrustError> {
         let read = |p: &Path| {
             std::fs::read(p).map_err(|e| TrustError::File { path: p.display().to_string(), why: e.to_string() })
@@ -257,7 +266,19 @@ impl TrustList {
         for p in paths {
             depts.push(pem_to_der(&read(&p)?, &p.display().to_string())?);
         }
-        let trust = Self::from_der(root, depts)?;
+        Self::from_der(root, depts)
+    }
+
+    /// [`TrustList::load`], and with `DIR/federation/anchor.crt.pem` the federation too: the CA
+    /// certificates `federation/cas/*.crt.pem`, their CRLs `federation/crls/*.crl.pem` and other
+    /// platforms' seal certificates `federation/peers/*.crt.pem` (`licvault verify --trust`; a
+    /// serving node does not read them yet). Any other file there, or a file of more than one
+    /// PEM block, is refused: a list that is not read could hide a revocation.
+    pub fn load_federated(dir: &Path) -> Result<Self, TrustError> {
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|e| TrustError::File { path: p.display().to_string(), why: e.to_string() })
+        };
+        let trust = Self::load(dir)?;
         let fed_dir = dir.join("federation");
         if !fed_dir.join("anchor.crt.pem").exists() {
             return Ok(trust);
@@ -270,9 +291,23 @@ impl TrustList {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
                 Err(e) => return Err(TrustError::File { path: d.display().to_string(), why: e.to_string() }),
             };
-            paths.retain(|p| p.to_string_lossy().ends_with(ext));
+            if let Some(odd) = paths.iter().find(|p| !p.to_string_lossy().ends_with(ext)) {
+                return Err(TrustError::File { path: odd.display().to_string(), why: format!("is not a {ext} file") });
+            }
             paths.sort();
-            paths.iter().map(|p| pem_to_der(&read(p)?, &p.display().to_string())).collect()
+            paths
+                .iter()
+                .map(|p| {
+                    let text = read(p)?;
+                    if text.windows(11).filter(|w| w == b"-----BEGIN ").count() != 1 {
+                        return Err(TrustError::File {
+                            path: p.display().to_string(),
+                            why: "must hold exactly one PEM block".into(),
+                        });
+                    }
+                    pem_to_der(&text, &p.display().to_string())
+                })
+                .collect()
         };
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
@@ -281,7 +316,7 @@ impl TrustList {
     }
 
     /// The seal certificate of `kid`: this platform's, or another platform's of the federation
-    /// (ask [`TrustList::vouches`] whether it is vouched for).
+    /// (ask [`TrustList::federation_vouches`] whether it is vouched for).
     pub fn department(&self, kid: &[u8; 8]) -> Option<&DepartmentCert> {
         self.by_kid.get(kid).or_else(|| self.foreign.get(kid).map(|(d, _, _)| d))
     }

@@ -31,7 +31,10 @@ async fn a_licence_from_another_platform_verifies_offline_until_its_province_is_
     let b = dir.path().join("b");
     let catalogue: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/departments.json")).unwrap()).unwrap();
-    let dept: DepartmentSpec = serde_json::from_value(catalogue["departments"][0].clone()).unwrap();
+    // B's own department (another city's; a seal of A's that named it would be refused).
+    let mut dept: DepartmentSpec = serde_json::from_value(catalogue["departments"][0].clone()).unwrap();
+    dept.uscc = licvault::domain::holder::complete_uscc("1133010000000001").unwrap();
+    dept.name = "另一市市场监督管理局".into();
     keygen::init(&b, &dir.path().join("b-root-ca"), "另一市政务服务平台", "licvault.test/b", &[dept], false).unwrap();
     let verify = || run_licvault(&["verify", p(&doc), "--trust", p(&b)], None);
     let (ok, out) = verify();
@@ -71,6 +74,13 @@ async fn a_licence_from_another_platform_verifies_offline_until_its_province_is_
     }
     let (ok, out) = verify();
     assert!(ok && out.contains("signature: valid") && out.contains("示例市市场监督管理局"), "{out}");
+    assert!(out.contains("国家政务服务平台 根证书 → 广东省政务服务平台 根证书 → 示例市电子证照库平台 根证书"), "{out}");
+    assert!(out.contains("issued on another platform"), "{out}");
+    // A file in federation/ that is not read would hide a revocation: refused.
+    std::fs::write(fed.join("crls/nation.crl"), "not read").unwrap();
+    let (ok, out) = verify();
+    assert!(!ok && out.contains("is not a .crl.pem file"), "{out}");
+    std::fs::remove_file(fed.join("crls/nation.crl")).unwrap();
 
     // Without the province's revocation list, its status is unknown: fail closed.
     std::fs::rename(fed.join("crls/gd.crl.pem"), dir.path().join("gd.crl.pem")).unwrap();
