@@ -183,9 +183,9 @@ enum FederationCommand {
         /// A certificate (PEM) this CA issued, to revoke (repeat for more).
         #[arg(long)]
         revoke: Vec<PathBuf>,
-        /// Why: key-compromise (default: nothing it vouched for stands), superseded,
-        /// cessation-of-operation, affiliation-changed or privilege-withdrawn (what was signed
-        /// before now still stands).
+        /// Why: key-compromise (the default: the key is refused in every certificate that carries
+        /// it), superseded, cessation-of-operation, affiliation-changed or privilege-withdrawn (only
+        /// this certificate is revoked). Either way a revoked certificate vouches for nothing.
         #[arg(long, default_value = "key-compromise")]
         reason: String,
         #[arg(long)]

@@ -170,19 +170,18 @@ impl Federation {
         }
         let cas = cas.iter().map(|der| Ca::parse(der)).collect::<Result<Vec<_>, _>>()?;
         let mut fed = Self { anchor, cas, crls: HashMap::new() };
-        let mut ders: HashMap<CaId, &[u8]> = HashMap::new();
+        // Every list seen, by its CA and number: two different ones under one number are refused.
+        let mut seen: HashMap<(CaId, Vec<u8>), &[u8]> = HashMap::new();
         for der in crls {
             let Some((issuer, crl)) = fed.parse_crl(der)? else { continue };
-            let newer = match fed.crls.get(&issuer) {
-                Some(old) if old.number == crl.number && ders.get(&issuer).is_some_and(|d| *d != der.as_slice()) => {
+            match seen.insert((issuer.clone(), crl.number.clone()), der.as_slice()) {
+                Some(other) if other != der.as_slice() => {
                     return Err(cert_err("revocation list", "two different lists of one CA carry the same CRL number"));
                 }
-                Some(old) => greater(&crl.number, &old.number),
-                None => true,
-            };
-            if newer {
-                fed.crls.insert(issuer.clone(), crl);
-                ders.insert(issuer, der.as_slice());
+                _ => {}
+            }
+            if fed.crls.get(&issuer).is_none_or(|old| greater(&crl.number, &old.number)) {
+                fed.crls.insert(issuer, crl);
             }
         }
         Ok(fed)
@@ -587,7 +586,9 @@ mod tests {
     #[test]
     fn two_different_crls_with_one_number_are_refused() {
         let w = World::new();
-        let mut crls = w.fresh_crls();
+        // Behind a higher number too: the two lists numbered 1 disagree.
+        let mut crls = vec![w.crl(&w.nation, 2, vec![])];
+        crls.extend(w.fresh_crls());
         crls.push(w.crl(&w.nation, 1, vec![Revocation { serial: vec![1], at: w.now, reason: None }]));
         let cas = vec![w.provinces[0].cert_der.clone()];
         let err = Federation::from_der(&w.nation.cert_der, &cas, &crls, ts(w.now)).unwrap_err();

@@ -280,10 +280,29 @@ impl TrustList {
         };
         let trust = Self::load(dir)?;
         let fed_dir = dir.join("federation");
-        if !fed_dir.join("anchor.crt.pem").exists() {
+        if !fed_dir.exists() {
             return Ok(trust);
         }
-        let anchor = pem_to_der(&read(&fed_dir.join("anchor.crt.pem"))?, "federation anchor")?;
+        let refuse = |path: &Path, why: &str| TrustError::File { path: path.display().to_string(), why: why.into() };
+        let entries = std::fs::read_dir(&fed_dir).map_err(|e| refuse(&fed_dir, &e.to_string()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !["anchor.crt.pem", "cas", "crls", "peers"].iter().any(|n| name == *n) {
+                return Err(refuse(&entry.path(), "is not one of anchor.crt.pem, cas/, crls/, peers/"));
+            }
+        }
+        let one_block = |path: &Path| -> Result<Vec<u8>, TrustError> {
+            let text = read(path)?;
+            if text.windows(11).filter(|w| w == b"-----BEGIN ").count() != 1 {
+                return Err(refuse(path, "must hold exactly one PEM block"));
+            }
+            pem_to_der(&text, &path.display().to_string())
+        };
+        let anchor_path = fed_dir.join("anchor.crt.pem");
+        if !anchor_path.exists() {
+            return Err(refuse(&fed_dir, "has no anchor.crt.pem (the national root)"));
+        }
+        let anchor = one_block(&anchor_path)?;
         let all = |sub: &str, ext: &str| -> Result<Vec<Vec<u8>>, TrustError> {
             let d = fed_dir.join(sub);
             let mut paths: Vec<_> = match std::fs::read_dir(&d) {
@@ -295,19 +314,7 @@ impl TrustList {
                 return Err(TrustError::File { path: odd.display().to_string(), why: format!("is not a {ext} file") });
             }
             paths.sort();
-            paths
-                .iter()
-                .map(|p| {
-                    let text = read(p)?;
-                    if text.windows(11).filter(|w| w == b"-----BEGIN ").count() != 1 {
-                        return Err(TrustError::File {
-                            path: p.display().to_string(),
-                            why: "must hold exactly one PEM block".into(),
-                        });
-                    }
-                    pem_to_der(&text, &p.display().to_string())
-                })
-                .collect()
+            paths.iter().map(|p| one_block(p)).collect()
         };
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);

@@ -81,6 +81,10 @@ async fn a_licence_from_another_platform_verifies_offline_until_its_province_is_
     let (ok, out) = verify();
     assert!(!ok && out.contains("is not a .crl.pem file"), "{out}");
     std::fs::remove_file(fed.join("crls/nation.crl")).unwrap();
+    std::fs::write(fed.join("notes.txt"), "not read either").unwrap();
+    let (ok, out) = verify();
+    assert!(!ok && out.contains("is not one of anchor.crt.pem"), "{out}");
+    std::fs::remove_file(fed.join("notes.txt")).unwrap();
 
     // Without the province's revocation list, its status is unknown: fail closed.
     std::fs::rename(fed.join("crls/gd.crl.pem"), dir.path().join("gd.crl.pem")).unwrap();
