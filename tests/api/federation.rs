@@ -85,6 +85,15 @@ async fn a_licence_from_another_platform_verifies_offline_until_its_province_is_
     let (ok, out) = verify();
     assert!(!ok && out.contains("is not one of anchor.crt.pem"), "{out}");
     std::fs::remove_file(fed.join("notes.txt")).unwrap();
+    // The anchor must be one certificate, and a federation/ without one is not silently ignored.
+    let anchor = std::fs::read_to_string(fed.join("anchor.crt.pem")).unwrap();
+    std::fs::write(fed.join("anchor.crt.pem"), format!("{anchor}{anchor}")).unwrap();
+    let (ok, out) = verify();
+    assert!(!ok && out.contains("must hold exactly one PEM block"), "{out}");
+    std::fs::remove_file(fed.join("anchor.crt.pem")).unwrap();
+    let (ok, out) = verify();
+    assert!(!ok && out.contains("has no anchor.crt.pem"), "{out}");
+    std::fs::write(fed.join("anchor.crt.pem"), anchor).unwrap();
 
     // Without the province's revocation list, its status is unknown: fail closed.
     std::fs::rename(fed.join("crls/gd.crl.pem"), dir.path().join("gd.crl.pem")).unwrap();
