@@ -1384,7 +1384,7 @@ fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result
         }
         None => document,
     };
-    let vault::verify::Checked { licence, cert, status, .. } =
+    let vault::verify::Checked { licence, cert, status, platform, .. } =
         match vault::verify::verify_offline(&trust, &document, now) {
             Ok(c) => c,
             Err(r) => {
@@ -1394,10 +1394,9 @@ fn verify_offline(input: &str, trust_dir: &Path, max_age: Option<u64>) -> Result
             }
         };
     println!("signature: valid (signed by {} {}, kid {})", cert.name, cert.uscc, hex::encode(cert.kid));
-    let foreign = trust.is_foreign(&cert.kid);
+    let foreign = !platform.is_empty();
     if foreign {
-        let path = trust.federation_vouches(&cert.kid, licence.issued_at, now).map_err(anyhow::Error::msg)?;
-        println!("platform:  another platform's, vouched for by the federation: {}", path.join(" → "));
+        println!("platform:  another platform's, vouched for by the federation: {}", platform.join(" → "));
     }
     let kind = if licence.compact_of.is_some() { " (compact document)" } else { "" };
     println!("licence:   {} {} ({}){kind}", licence.id, licence.type_name, licence.number);
@@ -1494,12 +1493,6 @@ fn federation(command: FederationCommand) -> Result<ExitCode> {
     use keygen::FederationCa;
     let now = time::OffsetDateTime::now_utc();
     let from = now - time::Duration::minutes(5);
-    let cert_der = |path: &Path| -> Result<Vec<u8>> {
-        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let (_, pem) =
-            x509_parser::pem::parse_x509_pem(&text).map_err(|e| anyhow::anyhow!("{}: not PEM: {e}", path.display()))?;
-        Ok(pem.contents)
-    };
     match command {
         FederationCommand::Ca { dir, name, issuer, days, force } => {
             let to = now + time::Duration::days(days);
@@ -1513,7 +1506,8 @@ fn federation(command: FederationCommand) -> Result<ExitCode> {
         }
         FederationCommand::CrossCertify { city_root, issuer, out, days } => {
             let province = FederationCa::read(&issuer)?;
-            let cert = keygen::cross_certify(&province, &cert_der(&city_root)?, now + time::Duration::days(days))?;
+            let city = keygen::read_cert_der(&city_root)?;
+            let cert = keygen::cross_certify(&province, &city, now + time::Duration::days(days))?;
             std::fs::write(&out, crate::crypto::pem("CERTIFICATE", &cert))
                 .with_context(|| format!("writing {}", out.display()))?;
             println!("cross-certificate of {} in {}", city_root.display(), out.display());
@@ -1531,7 +1525,7 @@ fn federation(command: FederationCommand) -> Result<ExitCode> {
             let ca = FederationCa::read(&issuer)?;
             let mut revoked = Vec::new();
             for path in &revoke {
-                let der = cert_der(path)?;
+                let der = keygen::read_cert_der(path)?;
                 let (_, cert) = x509_parser::parse_x509_certificate(&der)
                     .map_err(|e| anyhow::anyhow!("{}: not a certificate: {e}", path.display()))?;
                 revoked.push(keygen::Revocation { serial: cert.serial.to_bytes_be(), at: now, reason: Some(reason) });

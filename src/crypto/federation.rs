@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use x509_parser::oid_registry::{Oid, OID_SIG_ED25519};
+use x509_parser::oid_registry::Oid;
 use x509_parser::prelude::*;
 use x509_parser::revocation_list::CertificateRevocationList;
 
@@ -99,14 +99,6 @@ fn understood(list: &[&[u64]], oid: &Oid<'_>) -> bool {
     list.iter().any(|o| Oid::from(o).is_ok_and(|o| o == *oid))
 }
 
-fn signature_of(alg: &Oid<'_>, bits: &[u8], name: &str) -> Result<Signature, TrustError> {
-    if *alg != OID_SIG_ED25519 {
-        return Err(cert_err(name, "not signed with Ed25519"));
-    }
-    let sig: [u8; 64] = bits.try_into().map_err(|_| cert_err(name, "signature is not 64 bytes"))?;
-    Ok(Signature::from_bytes(&sig))
-}
-
 /// How a certificate is named in errors: its common name, else its organisation.
 fn display_name(cert: &X509Certificate<'_>) -> String {
     let cn = cert.subject().iter_common_name().next().and_then(|a| a.as_str().ok());
@@ -139,7 +131,11 @@ impl Ca {
             validity: (cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp()),
             path_len: bc.value.path_len_constraint,
             tbs: cert.tbs_certificate.as_ref().to_vec(),
-            signature: signature_of(&cert.signature_algorithm.algorithm, &cert.signature_value.data, &name)?,
+            signature: super::trust::ed25519_signature(
+                &cert.signature_algorithm.algorithm,
+                &cert.signature_value.data,
+                &name,
+            )?,
             crl_sign: ku.value.crl_sign(),
             name,
         })
@@ -201,7 +197,8 @@ impl Federation {
         if !rest.is_empty() {
             return Err(cert_err(name, "trailing bytes after the CRL"));
         }
-        let signature = signature_of(&crl.signature_algorithm.algorithm, &crl.signature_value.data, name)?;
+        let signature =
+            super::trust::ed25519_signature(&crl.signature_algorithm.algorithm, &crl.signature_value.data, name)?;
         let issuer = crl.issuer().as_raw();
         if !self.all().any(|ca| ca.subject == issuer) {
             return Ok(None);
@@ -317,7 +314,7 @@ impl Federation {
             ));
         }
         let mut why = cert_err(&ca.name, "is not signed by any CA of the federation");
-        for issuer in self.all().filter(|i| i.subject == ca.issuer && ca.signed_by(&i.key)) {
+        for issuer in self.issuers_of(ca) {
             if let Err(e) = self.not_revoked(ca, issuer, now) {
                 why = e;
                 continue;
@@ -338,7 +335,7 @@ impl Federation {
                 format!("its issuer {} is not valid now: its status is unknown", issuer.name),
             ));
         }
-        let crl = self.crls.get(&(issuer.subject.clone(), issuer.key.to_bytes())).ok_or_else(|| {
+        let crl = self.crl_of(issuer).ok_or_else(|| {
             cert_err(&ca.name, format!("no revocation list of {} is at hand: its status is unknown", issuer.name))
         })?;
         if now > crl.next_update || now < crl.this_update {
@@ -361,8 +358,8 @@ impl Federation {
     /// cross-certificate does not keep a compromised key alive).
     fn key_compromised(&self, ca: &Ca) -> Option<&str> {
         self.cas.iter().filter(|c| c.key == ca.key).find_map(|c| {
-            self.all().filter(|i| i.subject == c.issuer && c.signed_by(&i.key)).find_map(|i| {
-                let crl = self.crls.get(&(i.subject.clone(), i.key.to_bytes()))?;
+            self.issuers_of(c).find_map(|i| {
+                let crl = self.crl_of(i)?;
                 let compromised =
                     crl.revoked.iter().any(|r| r.serial == c.serial && matches!(r.reason, None | Some(0 | 1 | 2 | 10)));
                 compromised.then_some(i.name.as_str())
@@ -384,9 +381,14 @@ impl Federation {
         keys
     }
 
-    /// The anchor's certificate name (its common name).
-    pub fn anchor_name(&self) -> &str {
-        &self.anchor.name
+    /// The CAs (the anchor among them) named as `ca`'s issuer whose key verifies it.
+    fn issuers_of<'a>(&'a self, ca: &'a Ca) -> impl Iterator<Item = &'a Ca> {
+        self.all().filter(move |i| i.subject == ca.issuer && ca.signed_by(&i.key))
+    }
+
+    /// The CRL that counts of the CA `ca` (by its name and key).
+    fn crl_of(&self, ca: &Ca) -> Option<&Crl> {
+        self.crls.get(&(ca.subject.clone(), ca.key.to_bytes()))
     }
 }
 

@@ -224,30 +224,54 @@ pub fn new_seal(
     days: i64,
     force: bool,
 ) -> Result<(), CryptoError> {
-    let key_path = root_dir.join("root.key.pem");
-    let key = super::signer::load_private_key(&key_path)?;
-    let cert_path = root_dir.join("root.crt.pem");
-    let pem = std::fs::read(&cert_path)
-        .map_err(|source| CryptoError::Io { path: cert_path.display().to_string(), source })?;
+    let ca = read_ca(&root_dir.join("root.key.pem"), &root_dir.join("root.crt.pem"))?;
+    // The issuer name must be byte-for-byte the root's subject: rebuild it as `init` made it.
+    let now = OffsetDateTime::now_utc();
+    let root = root_params(&ca.organisation, now, now);
+    let issuer = Issuer::from_params(&root, &ca.key);
+    write_seal(dir, &issuer, d, stem, not_before, not_before + Duration::days(days), force)
+}
+
+/// The DER of the certificate in the PEM file `path`.
+pub fn read_cert_der(path: &Path) -> Result<Vec<u8>, CryptoError> {
+    let text = std::fs::read(path).map_err(|source| CryptoError::Io { path: path.display().to_string(), source })?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&text)
+        .map_err(|e| CryptoError::KeyFile { path: path.display().to_string(), why: e.to_string() })?;
+    Ok(pem.contents)
+}
+
+/// A CA's key and certificate as read from their files.
+struct CaFiles {
+    key: RcgenKey,
+    der: Vec<u8>,
+    /// The certificate's organisation, from which `root_params` rebuilds its subject.
+    organisation: String,
+    /// Its path length when it is a CA (none given: 0), else `None`.
+    path_len: Option<u32>,
+}
+
+/// Reads a CA's private key and certificate and checks that they are a pair.
+fn read_ca(key_path: &Path, cert_path: &Path) -> Result<CaFiles, CryptoError> {
+    let key = super::signer::load_private_key(key_path)?;
+    let der = read_cert_der(cert_path)?;
     let bad = |why: String| CryptoError::KeyFile { path: cert_path.display().to_string(), why };
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| bad(e.to_string()))?;
-    let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
-    let platform = cert
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| bad(e.to_string()))?;
+    let organisation = cert
         .subject()
         .iter_organization()
         .next()
         .and_then(|o| o.as_str().ok())
-        .ok_or_else(|| bad("the root certificate names no organisation".into()))?
+        .ok_or_else(|| bad("the certificate names no organisation".into()))?
         .to_string();
-    let root_key = RcgenKey { public: key.verifying_key().to_bytes(), key };
-    if root_key.public.as_slice() != cert.public_key().subject_public_key.data.as_ref() {
-        return Err(bad("root.key.pem is not the key of root.crt.pem".into()));
+    let path_len = match cert.basic_constraints() {
+        Ok(Some(bc)) if bc.value.ca => Some(bc.value.path_len_constraint.unwrap_or(0)),
+        _ => None,
+    };
+    let key = RcgenKey { public: key.verifying_key().to_bytes(), key };
+    if key.public.as_slice() != cert.public_key().subject_public_key.data.as_ref() {
+        return Err(bad(format!("{} is not the key of this certificate", key_path.display())));
     }
-    // The issuer name must be byte-for-byte the root's subject: rebuild it as `init` made it.
-    let now = OffsetDateTime::now_utc();
-    let root = root_params(&platform, now, now);
-    let issuer = Issuer::from_params(&root, &root_key);
-    write_seal(dir, &issuer, d, stem, not_before, not_before + Duration::days(days), force)
+    Ok(CaFiles { key, der, organisation, path_len })
 }
 
 /// A serial number for a new certificate: 16 random bytes, positive and of full length. (rcgen's
@@ -310,29 +334,14 @@ impl FederationCa {
     /// byte (checked on every certificate and CRL it makes).
     pub fn read(dir: &Path) -> Result<Self, CryptoError> {
         let (cp, kp) = (dir.join("ca.crt.pem"), dir.join("ca.key.pem"));
-        let key = super::signer::load_private_key(&kp)?;
-        let text = std::fs::read(&cp).map_err(|source| CryptoError::Io { path: cp.display().to_string(), source })?;
-        let bad = |why: String| CryptoError::KeyFile { path: cp.display().to_string(), why };
-        let (_, pem) = x509_parser::pem::parse_x509_pem(&text).map_err(|e| bad(e.to_string()))?;
-        let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
-        let name = cert
-            .subject()
-            .iter_organization()
-            .next()
-            .and_then(|o| o.as_str().ok())
-            .ok_or_else(|| bad("the certificate names no organisation".into()))?
-            .to_string();
-        let path_len = match cert.basic_constraints() {
-            Ok(Some(bc)) if bc.value.ca => bc.value.path_len_constraint.unwrap_or(0),
-            _ => return Err(bad("is not a CA certificate".into())),
+        let ca = read_ca(&kp, &cp)?;
+        let Some(path_len) = ca.path_len else {
+            return Err(CryptoError::KeyFile { path: cp.display().to_string(), why: "is not a CA certificate".into() });
         };
-        let key = RcgenKey { public: key.verifying_key().to_bytes(), key };
-        if key.public.as_slice() != cert.public_key().subject_public_key.data.as_ref() {
-            return Err(bad("ca.key.pem is not the key of ca.crt.pem".into()));
-        }
-        let (nb, na) = (OffsetDateTime::now_utc(), OffsetDateTime::now_utc());
-        let params = federation_ca_params(&name, u8::try_from(path_len).unwrap_or(u8::MAX), nb, na)?;
-        Ok(Self { key, params, cert_der: pem.contents.clone(), cert_pem: String::from_utf8_lossy(&text).into_owned() })
+        let now = OffsetDateTime::now_utc();
+        let params = federation_ca_params(&ca.organisation, u8::try_from(path_len).unwrap_or(u8::MAX), now, now)?;
+        let cert_pem = super::pem("CERTIFICATE", &ca.der);
+        Ok(Self { key: ca.key, params, cert_der: ca.der, cert_pem })
     }
 
     /// Whether `issuer`, the raw issuer name of something this CA signed, is this CA's name.

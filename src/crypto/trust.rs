@@ -4,7 +4,7 @@
 //! department's USCC in the subject (organizationIdentifier, 2.5.4.97).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use x509_parser::oid_registry::{Oid, OID_SIG_ED25519};
@@ -99,15 +99,39 @@ pub(super) fn check_critical(cert: &X509Certificate<'_>, name: &str) -> Result<(
     Ok(())
 }
 
-fn check_signed_by(cert: &X509Certificate<'_>, issuer: &VerifyingKey, name: &str) -> Result<(), TrustError> {
+/// The Ed25519 signature of a certificate or CRL signed with `alg` (`bits`: its signatureValue).
+pub(super) fn ed25519_signature(alg: &Oid<'_>, bits: &[u8], name: &str) -> Result<Signature, TrustError> {
     let err = |why: &str| TrustError::Cert { name: name.into(), why: why.into() };
-    if cert.signature_algorithm.algorithm != OID_SIG_ED25519 {
+    if *alg != OID_SIG_ED25519 {
         return Err(err("not signed with Ed25519"));
     }
-    let sig: [u8; 64] = cert.signature_value.data.as_ref().try_into().map_err(|_| err("signature is not 64 bytes"))?;
-    issuer
-        .verify_strict(cert.tbs_certificate.as_ref(), &Signature::from_bytes(&sig))
-        .map_err(|_| err("signature by the platform root does not verify"))
+    let sig: [u8; 64] = bits.try_into().map_err(|_| err("signature is not 64 bytes"))?;
+    Ok(Signature::from_bytes(&sig))
+}
+
+fn check_signed_by(cert: &X509Certificate<'_>, issuer: &VerifyingKey, name: &str) -> Result<(), TrustError> {
+    let sig = ed25519_signature(&cert.signature_algorithm.algorithm, &cert.signature_value.data, name)?;
+    issuer.verify_strict(cert.tbs_certificate.as_ref(), &sig).map_err(|_| TrustError::Cert {
+        name: name.into(),
+        why: "signature by the platform root does not verify".into(),
+    })
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, TrustError> {
+    std::fs::read(path).map_err(|e| TrustError::File { path: path.display().to_string(), why: e.to_string() })
+}
+
+/// The entries of `dir`, sorted by path.
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, TrustError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| TrustError::File { path: dir.display().to_string(), why: e.to_string() })?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    Ok(paths)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 impl TrustList {
@@ -124,8 +148,7 @@ impl TrustList {
         }
         check_critical(&root, "root")?;
         let root_validity = (root.validity().not_before.timestamp(), root.validity().not_after.timestamp());
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let now = unix_now();
         if now < root_validity.0 || now > root_validity.1 {
             return Err(TrustError::Cert {
                 name: "root".into(),
@@ -137,8 +160,8 @@ impl TrustList {
             });
         }
         let mut by_kid = HashMap::new();
+        let root_name = root.subject().as_raw();
         for der in departments {
-            let root_name = root.subject().as_raw();
             let (dept, _, _) =
                 Self::check_seal(der, |issuer| if issuer == root_name { vec![root_key] } else { vec![] })?;
             by_kid.insert(dept.kid, dept);
@@ -251,20 +274,12 @@ impl TrustList {
 
     /// Loads `DIR/root.crt.pem` and every `DIR/departments/*.crt.pem`.
     pub fn load(dir: &Path) -> Result<Self, TrustError> {
-        let read = |p: &Path| {
-            std::fs::read(p).map_err(|e| TrustError::File { path: p.display().to_string(), why: e.to_string() })
-        };
-        let root = pem_to_der(&read(&dir.join("root.crt.pem"))?, "root")?;
-        let dept_dir = dir.join("departments");
-        let mut paths: Vec<_> = std::fs::read_dir(&dept_dir)
-            .map_err(|e| TrustError::File { path: dept_dir.display().to_string(), why: e.to_string() })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.to_string_lossy().ends_with(".crt.pem"))
-            .collect();
-        paths.sort();
+        let root = pem_to_der(&read_file(&dir.join("root.crt.pem"))?, "root")?;
         let mut depts = Vec::new();
-        for p in paths {
-            depts.push(pem_to_der(&read(&p)?, &p.display().to_string())?);
+        for p in sorted_entries(&dir.join("departments"))? {
+            if p.to_string_lossy().ends_with(".crt.pem") {
+                depts.push(pem_to_der(&read_file(&p)?, &p.display().to_string())?);
+            }
         }
         Self::from_der(root, depts)
     }
@@ -275,24 +290,19 @@ impl TrustList {
     /// serving node does not read them yet). Any other file there, or a file of more than one
     /// PEM block, is refused: a list that is not read could hide a revocation.
     pub fn load_federated(dir: &Path) -> Result<Self, TrustError> {
-        let read = |p: &Path| {
-            std::fs::read(p).map_err(|e| TrustError::File { path: p.display().to_string(), why: e.to_string() })
-        };
         let trust = Self::load(dir)?;
         let fed_dir = dir.join("federation");
         if !fed_dir.exists() {
             return Ok(trust);
         }
         let refuse = |path: &Path, why: &str| TrustError::File { path: path.display().to_string(), why: why.into() };
-        let entries = std::fs::read_dir(&fed_dir).map_err(|e| refuse(&fed_dir, &e.to_string()))?;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if !["anchor.crt.pem", "cas", "crls", "peers"].iter().any(|n| name == *n) {
-                return Err(refuse(&entry.path(), "is not one of anchor.crt.pem, cas/, crls/, peers/"));
+        for path in sorted_entries(&fed_dir)? {
+            if !path.file_name().is_some_and(|n| ["anchor.crt.pem", "cas", "crls", "peers"].iter().any(|k| n == *k)) {
+                return Err(refuse(&path, "is not one of anchor.crt.pem, cas/, crls/, peers/"));
             }
         }
         let one_block = |path: &Path| -> Result<Vec<u8>, TrustError> {
-            let text = read(path)?;
+            let text = read_file(path)?;
             if text.windows(11).filter(|w| w == b"-----BEGIN ").count() != 1 {
                 return Err(refuse(path, "must hold exactly one PEM block"));
             }
@@ -305,20 +315,14 @@ impl TrustList {
         let anchor = one_block(&anchor_path)?;
         let all = |sub: &str, ext: &str| -> Result<Vec<Vec<u8>>, TrustError> {
             let d = fed_dir.join(sub);
-            let mut paths: Vec<_> = match std::fs::read_dir(&d) {
-                Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(TrustError::File { path: d.display().to_string(), why: e.to_string() }),
-            };
+            let paths = if d.exists() { sorted_entries(&d)? } else { Vec::new() };
             if let Some(odd) = paths.iter().find(|p| !p.to_string_lossy().ends_with(ext)) {
-                return Err(TrustError::File { path: odd.display().to_string(), why: format!("is not a {ext} file") });
+                return Err(refuse(odd, &format!("is not a {ext} file")));
             }
-            paths.sort();
             paths.iter().map(|p| one_block(p)).collect()
         };
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let federation = Federation::from_der(&anchor, &all("cas", ".crt.pem")?, &all("crls", ".crl.pem")?, now)?;
+        let federation =
+            Federation::from_der(&anchor, &all("cas", ".crt.pem")?, &all("crls", ".crl.pem")?, unix_now())?;
         trust.with_federation(federation, all("peers", ".crt.pem")?)
     }
 

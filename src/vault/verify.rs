@@ -165,6 +165,9 @@ pub struct Checked<'t> {
     /// The validity-derived status at the time of the check.
     pub status: Status,
     pub envelope: Envelope,
+    /// Another platform's seal: the CAs from the national anchor down to its platform root that
+    /// vouch for it (empty for this platform's own).
+    pub platform: Vec<String>,
 }
 
 /// Everything that can be checked with the trust list alone: the signature, the claims, each
@@ -224,7 +227,7 @@ pub fn verify_offline_with<'t>(
         ));
     }
     // Another platform's department: its root must chain to the national anchor, unrevoked.
-    trust.federation_vouches(&cert.kid, licence.issued_at, now).map_err(|why| {
+    let platform = trust.federation_vouches(&cert.kid, licence.issued_at, now).map_err(|why| {
         Refusal::new(VerdictKind::UnknownIssuer, format!("the federation does not vouch for its platform: {why}"))
     })?;
     let mut licence = licence;
@@ -233,7 +236,7 @@ pub fn verify_offline_with<'t>(
         licence.issuer_name = cert.name.clone();
     }
     let status = Status::Valid.effective(now, licence.valid_from, licence.valid_until, None);
-    Ok(Checked { licence, cert, status, envelope: env })
+    Ok(Checked { licence, cert, status, envelope: env, platform })
 }
 
 /// The SHA-256 the log holds for a presented document: of the bytes as issued (disclosures travel
