@@ -575,15 +575,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Witness { command: WitnessCommand::Serve { listen, keys, log_keys, state } } => {
-            let key = crate::crypto::signer::load_private_key(&keys.join("witness.key.pem"))?;
-            let vkey = std::fs::read_to_string(keys.join("witness.vkey"))
-                .with_context(|| format!("reading {}", keys.join("witness.vkey").display()))?;
-            let name = vkey.split('+').next().unwrap_or_default().to_string();
+            let signer = Box::new(crate::witness::load_signer(&keys).map_err(anyhow::Error::msg)?);
             let logs = log_keys
                 .iter()
                 .map(|k| crate::log::note::Verifier::parse(k).map_err(|e| anyhow::anyhow!("--log-key {k}: {e}")))
                 .collect::<Result<Vec<_>>>()?;
-            let signer = Box::new(crate::crypto::signer::LogSigner::new(key, name));
             let witness = Arc::new(crate::witness::Witness::new(signer, logs, &state)?);
             runtime()?.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -961,6 +957,17 @@ async fn serve(cfg: Config) -> Result<()> {
         let interval = std::time::Duration::from_secs(1);
         tokio::spawn(crate::witness::cosign_forever(vault.clone(), cosigner.clone(), interval));
         state.cosigner = Some(cosigner);
+    }
+    if let Some(path) = &cfg.mirrors {
+        let mcfg = crate::mirror::MirrorConfig::load(path).map_err(anyhow::Error::msg)?;
+        let mirrors = crate::mirror::Mirrors::open(&mcfg, |dir| {
+            let store: Arc<dyn crate::store::Store> = Arc::new(open_store(dir).map_err(|e| format!("{e:#}"))?);
+            Ok(store)
+        })
+        .map_err(anyhow::Error::msg)?;
+        let mirrors = Arc::new(mirrors);
+        vault.set_mirrors(mirrors.clone());
+        mirrors.spawn();
     }
     if let Some(m) = metrics_listener {
         tokio::spawn(crate::http::serve_metrics(m, state.clone()));
@@ -1594,7 +1601,22 @@ async fn trust_pull(url: &str, dir: &Path, pin: Option<&str>) -> Result<()> {
         }
         depts.push(der(&d.certificate, &d.uscc)?);
     }
-    let list = TrustList::from_der(root.clone(), depts.clone()).context("the certificates do not chain to the root")?;
+    let mut list =
+        TrustList::from_der(root.clone(), depts.clone()).context("the certificates do not chain to the root")?;
+    let federation = match &t.federation {
+        Some(f) => {
+            let all = |pems: &[String], what: &str| pems.iter().map(|p| der(p, what)).collect::<Result<Vec<_>>>();
+            let files = crate::crypto::trust::FederationDer {
+                anchor: der(&f.anchor, "the federation's anchor")?,
+                cas: all(&f.cas, "a federation CA certificate")?,
+                crls: all(&f.crls, "a federation CRL")?,
+                peers: all(&f.peers, "another platform's seal certificate")?,
+            };
+            list = list.federated(files.clone(), crate::vault::unix_now()).context("the federation")?;
+            Some(files)
+        }
+        None => None,
+    };
     let keys = all_platform_keys(&t);
     let digest = hex::encode(list.digest(&t.log.verifier_key, &keys));
     let certs = list.departments().count();
@@ -1633,6 +1655,22 @@ async fn trust_pull(url: &str, dir: &Path, pin: Option<&str>) -> Result<()> {
     }
     for (n, bytes) in lists.iter().enumerate() {
         std::fs::write(tmp.join("status-lists").join(format!("{n}.cwt")), bytes)?;
+    }
+    if let Some(f) = &federation {
+        // The layout `licvault verify --trust` reads (spec/formats.md §9.1).
+        let fed = tmp.join("federation");
+        std::fs::create_dir_all(&fed)?;
+        std::fs::write(fed.join("anchor.crt.pem"), crate::crypto::pem("CERTIFICATE", &f.anchor))?;
+        for (sub, ext, label, list) in [
+            ("cas", "crt", "CERTIFICATE", &f.cas),
+            ("crls", "crl", "X509 CRL", &f.crls),
+            ("peers", "crt", "CERTIFICATE", &f.peers),
+        ] {
+            std::fs::create_dir_all(fed.join(sub))?;
+            for (i, d) in list.iter().enumerate() {
+                std::fs::write(fed.join(sub).join(format!("{i:04}.{ext}.pem")), crate::crypto::pem(label, d))?;
+            }
+        }
     }
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;

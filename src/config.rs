@@ -48,6 +48,10 @@ pub struct Config {
     /// `GET /v1/log/checkpoint` then serves the newest checkpoint a quorum cosigned.
     #[arg(long = "witness", env = "LICVAULT_WITNESSES", value_delimiter = ',')]
     pub witnesses: Vec<crate::witness::Target>,
+    /// Other nodes' logs to mirror: a JSON file (spec/formats.md §15) naming each source, its
+    /// URL, its pinned log key and an auditor token for it.
+    #[arg(long, env = "LICVAULT_MIRRORS")]
+    pub mirrors: Option<std::path::PathBuf>,
     /// How many witnesses must cosign a checkpoint before it is served.
     #[arg(long, env = "LICVAULT_WITNESS_QUORUM", default_value_t = 1)]
     pub witness_quorum: usize,

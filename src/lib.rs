@@ -23,6 +23,7 @@ pub mod domain;
 pub mod http;
 pub mod import;
 pub mod log;
+pub mod mirror;
 pub mod qr;
 pub mod status_list;
 pub mod store;

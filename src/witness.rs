@@ -126,6 +126,16 @@ impl Witness {
     }
 }
 
+/// The cosigning key `licvault witness init` wrote in `dir`, named as its verifier key says
+/// (`licvault witness serve`, and a mirror's cosignatures).
+pub fn load_signer(dir: &Path) -> Result<crate::crypto::signer::LogSigner, String> {
+    let key = crate::crypto::signer::load_private_key(&dir.join("witness.key.pem")).map_err(|e| e.to_string())?;
+    let vkey_path = dir.join("witness.vkey");
+    let vkey = std::fs::read_to_string(&vkey_path).map_err(|e| format!("reading {}: {e}", vkey_path.display()))?;
+    let name = vkey.split('+').next().unwrap_or_default().to_string();
+    Ok(crate::crypto::signer::LogSigner::new(key, name))
+}
+
 /// A witness the vault submits to: where it is, and its key.
 #[derive(Debug, Clone)]
 pub struct Target {

@@ -54,9 +54,34 @@ pub struct TrustList {
     root_validity: (i64, i64),
     by_kid: HashMap<[u8; 8], DepartmentCert>,
     federation: Option<Federation>,
+    /// The federation's certificates and CRLs as loaded (DER), which `GET /v1/trust` publishes.
+    federation_der: Option<FederationDer>,
     /// Seal certificates of other platforms' departments, by kid, with the name and key of the
     /// platform root that signed each.
     foreign: HashMap<[u8; 8], (DepartmentCert, Vec<u8>, VerifyingKey)>,
+}
+
+/// The files of a federation (spec/formats.md §9.1), DER, in the order they were read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FederationDer {
+    pub anchor: Vec<u8>,
+    pub cas: Vec<Vec<u8>>,
+    pub crls: Vec<Vec<u8>>,
+    pub peers: Vec<Vec<u8>>,
+}
+
+impl FederationDer {
+    /// Each part the trust digest takes from it: the anchor; then for the CA certificates, the
+    /// CRLs and the peers in turn their count (u32 big-endian) and each one.
+    fn parts(&self, part: &mut impl FnMut(&[u8])) {
+        part(&self.anchor);
+        for list in [&self.cas, &self.crls, &self.peers] {
+            part(&(list.len() as u32).to_be_bytes());
+            for der in list {
+                part(der);
+            }
+        }
+    }
 }
 
 fn pem_to_der(pem_text: &[u8], name: &str) -> Result<Vec<u8>, TrustError> {
@@ -166,7 +191,15 @@ impl TrustList {
                 Self::check_seal(der, |issuer| if issuer == root_name { vec![root_key] } else { vec![] })?;
             by_kid.insert(dept.kid, dept);
         }
-        Ok(Self { root_der, root_key, root_validity, by_kid, federation: None, foreign: HashMap::new() })
+        Ok(Self {
+            root_der,
+            root_key,
+            root_validity,
+            by_kid,
+            federation: None,
+            federation_der: None,
+            foreign: HashMap::new(),
+        })
     }
 
     /// Adds a federation and the seal certificates (DER) of other platforms' departments. Each must
@@ -192,6 +225,20 @@ impl TrustList {
         }
         self.federation = Some(federation);
         Ok(self)
+    }
+
+    /// [`TrustList::with_federation`] from the federation's files, checked as of `now`; kept to
+    /// be published.
+    pub fn federated(self, der: FederationDer, now: i64) -> Result<Self, TrustError> {
+        let federation = Federation::from_der(&der.anchor, &der.cas, &der.crls, now)?;
+        let mut list = self.with_federation(federation, der.peers.clone())?;
+        list.federation_der = Some(der);
+        Ok(list)
+    }
+
+    /// The federation's files, when there is one.
+    pub fn federation_der(&self) -> Option<&FederationDer> {
+        self.federation_der.as_ref()
     }
 
     /// Whether `kid` is another platform's department (known through the federation).
@@ -286,8 +333,8 @@ impl TrustList {
 
     /// [`TrustList::load`], and with `DIR/federation/anchor.crt.pem` the federation too: the CA
     /// certificates `federation/cas/*.crt.pem`, their CRLs `federation/crls/*.crl.pem` and other
-    /// platforms' seal certificates `federation/peers/*.crt.pem` (`licvault verify --trust`; a
-    /// serving node does not read them yet). Any other file there, or a file of more than one
+    /// platforms' seal certificates `federation/peers/*.crt.pem` (`licvault verify --trust`, and
+    /// the serving node's key directory). Any other file there, or a file of more than one
     /// PEM block, is refused: a list that is not read could hide a revocation.
     pub fn load_federated(dir: &Path) -> Result<Self, TrustError> {
         let trust = Self::load(dir)?;
@@ -321,9 +368,13 @@ impl TrustList {
             }
             paths.iter().map(|p| one_block(p)).collect()
         };
-        let federation =
-            Federation::from_der(&anchor, &all("cas", ".crt.pem")?, &all("crls", ".crl.pem")?, unix_now())?;
-        trust.with_federation(federation, all("peers", ".crt.pem")?)
+        let der = FederationDer {
+            anchor,
+            cas: all("cas", ".crt.pem")?,
+            crls: all("crls", ".crl.pem")?,
+            peers: all("peers", ".crt.pem")?,
+        };
+        trust.federated(der, unix_now())
     }
 
     /// The seal certificate of `kid`: this platform's, or another platform's of the federation
@@ -365,8 +416,11 @@ impl TrustList {
     /// The digest a scanner pins (spec/formats.md §9): SHA-256 over `"licvault-trust-v1"`, the
     /// root certificate's DER, every department certificate's DER in the order of their kids,
     /// the log's verifier key (C2SP text) and every platform public key in the order of their
-    /// kids, each part preceded by its length as a u32 big-endian. `GET /v1/trust` and `licvault
-    /// trust pull` compute it alike; any change of a key or certificate changes it.
+    /// kids, each part preceded by its length as a u32 big-endian. With a federation,
+    /// `"licvault-trust-v2"` instead, and then the anchor's DER, and for the CA certificates,
+    /// the CRLs and the peers' seal certificates in turn their count (u32 big-endian, 4 bytes,
+    /// as a part) and each one's DER, in the order published. `GET /v1/trust` and `licvault
+    /// trust pull` compute it alike; any change of a key, certificate or CRL changes it.
     pub fn digest(&self, log_key: &str, platform: &[([u8; 8], VerifyingKey)]) -> [u8; 32] {
         let mut depts: Vec<_> = self.by_kid.values().collect();
         depts.sort_by_key(|d| d.kid);
@@ -377,7 +431,7 @@ impl TrustList {
             buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
             buf.extend_from_slice(b);
         };
-        part(b"licvault-trust-v1");
+        part(if self.federation_der.is_some() { b"licvault-trust-v2" } else { b"licvault-trust-v1" });
         part(&self.root_der);
         for d in &depts {
             part(&d.der);
@@ -386,6 +440,21 @@ impl TrustList {
         for (_, key) in &keys {
             part(key.as_bytes());
         }
+        if let Some(f) = &self.federation_der {
+            f.parts(&mut part);
+        }
         super::sha256(&buf)
+    }
+
+    /// SHA-256 over the federation's parts (as [`TrustList::digest`] takes them, each preceded
+    /// by its length), when there is one.
+    pub fn federation_digest(&self) -> Option<[u8; 32]> {
+        let f = self.federation_der.as_ref()?;
+        let mut buf = Vec::new();
+        f.parts(&mut |b: &[u8]| {
+            buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
+            buf.extend_from_slice(b);
+        });
+        Some(super::sha256(&buf))
     }
 }

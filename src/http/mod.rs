@@ -43,6 +43,7 @@ mod holders;
 mod licences;
 mod logapi;
 mod metrics;
+mod mirrors;
 mod ops;
 mod page;
 mod presentations;
@@ -116,6 +117,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     r.extend(presentations::routes());
     r.extend(holders::routes());
     r.extend(logapi::routes());
+    r.extend(mirrors::routes());
     r.extend(ops::routes());
     r.extend(admin::routes());
     r

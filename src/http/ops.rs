@@ -18,11 +18,15 @@ async fn healthz() -> &'static str {
 
 /// GET /readyz — 200 `ready` when storage answers reads and the sequencer can commit; else 503
 /// with the reason (the sequencer stopped, or writes are failing: a read-only or full store).
+/// A line per mirrored source follows (its size and lag, or that it forked).
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    // A mirror that forked or lags is reported, not a reason to stop serving: it serves what
+    // it verified, with its as-of head.
+    let mirrors = s.vault.mirrors().map(|m| m.readiness()).unwrap_or_default();
     match s.vault.readiness().await {
-        Ok(()) => (StatusCode::OK, text, "ready\n".to_string()),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, text, format!("not ready: {why}\n")),
+        Ok(()) => (StatusCode::OK, text, format!("ready\n{mirrors}")),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, text, format!("not ready: {why}\n{mirrors}")),
     }
 }
 
@@ -45,6 +49,7 @@ pub(super) fn render_metrics(s: &AppState) -> impl IntoResponse {
                 "# HELP licvault_tree_resident_nodes Tree nodes held in memory as whole levels, for proofs (filled in the background after a start).\n\
                  # TYPE licvault_tree_resident_nodes gauge\nlicvault_tree_resident_nodes {}\n",
                 s.vault.sequencer().resident_nodes()
-            ),
+            )
+            + &s.vault.mirrors().map(|m| m.metrics()).unwrap_or_default(),
     )
 }

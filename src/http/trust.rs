@@ -34,6 +34,36 @@ pub struct Trust {
     pub platform_keys: Vec<PlatformKey>,
     pub status_lists: StatusLists,
     pub qr_dictionaries: Vec<QrDictionary>,
+    /// With a federation (spec/formats.md §9.1): its certificates and revocation lists, which
+    /// the digest covers (`licvault-trust-v2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<FederationTrust>,
+}
+
+/// The federation's files as PEM, in the order the digest takes them.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationTrust {
+    /// The national root.
+    pub anchor: String,
+    /// Provinces' CA certificates and cross-certificates of city platforms' roots.
+    pub cas: Vec<String>,
+    /// Each CA's current revocation list.
+    pub crls: Vec<String>,
+    /// Other platforms' seal certificates.
+    pub peers: Vec<String>,
+}
+
+impl FederationTrust {
+    pub fn of(der: &crate::crypto::trust::FederationDer) -> Self {
+        let certs = |l: &[Vec<u8>]| l.iter().map(|d| crate::crypto::pem("CERTIFICATE", d)).collect();
+        Self {
+            anchor: crate::crypto::pem("CERTIFICATE", &der.anchor),
+            cas: certs(&der.cas),
+            crls: der.crls.iter().map(|d| crate::crypto::pem("X509 CRL", d)).collect(),
+            peers: certs(&der.peers),
+        }
+    }
 }
 
 /// A preset dictionary of QR payloads (spec/formats.md §1). Fixed forever, so outside the digest:
@@ -153,6 +183,7 @@ async fn trust(State(s): State<AppState>) -> Response {
             sha256: crate::qr::DICTIONARY_SHA256.to_string(),
             path: "/v1/qr-dictionaries/1".to_string(),
         }],
+        federation: t.federation_der().map(FederationTrust::of),
     };
     ([(header::CACHE_CONTROL, "no-cache")], Json(answer)).into_response()
 }

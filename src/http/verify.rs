@@ -38,6 +38,9 @@ struct VerifyAnswer<'a> {
     /// For a superseded licence: the newer version.
     #[serde(skip_serializing_if = "Option::is_none")]
     successor: Option<SuccessorView<'a>>,
+    /// For a document from outside this vault's log: its platform and the mirror that knew it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    elsewhere: Option<ElsewhereView<'a>>,
     valid: bool,
     verdict: VerdictKind,
 }
@@ -76,6 +79,23 @@ struct PresentationInfo {
     issued_at: String,
     stated_as_of_size: u64,
     stated_status: Status,
+}
+
+/// Where a document from outside this vault's log was found (spec/openapi.yaml `Elsewhere`).
+#[derive(Serialize)]
+struct ElsewhereView<'a> {
+    /// The CAs from the national anchor down to its platform's root (empty: this platform's).
+    federation_path: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mirror: Option<MirrorAsOf<'a>>,
+}
+
+/// The mirrored log that holds it; `log.status_as_of_size` is a size of that log.
+#[derive(Serialize)]
+struct MirrorAsOf<'a> {
+    source: &'a str,
+    origin: &'a str,
+    size: u64,
 }
 
 #[derive(Serialize)]
@@ -119,6 +139,10 @@ async fn verify(State(s): State<AppState>, ApiJson(body): ApiJson<VerifyBody>) -
         signed_by: v.issuer_cert.as_deref(),
         status_words: v.kind.words_zh(),
         successor: v.successor.as_ref().map(|(id, kind)| SuccessorView::new(id, *kind)),
+        elsewhere: v.elsewhere.as_ref().map(|e| ElsewhereView {
+            federation_path: &e.platform,
+            mirror: e.mirror.as_ref().map(|(source, origin, size)| MirrorAsOf { source, origin, size: *size }),
+        }),
         // An annotated copy is good while it is within its validity and its original is valid.
         valid: v.kind == VerdictKind::Valid
             || (v.kind == VerdictKind::AnnotatedCopy

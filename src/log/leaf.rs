@@ -233,8 +233,20 @@ impl ChainCheck {
         Self::default()
     }
 
+    /// Goes on after leaves `0..tree.size()`, the last of which has the leaf hash `prev` (a
+    /// mirror, which keeps the tree's right edge and not every leaf in memory).
+    pub fn resume(tree: CompactRange, prev: Hash) -> Self {
+        Self { tree, prev, last_about: HashMap::new() }
+    }
+
     /// Checks the next leaf and returns it decoded.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Leaf, ChainError> {
+        self.push_with(bytes, |_| None)
+    }
+
+    /// [`ChainCheck::push`] after [`ChainCheck::resume`]: `earlier` gives the newest leaf about a
+    /// licence among those before the resumed tree.
+    pub fn push_with(&mut self, bytes: &[u8], earlier: impl FnOnce(&str) -> Option<u64>) -> Result<Leaf, ChainError> {
         let index = self.tree.size();
         let err = |why: String| ChainError::Leaf { index, why };
         let leaf = Leaf::decode(bytes).map_err(|e| err(e.to_string()))?;
@@ -245,7 +257,7 @@ impl ChainCheck {
             return Err(err("hash chain broken: prev does not match the previous leaf".into()));
         }
         if let Some(l) = &leaf.licence {
-            let expected = self.last_about.get(l).copied();
+            let expected = self.last_about.get(l).copied().or_else(|| earlier(l));
             if leaf.licence_prev != expected {
                 return Err(err(format!("licence back-pointer {:?} should be {expected:?}", leaf.licence_prev)));
             }

@@ -9,6 +9,7 @@ pub mod merkle;
 pub mod note;
 pub mod replay;
 pub mod sequencer;
+pub mod tile;
 
 /// A checkpoint signer for the log's own tests.
 #[cfg(test)]

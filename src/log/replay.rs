@@ -11,8 +11,9 @@ use super::merkle::{leaf_hash, Nodes};
 use super::note::{Checkpoint, Verifier};
 use crate::store::{keys, Cf, Store, StoredNodes};
 
-/// The state of one licence as its leaves leave it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The state of one licence as its leaves leave it (`licvault check`'s replay, and a mirror's
+/// view of a source log: `mirror::Mirror`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LicenceState {
     /// Index of the newest leaf about it.
     pub last_index: u64,
@@ -28,6 +29,28 @@ pub struct LicenceState {
     pub successor_kind: Option<String>,
     /// The end of the suspension its newest leaf records.
     pub suspended_until: Option<i64>,
+}
+
+impl LicenceState {
+    /// Folds in leaf `index`, which is about this licence.
+    pub fn apply(&mut self, index: u64, leaf: &super::leaf::Leaf) {
+        let ev = &leaf.event;
+        self.last_index = index;
+        self.successor = None;
+        if ev.kind == "licence.issued" {
+            self.status = Some("valid".into());
+            self.doc_sha256 = ev.get_bytes("doc_sha256").map(<[u8]>::to_vec);
+            self.issued_index = index;
+        } else if let Some(to) = ev.get_text("to") {
+            self.status = Some(to.to_string());
+        }
+        self.suspended_until = ev.suspended_until();
+        self.successor_kind = None;
+        if ev.kind == "licence.superseded" {
+            self.successor = ev.get_text("successor").map(str::to_string);
+            self.successor_kind = ev.get_text("kind").map(str::to_string);
+        }
+    }
 }
 
 /// An order-independent digest of a set of rows: their count and the lane-wise wrapping sum of
@@ -134,22 +157,7 @@ pub fn replay(store: &dyn Store, verifier: &Verifier, mut progress: impl FnMut(u
         *report.kinds.entry(leaf.event.kind.clone()).or_default() += 1;
         report.indexes.add_leaf(next, &leaf);
         if let Some(id) = &leaf.licence {
-            let st = report.licences.entry(id.clone()).or_default();
-            st.last_index = next;
-            st.successor = None;
-            if leaf.event.kind == "licence.issued" {
-                st.status = Some("valid".into());
-                st.doc_sha256 = leaf.event.get_bytes("doc_sha256").map(<[u8]>::to_vec);
-                st.issued_index = next;
-            } else if let Some(to) = leaf.event.get_text("to") {
-                st.status = Some(to.to_string());
-            }
-            st.suspended_until = leaf.event.suspended_until();
-            st.successor_kind = None;
-            if leaf.event.kind == "licence.superseded" {
-                st.successor = leaf.event.get_text("successor").map(str::to_string);
-                st.successor_kind = leaf.event.get_text("kind").map(str::to_string);
-            }
+            report.licences.entry(id.clone()).or_default().apply(next, &leaf);
         }
         if leaf.event.kind == "log.keys" {
             let k = (

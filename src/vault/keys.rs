@@ -55,7 +55,7 @@ impl Keyring {
                  offline (licvault keys init writes it to --root-dir)",
             ));
         }
-        let trust = TrustList::load(dir)?;
+        let trust = TrustList::load_federated(dir)?;
         let dept_dir = dir.join("departments");
         let mut paths: Vec<_> = std::fs::read_dir(&dept_dir)
             .map_err(|e| file_err(&dept_dir, e.to_string()))?
@@ -117,11 +117,13 @@ impl Keyring {
         v
     }
 
-    /// SHA-256 over the root and every department kid: logged when it changes.
+    /// SHA-256 over the root and every department kid, and with a federation the SHA-256 of its
+    /// files too: logged when it changes.
     pub fn trust_hash(&self) -> Hash {
         let mut kids: Vec<[u8; 8]> = self.trust.departments().map(|d| d.kid).collect();
         kids.sort();
-        sha256(&[self.trust.root_der(), &kids.concat()].concat())
+        let federation = self.trust.federation_digest();
+        sha256(&[self.trust.root_der(), &kids.concat(), federation.as_ref().map_or(&[][..], |h| &h[..])].concat())
     }
 
     pub fn summary(&self, now: i64) -> Vec<SealInfo> {

@@ -246,6 +246,9 @@ pub struct Vault {
     /// Signed checkpoints by size, as read from the store (they never change): proofs and
     /// witnesses ask for the same few sizes again and again.
     checkpoints: quick_cache::sync::Cache<u64, Arc<str>>,
+    /// Other platforms' logs this node mirrors (`--mirrors`): `POST /v1/verify` answers their
+    /// documents from them.
+    mirrors: std::sync::OnceLock<Arc<crate::mirror::Mirrors>>,
 }
 
 /// A stored document decoded: what [`Vault::stored`] keeps by the document's hash. A document
@@ -349,6 +352,7 @@ impl Vault {
             bound: quick_cache::sync::Cache::new(BOUND_CACHE),
             tiles: quick_cache::sync::Cache::with_weighter(8_192, audit::TILE_CACHE_BYTES, audit::TileWeight),
             checkpoints: quick_cache::sync::Cache::new(4_096),
+            mirrors: std::sync::OnceLock::new(),
             transfers: RwLock::new(transfers),
             transfer_gate: tokio::sync::RwLock::new(()),
         });

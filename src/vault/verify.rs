@@ -4,6 +4,8 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::rfc3339_s;
@@ -36,6 +38,9 @@ pub enum VerdictKind {
     /// An annotated copy (加注件) within its validity, recorded in the log; the original's status
     /// now is beside it (the answer's `valid` needs that to be `valid` too).
     AnnotatedCopy,
+    /// Signed by another platform's department that the federation vouches for, but in no log
+    /// this node mirrors: its status is not known here.
+    NotMirrored,
 }
 
 impl VerdictKind {
@@ -56,6 +61,7 @@ impl VerdictKind {
             Self::NotInLog => "无效（证照库无此证照）",
             Self::Malformed => "无效（无法识读）",
             Self::AnnotatedCopy => "加注件",
+            Self::NotMirrored => "无法核验状态（其他平台签发，本节点未镜像其日志）",
         }
     }
 }
@@ -93,6 +99,20 @@ pub struct Verdict {
     pub presentation: Option<Presentation>,
     /// For a superseded licence: its successor's id and the kind of new version it is.
     pub successor: Option<(String, Option<crate::domain::VersionKind>)>,
+    /// For a document not in this vault's log: the federation's path to its platform, and the
+    /// mirrored log that holds it.
+    pub elsewhere: Option<Elsewhere>,
+}
+
+/// Where a document from outside this vault's log was found.
+#[derive(Debug, Clone)]
+pub struct Elsewhere {
+    /// The CAs from the national anchor down to the platform root that vouch for its seal
+    /// (empty for this platform's own seals).
+    pub platform: Vec<String>,
+    /// The mirror holding it: the source's name, its log's origin, and the size of that log
+    /// the status holds as of.
+    pub mirror: Option<(String, String, u64)>,
 }
 
 /// What `POST /v1/verify` says about an annotated copy.
@@ -130,6 +150,7 @@ impl Verdict {
             copy: None,
             presentation: None,
             successor: None,
+            elsewhere: None,
         }
     }
 }
@@ -253,6 +274,15 @@ fn issued_sha256(env: &Envelope, compact_of: Option<[u8; 32]>, document: &[u8]) 
 }
 
 impl Vault {
+    /// The logs this node mirrors (set once, at start).
+    pub fn set_mirrors(&self, mirrors: Arc<crate::mirror::Mirrors>) {
+        let _ = self.mirrors.set(mirrors);
+    }
+
+    pub fn mirrors(&self) -> Option<&Arc<crate::mirror::Mirrors>> {
+        self.mirrors.get()
+    }
+
     /// Whether `POST /v1/verify` may recognise a document whose exact bytes are in the log by
     /// their hash instead of checking its signature again (`--verify-by-hash`).
     pub fn set_verify_by_hash(&self, on: bool) {
@@ -303,7 +333,7 @@ impl Vault {
             }
             hit
         };
-        let Checked { licence, cert, envelope, .. } =
+        let Checked { licence, cert, envelope, platform, .. } =
             match verify_offline_with(&keys.trust, document, now, signed_already) {
                 Ok(ok) => ok,
                 // No department's kid: it may be a presentation or an annotated copy, signed by a
@@ -343,6 +373,9 @@ impl Vault {
                 r
             }
             _ => {
+                if let Some(v) = self.verify_elsewhere(&licence, &cert.name, &platform, issued, now, &mut reasons)? {
+                    return Ok(Verdict { licence: Some(licence), ..v });
+                }
                 reasons.push("this exact document is not in the vault's log".into());
                 return Ok(Verdict {
                     kind: VerdictKind::NotInLog,
@@ -354,6 +387,7 @@ impl Vault {
                     copy: None,
                     presentation: None,
                     successor: None,
+                    elsewhere: None,
                 });
             }
         };
@@ -379,7 +413,76 @@ impl Vault {
             copy: None,
             presentation: None,
             successor: record.successor.clone().map(|s| (s, record.successor_kind)),
+            elsewhere: None,
         })
+    }
+
+    /// A document that verified offline but is not in this vault's log: its status from the
+    /// mirrored log of its platform that holds these very bytes (as of the size mirrored), or,
+    /// for another platform's seal the federation vouches for, `NotMirrored`. `None`: neither
+    /// (`NotInLog`). The licence is filled in by the caller.
+    fn verify_elsewhere(
+        &self,
+        licence: &Presented,
+        signed_by: &str,
+        platform: &[String],
+        issued: [u8; 32],
+        now: i64,
+        reasons: &mut Vec<String>,
+    ) -> Result<Option<Verdict>, VaultError> {
+        let mirrored = match self.mirrors.get() {
+            Some(m) => m.licence(&licence.id.to_string()).map_err(super::issue::inconsistent)?,
+            None => None,
+        };
+        if !platform.is_empty() {
+            reasons.push(format!("its platform is vouched for by {}", platform.join(" → ")));
+        }
+        let verdict = |kind, reasons: Vec<String>| Verdict {
+            kind,
+            reasons,
+            licence: None,
+            issuer_cert: Some(signed_by.to_string()),
+            log_index: None,
+            log_size: None,
+            copy: None,
+            presentation: None,
+            successor: None,
+            elsewhere: Some(Elsewhere { platform: platform.to_vec(), mirror: None }),
+        };
+        match mirrored {
+            Some(m) if m.state.doc_sha256.as_deref() == Some(&issued[..]) => {
+                let status = m.state.status.as_deref().and_then(Status::parse).ok_or_else(|| {
+                    super::issue::inconsistent(format!("the mirrored state of {} has no status", licence.id))
+                })?;
+                let status = status.effective(now, licence.valid_from, licence.valid_until, m.state.suspended_until);
+                reasons.push(format!(
+                    "in the log {} (mirrored from {}) at index {}; status {} as of its size {}",
+                    m.origin,
+                    m.source,
+                    m.state.issued_index,
+                    status.as_str(),
+                    m.as_of_size
+                ));
+                let mut v = verdict(status.into(), std::mem::take(reasons));
+                v.log_index = Some(m.state.issued_index);
+                v.log_size = Some(m.as_of_size);
+                v.successor = m
+                    .state
+                    .successor
+                    .clone()
+                    .map(|s| (s, m.state.successor_kind.as_deref().and_then(crate::domain::VersionKind::parse)));
+                v.elsewhere =
+                    Some(Elsewhere { platform: platform.to_vec(), mirror: Some((m.source, m.origin, m.as_of_size)) });
+                Ok(Some(v))
+            }
+            _ if !platform.is_empty() => {
+                reasons.push(
+                    "no log this node mirrors holds this document: its status is known only to its platform".into(),
+                );
+                Ok(Some(verdict(VerdictKind::NotMirrored, std::mem::take(reasons))))
+            }
+            _ => Ok(None),
+        }
     }
 
     /// A one-time presentation: the platform's signature and its expiry; within it, the
@@ -435,6 +538,7 @@ impl Vault {
                 copy: Some(CopyVerdict { annotation, log_index: copy_index, original_status: None }),
                 presentation: None,
                 successor: None,
+                elsewhere: None,
             });
         }
         let head = self.head();
@@ -468,6 +572,7 @@ impl Vault {
             copy: Some(CopyVerdict { annotation, log_index: copy_index, original_status: Some(original_status) }),
             presentation: None,
             successor: None,
+            elsewhere: None,
         })
     }
 

@@ -79,6 +79,8 @@ fn table() -> Vec<(&'static str, &'static str, Allowed)> {
         ("GET", "/v1/log/tile/{level}/{*n}", Public),
         ("GET", "/v1/log/tile/entries/{*n}", Only(&[Auditor])),
         ("GET", "/v1/audit/export", Only(&[Auditor])),
+        ("GET", "/v1/mirrors", Public),
+        ("GET", "/v1/mirrors/{name}/checkpoint", Public),
         ("POST", "/v1/admin/transfers", Only(&[Admin])),
         ("GET", "/v1/admin/transfers", Only(&[Admin])),
         ("GET", "/healthz", Public),
@@ -173,6 +175,7 @@ async fn request(s: &Server, n: usize, route: &str) -> (String, Option<Value>, S
         .replace("/tile/{level}/{*n}", "/tile/0/000.p/1")
         .replace("/tile/entries/{*n}", "/tile/entries/000.p/1")
         .replace("/audit/export", "/audit/export?from=0")
+        .replace("/mirrors/{name}", "/mirrors/a")
         .replace("/v1/changes", "/v1/changes?issuer=11440300MB2000100X")
         .replace("{ref}", &reference)
         .replace("{id}", &id);
@@ -241,6 +244,8 @@ async fn every_route_every_role() {
             .new_client(json!({"id": "scjg-old", "name": "旧系统", "role": "issuer", "uscc": "11440300MB2000100X"}))
             .await,
     };
+    // The node mirrors its own log (source `a`), so that the mirror's routes answer.
+    let _mirror = s.mirror_itself().await;
     let (st, v) = s.post(Some(ADMIN), "/v1/admin/clients/scjg-old/disable", &json!({"reason": "下线"})).await;
     assert_eq!(st, 200, "{v}");
 

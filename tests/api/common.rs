@@ -48,7 +48,21 @@ impl Server {
 
     /// The real server over any store (a `MemoryStore` for fault injection).
     pub async fn start_on(store: Arc<dyn licvault::store::Store>, data: tempfile::TempDir) -> Self {
-        let keys = keys_copy();
+        Self::start_with(store, data, keys_copy()).await
+    }
+
+    /// The real server on another key directory (another platform's), with the demo clients.
+    pub async fn start_with_keys(keys: tempfile::TempDir) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let store = licvault::store::RocksStore::open(data.path()).unwrap();
+        Self::start_with(Arc::new(store), data, keys).await
+    }
+
+    async fn start_with(
+        store: Arc<dyn licvault::store::Store>,
+        data: tempfile::TempDir,
+        keys: tempfile::TempDir,
+    ) -> Self {
         let parts = licvault::vault::Parts::load(store, keys.path(), &root().join("fixtures")).unwrap();
         let vault = Vault::start(parts).await.unwrap();
         licvault::cli::seed_demo(&vault, &root().join("fixtures")).await.unwrap();
@@ -57,6 +71,36 @@ impl Server {
         let state = AppState::new(vault.clone(), licvault::config::Limits::default());
         tokio::spawn(licvault::http::serve(listener, state));
         Self { base, vault, http: reqwest::Client::new(), _data: data, keys }
+    }
+
+    /// Makes the server a mirror of its own log, source `a`, and waits until the mirror has
+    /// verified a checkpoint; the returned directory holds the mirror's store.
+    pub async fn mirror_itself(&self) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), AUDITOR).unwrap();
+        let config = serde_json::json!({
+            "data": dir.path().join("mirrors"),
+            "poll_ms": 50,
+            "sources": [{"name": "a", "url": self.base, "log_key": self.vault.log_verifier_key(),
+                         "token_file": dir.path().join("token")}]
+        });
+        std::fs::write(dir.path().join("mirrors.json"), config.to_string()).unwrap();
+        let config = licvault::mirror::MirrorConfig::load(&dir.path().join("mirrors.json")).unwrap();
+        let mirrors = licvault::mirror::Mirrors::open(&config, |p| {
+            let store: Arc<dyn licvault::store::Store> = Arc::new(licvault::store::RocksStore::open(p).unwrap());
+            Ok(store)
+        })
+        .unwrap();
+        let mirrors = Arc::new(mirrors);
+        self.vault.set_mirrors(mirrors.clone());
+        mirrors.spawn();
+        for _ in 0..200 {
+            if mirrors.list[0].state().checkpoint.is_some() {
+                return dir;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the mirror of the server's own log verified nothing: {:?}", mirrors.list[0].state());
     }
 
     /// The data directory of the server's store.

@@ -76,6 +76,28 @@ async fn a_licence_from_another_platform_verifies_offline_until_its_province_is_
     assert!(ok && out.contains("signature: valid") && out.contains("示例市市场监督管理局"), "{out}");
     assert!(out.contains("国家政务服务平台 根证书 → 广东省政务服务平台 根证书 → 示例市电子证照库平台 根证书"), "{out}");
     assert!(out.contains("issued on another platform"), "{out}");
+
+    // B's node serves the federation: its trust list carries it, its verify vouches for A's
+    // licence (status unknown there: B mirrors no log of A's), and a pull of B's trust list
+    // verifies the licence offline as B's own directory does.
+    let b_keys = tempfile::tempdir().unwrap();
+    crate::support_keys::copy_keys(&b, b_keys.path());
+    let node_b = Server::start_with_keys(b_keys).await;
+    let document = issued["document"].as_str().unwrap();
+    let (status, v) = node_b.post(None, "/v1/verify", &serde_json::json!({"payload": document})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!((v["verdict"].as_str(), &v["valid"]), (Some("not_mirrored"), &serde_json::json!(false)), "{v}");
+    let path = v["elsewhere"]["federation_path"].as_array().unwrap();
+    assert_eq!(path.len(), 3, "{v}");
+    assert_eq!(v["signed_by"], "示例市市场监督管理局");
+    let (_, trust) = node_b.get(None, "/v1/trust").await;
+    assert_eq!(trust["federation"]["cas"].as_array().unwrap().len(), 4, "{trust}");
+    assert_eq!(trust["federation"]["crls"].as_array().unwrap().len(), 3, "{trust}");
+    let pulled = dir.path().join("pulled");
+    let digest = trust["digest"].as_str().unwrap();
+    cli(&["trust", "pull", &node_b.base, p(&pulled), "--pin", digest]);
+    let (ok, out) = run_licvault(&["verify", p(&doc), "--trust", p(&pulled)], None);
+    assert!(ok && out.contains("issued on another platform"), "a pulled federation vouches too: {out}");
     // A file in federation/ that is not read would hide a revocation: refused.
     std::fs::write(fed.join("crls/nation.crl"), "not read").unwrap();
     let (ok, out) = verify();
@@ -114,6 +136,18 @@ async fn a_licence_from_another_platform_verifies_offline_until_its_province_is_
     crl("nation", "3", &["--revoke", p(&gd_cert)]);
     let (ok, out) = verify();
     assert!(!ok && out.contains("UnknownIssuer") && out.contains("is revoked by 国家政务服务平台"), "{out}");
+    // B's node takes the new list on a key reload (its trust digest changes, the change is
+    // logged) and no longer vouches for A's licence either.
+    for crl in ["nation", "gd", "zj"] {
+        let from = fed.join(format!("crls/{crl}.crl.pem"));
+        std::fs::copy(&from, node_b.keys.path().join(format!("federation/crls/{crl}.crl.pem"))).unwrap();
+    }
+    let (status, v) = node_b.post(Some(ADMIN), "/v1/admin/keys/reload", &serde_json::json!({})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_ne!(node_b.get(None, "/v1/trust").await.1["digest"].as_str(), Some(digest));
+    let (_, v) = node_b.post(None, "/v1/verify", &serde_json::json!({"payload": document})).await;
+    assert_eq!(v["verdict"], "unknown_issuer", "{v}");
+    assert!(v["reasons"][0].as_str().unwrap().contains("is revoked by 国家政务服务平台"), "{v}");
     let (ok, out) = run_licvault(
         &[
             "federation",

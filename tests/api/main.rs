@@ -15,6 +15,7 @@ mod golden;
 mod hardening;
 mod interop;
 mod issuers;
+mod mirrors;
 mod page;
 mod spec;
 mod spec_examples;

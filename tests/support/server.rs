@@ -8,8 +8,13 @@ use std::process::{Child, Command, Stdio};
 /// Starts `bin serve --demo` on `data` and `keys` with the repository's fixtures (more flags in
 /// `args`); the child and its base URL, read from the first line it prints.
 pub fn spawn_server(bin: &str, data: &Path, keys: &Path, args: &[&str]) -> (Child, String) {
+    spawn_server_on(bin, "127.0.0.1:0", data, keys, args)
+}
+
+/// [`spawn_server`] on `listen` (a node that restarts on the address others know it by).
+pub fn spawn_server_on(bin: &str, listen: &str, data: &Path, keys: &Path, args: &[&str]) -> (Child, String) {
     let mut child = Command::new(bin)
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--demo", "--listen", listen])
         .arg("--data")
         .arg(data)
         .arg("--keys")

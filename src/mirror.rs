@@ -1,0 +1,654 @@
+//! Mirrors (issue 10, scope 2; spec/formats.md §15): this node follows other platforms' logs
+//! through their signed checkpoints and entry bundles (c2sp.org/tlog-tiles), verifies every leaf
+//! (decoding, index, hash chain, per-licence back-pointer) and that the leaves are the signed
+//! tree (a consistency proof to the signed checkpoint for a part, the root itself at the end),
+//! and keeps the leaves, the tree nodes and each licence's state (`LicenceState`) in a store of
+//! its own, one per source, which only its follower writes. `POST /v1/verify` answers another
+//! platform's document from there, with the head it holds as of.
+//!
+//! A source whose new checkpoint is not consistent with what the mirror verified (a rewritten
+//! history, or entries that are not the signed tree) is never followed again: the mirror keeps
+//! what it verified, serves it with its as-of head, records both checkpoints as the evidence
+//! (kept across restarts), and says so in `/readyz`, `/metrics`, `GET /v1/mirrors` and the log.
+//! A source that does not answer is tried again; the lag grows meanwhile.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::log::leaf::ChainCheck;
+use crate::log::merkle::{leaf_hash, subtree_hash, verify_consistency, CompactRange, Hash};
+use crate::log::note::{Checkpoint, NoteSigner, Verifier};
+use crate::log::replay::LicenceState;
+use crate::log::tile::{bundle_entries, Tile, TILE_WIDTH};
+use crate::store::{tree_key, Batch, Cf, Store, StoredNodes};
+
+/// Leaves verified and committed together: a consistency proof to the signed checkpoint covers
+/// each part, so a long catch-up never holds more than this in memory.
+const PART: u64 = 16 * TILE_WIDTH;
+
+const META_SIZE: &[u8] = b"size";
+const META_CHECKPOINT: &[u8] = b"checkpoint";
+const META_FORK: &[u8] = b"fork";
+
+/// `--mirrors FILE` (JSON).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// Where the mirrored logs are kept: one store per source, in `DATA/NAME`.
+    pub data: PathBuf,
+    /// A directory `licvault witness init` wrote: the mirror cosigns each checkpoint it
+    /// verified with this key (`GET /v1/mirrors/{name}/checkpoint`).
+    #[serde(default)]
+    pub witness: Option<PathBuf>,
+    /// How often each source's checkpoint is fetched, in milliseconds.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    pub sources: Vec<SourceConfig>,
+}
+
+fn default_poll_ms() -> u64 {
+    1000
+}
+
+/// One platform this node mirrors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// 1–32 of `a-z`, `0-9`, `-`: the metrics label and the URL segment.
+    pub name: String,
+    /// The source node's base URL.
+    pub url: String,
+    /// The source log's C2SP verifier key, as its `licvault serve` prints it: pinned here, never
+    /// learnt from the source.
+    pub log_key: String,
+    /// A file holding a bearer token of an `auditor` client of the source (entry bundles are
+    /// the auditors').
+    pub token_file: PathBuf,
+}
+
+impl MirrorConfig {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let cfg: Self = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if cfg.poll_ms == 0 {
+            return Err(format!("{}: poll_ms must be at least 1", path.display()));
+        }
+        for (i, s) in cfg.sources.iter().enumerate() {
+            let ok = (1..=32).contains(&s.name.len())
+                && s.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                return Err(format!("{}: source name {:?} is not 1–32 of a-z, 0-9, -", path.display(), s.name));
+            }
+            if cfg.sources[..i].iter().any(|o| o.name == s.name) {
+                return Err(format!("{}: source {} is named twice", path.display(), s.name));
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// Why a mirror stopped following its source: the checkpoint it had verified, and the one that
+/// is not consistent with it (when the disagreement is between two signed checkpoints, the pair
+/// is the proof).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Fork {
+    /// Unix seconds.
+    pub detected_at: i64,
+    pub why: String,
+    /// The newest checkpoint the mirror verified (signed note).
+    pub verified: Option<String>,
+    /// The source's checkpoint that does not agree with it (signed note).
+    pub conflicting: String,
+}
+
+/// The mirror's position in the source log.
+struct Tail {
+    tree: CompactRange,
+    /// Leaf hash of the last mirrored leaf.
+    prev: Hash,
+    /// The newest source checkpoint verified to hold the mirrored leaves as a prefix.
+    checkpoint: Option<String>,
+}
+
+/// What the follower last saw.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    /// Unix milliseconds of the start of the last poll that ended in step with the source.
+    in_step_at: Option<u64>,
+    /// Why the last poll failed, if it did (the source unreachable, a bad answer).
+    error: Option<String>,
+    /// The source's checkpoint size in the last poll.
+    source_size: Option<u64>,
+}
+
+/// How a mirror stands, for `GET /v1/mirrors`, `/readyz` and `/metrics`.
+#[derive(Debug, Clone)]
+pub struct MirrorState {
+    pub name: String,
+    pub url: String,
+    pub origin: String,
+    pub log_key: String,
+    /// Leaves mirrored and verified.
+    pub size: u64,
+    pub checkpoint: Option<String>,
+    pub source_size: Option<u64>,
+    /// Seconds since the mirror was last in step with its source (since start if never).
+    pub lag_seconds: f64,
+    pub error: Option<String>,
+    pub fork: Option<Fork>,
+    pub leaves_total: u64,
+}
+
+/// A licence as a mirrored log leaves it, with the head it holds as of.
+#[derive(Debug, Clone)]
+pub struct Mirrored {
+    pub source: String,
+    pub origin: String,
+    pub state: LicenceState,
+    /// Leaves of the source log mirrored when it was read: the state holds as of this size.
+    pub as_of_size: u64,
+}
+
+pub struct Mirror {
+    pub name: String,
+    url: String,
+    verifier: Verifier,
+    vkey: String,
+    token: String,
+    store: Arc<dyn Store>,
+    tail: Mutex<Tail>,
+    fork: Mutex<Option<Fork>>,
+    seen: Mutex<Seen>,
+    started_ms: u64,
+    leaves_total: AtomicU64,
+    witness: Option<Arc<dyn NoteSigner + Send + Sync>>,
+    http: reqwest::Client,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A poll's failure: the source is not answering as it should (tried again), or it forked.
+enum Failure {
+    Retry(String),
+    Fork(String, String),
+}
+
+impl Mirror {
+    /// Opens the mirror's store and checks what it holds: the stored checkpoint verifies under
+    /// the pinned key and covers the mirrored leaves (the tree over them is its tree when the
+    /// sizes are equal).
+    pub fn open(
+        source: &SourceConfig,
+        store: Arc<dyn Store>,
+        witness: Option<Arc<dyn NoteSigner + Send + Sync>>,
+    ) -> Result<Self, String> {
+        let verifier = Verifier::parse(&source.log_key).map_err(|e| format!("source {}: log key: {e}", source.name))?;
+        let token = std::fs::read_to_string(&source.token_file)
+            .map_err(|e| format!("source {}: {}: {e}", source.name, source.token_file.display()))?
+            .trim()
+            .to_string();
+        let err = |why: String| format!("mirror of {}: {why}", source.name);
+        let get = |k: &[u8]| store.get(Cf::Meta, k).map_err(|e| err(e.to_string()));
+        let size = match get(META_SIZE)? {
+            Some(b) => u64::from_be_bytes(b.as_slice().try_into().map_err(|_| err("bad size row".into()))?),
+            None => 0,
+        };
+        let tree = CompactRange::from_nodes(&StoredNodes(store.as_ref()), size).map_err(|e| err(e.to_string()))?;
+        let prev = match size {
+            0 => [0; 32],
+            n => leaf_hash(
+                &store
+                    .get(Cf::Leaves, &(n - 1).to_be_bytes())
+                    .map_err(|e| err(e.to_string()))?
+                    .ok_or_else(|| err(format!("leaf {} is missing", n - 1)))?,
+            ),
+        };
+        let checkpoint = get(META_CHECKPOINT)?
+            .map(|b| String::from_utf8(b).map_err(|_| err("the stored checkpoint is not text".into())))
+            .transpose()?;
+        if let Some(note) = &checkpoint {
+            let cp = Checkpoint::open(note, &verifier).map_err(|e| err(format!("stored checkpoint: {e}")))?;
+            if cp.size < size || (cp.size == size && cp.root != tree.root()) {
+                return Err(err(format!("the stored checkpoint (size {}) does not cover the {size} leaves", cp.size)));
+            }
+        } else if size > 0 {
+            return Err(err("leaves without a checkpoint".into()));
+        }
+        let fork = get(META_FORK)?
+            .map(|b| serde_json::from_slice::<Fork>(&b).map_err(|e| err(format!("fork record: {e}"))))
+            .transpose()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| err(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            name: source.name.clone(),
+            url: source.url.trim_end_matches('/').to_string(),
+            verifier,
+            vkey: source.log_key.clone(),
+            token,
+            store,
+            tail: Mutex::new(Tail { tree, prev, checkpoint }),
+            fork: Mutex::new(fork),
+            seen: Mutex::new(Seen::default()),
+            started_ms: now_ms(),
+            leaves_total: AtomicU64::new(0),
+            witness,
+            http,
+        })
+    }
+
+    pub fn origin(&self) -> &str {
+        self.verifier.name()
+    }
+
+    pub fn state(&self) -> MirrorState {
+        let tail = lock(&self.tail);
+        let seen = lock(&self.seen).clone();
+        let since = seen.in_step_at.unwrap_or(self.started_ms);
+        MirrorState {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            origin: self.origin().to_string(),
+            log_key: self.vkey.clone(),
+            size: tail.tree.size(),
+            checkpoint: tail.checkpoint.clone(),
+            source_size: seen.source_size,
+            lag_seconds: now_ms().saturating_sub(since) as f64 / 1000.0,
+            error: seen.error,
+            fork: lock(&self.fork).clone(),
+            leaves_total: self.leaves_total.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The newest verified checkpoint with this mirror's cosignature (C2SP tlog-cosignature),
+    /// when it has a witness key.
+    pub fn cosigned(&self) -> Option<String> {
+        let note = lock(&self.tail).checkpoint.clone()?;
+        let text = &note[..note.find("\n\n")? + 1];
+        let line = match &self.witness {
+            Some(w) => crate::log::cosign::cosign(text, now_ms() / 1000, w.as_ref()),
+            None => String::new(),
+        };
+        Some(format!("{note}{line}"))
+    }
+
+    /// The licence `id` as the mirrored leaves leave it.
+    pub fn licence(&self, id: &str) -> Result<Option<Mirrored>, String> {
+        // Under the tail lock, which a commit holds from its write to the new size.
+        let (row, as_of_size) = {
+            let tail = lock(&self.tail);
+            (self.store.get(Cf::Licences, id.as_bytes()).map_err(|e| e.to_string())?, tail.tree.size())
+        };
+        let Some(row) = row else { return Ok(None) };
+        let state: LicenceState = serde_json::from_slice(&row).map_err(|e| format!("mirrored licence {id}: {e}"))?;
+        Ok(Some(Mirrored { source: self.name.clone(), origin: self.origin().to_string(), state, as_of_size }))
+    }
+
+    async fn get(&self, path: &str) -> Result<reqwest::Response, String> {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        if !res.status().is_success() {
+            return Err(format!("GET {path}: {}", res.status()));
+        }
+        Ok(res)
+    }
+
+    /// Leaves `from..to` of a log whose signed size is `size`, from its entry bundles.
+    async fn fetch(&self, from: u64, to: u64, size: u64) -> Result<Vec<Vec<u8>>, String> {
+        let mut out = Vec::with_capacity((to - from) as usize);
+        let mut n = from / TILE_WIDTH;
+        while n * TILE_WIDTH < to {
+            let width = TILE_WIDTH.min(size - n * TILE_WIDTH);
+            let tile = Tile { level: None, index: n, width };
+            let bytes =
+                self.get(&format!("/v1/log/tile/{}", tile.path())).await?.bytes().await.map_err(|e| e.to_string())?;
+            let entries = bundle_entries(&bytes)?;
+            if entries.len() as u64 != width {
+                return Err(format!("entry bundle {} holds {} leaves, not {width}", tile.path(), entries.len()));
+            }
+            for (i, e) in entries.into_iter().enumerate() {
+                let index = n * TILE_WIDTH + i as u64;
+                if (from..to).contains(&index) {
+                    out.push(e.to_vec());
+                }
+            }
+            n += 1;
+        }
+        Ok(out)
+    }
+
+    /// One round: fetch the source's checkpoint and mirror up to it. `Ok(true)` when in step.
+    pub async fn poll(&self) -> bool {
+        if lock(&self.fork).is_some() {
+            return false;
+        }
+        let started = now_ms();
+        match self.follow().await {
+            Ok(()) => {
+                let mut seen = lock(&self.seen);
+                seen.in_step_at = Some(started);
+                seen.error = None;
+                true
+            }
+            Err(Failure::Retry(why)) => {
+                tracing::warn!(source = %self.name, error = %why, "mirror: source not followed this round");
+                lock(&self.seen).error = Some(why);
+                false
+            }
+            Err(Failure::Fork(why, conflicting)) => {
+                let fork = Fork {
+                    detected_at: (now_ms() / 1000) as i64,
+                    why,
+                    verified: lock(&self.tail).checkpoint.clone(),
+                    conflicting,
+                };
+                tracing::error!(
+                    source = %self.name, why = %fork.why,
+                    "MIRROR FORK: the source's log is not consistent with what this mirror verified; it is no longer \
+                     followed, and the verified state stays served"
+                );
+                let mut b = Batch::default();
+                b.put(Cf::Meta, META_FORK.to_vec(), serde_json::to_vec(&fork).unwrap_or_default());
+                if let Err(e) = self.store.write(b) {
+                    tracing::error!(source = %self.name, error = %e, "mirror: the fork record was not written");
+                }
+                *lock(&self.fork) = Some(fork);
+                false
+            }
+        }
+    }
+
+    async fn follow(&self) -> Result<(), Failure> {
+        let note = self
+            .get("/v1/log/checkpoint")
+            .await
+            .map_err(Failure::Retry)?
+            .text()
+            .await
+            .map_err(|e| Failure::Retry(e.to_string()))?;
+        // A checkpoint not signed by the pinned key proves nothing: not a fork, a bad answer.
+        let cp = Checkpoint::open(&note, &self.verifier)
+            .map_err(|e| Failure::Retry(format!("the checkpoint does not verify under the pinned key: {e}")))?;
+        lock(&self.seen).source_size = Some(cp.size);
+        let fork = |why: String| Failure::Fork(why, note.clone());
+        let mine = lock(&self.tail).tree.size();
+        if cp.size < mine {
+            // An older checkpoint (a cache, a proxy): fine if it is our tree at that size.
+            let root = subtree_hash(&StoredNodes(self.store.as_ref()), 0, cp.size)
+                .map_err(|e| Failure::Retry(format!("tree at {}: {e}", cp.size)))?;
+            if root != cp.root {
+                return Err(fork(format!(
+                    "the source signed size {} with a root that is not the root of the {} leaves mirrored at that size",
+                    cp.size, cp.size
+                )));
+            }
+            return Err(Failure::Retry(format!("the source answered an older checkpoint ({} < {mine})", cp.size)));
+        }
+        let mut from = mine;
+        while from < cp.size {
+            let to = (from / PART + 1).saturating_mul(PART).min(cp.size);
+            let leaves = self.fetch(from, to, cp.size).await.map_err(Failure::Retry)?;
+            let proof = if to < cp.size {
+                let url = format!("/v1/log/proofs/consistency?from={to}&to={}", cp.size);
+                let body: ProofAnswer = self
+                    .get(&url)
+                    .await
+                    .map_err(Failure::Retry)?
+                    .json()
+                    .await
+                    .map_err(|e| Failure::Retry(format!("consistency proof: {e}")))?;
+                Some(body.hashes().map_err(Failure::Retry)?)
+            } else {
+                None
+            };
+            self.commit(from, &leaves, &cp, &note, proof.as_deref()).map_err(|e| match e {
+                Failure::Fork(why, _) => fork(why),
+                other => other,
+            })?;
+            from = to;
+        }
+        let tail = lock(&self.tail);
+        if tail.tree.root() != cp.root {
+            return Err(fork(format!(
+                "the source signed size {} with a root that is not the root of the leaves mirrored",
+                cp.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Verifies leaves `from..` and, when they are the signed tree's (the root at `cp`, or
+    /// `proof` from their end to it), commits them with their tree nodes and licence states in
+    /// one synced batch.
+    fn commit(
+        &self,
+        from: u64,
+        leaves: &[Vec<u8>],
+        cp: &Checkpoint,
+        note: &str,
+        proof: Option<&[Hash]>,
+    ) -> Result<(), Failure> {
+        let fork = |why: String| Failure::Fork(why, String::new());
+        let retry = |e: crate::store::StoreError| Failure::Retry(e.to_string());
+        let (tree, prev) = {
+            let t = lock(&self.tail);
+            (t.tree.clone(), t.prev)
+        };
+        if tree.size() != from {
+            return Err(Failure::Retry("the mirror moved under the follower".into()));
+        }
+        let mut check = ChainCheck::resume(tree, prev);
+        let mut batch = Batch::default();
+        let mut states: HashMap<String, LicenceState> = HashMap::new();
+        let mut nodes = Vec::new();
+        for (i, bytes) in leaves.iter().enumerate() {
+            let index = from + i as u64;
+            let mut stored = None;
+            let leaf = check
+                .push_with(bytes, |id| {
+                    stored = self.stored_state(id);
+                    stored.as_ref().map(|s| s.last_index)
+                })
+                .map_err(|e| fork(format!("the source's leaves do not follow the ones mirrored: {e}")))?;
+            nodes.push(leaf_hash(bytes));
+            if let Some(id) = &leaf.licence {
+                let st = match states.remove(id) {
+                    Some(s) => s,
+                    None => stored.take().or_else(|| self.stored_state(id)).unwrap_or_default(),
+                };
+                let mut st = st;
+                st.apply(index, &leaf);
+                states.insert(id.clone(), st);
+            }
+            batch.put(Cf::Leaves, index.to_be_bytes().to_vec(), bytes.clone());
+        }
+        let mut tree = check.tree().clone();
+        let end = tree.size();
+        match proof {
+            Some(p) => verify_consistency(end, cp.size, p, &tree.root(), &cp.root).map_err(|e| {
+                fork(format!("leaves {from}..{end} are not in the source's signed tree of {}: {e}", cp.size))
+            })?,
+            None if tree.root() != cp.root => {
+                return Err(fork(format!(
+                    "the source's leaves {from}..{end} do not hash to the root it signed at size {}",
+                    cp.size
+                )));
+            }
+            None => {}
+        }
+        // The tree nodes the new leaves complete.
+        let mut rebuilt = lock(&self.tail).tree.clone();
+        for h in &nodes {
+            for (level, idx, hash) in rebuilt.append(*h) {
+                batch.put(Cf::Tree, tree_key(level, idx).to_vec(), hash.to_vec());
+            }
+        }
+        debug_assert_eq!(rebuilt, tree);
+        for (id, st) in &states {
+            batch.put(Cf::Licences, id.as_bytes().to_vec(), serde_json::to_vec(st).unwrap_or_default());
+        }
+        batch.put(Cf::Meta, META_SIZE.to_vec(), end.to_be_bytes().to_vec());
+        batch.put(Cf::Meta, META_CHECKPOINT.to_vec(), note.as_bytes().to_vec());
+        // Readers take the tail lock to read a licence's state with its as-of size: the rows and
+        // the size change together under it.
+        let mut t = lock(&self.tail);
+        self.store.write(batch).map_err(retry)?;
+        t.prev = nodes.last().copied().unwrap_or(t.prev);
+        std::mem::swap(&mut t.tree, &mut tree);
+        t.checkpoint = Some(note.to_string());
+        self.leaves_total.fetch_add(leaves.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn stored_state(&self, id: &str) -> Option<LicenceState> {
+        let row = self.store.get(Cf::Licences, id.as_bytes()).ok()??;
+        serde_json::from_slice(&row).ok()
+    }
+}
+
+/// The part of `GET /v1/log/proofs/consistency`'s answer a mirror reads.
+#[derive(Deserialize)]
+struct ProofAnswer {
+    hashes: Vec<String>,
+}
+
+impl ProofAnswer {
+    fn hashes(&self) -> Result<Vec<Hash>, String> {
+        use base64::Engine;
+        self.hashes
+            .iter()
+            .map(|h| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(h)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| "a consistency proof hash is not 32 bytes of base64".to_string())
+            })
+            .collect()
+    }
+}
+
+/// Every mirror of this node.
+pub struct Mirrors {
+    pub list: Vec<Arc<Mirror>>,
+    pub poll: Duration,
+}
+
+impl Mirrors {
+    /// Opens each source's store under `cfg.data` (made 0700 when missing).
+    pub fn open(
+        cfg: &MirrorConfig,
+        open_store: impl Fn(&Path) -> Result<Arc<dyn Store>, String>,
+    ) -> Result<Self, String> {
+        let witness = match &cfg.witness {
+            Some(dir) => Some(Arc::new(crate::witness::load_signer(dir)?) as Arc<dyn NoteSigner + Send + Sync>),
+            None => None,
+        };
+        let mut list = Vec::new();
+        for s in &cfg.sources {
+            let store = open_store(&cfg.data.join(&s.name))?;
+            list.push(Arc::new(Mirror::open(s, store, witness.clone())?));
+        }
+        Ok(Self { list, poll: Duration::from_millis(cfg.poll_ms) })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Mirror>> {
+        self.list.iter().find(|m| m.name == name)
+    }
+
+    /// The licence `id` in the first mirror that holds it.
+    pub fn licence(&self, id: &str) -> Result<Option<Mirrored>, String> {
+        for m in &self.list {
+            if let Some(found) = m.licence(id)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Follows every source, each in a task of its own, until the process ends.
+    pub fn spawn(self: &Arc<Self>) {
+        for m in &self.list {
+            let (m, poll) = (m.clone(), self.poll);
+            tokio::spawn(async move {
+                loop {
+                    m.poll().await;
+                    tokio::time::sleep(poll).await;
+                }
+            });
+        }
+    }
+
+    /// Prometheus lines: per source, leaves mirrored, the source's size, the lag and whether it
+    /// forked.
+    pub fn metrics(&self) -> String {
+        let mut out = String::from(
+            "# HELP licvault_mirror_size Leaves of the source log mirrored and verified.\n\
+             # TYPE licvault_mirror_size gauge\n",
+        );
+        let states: Vec<MirrorState> = self.list.iter().map(|m| m.state()).collect();
+        for s in &states {
+            out += &format!("licvault_mirror_size{{source=\"{}\"}} {}\n", s.name, s.size);
+        }
+        out += "# HELP licvault_mirror_lag_seconds Seconds since the mirror was last in step with its source.\n\
+                # TYPE licvault_mirror_lag_seconds gauge\n";
+        for s in &states {
+            out += &format!("licvault_mirror_lag_seconds{{source=\"{}\"}} {:.3}\n", s.name, s.lag_seconds);
+        }
+        out += "# HELP licvault_mirror_forked 1 when the source's log was found inconsistent with what was mirrored.\n\
+                # TYPE licvault_mirror_forked gauge\n";
+        for s in &states {
+            out += &format!("licvault_mirror_forked{{source=\"{}\"}} {}\n", s.name, u8::from(s.fork.is_some()));
+        }
+        out += "# HELP licvault_mirror_leaves_total Leaves mirrored since start.\n\
+                # TYPE licvault_mirror_leaves_total counter\n";
+        for s in &states {
+            out += &format!("licvault_mirror_leaves_total{{source=\"{}\"}} {}\n", s.name, s.leaves_total);
+        }
+        out
+    }
+
+    /// `/readyz` lines: one per source.
+    pub fn readiness(&self) -> String {
+        let mut out = String::new();
+        for s in self.list.iter().map(|m| m.state()) {
+            out += &match (&s.fork, &s.error) {
+                (Some(f), _) => format!(
+                    "mirror {}: FORKED, not followed since {}: {}; serving {} leaves as verified\n",
+                    s.name,
+                    time::OffsetDateTime::from_unix_timestamp(f.detected_at)
+                        .ok()
+                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                        .unwrap_or_default(),
+                    f.why,
+                    s.size
+                ),
+                (None, Some(e)) => {
+                    format!(
+                        "mirror {}: {} leaves, lag {:.1} s, source not answering: {e}\n",
+                        s.name, s.size, s.lag_seconds
+                    )
+                }
+                (None, None) => format!("mirror {}: {} leaves, lag {:.1} s\n", s.name, s.size, s.lag_seconds),
+            };
+        }
+        out
+    }
+}
