@@ -9,7 +9,8 @@
 #     chromium-driver (the page test in a real browser) and zbar-tools (zbarimg, a second QR
 #     decoder independent of the encoder); and Go with golang.org/x/mod (Debian's golang-go and
 #     golang-golang-x-mod-dev: sumdb/note and sumdb/tlog read our checkpoints, tiles and proofs
-#     in tests/go/tlogcheck.go);
+#     in tests/go/tlogcheck.go); and Debian's postgresql-15 (initdb, pg_ctl, pg_basebackup: the
+#     national mirror's test starts a primary and a streaming replica in a temp directory);
 #   - with --plot: fonts-dejavu-core, the font of `make bench-scale`'s plot.
 set -euo pipefail
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -19,7 +20,7 @@ for p in librocksdb-dev libclang-dev clang pkg-config curl jq zbar-tools; do
 done
 if [ "${1:-}" = "--python" ]; then
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
-  for p in chromium chromium-driver golang-go golang-golang-x-mod-dev; do
+  for p in chromium chromium-driver golang-go golang-golang-x-mod-dev postgresql-15; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
 fi

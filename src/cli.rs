@@ -964,6 +964,7 @@ async fn serve(cfg: Config) -> Result<()> {
             let store: Arc<dyn crate::store::Store> = Arc::new(open_store(dir).map_err(|e| format!("{e:#}"))?);
             Ok(store)
         })
+        .await
         .map_err(anyhow::Error::msg)?;
         let mirrors = Arc::new(mirrors);
         vault.set_mirrors(mirrors.clone());

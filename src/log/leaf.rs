@@ -248,8 +248,20 @@ impl ChainCheck {
     /// licence among those before the resumed tree.
     pub fn push_with(&mut self, bytes: &[u8], earlier: impl FnOnce(&str) -> Option<u64>) -> Result<Leaf, ChainError> {
         let index = self.tree.size();
+        let leaf = Leaf::decode(bytes).map_err(|e| ChainError::Leaf { index, why: e.to_string() })?;
+        self.push_decoded(bytes, &leaf, earlier)?;
+        Ok(leaf)
+    }
+
+    /// [`ChainCheck::push_with`] of a leaf already decoded from `bytes`.
+    pub fn push_decoded(
+        &mut self,
+        bytes: &[u8],
+        leaf: &Leaf,
+        earlier: impl FnOnce(&str) -> Option<u64>,
+    ) -> Result<(), ChainError> {
+        let index = self.tree.size();
         let err = |why: String| ChainError::Leaf { index, why };
-        let leaf = Leaf::decode(bytes).map_err(|e| err(e.to_string()))?;
         if leaf.index != index {
             return Err(err(format!("says it is leaf {}", leaf.index)));
         }
@@ -267,7 +279,7 @@ impl ChainCheck {
         }
         self.prev = leaf_hash(bytes);
         self.tree.append(self.prev);
-        Ok(leaf)
+        Ok(())
     }
 
     /// The tree over every leaf pushed so far.

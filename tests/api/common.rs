@@ -90,6 +90,7 @@ impl Server {
             let store: Arc<dyn licvault::store::Store> = Arc::new(licvault::store::RocksStore::open(p).unwrap());
             Ok(store)
         })
+        .await
         .unwrap();
         let mirrors = Arc::new(mirrors);
         self.vault.set_mirrors(mirrors.clone());

@@ -17,6 +17,7 @@ mod interop;
 mod issuers;
 mod mirrors;
 mod page;
+mod postgres;
 mod spec;
 mod spec_examples;
 #[path = "../support/keys.rs"]

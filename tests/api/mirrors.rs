@@ -22,13 +22,13 @@ fn free_port() -> String {
     l.local_addr().unwrap().to_string()
 }
 
-struct Node {
+pub struct Node {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Node {
-    fn start(listen: &str, data: &Path, keys: &Path, args: &[&str]) -> Self {
+    pub fn start(listen: &str, data: &Path, keys: &Path, args: &[&str]) -> Self {
         let (child, base) =
             crate::support_server::spawn_server_on(env!("CARGO_BIN_EXE_licvault"), listen, data, keys, args);
         Self { child, base }
@@ -46,7 +46,7 @@ impl Drop for Node {
     }
 }
 
-async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: &Value) -> (u16, Value) {
+pub async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: &Value) -> (u16, Value) {
     let mut req = http.post(url).json(body);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -55,7 +55,7 @@ async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: &V
     (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
 }
 
-async fn mirrors(http: &reqwest::Client, p: &Node) -> Value {
+pub async fn mirrors(http: &reqwest::Client, p: &Node) -> Value {
     http.get(format!("{}/v1/mirrors", p.base)).send().await.unwrap().json::<Value>().await.unwrap()["mirrors"][0]
         .clone()
 }
@@ -72,12 +72,12 @@ async fn wait_mirror(http: &reqwest::Client, p: &Node, what: &str, ok: impl Fn(&
     panic!("{what}: the mirror never got there: {}", mirrors(http, p).await);
 }
 
-async fn log_size(http: &reqwest::Client, a: &Node) -> u64 {
+pub async fn log_size(http: &reqwest::Client, a: &Node) -> u64 {
     let note = http.get(format!("{}/v1/log/checkpoint", a.base)).send().await.unwrap().text().await.unwrap();
     note.lines().nth(1).unwrap().parse().unwrap()
 }
 
-async fn verify(http: &reqwest::Client, node: &Node, document: &str) -> Value {
+pub async fn verify(http: &reqwest::Client, node: &Node, document: &str) -> Value {
     let (status, v) = post(http, format!("{}/v1/verify", node.base), None, &json!({"payload": document})).await;
     assert_eq!(status, 200, "{v}");
     v

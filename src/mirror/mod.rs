@@ -20,12 +20,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::log::leaf::ChainCheck;
-use crate::log::merkle::{leaf_hash, subtree_hash, verify_consistency, CompactRange, Hash};
+use crate::log::leaf::{ChainCheck, Leaf};
+use crate::log::merkle::{leaf_hash, verify_consistency, CompactRange, Hash};
 use crate::log::note::{Checkpoint, NoteSigner, Verifier};
 use crate::log::replay::LicenceState;
 use crate::log::tile::{bundle_entries, Tile, TILE_WIDTH};
 use crate::store::{tree_key, Batch, Cf, Store, StoredNodes};
+
+pub mod pg;
 
 /// Leaves verified and committed together: a consistency proof to the signed checkpoint covers
 /// each part, so a long catch-up never holds more than this in memory.
@@ -39,8 +41,14 @@ const META_FORK: &[u8] = b"fork";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MirrorConfig {
-    /// Where the mirrored logs are kept: one store per source, in `DATA/NAME`.
-    pub data: PathBuf,
+    /// Where the mirrored logs are kept: one RocksDB store per source, in `DATA/NAME`.
+    #[serde(default)]
+    pub data: Option<PathBuf>,
+    /// Or a PostgreSQL database (a libpq connection string; several hosts with
+    /// `target_session_attrs=read-write` follow a failover): every source's leaves, state and
+    /// licences, the licences partitioned by province (spec/formats.md §15).
+    #[serde(default)]
+    pub postgres: Option<String>,
     /// A directory `licvault witness init` wrote: the mirror cosigns each checkpoint it
     /// verified with this key (`GET /v1/mirrors/{name}/checkpoint`).
     #[serde(default)]
@@ -75,6 +83,9 @@ impl MirrorConfig {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let cfg: Self = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if cfg.data.is_some() == cfg.postgres.is_some() {
+            return Err(format!("{}: give either data (RocksDB) or postgres, not both or neither", path.display()));
+        }
         if cfg.poll_ms == 0 {
             return Err(format!("{}: poll_ms must be at least 1", path.display()));
         }
@@ -160,7 +171,7 @@ pub struct Mirror {
     verifier: Verifier,
     vkey: String,
     token: String,
-    store: Arc<dyn Store>,
+    backend: Backend,
     tail: Mutex<Tail>,
     fork: Mutex<Option<Fork>>,
     seen: Mutex<Seen>,
@@ -185,12 +196,12 @@ enum Failure {
 }
 
 impl Mirror {
-    /// Opens the mirror's store and checks what it holds: the stored checkpoint verifies under
-    /// the pinned key and covers the mirrored leaves (the tree over them is its tree when the
-    /// sizes are equal).
-    pub fn open(
+    /// Opens the mirror of `source` on `backend` and checks what it holds: the stored
+    /// checkpoint verifies under the pinned key and covers the mirrored leaves (the tree over
+    /// them is its tree when the sizes are equal).
+    pub async fn open(
         source: &SourceConfig,
-        store: Arc<dyn Store>,
+        backend: Backend,
         witness: Option<Arc<dyn NoteSigner + Send + Sync>>,
     ) -> Result<Self, String> {
         let verifier = Verifier::parse(&source.log_key).map_err(|e| format!("source {}: log key: {e}", source.name))?;
@@ -198,55 +209,39 @@ impl Mirror {
             .map_err(|e| format!("source {}: {}: {e}", source.name, source.token_file.display()))?
             .trim()
             .to_string();
-        let err = |why: String| format!("mirror of {}: {why}", source.name);
-        let get = |k: &[u8]| store.get(Cf::Meta, k).map_err(|e| err(e.to_string()));
-        let size = match get(META_SIZE)? {
-            Some(b) => u64::from_be_bytes(b.as_slice().try_into().map_err(|_| err("bad size row".into()))?),
-            None => 0,
-        };
-        let tree = CompactRange::from_nodes(&StoredNodes(store.as_ref()), size).map_err(|e| err(e.to_string()))?;
-        let prev = match size {
-            0 => [0; 32],
-            n => leaf_hash(
-                &store
-                    .get(Cf::Leaves, &(n - 1).to_be_bytes())
-                    .map_err(|e| err(e.to_string()))?
-                    .ok_or_else(|| err(format!("leaf {} is missing", n - 1)))?,
-            ),
-        };
-        let checkpoint = get(META_CHECKPOINT)?
-            .map(|b| String::from_utf8(b).map_err(|_| err("the stored checkpoint is not text".into())))
-            .transpose()?;
-        if let Some(note) = &checkpoint {
-            let cp = Checkpoint::open(note, &verifier).map_err(|e| err(format!("stored checkpoint: {e}")))?;
-            if cp.size < size || (cp.size == size && cp.root != tree.root()) {
-                return Err(err(format!("the stored checkpoint (size {}) does not cover the {size} leaves", cp.size)));
-            }
-        } else if size > 0 {
-            return Err(err("leaves without a checkpoint".into()));
-        }
-        let fork = get(META_FORK)?
-            .map(|b| serde_json::from_slice::<Fork>(&b).map_err(|e| err(format!("fork record: {e}"))))
-            .transpose()?;
+        let loaded = backend.load(&source.name).await.map_err(|e| format!("mirror of {}: {e}", source.name))?;
+        check_loaded(&loaded, &verifier).map_err(|e| format!("mirror of {}: {e}", source.name))?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| err(format!("HTTP client: {e}")))?;
+            .map_err(|e| format!("mirror of {}: HTTP client: {e}", source.name))?;
         Ok(Self {
             name: source.name.clone(),
             url: source.url.trim_end_matches('/').to_string(),
             verifier,
             vkey: source.log_key.clone(),
             token,
-            store,
-            tail: Mutex::new(Tail { tree, prev, checkpoint }),
-            fork: Mutex::new(fork),
+            backend,
+            tail: Mutex::new(Tail { tree: loaded.tree, prev: loaded.prev, checkpoint: loaded.checkpoint }),
+            fork: Mutex::new(loaded.fork),
             seen: Mutex::new(Seen::default()),
             started_ms: now_ms(),
             leaves_total: AtomicU64::new(0),
             witness,
             http,
         })
+    }
+
+    /// Reads the tail again from the backend (after a failed round: a database that failed
+    /// over may have lost the last part, which is then fetched again).
+    async fn reload(&self) -> Result<(), String> {
+        let loaded = self.backend.load(&self.name).await?;
+        check_loaded(&loaded, &self.verifier)?;
+        *lock(&self.tail) = Tail { tree: loaded.tree, prev: loaded.prev, checkpoint: loaded.checkpoint };
+        if loaded.fork.is_some() {
+            *lock(&self.fork) = loaded.fork;
+        }
+        Ok(())
     }
 
     pub fn origin(&self) -> &str {
@@ -284,16 +279,28 @@ impl Mirror {
         Some(format!("{note}{line}"))
     }
 
-    /// The licence `id` as the mirrored leaves leave it.
+    /// The licence `id` as the mirrored leaves leave it, with the size it holds as of.
     pub fn licence(&self, id: &str) -> Result<Option<Mirrored>, String> {
-        // Under the tail lock, which a commit holds from its write to the new size.
-        let (row, as_of_size) = {
-            let tail = lock(&self.tail);
-            (self.store.get(Cf::Licences, id.as_bytes()).map_err(|e| e.to_string())?, tail.tree.size())
+        let found = match &self.backend {
+            // Under the tail lock, which a commit holds from its write to the new size.
+            Backend::Rocks(store) => {
+                let tail = lock(&self.tail);
+                let row = store.get(Cf::Licences, id.as_bytes()).map_err(|e| e.to_string())?;
+                let size = tail.tree.size();
+                drop(tail);
+                row.map(|r| serde_json::from_slice::<LicenceState>(&r).map(|s| (s, size)))
+                    .transpose()
+                    .map_err(|e| format!("mirrored licence {id}: {e}"))?
+            }
+            // One statement reads the state and the size: one snapshot.
+            Backend::Postgres(pg) => pg.licence_blocking(&self.name, id)?,
         };
-        let Some(row) = row else { return Ok(None) };
-        let state: LicenceState = serde_json::from_slice(&row).map_err(|e| format!("mirrored licence {id}: {e}"))?;
-        Ok(Some(Mirrored { source: self.name.clone(), origin: self.origin().to_string(), state, as_of_size }))
+        Ok(found.map(|(state, as_of_size)| Mirrored {
+            source: self.name.clone(),
+            origin: self.origin().to_string(),
+            state,
+            as_of_size,
+        }))
     }
 
     async fn get(&self, path: &str) -> Result<reqwest::Response, String> {
@@ -340,6 +347,13 @@ impl Mirror {
             return false;
         }
         let started = now_ms();
+        if lock(&self.seen).error.is_some() {
+            if let Err(e) = self.reload().await {
+                tracing::warn!(source = %self.name, error = %e, "mirror: the mirrored state could not be read");
+                lock(&self.seen).error = Some(e);
+                return false;
+            }
+        }
         match self.follow().await {
             Ok(()) => {
                 let mut seen = lock(&self.seen);
@@ -364,9 +378,7 @@ impl Mirror {
                     "MIRROR FORK: the source's log is not consistent with what this mirror verified; it is no longer \
                      followed, and the verified state stays served"
                 );
-                let mut b = Batch::default();
-                b.put(Cf::Meta, META_FORK.to_vec(), serde_json::to_vec(&fork).unwrap_or_default());
-                if let Err(e) = self.store.write(b) {
+                if let Err(e) = self.backend.record_fork(&self.name, &fork).await {
                     tracing::error!(source = %self.name, error = %e, "mirror: the fork record was not written");
                 }
                 *lock(&self.fork) = Some(fork);
@@ -390,12 +402,22 @@ impl Mirror {
         let fork = |why: String| Failure::Fork(why, note.clone());
         let mine = lock(&self.tail).tree.size();
         if cp.size < mine {
-            // An older checkpoint (a cache, a proxy): fine if it is our tree at that size.
-            let root = subtree_hash(&StoredNodes(self.store.as_ref()), 0, cp.size)
-                .map_err(|e| Failure::Retry(format!("tree at {}: {e}", cp.size)))?;
-            if root != cp.root {
+            // An older checkpoint (a cache, a proxy): fine if it is a prefix of the tree
+            // mirrored, which the source proves from its own nodes.
+            let root = lock(&self.tail).tree.root();
+            let proof = if cp.size == 0 {
+                Vec::new()
+            } else {
+                self.consistency(cp.size, mine).await.map_err(Failure::Retry)?
+            };
+            let prefix = if cp.size == 0 {
+                cp.root == crate::log::merkle::empty_root()
+            } else {
+                verify_consistency(cp.size, mine, &proof, &cp.root, &root).is_ok()
+            };
+            if !prefix {
                 return Err(fork(format!(
-                    "the source signed size {} with a root that is not the root of the {} leaves mirrored at that size",
+                    "the source signed size {} with a root that is not the root of the first {} leaves mirrored",
                     cp.size, cp.size
                 )));
             }
@@ -405,20 +427,9 @@ impl Mirror {
         while from < cp.size {
             let to = (from / PART + 1).saturating_mul(PART).min(cp.size);
             let leaves = self.fetch(from, to, cp.size).await.map_err(Failure::Retry)?;
-            let proof = if to < cp.size {
-                let url = format!("/v1/log/proofs/consistency?from={to}&to={}", cp.size);
-                let body: ProofAnswer = self
-                    .get(&url)
-                    .await
-                    .map_err(Failure::Retry)?
-                    .json()
-                    .await
-                    .map_err(|e| Failure::Retry(format!("consistency proof: {e}")))?;
-                Some(body.hashes().map_err(Failure::Retry)?)
-            } else {
-                None
-            };
-            self.commit(from, &leaves, &cp, &note, proof.as_deref()).map_err(|e| match e {
+            let proof =
+                if to < cp.size { Some(self.consistency(to, cp.size).await.map_err(Failure::Retry)?) } else { None };
+            self.commit(from, &leaves, &cp, &note, proof.as_deref()).await.map_err(|e| match e {
                 Failure::Fork(why, _) => fork(why),
                 other => other,
             })?;
@@ -434,10 +445,17 @@ impl Mirror {
         Ok(())
     }
 
+    /// The source's consistency proof from `from` to `to` leaves.
+    async fn consistency(&self, from: u64, to: u64) -> Result<Vec<Hash>, String> {
+        let url = format!("/v1/log/proofs/consistency?from={from}&to={to}");
+        let body: ProofAnswer = self.get(&url).await?.json().await.map_err(|e| format!("consistency proof: {e}"))?;
+        body.hashes()
+    }
+
     /// Verifies leaves `from..` and, when they are the signed tree's (the root at `cp`, or
     /// `proof` from their end to it), commits them with their tree nodes and licence states in
     /// one synced batch.
-    fn commit(
+    async fn commit(
         &self,
         from: u64,
         leaves: &[Vec<u8>],
@@ -446,7 +464,6 @@ impl Mirror {
         proof: Option<&[Hash]>,
     ) -> Result<(), Failure> {
         let fork = |why: String| Failure::Fork(why, String::new());
-        let retry = |e: crate::store::StoreError| Failure::Retry(e.to_string());
         let (tree, prev) = {
             let t = lock(&self.tail);
             (t.tree.clone(), t.prev)
@@ -454,38 +471,40 @@ impl Mirror {
         if tree.size() != from {
             return Err(Failure::Retry("the mirror moved under the follower".into()));
         }
-        let mut check = ChainCheck::resume(tree, prev);
-        let mut batch = Batch::default();
+        let fork_at = |i: usize, e: String| fork(format!("the source's leaf {} does not decode: {e}", from + i as u64));
+        let decoded = leaves
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Leaf::decode(b).map_err(|e| fork_at(i, e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The states before this part of every licence it is about, in one read: each one's last
+        // leaf is the back-pointer the first leaf about it must carry.
+        let mut ids: Vec<&str> = decoded.iter().filter_map(|l| l.licence.as_deref()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut known = self.backend.licence_states(&self.name, &ids).await.map_err(Failure::Retry)?;
+        let mut check = ChainCheck::resume(tree.clone(), prev);
         let mut states: HashMap<String, LicenceState> = HashMap::new();
         let mut nodes = Vec::new();
-        for (i, bytes) in leaves.iter().enumerate() {
+        let mut rebuilt = tree;
+        for (i, (bytes, leaf)) in leaves.iter().zip(&decoded).enumerate() {
             let index = from + i as u64;
-            let mut stored = None;
-            let leaf = check
-                .push_with(bytes, |id| {
-                    stored = self.stored_state(id);
-                    stored.as_ref().map(|s| s.last_index)
-                })
+            check
+                .push_decoded(bytes, leaf, |id| known.get(id).map(|s| s.last_index))
                 .map_err(|e| fork(format!("the source's leaves do not follow the ones mirrored: {e}")))?;
-            nodes.push(leaf_hash(bytes));
+            nodes.extend(rebuilt.append(leaf_hash(bytes)));
             if let Some(id) = &leaf.licence {
-                let st = match states.remove(id) {
-                    Some(s) => s,
-                    None => stored.take().or_else(|| self.stored_state(id)).unwrap_or_default(),
-                };
-                let mut st = st;
-                st.apply(index, &leaf);
+                let mut st = states.remove(id).or_else(|| known.remove(id)).unwrap_or_default();
+                st.apply(index, leaf);
                 states.insert(id.clone(), st);
             }
-            batch.put(Cf::Leaves, index.to_be_bytes().to_vec(), bytes.clone());
         }
-        let mut tree = check.tree().clone();
-        let end = tree.size();
+        let end = rebuilt.size();
         match proof {
-            Some(p) => verify_consistency(end, cp.size, p, &tree.root(), &cp.root).map_err(|e| {
+            Some(p) => verify_consistency(end, cp.size, p, &rebuilt.root(), &cp.root).map_err(|e| {
                 fork(format!("leaves {from}..{end} are not in the source's signed tree of {}: {e}", cp.size))
             })?,
-            None if tree.root() != cp.root => {
+            None if rebuilt.root() != cp.root => {
                 return Err(fork(format!(
                     "the source's leaves {from}..{end} do not hash to the root it signed at size {}",
                     cp.size
@@ -493,33 +512,144 @@ impl Mirror {
             }
             None => {}
         }
-        // The tree nodes the new leaves complete.
-        let mut rebuilt = lock(&self.tail).tree.clone();
-        for h in &nodes {
-            for (level, idx, hash) in rebuilt.append(*h) {
-                batch.put(Cf::Tree, tree_key(level, idx).to_vec(), hash.to_vec());
-            }
-        }
-        debug_assert_eq!(rebuilt, tree);
-        for (id, st) in &states {
-            batch.put(Cf::Licences, id.as_bytes().to_vec(), serde_json::to_vec(st).unwrap_or_default());
-        }
-        batch.put(Cf::Meta, META_SIZE.to_vec(), end.to_be_bytes().to_vec());
-        batch.put(Cf::Meta, META_CHECKPOINT.to_vec(), note.as_bytes().to_vec());
-        // Readers take the tail lock to read a licence's state with its as-of size: the rows and
-        // the size change together under it.
-        let mut t = lock(&self.tail);
-        self.store.write(batch).map_err(retry)?;
-        t.prev = nodes.last().copied().unwrap_or(t.prev);
-        std::mem::swap(&mut t.tree, &mut tree);
-        t.checkpoint = Some(note.to_string());
+        let prev = nodes.iter().rev().find(|(level, _, _)| *level == 0).map_or(prev, |(_, _, h)| *h);
+        let part = Part { from, leaves, nodes: &nodes, states: &states, tree: &rebuilt, prev, checkpoint: note };
+        self.backend.commit(&self.name, &part, &self.tail).await.map_err(Failure::Retry)?;
         self.leaves_total.fetch_add(leaves.len() as u64, Ordering::Relaxed);
         Ok(())
     }
+}
 
-    fn stored_state(&self, id: &str) -> Option<LicenceState> {
-        let row = self.store.get(Cf::Licences, id.as_bytes()).ok()??;
-        serde_json::from_slice(&row).ok()
+/// What [`Backend::load`] reads back.
+pub struct Loaded {
+    tree: CompactRange,
+    prev: Hash,
+    checkpoint: Option<String>,
+    fork: Option<Fork>,
+}
+
+/// The stored checkpoint verifies under the pinned key and covers the stored leaves.
+fn check_loaded(loaded: &Loaded, verifier: &Verifier) -> Result<(), String> {
+    let size = loaded.tree.size();
+    match &loaded.checkpoint {
+        Some(note) => {
+            let cp = Checkpoint::open(note, verifier).map_err(|e| format!("stored checkpoint: {e}"))?;
+            if cp.size < size || (cp.size == size && cp.root != loaded.tree.root()) {
+                return Err(format!("the stored checkpoint (size {}) does not cover the {size} leaves", cp.size));
+            }
+            Ok(())
+        }
+        None if size > 0 => Err("leaves without a checkpoint".into()),
+        None => Ok(()),
+    }
+}
+
+/// Verified leaves `from..` and all that follows from them, written at once.
+pub struct Part<'a> {
+    from: u64,
+    leaves: &'a [Vec<u8>],
+    /// Every tree node the leaves complete, the leaves' own first.
+    nodes: &'a [(u32, u64, Hash)],
+    states: &'a HashMap<String, LicenceState>,
+    /// The tree over every leaf mirrored with these.
+    tree: &'a CompactRange,
+    prev: Hash,
+    checkpoint: &'a str,
+}
+
+/// Where a mirror keeps what it verified: a RocksDB store per source in the layout of a log,
+/// or PostgreSQL tables shared by every source (`pg`).
+pub enum Backend {
+    Rocks(Arc<dyn Store>),
+    Postgres(Arc<pg::PgBackend>),
+}
+
+impl Backend {
+    async fn load(&self, source: &str) -> Result<Loaded, String> {
+        let store = match self {
+            Backend::Rocks(store) => store,
+            Backend::Postgres(pg) => return pg.load(source).await,
+        };
+        let get = |k: &[u8]| store.get(Cf::Meta, k).map_err(|e| e.to_string());
+        let size = match get(META_SIZE)? {
+            Some(b) => u64::from_be_bytes(b.as_slice().try_into().map_err(|_| "bad size row".to_string())?),
+            None => 0,
+        };
+        let tree = CompactRange::from_nodes(&StoredNodes(store.as_ref()), size).map_err(|e| e.to_string())?;
+        let prev = match size {
+            0 => [0; 32],
+            n => leaf_hash(
+                &store
+                    .get(Cf::Leaves, &(n - 1).to_be_bytes())
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("leaf {} is missing", n - 1))?,
+            ),
+        };
+        let checkpoint = get(META_CHECKPOINT)?
+            .map(|b| String::from_utf8(b).map_err(|_| "the stored checkpoint is not text".to_string()))
+            .transpose()?;
+        let fork = get(META_FORK)?
+            .map(|b| serde_json::from_slice::<Fork>(&b).map_err(|e| format!("fork record: {e}")))
+            .transpose()?;
+        Ok(Loaded { tree, prev, checkpoint, fork })
+    }
+
+    /// The mirrored states of the licences `ids` (those it knows).
+    async fn licence_states(&self, source: &str, ids: &[&str]) -> Result<HashMap<String, LicenceState>, String> {
+        match self {
+            Backend::Rocks(store) => {
+                let mut out = HashMap::new();
+                for id in ids {
+                    if let Some(row) = store.get(Cf::Licences, id.as_bytes()).map_err(|e| e.to_string())? {
+                        let st = serde_json::from_slice(&row).map_err(|e| format!("mirrored licence {id}: {e}"))?;
+                        out.insert(id.to_string(), st);
+                    }
+                }
+                Ok(out)
+            }
+            Backend::Postgres(pg) => pg.licence_states(source, ids).await,
+        }
+    }
+
+    /// Writes a part in one synced batch (one transaction), then moves `tail` to it, holding
+    /// the tail lock from the write on, so that a reader never sees rows newer than the size.
+    async fn commit(&self, source: &str, part: &Part<'_>, tail: &Mutex<Tail>) -> Result<(), String> {
+        let store = match self {
+            Backend::Rocks(store) => store,
+            Backend::Postgres(pg) => {
+                pg.commit(source, part).await?;
+                let mut t = lock(tail);
+                *t = Tail { tree: part.tree.clone(), prev: part.prev, checkpoint: Some(part.checkpoint.to_string()) };
+                return Ok(());
+            }
+        };
+        let mut batch = Batch::default();
+        for (i, bytes) in part.leaves.iter().enumerate() {
+            batch.put(Cf::Leaves, (part.from + i as u64).to_be_bytes().to_vec(), bytes.clone());
+        }
+        for (level, idx, hash) in part.nodes {
+            batch.put(Cf::Tree, tree_key(*level, *idx).to_vec(), hash.to_vec());
+        }
+        for (id, st) in part.states {
+            batch.put(Cf::Licences, id.as_bytes().to_vec(), serde_json::to_vec(st).unwrap_or_default());
+        }
+        batch.put(Cf::Meta, META_SIZE.to_vec(), part.tree.size().to_be_bytes().to_vec());
+        batch.put(Cf::Meta, META_CHECKPOINT.to_vec(), part.checkpoint.as_bytes().to_vec());
+        let mut t = lock(tail);
+        store.write(batch).map_err(|e| e.to_string())?;
+        *t = Tail { tree: part.tree.clone(), prev: part.prev, checkpoint: Some(part.checkpoint.to_string()) };
+        Ok(())
+    }
+
+    async fn record_fork(&self, source: &str, fork: &Fork) -> Result<(), String> {
+        match self {
+            Backend::Rocks(store) => {
+                let mut b = Batch::default();
+                b.put(Cf::Meta, META_FORK.to_vec(), serde_json::to_vec(fork).unwrap_or_default());
+                store.write(b).map_err(|e| e.to_string())
+            }
+            Backend::Postgres(pg) => pg.record_fork(source, fork).await,
+        }
     }
 }
 
@@ -552,8 +682,9 @@ pub struct Mirrors {
 }
 
 impl Mirrors {
-    /// Opens each source's store under `cfg.data` (made 0700 when missing).
-    pub fn open(
+    /// Opens each source's store under `cfg.data` (made 0700 when missing), or the PostgreSQL
+    /// database.
+    pub async fn open(
         cfg: &MirrorConfig,
         open_store: impl Fn(&Path) -> Result<Arc<dyn Store>, String>,
     ) -> Result<Self, String> {
@@ -561,10 +692,18 @@ impl Mirrors {
             Some(dir) => Some(Arc::new(crate::witness::load_signer(dir)?) as Arc<dyn NoteSigner + Send + Sync>),
             None => None,
         };
+        let pg = match &cfg.postgres {
+            Some(conn) => Some(Arc::new(pg::PgBackend::connect(conn).await?)),
+            None => None,
+        };
         let mut list = Vec::new();
         for s in &cfg.sources {
-            let store = open_store(&cfg.data.join(&s.name))?;
-            list.push(Arc::new(Mirror::open(s, store, witness.clone())?));
+            let backend = match (&pg, &cfg.data) {
+                (Some(pg), _) => Backend::Postgres(pg.clone()),
+                (None, Some(data)) => Backend::Rocks(open_store(&data.join(&s.name))?),
+                (None, None) => return Err("a mirror needs data or postgres".into()),
+            };
+            list.push(Arc::new(Mirror::open(s, backend, witness.clone()).await?));
         }
         Ok(Self { list, poll: Duration::from_millis(cfg.poll_ms) })
     }

@@ -1,0 +1,281 @@
+//! A mirror's store on PostgreSQL (issue 10, scope 4; spec/formats.md §15): the national mirror
+//! of billions of licences does not fit one embedded store. Every source shares four tables:
+//! `mirror_state` (per source: leaves mirrored, the tree's right edge, the last leaf's hash, the
+//! verified checkpoint, a fork), `mirror_leaves` (source, index → leaf), and the derived view
+//! `mirror_licences` (the state of each licence, as `LicenceState`), partitioned by the province
+//! of the issuing department (its USCC's area code), so a province's licences can live on
+//! their own tablespace or be moved, and queries by licence prune to one partition.
+//!
+//! A part is one transaction, guarded by the size it extends (`WHERE size = from`): a part
+//! written twice (a retry after a lost answer, a failover) changes nothing the second time, and
+//! the leaves' primary key refuses a duplicate. The connection string may name several hosts
+//! with `target_session_attrs=read-write` (a primary and its streaming replicas): after a
+//! failover the next round connects to the promoted replica, reads the state back, and fetches
+//! again from the source whatever the old primary had not replicated.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio_postgres::{Client, NoTls};
+
+use super::{Fork, Loaded, Part};
+use crate::log::merkle::{CompactRange, Hash};
+use crate::log::replay::LicenceState;
+
+/// The provinces' codes (GB/T 2260, the first two digits of an area code): one partition each.
+const PROVINCES: [i16; 34] = [
+    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63,
+    64, 65, 71, 81, 82,
+];
+
+fn schema() -> String {
+    let mut sql = String::from(
+        "CREATE TABLE IF NOT EXISTS mirror_state (
+            source text PRIMARY KEY,
+            size bigint NOT NULL,
+            peaks bytea NOT NULL,
+            prev bytea NOT NULL,
+            checkpoint text,
+            fork jsonb);
+         CREATE TABLE IF NOT EXISTS mirror_leaves (
+            source text NOT NULL,
+            idx bigint NOT NULL,
+            leaf bytea NOT NULL,
+            PRIMARY KEY (source, idx));
+         CREATE TABLE IF NOT EXISTS mirror_licences (
+            province smallint NOT NULL,
+            id text NOT NULL,
+            source text NOT NULL,
+            state jsonb NOT NULL,
+            PRIMARY KEY (province, id, source)) PARTITION BY LIST (province);
+         CREATE TABLE IF NOT EXISTS mirror_licences_other PARTITION OF mirror_licences DEFAULT;\n",
+    );
+    for p in PROVINCES {
+        sql += &format!(
+            "CREATE TABLE IF NOT EXISTS mirror_licences_{p} PARTITION OF mirror_licences FOR VALUES IN ({p});\n"
+        );
+    }
+    sql
+}
+
+/// The province of a licence: of its issuing department's USCC (0, the default partition, for an
+/// identifier that does not parse).
+pub fn province(id: &str) -> i16 {
+    crate::domain::LicenceId::parse(id)
+        .ok()
+        .and_then(|l| l.issuer().as_str().get(2..4).and_then(|p| p.parse().ok()))
+        .unwrap_or(0)
+}
+
+pub struct PgBackend {
+    conn: String,
+    /// Parts are written here, one transaction at a time.
+    writer: tokio::sync::Mutex<Option<Client>>,
+    /// Reads (verdicts) share this one.
+    reader: tokio::sync::Mutex<Option<Arc<Client>>>,
+}
+
+fn pg_err(e: tokio_postgres::Error) -> String {
+    format!("PostgreSQL: {e}")
+}
+
+impl PgBackend {
+    /// Connects and creates the tables when missing.
+    pub async fn connect(conn: &str) -> Result<Self, String> {
+        let backend = Self { conn: conn.to_string(), writer: Default::default(), reader: Default::default() };
+        let client = backend.open().await?;
+        client.batch_execute(&schema()).await.map_err(pg_err)?;
+        *backend.writer.lock().await = Some(client);
+        Ok(backend)
+    }
+
+    async fn open(&self) -> Result<Client, String> {
+        let (client, connection) = tokio_postgres::connect(&self.conn, NoTls).await.map_err(pg_err)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "mirror: the PostgreSQL connection ended");
+            }
+        });
+        Ok(client)
+    }
+
+    async fn reader(&self) -> Result<Arc<Client>, String> {
+        let mut r = self.reader.lock().await;
+        match r.as_ref() {
+            Some(c) if !c.is_closed() => Ok(c.clone()),
+            _ => {
+                let c = Arc::new(self.open().await?);
+                *r = Some(c.clone());
+                Ok(c)
+            }
+        }
+    }
+
+    /// The writer connection, opened again when it has closed (a failover).
+    async fn writer(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, String> {
+        let mut w = self.writer.lock().await;
+        if w.as_ref().is_none_or(|c| c.is_closed()) {
+            *w = Some(self.open().await?);
+        }
+        Ok(w)
+    }
+
+    pub(super) async fn load(&self, source: &str) -> Result<Loaded, String> {
+        let mut w = self.writer().await?;
+        let client = w.as_mut().ok_or("no PostgreSQL connection")?;
+        client
+            .execute(
+                "INSERT INTO mirror_state (source, size, peaks, prev) VALUES ($1, 0, '', $2) ON CONFLICT DO NOTHING",
+                &[&source, &vec![0u8; 32]],
+            )
+            .await
+            .map_err(pg_err)?;
+        let row = client
+            .query_one(
+                "SELECT size, peaks, prev, checkpoint, fork::text FROM mirror_state WHERE source = $1",
+                &[&source],
+            )
+            .await
+            .map_err(pg_err)?;
+        let size: i64 = row.get(0);
+        let peaks: Vec<u8> = row.get(1);
+        let prev: Vec<u8> = row.get(2);
+        let peaks: Vec<Hash> = peaks.chunks(32).map(|c| c.try_into().unwrap_or_default()).collect();
+        let tree =
+            CompactRange::from_peaks(size as u64, peaks).map_err(|e| format!("mirror_state of {source}: {e}"))?;
+        let prev: Hash = prev.try_into().map_err(|_| format!("mirror_state of {source}: prev is not 32 bytes"))?;
+        let fork: Option<String> = row.get(4);
+        let fork =
+            fork.map(|f| serde_json::from_str::<Fork>(&f).map_err(|e| format!("fork record: {e}"))).transpose()?;
+        Ok(Loaded { tree, prev, checkpoint: row.get(3), fork })
+    }
+
+    pub(super) async fn licence_states(
+        &self,
+        source: &str,
+        ids: &[&str],
+    ) -> Result<HashMap<String, LicenceState>, String> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let provinces: Vec<i16> = ids.iter().map(|id| province(id)).collect();
+        let ids: Vec<&str> = ids.to_vec();
+        let rows = self
+            .reader()
+            .await?
+            .query(
+                "SELECT l.id, l.state::text FROM mirror_licences l
+                 JOIN unnest($2::smallint[], $3::text[]) AS k(province, id) ON l.province = k.province AND l.id = k.id
+                 WHERE l.source = $1",
+                &[&source, &provinces, &ids],
+            )
+            .await
+            .map_err(pg_err)?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let id: String = row.get(0);
+            let state: String = row.get(1);
+            let st = serde_json::from_str(&state).map_err(|e| format!("mirrored licence {id}: {e}"))?;
+            out.insert(id, st);
+        }
+        Ok(out)
+    }
+
+    /// A licence's state and the size it holds as of, in one statement (one snapshot).
+    async fn licence(&self, source: &str, id: &str) -> Result<Option<(LicenceState, u64)>, String> {
+        let row = self
+            .reader()
+            .await?
+            .query_opt(
+                "SELECT s.size, l.state::text FROM mirror_state s
+                 LEFT JOIN mirror_licences l ON l.province = $2 AND l.id = $3 AND l.source = s.source
+                 WHERE s.source = $1",
+                &[&source, &province(id), &id],
+            )
+            .await
+            .map_err(pg_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let size: i64 = row.get(0);
+        let state: Option<String> = row.get(1);
+        state
+            .map(|s| {
+                serde_json::from_str(&s).map(|st| (st, size as u64)).map_err(|e| format!("mirrored licence {id}: {e}"))
+            })
+            .transpose()
+    }
+
+    /// [`PgBackend::licence`] from synchronous code (a verdict) on the server's multi-threaded
+    /// runtime.
+    pub(super) fn licence_blocking(&self, source: &str, id: &str) -> Result<Option<(LicenceState, u64)>, String> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
+        tokio::task::block_in_place(|| handle.block_on(self.licence(source, id)))
+    }
+
+    pub(super) async fn commit(&self, source: &str, part: &Part<'_>) -> Result<(), String> {
+        let mut w = self.writer().await?;
+        let client = w.as_mut().ok_or("no PostgreSQL connection")?;
+        let result = async {
+            let tx = client.transaction().await.map_err(pg_err)?;
+            let peaks: Vec<u8> = part.tree.peaks().concat();
+            let moved = tx
+                .execute(
+                    "UPDATE mirror_state SET size = $2, peaks = $3, prev = $4, checkpoint = $5
+                     WHERE source = $1 AND size = $6",
+                    &[
+                        &source,
+                        &(part.tree.size() as i64),
+                        &peaks,
+                        &part.prev.to_vec(),
+                        &part.checkpoint,
+                        &(part.from as i64),
+                    ],
+                )
+                .await
+                .map_err(pg_err)?;
+            if moved != 1 {
+                return Err(format!(
+                    "the mirrored state of {source} is no longer at {} leaves (another writer, or a failover): read again",
+                    part.from
+                ));
+            }
+            let idx: Vec<i64> = (0..part.leaves.len() as i64).map(|i| part.from as i64 + i).collect();
+            tx.execute(
+                "INSERT INTO mirror_leaves (source, idx, leaf) SELECT $1, * FROM unnest($2::bigint[], $3::bytea[])",
+                &[&source, &idx, &part.leaves],
+            )
+            .await
+            .map_err(pg_err)?;
+            let (mut provinces, mut ids, mut states) = (Vec::new(), Vec::new(), Vec::new());
+            for (id, st) in part.states {
+                provinces.push(province(id));
+                ids.push(id.as_str());
+                states.push(serde_json::to_string(st).map_err(|e| e.to_string())?);
+            }
+            tx.execute(
+                "INSERT INTO mirror_licences (province, id, source, state)
+                 SELECT p, i, $1, s::jsonb FROM unnest($2::smallint[], $3::text[], $4::text[]) AS t(p, i, s)
+                 ON CONFLICT (province, id, source) DO UPDATE SET state = excluded.state",
+                &[&source, &provinces, &ids, &states],
+            )
+            .await
+            .map_err(pg_err)?;
+            tx.commit().await.map_err(pg_err)
+        }
+        .await;
+        if result.is_err() && client.is_closed() {
+            *w = None;
+        }
+        result
+    }
+
+    pub(super) async fn record_fork(&self, source: &str, fork: &Fork) -> Result<(), String> {
+        let mut w = self.writer().await?;
+        let client = w.as_mut().ok_or("no PostgreSQL connection")?;
+        let json = serde_json::to_string(fork).map_err(|e| e.to_string())?;
+        client
+            .execute("UPDATE mirror_state SET fork = $2::text::jsonb WHERE source = $1", &[&source, &json])
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+}
