@@ -55,9 +55,11 @@ fuzz: build keys-perms
 	scripts/fuzz_server.sh $(BIN) --max-examples $(EXAMPLES)
 
 bench: deps keys-perms
+	@scripts/deps.sh --python
 	@command -v wrk >/dev/null || (sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get install -y -qq wrk)
 	cargo bench --bench throughput
 	cargo bench --bench issuers
+	cargo bench --bench federation
 
 # Auditors' reads on a log of a million leaves (BENCH_LEAVES): export, offline verification,
 # inclusion proofs and tiles, against raw SHA-256 and CBOR decoding measured in the same run.

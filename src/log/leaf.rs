@@ -253,13 +253,14 @@ impl ChainCheck {
         Ok(leaf)
     }
 
-    /// [`ChainCheck::push_with`] of a leaf already decoded from `bytes`.
+    /// [`ChainCheck::push_with`] of a leaf already decoded from `bytes`; returns the tree nodes
+    /// it completes (`CompactRange::append`), for storage.
     pub fn push_decoded(
         &mut self,
         bytes: &[u8],
         leaf: &Leaf,
         earlier: impl FnOnce(&str) -> Option<u64>,
-    ) -> Result<(), ChainError> {
+    ) -> Result<Vec<(u32, u64, Hash)>, ChainError> {
         let index = self.tree.size();
         let err = |why: String| ChainError::Leaf { index, why };
         if leaf.index != index {
@@ -278,8 +279,12 @@ impl ChainCheck {
             return Err(err("back-pointer without a licence".into()));
         }
         self.prev = leaf_hash(bytes);
-        self.tree.append(self.prev);
-        Ok(())
+        Ok(self.tree.append(self.prev))
+    }
+
+    /// The leaf hash of the last leaf pushed.
+    pub fn prev(&self) -> Hash {
+        self.prev
     }
 
     /// The tree over every leaf pushed so far.

@@ -483,22 +483,22 @@ impl Mirror {
         ids.sort_unstable();
         ids.dedup();
         let mut known = self.backend.licence_states(&self.name, &ids).await.map_err(Failure::Retry)?;
-        let mut check = ChainCheck::resume(tree.clone(), prev);
+        let mut check = ChainCheck::resume(tree, prev);
         let mut states: HashMap<String, LicenceState> = HashMap::new();
         let mut nodes = Vec::new();
-        let mut rebuilt = tree;
         for (i, (bytes, leaf)) in leaves.iter().zip(&decoded).enumerate() {
             let index = from + i as u64;
-            check
+            let created = check
                 .push_decoded(bytes, leaf, |id| known.get(id).map(|s| s.last_index))
                 .map_err(|e| fork(format!("the source's leaves do not follow the ones mirrored: {e}")))?;
-            nodes.extend(rebuilt.append(leaf_hash(bytes)));
+            nodes.extend(created);
             if let Some(id) = &leaf.licence {
                 let mut st = states.remove(id).or_else(|| known.remove(id)).unwrap_or_default();
                 st.apply(index, leaf);
                 states.insert(id.clone(), st);
             }
         }
+        let rebuilt = check.tree();
         let end = rebuilt.size();
         match proof {
             Some(p) => verify_consistency(end, cp.size, p, &rebuilt.root(), &cp.root).map_err(|e| {
@@ -512,8 +512,15 @@ impl Mirror {
             }
             None => {}
         }
-        let prev = nodes.iter().rev().find(|(level, _, _)| *level == 0).map_or(prev, |(_, _, h)| *h);
-        let part = Part { from, leaves, nodes: &nodes, states: &states, tree: &rebuilt, prev, checkpoint: note };
+        let part = Part {
+            from,
+            leaves,
+            nodes: &nodes,
+            states: &states,
+            tree: check.tree(),
+            prev: check.prev(),
+            checkpoint: note,
+        };
         self.backend.commit(&self.name, &part, &self.tail).await.map_err(Failure::Retry)?;
         self.leaves_total.fetch_add(leaves.len() as u64, Ordering::Relaxed);
         Ok(())

@@ -22,6 +22,8 @@ mod spec;
 mod spec_examples;
 #[path = "../support/keys.rs"]
 mod support_keys;
+#[path = "../support/pg.rs"]
+mod support_pg;
 #[path = "../support/server.rs"]
 mod support_server;
 mod verifiers;
