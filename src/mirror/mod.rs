@@ -37,6 +37,11 @@ const META_SIZE: &[u8] = b"size";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
 const META_FORK: &[u8] = b"fork";
 
+/// The end of the part that starts at `from`, in a log of `size` leaves.
+fn end_of_part(from: u64, size: u64) -> u64 {
+    (from / PART + 1).saturating_mul(PART).min(size)
+}
+
 /// `--mirrors FILE` (JSON).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -317,32 +322,40 @@ impl Mirror {
         Ok(res)
     }
 
-    /// Leaves `from..to` of a log whose signed size is `size`, from its entry bundles.
+    /// Leaves `from..to` of a log whose signed size is `size`, from its entry bundles, up to 8
+    /// fetched at once.
     async fn fetch(&self, from: u64, to: u64, size: u64) -> Result<Vec<Vec<u8>>, String> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let tiles = (from / TILE_WIDTH..to.div_ceil(TILE_WIDTH)).map(|n| Tile {
+            level: None,
+            index: n,
+            width: TILE_WIDTH.min(size - n * TILE_WIDTH),
+        });
+        let bundles: Vec<(Tile, bytes::Bytes)> = futures_util::stream::iter(tiles)
+            .map(|tile| async move {
+                let res = self.get(&format!("/v1/log/tile/{}", tile.path())).await?;
+                Ok::<_, String>((tile, res.bytes().await.map_err(|e| e.to_string())?))
+            })
+            .buffered(8)
+            .try_collect()
+            .await?;
         let mut out = Vec::with_capacity((to - from) as usize);
-        let mut n = from / TILE_WIDTH;
-        while n * TILE_WIDTH < to {
-            let width = TILE_WIDTH.min(size - n * TILE_WIDTH);
-            let tile = Tile { level: None, index: n, width };
-            let bytes =
-                self.get(&format!("/v1/log/tile/{}", tile.path())).await?.bytes().await.map_err(|e| e.to_string())?;
+        for (tile, bytes) in bundles {
             let entries = bundle_entries(&bytes)?;
-            if entries.len() as u64 != width {
-                return Err(format!("entry bundle {} holds {} leaves, not {width}", tile.path(), entries.len()));
+            if entries.len() as u64 != tile.width {
+                return Err(format!("entry bundle {} holds {} leaves, not {}", tile.path(), entries.len(), tile.width));
             }
             for (i, e) in entries.into_iter().enumerate() {
-                let index = n * TILE_WIDTH + i as u64;
-                if (from..to).contains(&index) {
+                if (from..to).contains(&(tile.index * TILE_WIDTH + i as u64)) {
                     out.push(e.to_vec());
                 }
             }
-            n += 1;
         }
         Ok(out)
     }
 
     /// One round: fetch the source's checkpoint and mirror up to it. `Ok(true)` when in step.
-    pub async fn poll(&self) -> bool {
+    pub async fn poll(self: &Arc<Self>) -> bool {
         if lock(&self.fork).is_some() {
             return false;
         }
@@ -387,7 +400,7 @@ impl Mirror {
         }
     }
 
-    async fn follow(&self) -> Result<(), Failure> {
+    async fn follow(self: &Arc<Self>) -> Result<(), Failure> {
         let note = self
             .get("/v1/log/checkpoint")
             .await
@@ -423,12 +436,19 @@ impl Mirror {
             }
             return Err(Failure::Retry(format!("the source answered an older checkpoint ({} < {mine})", cp.size)));
         }
+        // Each part is fetched (in a task of its own) while the one before it is verified and
+        // written.
+        let end_of = |from: u64| end_of_part(from, cp.size);
+        let fetch = |from: u64| {
+            let (me, size) = (self.clone(), cp.size);
+            tokio::spawn(async move { me.fetch_part(from, end_of_part(from, size), size).await })
+        };
         let mut from = mine;
-        while from < cp.size {
-            let to = (from / PART + 1).saturating_mul(PART).min(cp.size);
-            let leaves = self.fetch(from, to, cp.size).await.map_err(Failure::Retry)?;
-            let proof =
-                if to < cp.size { Some(self.consistency(to, cp.size).await.map_err(Failure::Retry)?) } else { None };
+        let mut next = (from < cp.size).then(|| fetch(from));
+        while let Some(fetching) = next.take() {
+            let to = end_of(from);
+            let (leaves, proof) = fetching.await.map_err(|e| Failure::Retry(e.to_string()))?.map_err(Failure::Retry)?;
+            next = (to < cp.size).then(|| fetch(to));
             self.commit(from, &leaves, &cp, &note, proof.as_deref()).await.map_err(|e| match e {
                 Failure::Fork(why, _) => fork(why),
                 other => other,
@@ -443,6 +463,20 @@ impl Mirror {
             )));
         }
         Ok(())
+    }
+
+    /// Leaves `from..to` of the log of signed size `size`, and when `to` is below it the
+    /// consistency proof from `to` to `size`.
+    async fn fetch_part(&self, from: u64, to: u64, size: u64) -> Result<(Vec<Vec<u8>>, Option<Vec<Hash>>), String> {
+        let proof = async {
+            if to < size {
+                self.consistency(to, size).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (leaves, proof) = tokio::join!(self.fetch(from, to, size), proof);
+        Ok((leaves?, proof?))
     }
 
     /// The source's consistency proof from `from` to `to` leaves.
