@@ -87,7 +87,8 @@ async fn catch_up(
     copy_keys(&Path::new(env!("CARGO_MANIFEST_DIR")).join("keys"), &keys);
     let mut config = json!({
         "poll_ms": 250,
-        "sources": [{"name": "city", "url": source, "log_key": log_key, "token_file": work.join("auditor.token")}]
+        "sources": [{"name": "city", "url": source, "log_key": log_key, "token_file": work.join("auditor.token"),
+                     "root": work.join("city-keys/root.crt.pem")}]
     });
     config[store.0] = store.1;
     let path = work.join(format!("{name}.json"));

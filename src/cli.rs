@@ -1605,6 +1605,12 @@ async fn trust_pull(url: &str, dir: &Path, pin: Option<&str>) -> Result<()> {
     let mut list =
         TrustList::from_der(root.clone(), depts.clone()).context("the certificates do not chain to the root")?;
     let federation = match &t.federation {
+        // A federation names the national anchor and everything under it: never taken on first
+        // use.
+        Some(_) if pin.is_none() => bail!(
+            "the trust list carries a federation (the national anchor and the platforms under it): pull it only \
+             with --pin DIGEST, the digest obtained from the platform out of band"
+        ),
         Some(f) => {
             let all = |pems: &[String], what: &str| pems.iter().map(|p| der(p, what)).collect::<Result<Vec<_>>>();
             let files = crate::crypto::trust::FederationDer {

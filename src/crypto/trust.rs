@@ -84,6 +84,15 @@ impl FederationDer {
     }
 }
 
+/// The Ed25519 key of the certificate in the PEM file `path` (a platform root a mirror pins).
+pub fn certificate_key(path: &Path) -> Result<VerifyingKey, TrustError> {
+    let name = path.display().to_string();
+    let der = pem_to_der(&read_file(path)?, &name)?;
+    let (_, cert) =
+        X509Certificate::from_der(&der).map_err(|e| TrustError::Cert { name: name.clone(), why: e.to_string() })?;
+    ed25519_key(&cert, &name)
+}
+
 fn pem_to_der(pem_text: &[u8], name: &str) -> Result<Vec<u8>, TrustError> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem_text)
         .map_err(|e| TrustError::Cert { name: name.into(), why: format!("not PEM: {e}") })?;
@@ -207,7 +216,7 @@ impl TrustList {
     /// department of this platform; whether that root chains to the national anchor, unrevoked,
     /// is asked for each signature ([`TrustList::federation_vouches`]). A certificate that is
     /// also one of this platform's stays this platform's.
-    pub fn with_federation(mut self, federation: Federation, peers: Vec<Vec<u8>>) -> Result<Self, TrustError> {
+    pub(crate) fn with_federation(mut self, federation: Federation, peers: Vec<Vec<u8>>) -> Result<Self, TrustError> {
         for der in peers {
             let (dept, issuer, key) = Self::check_seal(der, |issuer| federation.platform_root_keys(issuer))?;
             if self.by_kid.contains_key(&dept.kid) {
@@ -381,6 +390,15 @@ impl TrustList {
     /// (ask [`TrustList::federation_vouches`] whether it is vouched for).
     pub fn department(&self, kid: &[u8; 8]) -> Option<&DepartmentCert> {
         self.by_kid.get(kid).or_else(|| self.foreign.get(kid).map(|(d, _, _)| d))
+    }
+
+    /// The key of the platform root that certified the seal `kid`: this platform's root, or the
+    /// root of the other platform whose department it is.
+    pub fn platform_root_of(&self, kid: &[u8; 8]) -> Option<VerifyingKey> {
+        if self.by_kid.contains_key(kid) {
+            return Some(self.root_key);
+        }
+        self.foreign.get(kid).map(|(_, _, key)| *key)
     }
 
     /// The certificates of `uscc`, newest first.

@@ -88,6 +88,9 @@ struct ElsewhereView<'a> {
     federation_path: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     mirror: Option<MirrorAsOf<'a>>,
+    /// Why the mirror's state may be out of date: then `valid` is false whatever the status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale: Option<&'a str>,
 }
 
 /// The mirrored log that holds it; `log.status_as_of_size` is a size of that log.
@@ -142,9 +145,10 @@ async fn verify(State(s): State<AppState>, ApiJson(body): ApiJson<VerifyBody>) -
         elsewhere: v.elsewhere.as_ref().map(|e| ElsewhereView {
             federation_path: &e.platform,
             mirror: e.mirror.as_ref().map(|(source, origin, size)| MirrorAsOf { source, origin, size: *size }),
+            stale: e.stale.as_deref(),
         }),
         // An annotated copy is good while it is within its validity and its original is valid.
-        valid: v.kind == VerdictKind::Valid
+        valid: (v.kind == VerdictKind::Valid && v.elsewhere.as_ref().is_none_or(|e| e.stale.is_none()))
             || (v.kind == VerdictKind::AnnotatedCopy
                 && v.copy.as_ref().is_some_and(|c| c.original_status == Some(Status::Valid))),
         verdict: v.kind,

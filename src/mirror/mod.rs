@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::log::leaf::{ChainCheck, Leaf};
+use crate::log::merkle::Nodes;
 use crate::log::merkle::{leaf_hash, verify_consistency, CompactRange, Hash};
 use crate::log::note::{Checkpoint, NoteSigner, Verifier};
 use crate::log::replay::LicenceState;
@@ -32,6 +33,13 @@ pub mod pg;
 /// Leaves verified and committed together: a consistency proof to the signed checkpoint covers
 /// each part, so a long catch-up never holds more than this in memory.
 const PART: u64 = 16 * TILE_WIDTH;
+
+/// Largest checkpoint or proof answer read from a source.
+const MAX_NOTE: usize = 64 * 1024;
+/// Largest entry bundle: 256 leaves behind their uint16 lengths.
+const MAX_BUNDLE: usize = 256 * (2 + u16::MAX as usize);
+/// Largest part held in memory.
+const MAX_PART_BYTES: usize = 64 << 20;
 
 const META_SIZE: &[u8] = b"size";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
@@ -61,11 +69,19 @@ pub struct MirrorConfig {
     /// How often each source's checkpoint is fetched, in milliseconds.
     #[serde(default = "default_poll_ms")]
     pub poll_ms: u64,
+    /// A verdict from a mirror that has not been in step with its source for longer than this
+    /// (or that forked) gives no status: `not_mirrored`, with the reason.
+    #[serde(default = "default_max_lag")]
+    pub max_lag_seconds: u64,
     pub sources: Vec<SourceConfig>,
 }
 
 fn default_poll_ms() -> u64 {
     1000
+}
+
+fn default_max_lag() -> u64 {
+    60
 }
 
 /// One platform this node mirrors.
@@ -74,8 +90,11 @@ fn default_poll_ms() -> u64 {
 pub struct SourceConfig {
     /// 1–32 of `a-z`, `0-9`, `-`: the metrics label and the URL segment.
     pub name: String,
-    /// The source node's base URL.
+    /// The source's base URL: `https://`, or `http://` only to this machine (loopback).
     pub url: String,
+    /// The source platform's root certificate (PEM): only documents whose seal this root
+    /// certified are answered from this mirror.
+    pub root: PathBuf,
     /// The source log's C2SP verifier key, as its `licvault serve` prints it: pinned here, never
     /// learnt from the source.
     pub log_key: String,
@@ -99,6 +118,15 @@ impl MirrorConfig {
                 && s.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !ok {
                 return Err(format!("{}: source name {:?} is not 1–32 of a-z, 0-9, -", path.display(), s.name));
+            }
+            let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+            if !s.url.starts_with("https://") && !loopback.iter().any(|l| s.url.starts_with(l)) {
+                return Err(format!(
+                    "{}: source {}: {} is neither https:// nor http:// to this machine (the auditor token would go in clear)",
+                    path.display(),
+                    s.name,
+                    s.url
+                ));
             }
             if cfg.sources[..i].iter().any(|o| o.name == s.name) {
                 return Err(format!("{}: source {} is named twice", path.display(), s.name));
@@ -168,6 +196,9 @@ pub struct Mirrored {
     pub state: LicenceState,
     /// Leaves of the source log mirrored when it was read: the state holds as of this size.
     pub as_of_size: u64,
+    /// Why the state may be out of date (the mirror forked, or has not been in step with its
+    /// source for longer than `max_lag_seconds`): then it tells no status.
+    pub stale: Option<String>,
 }
 
 pub struct Mirror {
@@ -176,7 +207,15 @@ pub struct Mirror {
     verifier: Verifier,
     vkey: String,
     token: String,
+    /// The source platform's root key.
+    root: [u8; 32],
+    max_lag_ms: u64,
     backend: Backend,
+    /// A fork seen once, from data the source did not sign: recorded only when the next round
+    /// sees it again.
+    suspect: Mutex<Option<String>>,
+    /// The newest verified checkpoint with the mirror's cosignature, made when it was verified.
+    cosigned: Mutex<Option<String>>,
     tail: Mutex<Tail>,
     fork: Mutex<Option<Fork>>,
     seen: Mutex<Seen>,
@@ -194,10 +233,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A poll's failure: the source is not answering as it should (tried again), or it forked.
+/// A poll's failure: the source is not answering as it should (tried again), or it forked:
+/// why, the conflicting checkpoint, and whether two signed checkpoints prove it (else it is
+/// recorded only when the next round finds it again).
 enum Failure {
     Retry(String),
-    Fork(String, String),
+    Fork(String, String, bool),
 }
 
 impl Mirror {
@@ -208,7 +249,11 @@ impl Mirror {
         source: &SourceConfig,
         backend: Backend,
         witness: Option<Arc<dyn NoteSigner + Send + Sync>>,
+        max_lag_seconds: u64,
     ) -> Result<Self, String> {
+        let root = crate::crypto::trust::certificate_key(&source.root)
+            .map_err(|e| format!("source {}: root: {e}", source.name))?
+            .to_bytes();
         let verifier = Verifier::parse(&source.log_key).map_err(|e| format!("source {}: log key: {e}", source.name))?;
         let token = std::fs::read_to_string(&source.token_file)
             .map_err(|e| format!("source {}: {}: {e}", source.name, source.token_file.display()))?
@@ -226,7 +271,11 @@ impl Mirror {
             verifier,
             vkey: source.log_key.clone(),
             token,
+            root,
+            max_lag_ms: max_lag_seconds.saturating_mul(1000),
             backend,
+            suspect: Mutex::new(None),
+            cosigned: Mutex::new(None),
             tail: Mutex::new(Tail { tree: loaded.tree, prev: loaded.prev, checkpoint: loaded.checkpoint }),
             fork: Mutex::new(loaded.fork),
             seen: Mutex::new(Seen::default()),
@@ -272,16 +321,20 @@ impl Mirror {
         }
     }
 
-    /// The newest verified checkpoint with this mirror's cosignature (C2SP tlog-cosignature),
-    /// when it has a witness key.
+    /// The newest checkpoint verified in step with the source, with this mirror's cosignature
+    /// (C2SP tlog-cosignature) made when it was verified, when it has a witness key; before the
+    /// first round in step since start, the stored checkpoint as the source signed it.
     pub fn cosigned(&self) -> Option<String> {
-        let note = lock(&self.tail).checkpoint.clone()?;
-        let text = &note[..note.find("\n\n")? + 1];
-        let line = match &self.witness {
-            Some(w) => crate::log::cosign::cosign(text, now_ms() / 1000, w.as_ref()),
-            None => String::new(),
+        lock(&self.cosigned).clone().or_else(|| lock(&self.tail).checkpoint.clone())
+    }
+
+    /// Cosigns `note`, verified now: the text the log signed (as `open_note` reads it).
+    fn cosign(&self, note: &str) {
+        let line = match (&self.witness, crate::log::note::open_note(note, &self.verifier)) {
+            (Some(w), Ok(text)) => crate::log::cosign::cosign(text, now_ms() / 1000, w.as_ref()),
+            _ => String::new(),
         };
-        Some(format!("{note}{line}"))
+        *lock(&self.cosigned) = Some(format!("{note}{line}"));
     }
 
     /// The licence `id` as the mirrored leaves leave it, with the size it holds as of.
@@ -300,12 +353,47 @@ impl Mirror {
             // One statement reads the state and the size: one snapshot.
             Backend::Postgres(pg) => pg.licence_blocking(&self.name, id)?,
         };
+        let stale = self.staleness();
         Ok(found.map(|(state, as_of_size)| Mirrored {
             source: self.name.clone(),
             origin: self.origin().to_string(),
             state,
             as_of_size,
+            stale,
         }))
+    }
+
+    /// Why this mirror's state may be out of date, if it may.
+    fn staleness(&self) -> Option<String> {
+        if let Some(f) = lock(&self.fork).as_ref() {
+            return Some(format!("the mirror of {} stopped following it: {}", self.name, f.why));
+        }
+        let since = lock(&self.seen).in_step_at.unwrap_or(self.started_ms);
+        let lag = now_ms().saturating_sub(since);
+        (lag > self.max_lag_ms).then(|| {
+            format!(
+                "the mirror of {} has not been in step with it for {:.0} s (more than {} s)",
+                self.name,
+                lag as f64 / 1000.0,
+                self.max_lag_ms / 1000
+            )
+        })
+    }
+
+    /// The body of `GET path`, refused past `max` bytes.
+    async fn get_bytes(&self, path: &str, max: usize) -> Result<bytes::Bytes, String> {
+        let mut res = self.get(path).await?;
+        if res.content_length().is_some_and(|n| n > max as u64) {
+            return Err(format!("GET {path}: the answer is over {max} bytes"));
+        }
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = res.chunk().await.map_err(|e| format!("GET {path}: {e}"))? {
+            if body.len() + chunk.len() > max {
+                return Err(format!("GET {path}: the answer is over {max} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 
     async fn get(&self, path: &str) -> Result<reqwest::Response, String> {
@@ -322,8 +410,8 @@ impl Mirror {
         Ok(res)
     }
 
-    /// Leaves `from..to` of a log whose signed size is `size`, from its entry bundles, up to 8
-    /// fetched at once.
+    /// Leaves `from..to` of a log whose signed size is `size`, from its entry bundles, up to 4
+    /// fetched at once, at most `MAX_PART_BYTES` in all.
     async fn fetch(&self, from: u64, to: u64, size: u64) -> Result<Vec<Vec<u8>>, String> {
         use futures_util::{StreamExt, TryStreamExt};
         let tiles = (from / TILE_WIDTH..to.div_ceil(TILE_WIDTH)).map(|n| Tile {
@@ -333,12 +421,15 @@ impl Mirror {
         });
         let bundles: Vec<(Tile, bytes::Bytes)> = futures_util::stream::iter(tiles)
             .map(|tile| async move {
-                let res = self.get(&format!("/v1/log/tile/{}", tile.path())).await?;
-                Ok::<_, String>((tile, res.bytes().await.map_err(|e| e.to_string())?))
+                let bytes = self.get_bytes(&format!("/v1/log/tile/{}", tile.path()), MAX_BUNDLE).await?;
+                Ok::<_, String>((tile, bytes))
             })
-            .buffered(8)
+            .buffered(4)
             .try_collect()
             .await?;
+        if bundles.iter().map(|(_, b)| b.len()).sum::<usize>() > MAX_PART_BYTES {
+            return Err(format!("leaves {from}..{to} are over {MAX_PART_BYTES} bytes"));
+        }
         let mut out = Vec::with_capacity((to - from) as usize);
         for (tile, bytes) in bundles {
             let entries = bundle_entries(&bytes)?;
@@ -368,18 +459,28 @@ impl Mirror {
             }
         }
         match self.follow().await {
-            Ok(()) => {
+            Ok(note) => {
+                *lock(&self.suspect) = None;
+                self.cosign(&note);
                 let mut seen = lock(&self.seen);
                 seen.in_step_at = Some(started);
                 seen.error = None;
                 true
+            }
+            Err(Failure::Fork(why, _, false)) if lock(&self.suspect).is_none() => {
+                // Tiles and proofs are not signed: a corrupted answer is told apart from a
+                // rewritten history by asking again.
+                tracing::warn!(source = %self.name, why = %why, "mirror: a suspected fork; checked again next round");
+                *lock(&self.suspect) = Some(why.clone());
+                lock(&self.seen).error = Some(format!("suspected fork, checked again next round: {why}"));
+                false
             }
             Err(Failure::Retry(why)) => {
                 tracing::warn!(source = %self.name, error = %why, "mirror: source not followed this round");
                 lock(&self.seen).error = Some(why);
                 false
             }
-            Err(Failure::Fork(why, conflicting)) => {
+            Err(Failure::Fork(why, conflicting, _)) => {
                 let fork = Fork {
                     detected_at: (now_ms() / 1000) as i64,
                     why,
@@ -400,20 +501,38 @@ impl Mirror {
         }
     }
 
-    async fn follow(self: &Arc<Self>) -> Result<(), Failure> {
-        let note = self
-            .get("/v1/log/checkpoint")
-            .await
-            .map_err(Failure::Retry)?
-            .text()
-            .await
-            .map_err(|e| Failure::Retry(e.to_string()))?;
+    async fn follow(self: &Arc<Self>) -> Result<String, Failure> {
+        let note = self.get_bytes("/v1/log/checkpoint", MAX_NOTE).await.map_err(Failure::Retry)?;
+        let note =
+            String::from_utf8(note.to_vec()).map_err(|_| Failure::Retry("the checkpoint is not UTF-8".into()))?;
         // A checkpoint not signed by the pinned key proves nothing: not a fork, a bad answer.
         let cp = Checkpoint::open(&note, &self.verifier)
             .map_err(|e| Failure::Retry(format!("the checkpoint does not verify under the pinned key: {e}")))?;
         lock(&self.seen).source_size = Some(cp.size);
-        let fork = |why: String| Failure::Fork(why, note.clone());
-        let mine = lock(&self.tail).tree.size();
+        let fork = |why: String| Failure::Fork(why, note.clone(), false);
+        let proven = |why: String| Failure::Fork(why, note.clone(), true);
+        let (mine, stored) = {
+            let t = lock(&self.tail);
+            (t.tree.size(), t.checkpoint.clone())
+        };
+        // The checkpoint verified last may be ahead of the leaves (a catch-up cut short): the new
+        // one must be consistent with it, not only with the leaves.
+        if let Some(old) = stored.as_deref().map(|n| Checkpoint::open(n, &self.verifier)) {
+            let old = old.map_err(|e| Failure::Retry(format!("the stored checkpoint: {e}")))?;
+            if old.size == cp.size && old.root != cp.root {
+                return Err(proven(format!("the source signed two different trees of {} leaves", cp.size)));
+            }
+            if old.size > mine && old.size != cp.size {
+                let (a, b) = if old.size < cp.size { (&old, &cp) } else { (&cp, &old) };
+                let proof = self.consistency(a.size, b.size).await.map_err(Failure::Retry)?;
+                if verify_consistency(a.size, b.size, &proof, &a.root, &b.root).is_err() {
+                    return Err(fork(format!(
+                        "the source's checkpoints of {} and {} leaves are not consistent",
+                        a.size, b.size
+                    )));
+                }
+            }
+        }
         if cp.size < mine {
             // An older checkpoint (a cache, a proxy): fine if it is a prefix of the tree
             // mirrored, which the source proves from its own nodes.
@@ -450,7 +569,7 @@ impl Mirror {
             let (leaves, proof) = fetching.await.map_err(|e| Failure::Retry(e.to_string()))?.map_err(Failure::Retry)?;
             next = (to < cp.size).then(|| fetch(to));
             self.commit(from, &leaves, &cp, &note, proof.as_deref()).await.map_err(|e| match e {
-                Failure::Fork(why, _) => fork(why),
+                Failure::Fork(why, _, _) => fork(why),
                 other => other,
             })?;
             from = to;
@@ -462,7 +581,7 @@ impl Mirror {
                 cp.size
             )));
         }
-        Ok(())
+        Ok(note)
     }
 
     /// Leaves `from..to` of the log of signed size `size`, and when `to` is below it the
@@ -482,7 +601,8 @@ impl Mirror {
     /// The source's consistency proof from `from` to `to` leaves.
     async fn consistency(&self, from: u64, to: u64) -> Result<Vec<Hash>, String> {
         let url = format!("/v1/log/proofs/consistency?from={from}&to={to}");
-        let body: ProofAnswer = self.get(&url).await?.json().await.map_err(|e| format!("consistency proof: {e}"))?;
+        let body = self.get_bytes(&url, MAX_NOTE).await?;
+        let body: ProofAnswer = serde_json::from_slice(&body).map_err(|e| format!("consistency proof: {e}"))?;
         body.hashes()
     }
 
@@ -497,7 +617,7 @@ impl Mirror {
         note: &str,
         proof: Option<&[Hash]>,
     ) -> Result<(), Failure> {
-        let fork = |why: String| Failure::Fork(why, String::new());
+        let fork = |why: String| Failure::Fork(why, String::new(), false);
         let (tree, prev) = {
             let t = lock(&self.tail);
             (t.tree.clone(), t.prev)
@@ -626,6 +746,9 @@ impl Backend {
                     .ok_or_else(|| format!("leaf {} is missing", n - 1))?,
             ),
         };
+        if size > 0 && StoredNodes(store.as_ref()).node(0, size - 1) != Some(prev) {
+            return Err(format!("leaf {} does not hash to its tree node: the store was altered", size - 1));
+        }
         let checkpoint = get(META_CHECKPOINT)?
             .map(|b| String::from_utf8(b).map_err(|_| "the stored checkpoint is not text".to_string()))
             .transpose()?;
@@ -744,7 +867,7 @@ impl Mirrors {
                 (None, Some(data)) => Backend::Rocks(open_store(&data.join(&s.name))?),
                 (None, None) => return Err("a mirror needs data or postgres".into()),
             };
-            list.push(Arc::new(Mirror::open(s, backend, witness.clone()).await?));
+            list.push(Arc::new(Mirror::open(s, backend, witness.clone(), cfg.max_lag_seconds).await?));
         }
         Ok(Self { list, poll: Duration::from_millis(cfg.poll_ms) })
     }
@@ -753,11 +876,18 @@ impl Mirrors {
         self.list.iter().find(|m| m.name == name)
     }
 
-    /// The licence `id` in the first mirror that holds it.
-    pub fn licence(&self, id: &str) -> Result<Option<Mirrored>, String> {
-        for m in &self.list {
-            if let Some(found) = m.licence(id)? {
-                return Ok(Some(found));
+    /// The licence `id` with the document hash `doc_sha256` in a mirror of the platform whose
+    /// root key is `root` (every such mirror is asked; the first that holds that very document
+    /// answers). A mirror of another platform is never asked: its log says nothing of this
+    /// platform's documents.
+    pub fn licence(&self, root: &[u8; 32], id: &str, doc_sha256: &[u8; 32]) -> Result<Option<Mirrored>, String> {
+        if doc_sha256 == &[0; 32] {
+            return Ok(None);
+        }
+        for m in self.list.iter().filter(|m| &m.root == root) {
+            match m.licence(id)? {
+                Some(found) if found.state.doc_sha256.as_deref() == Some(&doc_sha256[..]) => return Ok(Some(found)),
+                _ => {}
             }
         }
         Ok(None)
@@ -830,5 +960,40 @@ impl Mirrors {
             };
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(json: serde_json::Value) -> Result<MirrorConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirrors.json");
+        std::fs::write(&path, json.to_string()).unwrap();
+        MirrorConfig::load(&path)
+    }
+
+    fn source(name: &str, url: &str) -> serde_json::Value {
+        serde_json::json!({"name": name, "url": url, "log_key": "k", "token_file": "t", "root": "r"})
+    }
+
+    #[test]
+    fn the_configuration_is_refused_unless_it_is_whole_and_safe() {
+        let ok = |sources: Vec<serde_json::Value>| serde_json::json!({"data": "d", "sources": sources});
+        assert!(load(ok(vec![source("a", "https://a.example"), source("b-2", "http://127.0.0.1:8080")])).is_ok());
+        let refused = [
+            (ok(vec![source("a", "http://a.example")]), "neither https://"),
+            (ok(vec![source("a", "https://a"), source("a", "https://b")]), "named twice"),
+            (ok(vec![source("A", "https://a")]), "is not 1–32"),
+            (serde_json::json!({"sources": []}), "either data"),
+            (serde_json::json!({"data": "d", "postgres": "host=x", "sources": []}), "either data"),
+            (serde_json::json!({"data": "d", "poll_ms": 0, "sources": []}), "poll_ms"),
+            (serde_json::json!({"data": "d", "sources": [], "extra": 1}), "unknown field"),
+        ];
+        for (json, why) in refused {
+            let e = load(json.clone()).unwrap_err();
+            assert!(e.contains(why), "{json}: {e}");
+        }
     }
 }

@@ -208,6 +208,9 @@ impl PgBackend {
     /// runtime.
     pub(super) fn licence_blocking(&self, source: &str, id: &str) -> Result<Option<(LicenceState, u64)>, String> {
         let handle = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return Err("a PostgreSQL mirror is read only on a multi-threaded runtime".into());
+        }
         tokio::task::block_in_place(|| handle.block_on(self.licence(source, id)))
     }
 

@@ -122,8 +122,19 @@ impl Keyring {
     pub fn trust_hash(&self) -> Hash {
         let mut kids: Vec<[u8; 8]> = self.trust.departments().map(|d| d.kid).collect();
         kids.sort();
-        let federation = self.trust.federation_digest();
-        sha256(&[self.trust.root_der(), &kids.concat(), federation.as_ref().map_or(&[][..], |h| &h[..])].concat())
+        match self.trust.federation_digest() {
+            // Unchanged without a federation: a store started before federations logs nothing new.
+            None => sha256(&[self.trust.root_der(), &kids.concat()].concat()),
+            Some(federation) => {
+                let parts: [&[u8]; 4] = [b"licvault-trust-hash-v2", self.trust.root_der(), &kids.concat(), &federation];
+                let mut buf = Vec::new();
+                for p in parts {
+                    buf.extend_from_slice(&(p.len() as u32).to_be_bytes());
+                    buf.extend_from_slice(p);
+                }
+                sha256(&buf)
+            }
+        }
     }
 
     pub fn summary(&self, now: i64) -> Vec<SealInfo> {

@@ -113,6 +113,9 @@ pub struct Elsewhere {
     /// The mirror holding it: the source's name, its log's origin, and the size of that log
     /// the status holds as of.
     pub mirror: Option<(String, String, u64)>,
+    /// Why the mirror's state may be out of date (it forked, or lags more than its limit): the
+    /// status is then the one as of its size, and not taken as valid.
+    pub stale: Option<String>,
 }
 
 /// What `POST /v1/verify` says about an annotated copy.
@@ -373,7 +376,7 @@ impl Vault {
                 r
             }
             _ => {
-                if let Some(v) = self.verify_elsewhere(&licence, &cert.name, &platform, issued, now, &mut reasons)? {
+                if let Some(v) = self.verify_elsewhere(&licence, cert, &platform, issued, now, &mut reasons)? {
                     return Ok(Verdict { licence: Some(licence), ..v });
                 }
                 reasons.push("this exact document is not in the vault's log".into());
@@ -424,15 +427,18 @@ impl Vault {
     fn verify_elsewhere(
         &self,
         licence: &Presented,
-        signed_by: &str,
+        cert: &DepartmentCert,
         platform: &[String],
         issued: [u8; 32],
         now: i64,
         reasons: &mut Vec<String>,
     ) -> Result<Option<Verdict>, VaultError> {
-        let mirrored = match self.mirrors.get() {
-            Some(m) => m.licence(&licence.id.to_string()).map_err(super::issue::inconsistent)?,
-            None => None,
+        let root = self.keyring().trust.platform_root_of(&cert.kid).map(|k| k.to_bytes());
+        let mirrored = match (self.mirrors.get(), root) {
+            (Some(m), Some(root)) => {
+                m.licence(&root, &licence.id.to_string(), &issued).map_err(super::issue::inconsistent)?
+            }
+            _ => None,
         };
         if !platform.is_empty() {
             reasons.push(format!("its platform is vouched for by {}", platform.join(" → ")));
@@ -441,19 +447,31 @@ impl Vault {
             kind,
             reasons,
             licence: None,
-            issuer_cert: Some(signed_by.to_string()),
+            issuer_cert: Some(cert.name.clone()),
             log_index: None,
             log_size: None,
             copy: None,
             presentation: None,
             successor: None,
-            elsewhere: Some(Elsewhere { platform: platform.to_vec(), mirror: None }),
+            elsewhere: Some(Elsewhere { platform: platform.to_vec(), mirror: None, stale: None }),
         };
         match mirrored {
-            Some(m) if m.state.doc_sha256.as_deref() == Some(&issued[..]) => {
-                let status = m.state.status.as_deref().and_then(Status::parse).ok_or_else(|| {
-                    super::issue::inconsistent(format!("the mirrored state of {} has no status", licence.id))
-                })?;
+            Some(m) => {
+                let elsewhere = Elsewhere {
+                    platform: platform.to_vec(),
+                    mirror: Some((m.source.clone(), m.origin.clone(), m.as_of_size)),
+                    stale: m.stale.clone(),
+                };
+                // The source chose the words: one this node does not know tells no status.
+                let Some(status) = m.state.status.as_deref().and_then(Status::parse) else {
+                    reasons.push(format!(
+                        "the log {} (mirrored from {}) records a status this node does not know: {:?}",
+                        m.origin, m.source, m.state.status
+                    ));
+                    let mut v = verdict(VerdictKind::NotMirrored, std::mem::take(reasons));
+                    v.elsewhere = Some(elsewhere);
+                    return Ok(Some(v));
+                };
                 let status = status.effective(now, licence.valid_from, licence.valid_until, m.state.suspended_until);
                 reasons.push(format!(
                     "in the log {} (mirrored from {}) at index {}; status {} as of its size {}",
@@ -463,6 +481,9 @@ impl Vault {
                     status.as_str(),
                     m.as_of_size
                 ));
+                if let Some(why) = &m.stale {
+                    reasons.push(format!("{why}: this status may be out of date, so it is not taken as valid"));
+                }
                 let mut v = verdict(status.into(), std::mem::take(reasons));
                 v.log_index = Some(m.state.issued_index);
                 v.log_size = Some(m.as_of_size);
@@ -471,8 +492,7 @@ impl Vault {
                     .successor
                     .clone()
                     .map(|s| (s, m.state.successor_kind.as_deref().and_then(crate::domain::VersionKind::parse)));
-                v.elsewhere =
-                    Some(Elsewhere { platform: platform.to_vec(), mirror: Some((m.source, m.origin, m.as_of_size)) });
+                v.elsewhere = Some(elsewhere);
                 Ok(Some(v))
             }
             _ if !platform.is_empty() => {

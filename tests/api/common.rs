@@ -82,7 +82,7 @@ impl Server {
             "data": dir.path().join("mirrors"),
             "poll_ms": 50,
             "sources": [{"name": "a", "url": self.base, "log_key": self.vault.log_verifier_key(),
-                         "token_file": dir.path().join("token")}]
+                         "token_file": dir.path().join("token"), "root": self.keys.path().join("root.crt.pem")}]
         });
         std::fs::write(dir.path().join("mirrors.json"), config.to_string()).unwrap();
         let config = licvault::mirror::MirrorConfig::load(&dir.path().join("mirrors.json")).unwrap();

@@ -124,7 +124,8 @@ async fn a_mirror_follows_verifies_survives_outages_and_detects_a_rewritten_hist
         "data": dir.path().join("p-mirrors"),
         "witness": witness,
         "poll_ms": 100,
-        "sources": [{"name": "a", "url": a.base, "log_key": log_key, "token_file": dir.path().join("a.token")}]
+        "sources": [{"name": "a", "url": a.base, "log_key": log_key, "token_file": dir.path().join("a.token"),
+                     "root": keys_a.path().join("root.crt.pem")}]
     });
     let config_path = dir.path().join("mirrors.json");
     std::fs::write(&config_path, config.to_string()).unwrap();
@@ -206,7 +207,12 @@ async fn a_mirror_follows_verifies_survives_outages_and_detects_a_rewritten_hist
     assert_eq!(m["size"], size, "the mirror keeps what it verified: {m}");
     assert!(m["fork"]["conflicting"].as_str().unwrap().contains('\u{2014}'), "the evidence is a signed note: {m}");
     assert_eq!(verify(&http, &p, &doc).await["verdict"], "revoked");
-    assert_eq!(verify(&http, &p, second["document"].as_str().unwrap()).await["verdict"], "valid");
+    // The last verified state is served as of its size, but a status from a source no longer
+    // followed is not taken as valid.
+    let v = verify(&http, &p, second["document"].as_str().unwrap()).await;
+    assert_eq!((v["verdict"].as_str(), &v["valid"]), (Some("valid"), &json!(false)), "{v}");
+    assert_eq!(v["log"]["status_as_of_size"], size);
+    assert!(v["elsewhere"]["stale"].as_str().unwrap().contains("stopped following"), "{v}");
     assert_eq!(verify(&http, &p, &forged[2]).await["verdict"], "not_in_log");
     let ready = http.get(format!("{}/readyz", p.base)).send().await.unwrap().text().await.unwrap();
     assert!(ready.contains("mirror a: FORKED"), "{ready}");

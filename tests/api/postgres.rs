@@ -50,7 +50,8 @@ async fn the_national_mirror_survives_the_loss_of_its_postgresql_primary() {
     let config = json!({
         "postgres": conn,
         "poll_ms": 100,
-        "sources": [{"name": "a", "url": a_base, "log_key": trust["log"]["verifier_key"], "token_file": t.join("a.token")}]
+        "sources": [{"name": "a", "url": a_base, "log_key": trust["log"]["verifier_key"], "token_file": t.join("a.token"),
+                     "root": keys_a.path().join("root.crt.pem")}]
     });
     std::fs::write(t.join("mirrors.json"), config.to_string()).unwrap();
     let m =
