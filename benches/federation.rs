@@ -131,6 +131,37 @@ fn raw_rate(leaves: &[Vec<u8>]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Bytes of the mirror's tables in PostgreSQL, indexes and partitions included.
+async fn table_bytes(conn: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c
+             WHERE c.relkind = 'r' AND (c.relname = 'mirror_leaves' OR c.relname LIKE 'mirror_licences%')",
+            &[],
+        )
+        .await
+        .unwrap();
+    row.get(0)
+}
+
 /// Leaves per second of a `COPY` of the mirror's rows (leaves and licence states) into tables of
 /// the same shape.
 async fn copy_rate(conn: &str, size: u64) -> f64 {
@@ -202,6 +233,8 @@ fn main() {
              ratio {:.2} (target ≥ 0.50)",
             ingest / raw
         );
+        let bytes = dir_bytes(&work.join("m1"));
+        println!("  mirror store (RocksDB)      {:>10.0} bytes a leaf on disk (leaves, tree nodes, licence states)", bytes as f64 / size as f64);
 
         let (primary, socket) = (work.join("pg"), work.join("pgsock"));
         support_pg::pg("initdb", &["-D", support_pg::p(&primary), "-U", "postgres", "--auth=trust", "-E", "UTF8"]);
@@ -210,11 +243,16 @@ fn main() {
         let (pg_node, pg_ingest) =
             catch_up(&http, work, "mirror-pg", &city.base, &log_key, ("postgres", json!(conn)), size).await;
         drop(pg_node);
+        let pg_bytes = table_bytes(&conn).await;
         let copy = copy_rate(&conn, size).await;
         println!(
             "  mirror ingest (PostgreSQL)  {pg_ingest:>10.0} leaves/s   plain COPY of its rows {copy:>8.0} leaves/s   \
              ratio {:.2} (target ≥ 0.50)",
             pg_ingest / copy
+        );
+        println!(
+            "  mirror store (PostgreSQL)   {:>10.0} bytes a leaf (mirror_leaves and mirror_licences with their indexes)",
+            pg_bytes as f64 / size as f64
         );
 
         // Lag while the city issues at its full durable rate.
