@@ -958,6 +958,9 @@ async fn serve(cfg: Config) -> Result<()> {
         tokio::spawn(crate::witness::cosign_forever(vault.clone(), cosigner.clone(), interval));
         state.cosigner = Some(cosigner);
     }
+    if let Some(path) = &cfg.peers {
+        state.peers = Some(Arc::new(crate::peers::Peers::load(path).map_err(anyhow::Error::msg)?));
+    }
     if let Some(path) = &cfg.mirrors {
         let mcfg = crate::mirror::MirrorConfig::load(path).map_err(anyhow::Error::msg)?;
         let mirrors = crate::mirror::Mirrors::open(&mcfg, |dir| {

@@ -24,6 +24,7 @@ pub mod http;
 pub mod import;
 pub mod log;
 pub mod mirror;
+pub mod peers;
 pub mod qr;
 pub mod status_list;
 pub mod store;

@@ -127,6 +127,12 @@ verifier_request! {
         cursor: Option<String>,
         #[serde(default)]
         limit: Option<usize>,
+        /// Ask the other nodes too (`--peers`), on a first page (default: yes).
+        #[serde(default)]
+        other_platforms: Option<bool>,
+        /// A page of one other node's answer only: its name, with that node's `cursor`.
+        #[serde(default)]
+        platform: Option<String>,
     }
 }
 
@@ -137,6 +143,61 @@ struct LookupAnswer<'a> {
     licences: Vec<SharedView<'a>>,
     next_cursor: Option<String>,
     usage: UsageRecorded,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    other_platforms: Vec<crate::peers::PeerAnswer>,
+}
+
+/// A lookup as sent on to another node: the clerk's request, never asked further.
+#[derive(Serialize)]
+struct ForwardedLookup<'a> {
+    holder: HolderOut<'a>,
+    types: &'a [String],
+    status: &'a [Status],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<usize>,
+    use_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_item_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    biz_num: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    officer: Option<&'a Officer>,
+    other_platforms: bool,
+}
+
+/// A holder as sent on (the number as the request gave it: the peer reads it by its own rules).
+#[derive(Serialize)]
+struct HolderOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+}
+
+/// Which other nodes a request asks: none without `--peers`, on a later page of this node's
+/// own answer, or with `other_platforms: false`; `platform` alone asks that one (400 for a name
+/// not configured).
+fn peers_to_ask<'a>(
+    s: &'a AppState,
+    other_platforms: Option<bool>,
+    platform: Option<&'a str>,
+    cursor: Option<&str>,
+) -> Result<Option<(&'a crate::peers::Peers, Option<&'a str>)>, ApiError> {
+    let Some(peers) = s.peers.as_deref() else {
+        return match platform {
+            Some(_) => Err(ApiError::bad_request("unknown_platform", "this node asks no other platform")),
+            None => Ok(None),
+        };
+    };
+    match platform {
+        Some(name) if peers.list.iter().any(|p| p.name == name) => Ok(Some((peers, Some(name)))),
+        Some(name) => {
+            Err(ApiError::bad_request("unknown_platform", format!("this node asks no platform named {name:?}")))
+        }
+        None if other_platforms == Some(false) || cursor.is_some() => Ok(None),
+        None => Ok(Some((peers, None))),
+    }
 }
 
 /// POST /v1/holders/licences — a verifier's one-number lookup (一号查询).
@@ -148,9 +209,33 @@ async fn lookup(
     let ctx = s.vault.use_context(&client, req.use_input())?;
     let holder = req.holder.parse(&s.vault)?;
     let limit = page_size(req.limit)?;
-    let after = cursor_in(req.cursor.as_deref())?;
-    let filter = Filter { types: req.types, statuses: req.status };
-    let page = s.vault.lookup(&client, &ctx, &holder, &filter, after.as_deref(), limit).await?;
+    let ask = peers_to_ask(&s, req.other_platforms, req.platform.as_deref(), req.cursor.as_deref())?;
+    // A page of another node's answer only: this node's own part is not read (nor recorded).
+    let after = if req.platform.is_some() { None } else { cursor_in(req.cursor.as_deref())? };
+    let forwarded = ForwardedLookup {
+        holder: HolderOut { kind: &req.holder.kind, id: &req.holder.id },
+        types: &req.types,
+        status: &req.status,
+        cursor: req.platform.as_ref().and(req.cursor.as_deref()),
+        limit: req.limit,
+        use_reason: req.use_reason.as_deref(),
+        service_item_code: req.service_item_code.as_deref(),
+        biz_num: req.biz_num.as_deref(),
+        officer: req.officer.as_ref(),
+        other_platforms: false,
+    };
+    let filter = Filter { types: req.types.clone(), statuses: req.status.clone() };
+    let page = if req.platform.is_some() {
+        crate::vault::lookup::LookupPage { found: Vec::new(), next_after: None, head: s.vault.head() }
+    } else {
+        s.vault.lookup(&client, &ctx, &holder, &filter, after.as_deref(), limit).await?
+    };
+    // The other nodes are asked after this node's own records are durable; each records its
+    // own before it answers.
+    let other_platforms = match ask {
+        Some((peers, only)) => peers.ask("/v1/holders/licences", &forwarded, crate::peers::As::Verifier, only).await,
+        None => Vec::new(),
+    };
     let catalogue = s.vault.catalogue();
     let typed = [holder.clone()];
     Ok(Json(LookupAnswer {
@@ -158,6 +243,7 @@ async fn lookup(
         licences: page.found.iter().map(|f| shared_view(&catalogue, f, &typed)).collect(),
         next_cursor: page.next_after.as_deref().map(cursor_out),
         usage: UsageRecorded { log_size: page.head.size, records: page.found.len() },
+        other_platforms,
     })
     .into_response())
 }
@@ -330,6 +416,23 @@ struct UsageRequest {
     cursor: Option<String>,
     #[serde(default)]
     limit: Option<usize>,
+    /// Ask the other nodes too (`--peers`), on a first page (default: yes).
+    #[serde(default)]
+    other_platforms: Option<bool>,
+    /// A page of one other node's answer only: its name, with that node's `cursor`.
+    #[serde(default)]
+    platform: Option<String>,
+}
+
+/// A usage view as sent on to another node.
+#[derive(Serialize)]
+struct ForwardedUsage<'a> {
+    holder: HolderOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<usize>,
+    other_platforms: bool,
 }
 
 /// The answer of `POST /v1/holders/usage` (spec/openapi.yaml `UsageAnswer`).
@@ -338,6 +441,8 @@ struct UsageAnswer {
     holder: HolderEcho,
     next_cursor: Option<String>,
     uses: Vec<UseView>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    other_platforms: Vec<crate::peers::PeerAnswer>,
 }
 
 #[derive(Serialize)]
@@ -397,10 +502,26 @@ async fn usage(
 ) -> Result<Response, ApiError> {
     let holder = req.holder.parse(&s.vault)?;
     let limit = page_size(req.limit)?;
-    let before = cursor_in(req.cursor.as_deref())?
+    let ask = peers_to_ask(&s, req.other_platforms, req.platform.as_deref(), req.cursor.as_deref())?;
+    let own_cursor = if req.platform.is_some() { None } else { req.cursor.as_deref() };
+    let before = cursor_in(own_cursor)?
         .map(|c| c.parse::<u64>().map_err(|_| VaultError::InvalidCursor("not a cursor this API gave out".into())))
         .transpose()?;
-    let page = s.vault.usage(&client, &holder, before, limit)?;
+    let page = if req.platform.is_some() {
+        crate::vault::usage::UsagePage::default()
+    } else {
+        s.vault.usage(&client, &holder, before, limit)?
+    };
+    let forwarded = ForwardedUsage {
+        holder: HolderOut { kind: &req.holder.kind, id: &req.holder.id },
+        cursor: req.platform.as_ref().and(req.cursor.as_deref()),
+        limit: req.limit,
+        other_platforms: false,
+    };
+    let other_platforms = match ask {
+        Some((peers, only)) => peers.ask("/v1/holders/usage", &forwarded, crate::peers::As::HolderChannel, only).await,
+        None => Vec::new(),
+    };
     let catalogue = s.vault.catalogue();
     let uses = page
         .uses
@@ -435,6 +556,7 @@ async fn usage(
         holder: (&holder).into(),
         next_cursor: page.next_before.map(|i| cursor_out(&i.to_string())),
         uses,
+        other_platforms,
     })
     .into_response())
 }

@@ -80,11 +80,13 @@ pub struct AppState {
     /// `--witness`: the witnesses' cosignatures; `GET /v1/log/checkpoint` serves the newest
     /// checkpoint a quorum of them cosigned.
     pub cosigner: Option<Arc<crate::witness::Cosigner>>,
+    /// `--peers`: the other nodes a lookup and a usage view also ask.
+    pub peers: Option<Arc<crate::peers::Peers>>,
 }
 
 impl AppState {
     pub fn new(vault: Arc<Vault>, limits: crate::config::Limits) -> Self {
-        Self { vault, metrics: Arc::new(Metrics::default()), limits, public_url: None, cosigner: None }
+        Self { vault, metrics: Arc::new(Metrics::default()), limits, public_url: None, cosigner: None, peers: None }
     }
 
     pub fn with_public_url(self, url: Option<String>) -> Self {

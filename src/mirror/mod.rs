@@ -114,26 +114,32 @@ impl MirrorConfig {
             return Err(format!("{}: poll_ms must be at least 1", path.display()));
         }
         for (i, s) in cfg.sources.iter().enumerate() {
-            let ok = (1..=32).contains(&s.name.len())
-                && s.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !ok {
-                return Err(format!("{}: source name {:?} is not 1–32 of a-z, 0-9, -", path.display(), s.name));
-            }
-            let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
-            if !s.url.starts_with("https://") && !loopback.iter().any(|l| s.url.starts_with(l)) {
-                return Err(format!(
-                    "{}: source {}: {} is neither https:// nor http:// to this machine (the auditor token would go in clear)",
-                    path.display(),
-                    s.name,
-                    s.url
-                ));
-            }
-            if cfg.sources[..i].iter().any(|o| o.name == s.name) {
-                return Err(format!("{}: source {} is named twice", path.display(), s.name));
-            }
+            check_source(&s.name, &s.url, cfg.sources[..i].iter().map(|o| o.name.as_str()))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         Ok(cfg)
     }
+}
+
+/// A source's (or a peer's) name and URL: the name 1–32 of `a-z`, `0-9`, `-` and not among
+/// `taken`; the URL `https://`, or `http://` only to this machine (a token goes with every
+/// request).
+pub fn check_source<'a>(name: &str, url: &str, mut taken: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    let ok = (1..=32).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok {
+        return Err(format!("name {name:?} is not 1–32 of a-z, 0-9, -"));
+    }
+    let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
+    if !url.starts_with("https://") && !loopback.iter().any(|l| url.starts_with(l)) {
+        return Err(format!(
+            "{name}: {url} is neither https:// nor http:// to this machine (the token would go in clear)"
+        ));
+    }
+    if taken.any(|o| o == name) {
+        return Err(format!("{name} is named twice"));
+    }
+    Ok(())
 }
 
 /// Why a mirror stopped following its source: the checkpoint it had verified, and the one that
@@ -263,6 +269,7 @@ impl Mirror {
         check_loaded(&loaded, &verifier).map_err(|e| format!("mirror of {}: {e}", source.name))?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("mirror of {}: HTTP client: {e}", source.name))?;
         Ok(Self {

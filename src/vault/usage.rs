@@ -319,6 +319,7 @@ impl Vault {
 }
 
 /// One page of a holder's usage.
+#[derive(Default)]
 pub struct UsagePage {
     pub uses: Vec<UsageEntry>,
     /// The cursor for the next (older) page.

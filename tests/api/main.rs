@@ -18,6 +18,7 @@ mod issuers;
 mod mirrors;
 mod page;
 mod postgres;
+mod regions;
 mod spec;
 mod spec_examples;
 #[path = "../support/keys.rs"]

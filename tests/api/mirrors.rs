@@ -34,7 +34,7 @@ impl Node {
         Self { child, base }
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
