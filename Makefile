@@ -12,7 +12,7 @@ BIN := $(CARGO_TARGET_DIR)/debug/licvault
 LISTEN ?= 127.0.0.1:8080
 DATA ?= data/licvault
 
-.PHONY: help run test fuzz deps build lint keys-perms bench bench-audit bench-scale clean-data
+.PHONY: help run test fuzz deps build lint keys-perms bench bench-audit bench-scale demo-federation clean-data
 
 help:
 	@echo "make run    build and start the server on the demo data (http://$(LISTEN))"
@@ -73,6 +73,11 @@ bench-audit: deps keys-perms
 bench-scale: deps keys-perms
 	@scripts/deps.sh --plot
 	cargo bench --bench scale
+
+# Three levels of platforms on loopback (issue 10): a national node, two provinces and three
+# cities, each with its own keys and departments; a cross-province verification and lookup.
+demo-federation: build
+	scripts/demo_federation.sh $(BIN)
 
 clean-data:
 	rm -rf $(DATA)
