@@ -261,6 +261,22 @@ struct CheckRequest {
     biz_num: Option<String>,
     #[serde(default)]
     officer: Option<Officer>,
+    /// Ask the other nodes too (`--peers`; default: yes).
+    #[serde(default)]
+    other_platforms: Option<bool>,
+}
+
+/// A check as sent on to another node: the clerk's request, never asked further.
+#[derive(Serialize)]
+struct ForwardedCheck<'a> {
+    applicant: HolderOut<'a>,
+    other_holders: std::collections::BTreeMap<&'a str, HolderOut<'a>>,
+    use_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    biz_num: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    officer: Option<&'a Officer>,
+    other_platforms: bool,
 }
 
 /// The answer of a one-window check (spec/openapi.yaml `CheckAnswer`).
@@ -273,6 +289,21 @@ struct CheckAnswer<'a> {
     satisfied: bool,
     service_item: ItemRef<'a>,
     usage: UsageRecorded,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    other_platforms: Vec<crate::peers::PeerAnswer>,
+    /// With other nodes asked: whether every required requirement is `present` here or at one of
+    /// them (the same requirement: the same licence types, in the same place in the item).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    satisfied_across_platforms: Option<bool>,
+}
+
+/// Whether requirement `i` (of the licence types `types`) is `present` in a peer's answer.
+fn present_at(answer: &serde_json::Value, i: usize, types: &[&str]) -> bool {
+    let q = &answer["requirements"][i];
+    let theirs: Vec<&str> = q["alternatives"]
+        .as_array()
+        .map_or(Vec::new(), |a| a.iter().filter_map(|alt| alt["type_code"].as_str()).collect());
+    q["outcome"] == "present" && theirs == types
 }
 
 #[derive(Serialize)]
@@ -327,7 +358,35 @@ async fn check(
     for (role, h) in &req.other_holders {
         others.push((role.clone(), h.parse(&s.vault)?));
     }
+    let ask = peers_to_ask(&s, req.other_platforms, None, None)?;
     let r = s.vault.check(&client, &ctx, &code, applicant, others).await?;
+    // As for a lookup: the other nodes after this node's own records are durable.
+    let other_platforms = match ask {
+        Some((peers, _)) => {
+            let forwarded = ForwardedCheck {
+                applicant: HolderOut { kind: &req.applicant.kind, id: &req.applicant.id },
+                other_holders: req
+                    .other_holders
+                    .iter()
+                    .map(|(role, h)| (role.as_str(), HolderOut { kind: &h.kind, id: &h.id }))
+                    .collect(),
+                use_reason: req.use_reason.as_deref(),
+                biz_num: req.biz_num.as_deref(),
+                officer: req.officer.as_ref(),
+                other_platforms: false,
+            };
+            let path = format!("/v1/service-items/{}/check", r.item.code);
+            peers.ask(&path, &forwarded, crate::peers::As::Verifier, None).await
+        }
+        None => Vec::new(),
+    };
+    let satisfied_across_platforms = (!other_platforms.is_empty()).then(|| {
+        r.requirements.iter().enumerate().filter(|(_, q)| q.required).all(|(i, q)| {
+            let types: Vec<&str> = q.alternatives.iter().map(|a| a.type_code.as_str()).collect();
+            q.outcome == Outcome::Present
+                || other_platforms.iter().filter_map(|p| p.answer.as_ref()).any(|a| present_at(a, i, &types))
+        })
+    });
     let catalogue = s.vault.catalogue();
     let id_of = |i: Option<usize>| i.map(|i| r.licences[i].licence.id.to_string());
     Ok(Json(CheckAnswer {
@@ -358,6 +417,8 @@ async fn check(
         satisfied: r.satisfied,
         service_item: ItemRef { code: &r.item.code, name: &r.item.name },
         usage: UsageRecorded { log_size: r.head.size, records: r.licences.len() },
+        other_platforms,
+        satisfied_across_platforms,
     })
     .into_response())
 }

@@ -1,5 +1,5 @@
 //! Cross-region use (issue 10, scope 3), with real processes: a clerk at node A looks up a
-//! company whose licences were issued at nodes B and C. A asks B and C as its own verifier
+//! company whose licences were issued at nodes B and C, and checks a service item it needs them for. A asks B and C as its own verifier
 //! client there, with the clerk's use reason, case number and officer; each records the use in
 //! its own log before it answers, so the company sees at B who looked, and sees it too through
 //! A's usage view, which asks B and C in turn. While C is down, A answers with B's licences and
@@ -70,6 +70,13 @@ async fn a_lookup_at_one_node_finds_the_licences_of_the_others_and_each_records_
     for other in v["other_platforms"].as_array().unwrap() {
         assert_eq!(other["answer"]["uses"][0]["use_reason"], "跨省通办：办理食品经营许可", "{other}");
     }
+    // A one-window check at A: the 营业执照 it needs is not at A but at B and C.
+    let check = json!({"applicant": {"type": "001", "id": COMPANY}, "use_reason": "跨省通办：道路旅客运输经营许可"});
+    let (status, v) =
+        post(&http, format!("{}/v1/service-items/440300-XK-0002/check", a.base), Some(VERIFIER), &check).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!((v["satisfied"].as_bool(), v["satisfied_across_platforms"].as_bool()), (Some(false), Some(true)), "{v}");
+    assert_eq!(v["other_platforms"][0]["answer"]["requirements"][0]["outcome"], "present", "{v}");
     // One node's answer alone, by name; a name A does not know is refused.
     let mut only_b = lookup.clone();
     only_b["platform"] = json!("b");
