@@ -241,13 +241,20 @@ impl PgBackend {
                     part.from
                 ));
             }
-            let idx: Vec<i64> = (0..part.leaves.len() as i64).map(|i| part.from as i64 + i).collect();
-            tx.execute(
-                "INSERT INTO mirror_leaves (source, idx, leaf) SELECT $1, * FROM unnest($2::bigint[], $3::bytea[])",
-                &[&source, &idx, &part.leaves],
-            )
-            .await
-            .map_err(pg_err)?;
+            // The leaves by binary COPY: no conflict is possible once the state moved from
+            // `from`, and the primary key still refuses a leaf twice.
+            {
+                use tokio_postgres::binary_copy::BinaryCopyInWriter;
+                use tokio_postgres::types::Type;
+                let sink = tx.copy_in("COPY mirror_leaves (source, idx, leaf) FROM STDIN BINARY").await.map_err(pg_err)?;
+                let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::INT8, Type::BYTEA]);
+                futures_util::pin_mut!(writer);
+                for (i, leaf) in part.leaves.iter().enumerate() {
+                    let idx = part.from as i64 + i as i64;
+                    writer.as_mut().write(&[&source, &idx, leaf]).await.map_err(pg_err)?;
+                }
+                writer.finish().await.map_err(pg_err)?;
+            }
             let (mut provinces, mut ids, mut states) = (Vec::new(), Vec::new(), Vec::new());
             for (id, st) in part.states {
                 provinces.push(province(id));
