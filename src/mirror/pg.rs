@@ -158,25 +158,28 @@ impl PgBackend {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let provinces: Vec<i16> = ids.iter().map(|id| province(id)).collect();
-        let ids: Vec<&str> = ids.to_vec();
-        let rows = self
-            .reader()
-            .await?
-            .query(
-                "SELECT l.id, l.state::text FROM mirror_licences l
-                 JOIN unnest($2::smallint[], $3::text[]) AS k(province, id) ON l.province = k.province AND l.id = k.id
-                 WHERE l.source = $1",
-                &[&source, &provinces, &ids],
-            )
-            .await
-            .map_err(pg_err)?;
+        // One query a province (a source's licences are mostly of one): each prunes to its
+        // partition, where a join over every partition would probe each one's index per id.
+        let mut by_province: HashMap<i16, Vec<&str>> = HashMap::new();
+        for id in ids {
+            by_province.entry(province(id)).or_default().push(id);
+        }
+        let reader = self.reader().await?;
         let mut out = HashMap::new();
-        for row in rows {
-            let id: String = row.get(0);
-            let state: String = row.get(1);
-            let st = serde_json::from_str(&state).map_err(|e| format!("mirrored licence {id}: {e}"))?;
-            out.insert(id, st);
+        for (p, ids) in by_province {
+            let rows = reader
+                .query(
+                    "SELECT id, state::text FROM mirror_licences WHERE province = $1 AND source = $2 AND id = ANY($3)",
+                    &[&p, &source, &ids],
+                )
+                .await
+                .map_err(pg_err)?;
+            for row in rows {
+                let id: String = row.get(0);
+                let state: String = row.get(1);
+                let st = serde_json::from_str(&state).map_err(|e| format!("mirrored licence {id}: {e}"))?;
+                out.insert(id, st);
+            }
         }
         Ok(out)
     }
