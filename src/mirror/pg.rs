@@ -115,7 +115,16 @@ impl PgBackend {
     async fn writer(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, String> {
         let mut w = self.writer.lock().await;
         if w.as_ref().is_none_or(|c| c.is_closed()) {
-            *w = Some(self.open().await?);
+            let client = self.open().await?;
+            // Where a part's licence states are copied before they are merged into the table.
+            client
+                .batch_execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS mirror_licences_in (province smallint, id text, state text)
+                     ON COMMIT DELETE ROWS",
+                )
+                .await
+                .map_err(pg_err)?;
+            *w = Some(client);
         }
         Ok(w)
     }
@@ -258,17 +267,24 @@ impl PgBackend {
                 }
                 writer.finish().await.map_err(pg_err)?;
             }
-            let (mut provinces, mut ids, mut states) = (Vec::new(), Vec::new(), Vec::new());
-            for (id, st) in part.states {
-                provinces.push(province(id));
-                ids.push(id.as_str());
-                states.push(serde_json::to_string(st).map_err(|e| e.to_string())?);
+            // The states by binary COPY into the session's table, then merged in one statement.
+            {
+                use tokio_postgres::binary_copy::BinaryCopyInWriter;
+                use tokio_postgres::types::Type;
+                let sink = tx.copy_in("COPY mirror_licences_in FROM STDIN BINARY").await.map_err(pg_err)?;
+                let writer = BinaryCopyInWriter::new(sink, &[Type::INT2, Type::TEXT, Type::TEXT]);
+                futures_util::pin_mut!(writer);
+                for (id, st) in part.states {
+                    let state = serde_json::to_string(st).map_err(|e| e.to_string())?;
+                    writer.as_mut().write(&[&province(id), id, &state]).await.map_err(pg_err)?;
+                }
+                writer.finish().await.map_err(pg_err)?;
             }
             tx.execute(
                 "INSERT INTO mirror_licences (province, id, source, state)
-                 SELECT p, i, $1, s::jsonb FROM unnest($2::smallint[], $3::text[], $4::text[]) AS t(p, i, s)
+                 SELECT province, id, $1, state::jsonb FROM mirror_licences_in
                  ON CONFLICT (province, id, source) DO UPDATE SET state = excluded.state",
-                &[&source, &provinces, &ids, &states],
+                &[&source],
             )
             .await
             .map_err(pg_err)?;
