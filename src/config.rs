@@ -52,7 +52,7 @@ pub struct Config {
     /// URL, its pinned log key and an auditor token for it.
     #[arg(long, env = "LICVAULT_MIRRORS")]
     pub mirrors: Option<std::path::PathBuf>,
-    /// Other nodes a one-number lookup and a holder's usage view also ask: a JSON file (spec/formats.md
+    /// Other nodes a one-number lookup, a one-window check and a holder's usage view also ask: a JSON file (spec/formats.md
     /// §16) naming each, its URL and this node's verifier (and holder-channel) tokens there.
     #[arg(long, env = "LICVAULT_PEERS")]
     pub peers: Option<std::path::PathBuf>,

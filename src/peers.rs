@@ -1,5 +1,5 @@
 //! Cross-region use (issue 10, scope 3; spec/formats.md §16): the other nodes a verifier's
-//! one-number lookup and a holder's usage view also ask (`--peers FILE`). A node cannot look a
+//! one-number lookup and one-window check, and a holder's usage view, also ask (`--peers FILE`). A node cannot look a
 //! holder up in another platform's log (the holder index is keyed by each platform's own
 //! commitment key), so it asks the platform: it sends the clerk's request, with the same use
 //! reason, case number and officer, as this node's own verifier client of that platform, which
@@ -48,7 +48,8 @@ pub struct Peer {
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerAnswer {
     pub platform: String,
-    /// The peer's answer as it gave it (its own schema: `LookupAnswer` or `UsageAnswer`).
+    /// The peer's answer as it gave it (its own schema: `LookupAnswer`, `CheckAnswer` or
+    /// `UsageAnswer`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<serde_json::Value>,
     /// Why there is no answer: the peer did not answer, or refused (its problem's code).
@@ -116,17 +117,15 @@ impl Peers {
             As::Verifier => &p.verifier_token,
             As::HolderChannel => p.holder_channel_token.as_ref().ok_or("no holder-channel client at this peer")?,
         };
-        let mut res = self
-            .http
-            .post(format!("{}{path}", p.url))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| format!("unreachable: {e}"))?;
+        let mut res =
+            self.http.post(format!("{}{path}", p.url)).bearer_auth(token).json(body).send().await.map_err(|e| {
+                // The detail (addresses) is for the log, not for the clerk.
+                tracing::warn!(peer = %p.name, error = %e, "a peer did not answer");
+                "unreachable".to_string()
+            })?;
         let status = res.status();
         let mut bytes = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|e| format!("unreachable: {e}"))? {
+        while let Some(chunk) = res.chunk().await.map_err(|_| "unreachable: the answer broke off".to_string())? {
             if bytes.len() + chunk.len() > MAX_ANSWER {
                 return Err(format!("its answer is over {MAX_ANSWER} bytes"));
             }

@@ -175,6 +175,19 @@ struct HolderOut<'a> {
     id: &'a str,
 }
 
+/// The licence types a request sent on to other nodes may ask for: those the clerk's client may
+/// see (a node's client at a peer is granted a scope for the whole node, often wider than one
+/// clerk's). `None`: none of those asked for, so no peer is asked.
+fn forwarded_types(client: &crate::vault::Client, asked: &[String]) -> Option<Vec<String>> {
+    let all = client.types.iter().any(|t| t == crate::vault::lookup::ALL_TYPES);
+    let types: Vec<String> = match (all, asked.is_empty()) {
+        (true, _) => asked.to_vec(),
+        (false, true) => client.types.clone(),
+        (false, false) => asked.iter().filter(|t| client.types.contains(t)).cloned().collect(),
+    };
+    (all || !types.is_empty()).then_some(types)
+}
+
 /// Which other nodes a request asks: none without `--peers`, on a later page of this node's
 /// own answer, or with `other_platforms: false`; `platform` alone asks that one (400 for a name
 /// not configured).
@@ -209,12 +222,16 @@ async fn lookup(
     let ctx = s.vault.use_context(&client, req.use_input())?;
     let holder = req.holder.parse(&s.vault)?;
     let limit = page_size(req.limit)?;
-    let ask = peers_to_ask(&s, req.other_platforms, req.platform.as_deref(), req.cursor.as_deref())?;
+    let forward_types = forwarded_types(&client, &req.types);
+    let ask = match forward_types {
+        Some(_) => peers_to_ask(&s, req.other_platforms, req.platform.as_deref(), req.cursor.as_deref())?,
+        None => None,
+    };
     // A page of another node's answer only: this node's own part is not read (nor recorded).
     let after = if req.platform.is_some() { None } else { cursor_in(req.cursor.as_deref())? };
     let forwarded = ForwardedLookup {
         holder: HolderOut { kind: &req.holder.kind, id: &req.holder.id },
-        types: &req.types,
+        types: forward_types.as_deref().unwrap_or_default(),
         status: &req.status,
         cursor: req.platform.as_ref().and(req.cursor.as_deref()),
         limit: req.limit,
@@ -358,7 +375,11 @@ async fn check(
     for (role, h) in &req.other_holders {
         others.push((role.clone(), h.parse(&s.vault)?));
     }
-    let ask = peers_to_ask(&s, req.other_platforms, None, None)?;
+    // A check names no types to narrow: only a clerk who may see every type asks other nodes.
+    let ask = match client.types.iter().any(|t| t == crate::vault::lookup::ALL_TYPES) {
+        true => peers_to_ask(&s, req.other_platforms, None, None)?,
+        false => None,
+    };
     let r = s.vault.check(&client, &ctx, &code, applicant, others).await?;
     // As for a lookup: the other nodes after this node's own records are durable.
     let other_platforms = match ask {

@@ -69,8 +69,8 @@ pub struct MirrorConfig {
     /// How often each source's checkpoint is fetched, in milliseconds.
     #[serde(default = "default_poll_ms")]
     pub poll_ms: u64,
-    /// A verdict from a mirror that has not been in step with its source for longer than this
-    /// (or that forked) gives no status: `not_mirrored`, with the reason.
+    /// A mirror that has not been in step with its source for longer than this (or since the
+    /// node started, or that forked) answers as of its size, never `valid`.
     #[serde(default = "default_max_lag")]
     pub max_lag_seconds: u64,
     pub sources: Vec<SourceConfig>,
@@ -130,8 +130,10 @@ pub fn check_source<'a>(name: &str, url: &str, mut taken: impl Iterator<Item = &
     if !ok {
         return Err(format!("name {name:?} is not 1–32 of a-z, 0-9, -"));
     }
-    let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"];
-    if !url.starts_with("https://") && !loopback.iter().any(|l| url.starts_with(l)) {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{name}: {url}: {e}"))?;
+    let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    let clear = parsed.scheme() == "http" && loopback;
+    if !(parsed.scheme() == "https" || clear) || !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(format!(
             "{name}: {url} is neither https:// nor http:// to this machine (the token would go in clear)"
         ));
@@ -203,7 +205,8 @@ pub struct Mirrored {
     /// Leaves of the source log mirrored when it was read: the state holds as of this size.
     pub as_of_size: u64,
     /// Why the state may be out of date (the mirror forked, or has not been in step with its
-    /// source for longer than `max_lag_seconds`): then it tells no status.
+    /// source since the node started or for longer than `max_lag_seconds`): the status is then
+    /// the one as of `as_of_size`, and not taken as valid.
     pub stale: Option<String>,
 }
 
@@ -375,7 +378,10 @@ impl Mirror {
         if let Some(f) = lock(&self.fork).as_ref() {
             return Some(format!("the mirror of {} stopped following it: {}", self.name, f.why));
         }
-        let since = lock(&self.seen).in_step_at.unwrap_or(self.started_ms);
+        // Not in step since this process started: nothing says how old the stored state is.
+        let Some(since) = lock(&self.seen).in_step_at else {
+            return Some(format!("the mirror of {} has not been in step with it since this node started", self.name));
+        };
         let lag = now_ms().saturating_sub(since);
         (lag > self.max_lag_ms).then(|| {
             format!(
@@ -404,13 +410,11 @@ impl Mirror {
     }
 
     async fn get(&self, path: &str) -> Result<reqwest::Response, String> {
-        let res = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| format!("GET {path}: {e}"))?;
+        let res = self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.token).send().await.map_err(|e| {
+            // The detail (addresses, errors) is for the log; `GET /v1/mirrors` is public.
+            tracing::warn!(source = %self.name, path, error = %e, "mirror: the source did not answer");
+            format!("GET {path}: the source did not answer")
+        })?;
         if !res.status().is_success() {
             return Err(format!("GET {path}: {}", res.status()));
         }
@@ -891,13 +895,21 @@ impl Mirrors {
         if doc_sha256 == &[0; 32] {
             return Ok(None);
         }
+        // One mirror that cannot be read does not hide another that holds the document.
+        let mut failed = None;
         for m in self.list.iter().filter(|m| &m.root == root) {
-            match m.licence(id)? {
-                Some(found) if found.state.doc_sha256.as_deref() == Some(&doc_sha256[..]) => return Ok(Some(found)),
-                _ => {}
+            match m.licence(id) {
+                Ok(Some(found)) if found.state.doc_sha256.as_deref() == Some(&doc_sha256[..]) => {
+                    return Ok(Some(found))
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(source = %m.name, error = %e, "mirror: a mirrored licence could not be read");
+                    failed = Some(format!("the mirror of {} could not be read", m.name));
+                }
             }
         }
-        Ok(None)
+        failed.map_or(Ok(None), Err)
     }
 
     /// Follows every source, each in a task of its own, until the process ends.

@@ -104,7 +104,10 @@ impl PgBackend {
         match r.as_ref() {
             Some(c) if !c.is_closed() => Ok(c.clone()),
             _ => {
-                let c = Arc::new(self.open().await?);
+                let c = self.open().await?;
+                // A verdict waits for this connection: never long.
+                c.batch_execute("SET statement_timeout = 5000").await.map_err(pg_err)?;
+                let c = Arc::new(c);
                 *r = Some(c.clone());
                 Ok(c)
             }

@@ -435,9 +435,18 @@ impl Vault {
     ) -> Result<Option<Verdict>, VaultError> {
         let root = self.keyring().trust.platform_root_of(&cert.kid).map(|k| k.to_bytes());
         let mirrored = match (self.mirrors.get(), root) {
-            (Some(m), Some(root)) => {
-                m.licence(&root, &licence.id.to_string(), &issued).map_err(super::issue::inconsistent)?
-            }
+            (Some(m), Some(root)) => match m.licence(&root, &licence.id.to_string(), &issued) {
+                Ok(found) => found,
+                // A mirror that cannot be read tells no status; the vault's own log is fine.
+                Err(why) => {
+                    reasons.push(format!("{why}: its status is not known here"));
+                    let mut v = Verdict::refused(VerdictKind::NotMirrored, "");
+                    v.reasons = std::mem::take(reasons);
+                    v.issuer_cert = Some(cert.name.clone());
+                    v.elsewhere = Some(Elsewhere { platform: platform.to_vec(), mirror: None, stale: None });
+                    return Ok(Some(v));
+                }
+            },
             _ => None,
         };
         if !platform.is_empty() {

@@ -77,6 +77,16 @@ async fn a_lookup_at_one_node_finds_the_licences_of_the_others_and_each_records_
     assert_eq!(status, 200, "{v}");
     assert_eq!((v["satisfied"].as_bool(), v["satisfied_across_platforms"].as_bool()), (Some(false), Some(true)), "{v}");
     assert_eq!(v["other_platforms"][0]["answer"]["requirements"][0]["outcome"], "present", "{v}");
+    // A clerk whose scope is narrower than A's client at B and C (住建: 结婚证, 不动产权证书) is
+    // shown there only what it may see here: no 营业执照.
+    let (status, v) = post(&http, format!("{}/v1/holders/licences", a.base), Some(HOUSING_VERIFIER), &lookup).await;
+    assert_eq!(status, 200, "{v}");
+    for other in v["other_platforms"].as_array().unwrap() {
+        assert_eq!(other["answer"]["licences"].as_array().unwrap().len(), 0, "{other}");
+    }
+    let (_, v) =
+        post(&http, format!("{}/v1/service-items/440300-XK-0002/check", a.base), Some(HOUSING_VERIFIER), &check).await;
+    assert!(v.get("other_platforms").is_none() && v.get("satisfied_across_platforms").is_none(), "{v}");
     // One node's answer alone, by name; a name A does not know is refused.
     let mut only_b = lookup.clone();
     only_b["platform"] = json!("b");
