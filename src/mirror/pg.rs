@@ -118,6 +118,9 @@ impl PgBackend {
     async fn writer(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, String> {
         let mut w = self.writer.lock().await;
         if w.as_ref().is_none_or(|c| c.is_closed()) {
+            // The writer's connection closed (a failover, perhaps): verdicts must not go on
+            // reading from a server that may no longer be the primary.
+            *self.reader.lock().await = None;
             let client = self.open().await?;
             // Where a part's licence states are copied before they are merged into the table.
             client
