@@ -227,7 +227,8 @@ async fn lookup(
         Some(_) => peers_to_ask(&s, req.other_platforms, req.platform.as_deref(), req.cursor.as_deref())?,
         None => None,
     };
-    // A page of another node's answer only: this node's own part is not read (nor recorded).
+    // A page of another node's answer only: this node's own part is not read; that the clerk
+    // asked is recorded all the same.
     let after = if req.platform.is_some() { None } else { cursor_in(req.cursor.as_deref())? };
     let forwarded = ForwardedLookup {
         holder: HolderOut { kind: &req.holder.kind, id: &req.holder.id },
@@ -243,7 +244,8 @@ async fn lookup(
     };
     let filter = Filter { types: req.types.clone(), statuses: req.status.clone() };
     let page = if req.platform.is_some() {
-        crate::vault::lookup::LookupPage { found: Vec::new(), next_after: None, head: s.vault.head() }
+        let head = s.vault.record_relayed_lookup(&client, &ctx, &holder).await?;
+        crate::vault::lookup::LookupPage { found: Vec::new(), next_after: None, head }
     } else {
         s.vault.lookup(&client, &ctx, &holder, &filter, after.as_deref(), limit).await?
     };

@@ -242,6 +242,20 @@ impl Vault {
         Ok(Found { licence, record, document, disclosures, status, usage_index: None })
     }
 
+    /// The record of a lookup answered from another node only (a page of a peer's answer,
+    /// spec/formats.md §16): this node discloses none of its own licences, but records that the
+    /// clerk asked about the holder (`holder.queried`), before the peer is asked.
+    pub async fn record_relayed_lookup(
+        &self,
+        client: &Client,
+        ctx: &UseContext,
+        holder: &HolderId,
+    ) -> Result<Arc<Head>, VaultError> {
+        require_role(client, Role::Verifier, "a one-number lookup")?;
+        let typed = [self.committer.commit(holder)];
+        Ok(self.record_uses(ctx, UseAction::Lookup, Vec::new(), &typed).await?.0)
+    }
+
     /// `POST /v1/holders/licences`: the holder's licences this verifier may see, `limit` at a
     /// time after the cursor `after`; their usage records are durable before this returns.
     pub async fn lookup(

@@ -92,6 +92,15 @@ async fn a_lookup_at_one_node_finds_the_licences_of_the_others_and_each_records_
     only_b["platform"] = json!("b");
     let (_, v) = post(&http, format!("{}/v1/holders/licences", a.base), Some(VERIFIER), &only_b).await;
     assert_eq!(v["other_platforms"].as_array().unwrap().len(), 1, "{v}");
+    // A recorded that its clerk asked, though it disclosed nothing of its own.
+    let (_, uses) = post(&http, format!("{}/v1/holders/usage", a.base), Some(HOLDER_CHANNEL), &usage).await;
+    let newest = &uses["uses"][0];
+    assert_eq!(
+        (newest["action"].as_str(), newest["client"]["id"].as_str()),
+        (Some("lookup"), Some("zwfw-counter")),
+        "{uses}"
+    );
+    assert!(newest["licence_id"].is_null(), "{uses}");
     only_b["platform"] = json!("x");
     let (status, v) = post(&http, format!("{}/v1/holders/licences", a.base), Some(VERIFIER), &only_b).await;
     assert_eq!((status, v["code"].as_str()), (400, Some("unknown_platform")), "{v}");
