@@ -183,6 +183,18 @@ impl Federation {
         Ok(fed)
     }
 
+    /// The revocation list that goes stale first: its CA's name and its nextUpdate (unix
+    /// seconds). Past it, nothing that CA vouches for is vouched for until a new list is loaded.
+    pub fn first_crl_expiry(&self) -> Option<(String, i64)> {
+        self.crls
+            .iter()
+            .map(|((subject, key), crl)| {
+                let name = self.all().find(|c| &c.subject == subject && c.key.as_bytes() == key).map(|c| c.name.clone());
+                (name.unwrap_or_default(), crl.next_update)
+            })
+            .min_by_key(|(_, t)| *t)
+    }
+
     /// Every CA known here (the anchor first).
     fn all(&self) -> impl Iterator<Item = &Ca> {
         std::iter::once(&self.anchor).chain(&self.cas)

@@ -245,6 +245,11 @@ impl TrustList {
         Ok(list)
     }
 
+    /// The federation's revocation list that goes stale first (its CA, its nextUpdate).
+    pub fn first_crl_expiry(&self) -> Option<(String, i64)> {
+        self.federation.as_ref()?.first_crl_expiry()
+    }
+
     /// The federation's files, when there is one.
     pub fn federation_der(&self) -> Option<&FederationDer> {
         self.federation_der.as_ref()

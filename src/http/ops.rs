@@ -23,10 +23,22 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
     // A mirror that forked or lags is reported, not a reason to stop serving: it serves what
     // it verified, with its as-of head.
-    let mirrors = s.vault.mirrors().map(|m| m.readiness()).unwrap_or_default();
+    let mut detail = s.vault.mirrors().map(|m| m.readiness()).unwrap_or_default();
+    // A federation's revocation list past its nextUpdate vouches for nothing: said before it does.
+    if let Some((ca, next)) = s.vault.keyring().trust.first_crl_expiry() {
+        let left = next - crate::vault::unix_now();
+        if left < 86_400 {
+            let when = crate::vault::rfc3339_s(next);
+            detail += &if left <= 0 {
+                format!("federation: the revocation list of {ca} went stale at {when}: load a new one (keys reload)\n")
+            } else {
+                format!("federation: the revocation list of {ca} goes stale at {when}, in under a day\n")
+            };
+        }
+    }
     match s.vault.readiness().await {
-        Ok(()) => (StatusCode::OK, text, format!("ready\n{mirrors}")),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, text, format!("not ready: {why}\n{mirrors}")),
+        Ok(()) => (StatusCode::OK, text, format!("ready\n{detail}")),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, text, format!("not ready: {why}\n{detail}")),
     }
 }
 
@@ -50,6 +62,12 @@ pub(super) fn render_metrics(s: &AppState) -> impl IntoResponse {
                  # TYPE licvault_tree_resident_nodes gauge\nlicvault_tree_resident_nodes {}\n",
                 s.vault.sequencer().resident_nodes()
             )
-            + &s.vault.mirrors().map(|m| m.metrics()).unwrap_or_default(),
+            + &s.vault.mirrors().map(|m| m.metrics()).unwrap_or_default()
+            + &s.vault.keyring().trust.first_crl_expiry().map_or(String::new(), |(_, next)| {
+                format!(
+                    "# HELP licvault_federation_crl_next_update_seconds The earliest nextUpdate (unix seconds) of the federation's revocation lists: past it, that CA vouches for nothing until a new list is loaded.\n\
+                     # TYPE licvault_federation_crl_next_update_seconds gauge\nlicvault_federation_crl_next_update_seconds {next}\n"
+                )
+            }),
     )
 }

@@ -148,6 +148,16 @@ async fn a_licence_from_another_platform_verifies_offline_until_its_province_is_
     let (_, v) = node_b.post(None, "/v1/verify", &serde_json::json!({"payload": document})).await;
     assert_eq!(v["verdict"], "unknown_issuer", "{v}");
     assert!(v["reasons"][0].as_str().unwrap().contains("is revoked by 国家政务服务平台"), "{v}");
+    // A list past its nextUpdate is said in /readyz and /metrics before anything else tells.
+    let metrics = node_b.http.get(node_b.url("/metrics")).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("licvault_federation_crl_next_update_seconds "), "{metrics}");
+    let stale = keygen::revocation_list(&nation, 5, now - time::Duration::days(9), now - time::Duration::days(2), &[]);
+    let path = node_b.keys.path().join("federation/crls/nation.crl.pem");
+    std::fs::write(path, licvault::crypto::pem("X509 CRL", &stale.unwrap())).unwrap();
+    let (status, v) = node_b.post(Some(ADMIN), "/v1/admin/keys/reload", &serde_json::json!({})).await;
+    assert_eq!(status, 200, "{v}");
+    let ready = node_b.http.get(node_b.url("/readyz")).send().await.unwrap().text().await.unwrap();
+    assert!(ready.contains("the revocation list of 国家政务服务平台") && ready.contains("went stale"), "{ready}");
     let (ok, out) = run_licvault(
         &[
             "federation",
