@@ -189,7 +189,8 @@ impl Federation {
         self.crls
             .iter()
             .map(|((subject, key), crl)| {
-                let name = self.all().find(|c| &c.subject == subject && c.key.as_bytes() == key).map(|c| c.name.clone());
+                let name =
+                    self.all().find(|c| &c.subject == subject && c.key.as_bytes() == key).map(|c| c.name.clone());
                 (name.unwrap_or_default(), crl.next_update)
             })
             .min_by_key(|(_, t)| *t)

@@ -149,7 +149,8 @@ async fn a_licence_from_another_platform_verifies_offline_until_its_province_is_
     assert_eq!(v["verdict"], "unknown_issuer", "{v}");
     assert!(v["reasons"][0].as_str().unwrap().contains("is revoked by 国家政务服务平台"), "{v}");
     // A list past its nextUpdate is said in /readyz and /metrics before anything else tells.
-    let metrics = node_b.http.get(node_b.url("/metrics")).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap();
+    let metrics =
+        node_b.http.get(node_b.url("/metrics")).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("licvault_federation_crl_next_update_seconds "), "{metrics}");
     let stale = keygen::revocation_list(&nation, 5, now - time::Duration::days(9), now - time::Duration::days(2), &[]);
     let path = node_b.keys.path().join("federation/crls/nation.crl.pem");
