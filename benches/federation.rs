@@ -31,6 +31,7 @@ use support_keys::copy_keys;
 mod support_pg;
 #[path = "../tests/support/server.rs"]
 mod support_server;
+use support_server::Node;
 
 mod common;
 use common::{import, load, log_size};
@@ -45,26 +46,6 @@ fn business_licence(n: u64) -> Value {
     b["fields"]["统一社会信用代码"] = json!(holder);
     b["number"] = json!(format!("深市监{n:010}"));
     b
-}
-
-/// A node process, killed when dropped.
-struct Node {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Node {
-    fn start(data: &Path, keys: &Path, args: &[&str]) -> Self {
-        let (child, base) = support_server::spawn_server(env!("CARGO_BIN_EXE_licvault"), data, keys, args);
-        Self { child, base }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn mirrored(http: &reqwest::Client, base: &str) -> u64 {
@@ -94,7 +75,7 @@ async fn catch_up(
     let path = work.join(format!("{name}.json"));
     std::fs::write(&path, config.to_string()).unwrap();
     let started = Instant::now();
-    let node = Node::start(&work.join(name), &keys, &["--mirrors", path.to_str().unwrap()]);
+    let node = Node::start("127.0.0.1:0", &work.join(name), &keys, &["--mirrors", path.to_str().unwrap()]);
     while mirrored(http, &node.base).await < size {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -211,7 +192,7 @@ fn main() {
     std::fs::write(work.join("auditor.token"), AUDITOR).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let http = reqwest::Client::new();
-    let city = Node::start(&work.join("city"), &keys, &[]);
+    let city = Node::start("127.0.0.1:0", &work.join("city"), &keys, &[]);
     rt.block_on(async {
         let started = Instant::now();
         import(&http, &city.base, ISSUER, "fed", 0, licences, business_licence).await;

@@ -1571,18 +1571,11 @@ async fn trust_pull(url: &str, dir: &Path, pin: Option<&str>) -> Result<()> {
     let get = |path: String| {
         let http = http.clone();
         async move {
-            let mut res = http.get(&path).send().await.with_context(|| format!("fetching {path}"))?;
+            let res = http.get(&path).send().await.with_context(|| format!("fetching {path}"))?;
             if !res.status().is_success() {
                 bail!("{path}: {}", res.status());
             }
-            let mut body = Vec::new();
-            while let Some(chunk) = res.chunk().await? {
-                body.extend_from_slice(&chunk);
-                if body.len() > MAX_ANSWER {
-                    bail!("{path}: the answer is over {MAX_ANSWER} bytes");
-                }
-            }
-            Ok::<_, anyhow::Error>(body)
+            crate::fetch::read_limited(res, MAX_ANSWER).await.map_err(|e| anyhow::anyhow!("{path}: {e}"))
         }
     };
     let raw = get(format!("{base}/v1/trust")).await?;

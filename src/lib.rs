@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod fetch;
 pub mod http;
 pub mod import;
 pub mod log;

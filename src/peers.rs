@@ -69,10 +69,6 @@ pub enum As {
     HolderChannel,
 }
 
-fn read_token(path: &Path) -> Result<String, String> {
-    Ok(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?.trim().to_string())
-}
-
 impl Peers {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -82,8 +78,12 @@ impl Peers {
             crate::mirror::check_source(&p.name, &p.url, list.iter().map(|o| o.name.as_str()))
                 .map_err(|e| format!("{}: {e}", path.display()))?;
             list.push(Peer {
-                verifier_token: read_token(&p.verifier_token_file)?,
-                holder_channel_token: p.holder_channel_token_file.as_deref().map(read_token).transpose()?,
+                verifier_token: crate::fetch::read_token(&p.verifier_token_file)?,
+                holder_channel_token: p
+                    .holder_channel_token_file
+                    .as_deref()
+                    .map(crate::fetch::read_token)
+                    .transpose()?,
                 url: p.url.trim_end_matches('/').to_string(),
                 name: p.name,
             });
@@ -117,20 +117,14 @@ impl Peers {
             As::Verifier => &p.verifier_token,
             As::HolderChannel => p.holder_channel_token.as_ref().ok_or("no holder-channel client at this peer")?,
         };
-        let mut res =
+        let res =
             self.http.post(format!("{}{path}", p.url)).bearer_auth(token).json(body).send().await.map_err(|e| {
                 // The detail (addresses) is for the log, not for the clerk.
                 tracing::warn!(peer = %p.name, error = %e, "a peer did not answer");
                 "unreachable".to_string()
             })?;
         let status = res.status();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|_| "unreachable: the answer broke off".to_string())? {
-            if bytes.len() + chunk.len() > MAX_ANSWER {
-                return Err(format!("its answer is over {MAX_ANSWER} bytes"));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = crate::fetch::read_limited(res, MAX_ANSWER).await.map_err(|e| format!("unreachable: {e}"))?;
         let v: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|_| format!("answered {status}, not JSON"))?;
         if !status.is_success() {

@@ -31,6 +31,12 @@ pub fn sha256(data: &[u8]) -> Hash {
     Sha256::digest(data).into()
 }
 
+/// Appends `part` behind its length as a u32 big-endian: how the trust digests frame their parts.
+pub fn push_part(buf: &mut Vec<u8>, part: &[u8]) {
+    buf.extend_from_slice(&(part.len() as u32).to_be_bytes());
+    buf.extend_from_slice(part);
+}
+
 /// `kid` of a department certificate: the first 8 bytes of SHA-256 of its DER (DESIGN §3).
 pub fn kid_of(cert_der: &[u8]) -> [u8; 8] {
     let h = sha256(cert_der);

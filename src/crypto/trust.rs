@@ -450,10 +450,7 @@ impl TrustList {
         let mut keys = platform.to_vec();
         keys.sort_by_key(|(kid, _)| *kid);
         let mut buf = Vec::new();
-        let mut part = |b: &[u8]| {
-            buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
-            buf.extend_from_slice(b);
-        };
+        let mut part = |b: &[u8]| super::push_part(&mut buf, b);
         part(if self.federation_der.is_some() { b"licvault-trust-v2" } else { b"licvault-trust-v1" });
         part(&self.root_der);
         for d in &depts {
@@ -474,10 +471,7 @@ impl TrustList {
     pub fn federation_digest(&self) -> Option<[u8; 32]> {
         let f = self.federation_der.as_ref()?;
         let mut buf = Vec::new();
-        f.parts(&mut |b: &[u8]| {
-            buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
-            buf.extend_from_slice(b);
-        });
+        f.parts(&mut |b: &[u8]| super::push_part(&mut buf, b));
         Some(super::sha256(&buf))
     }
 }

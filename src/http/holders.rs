@@ -157,13 +157,8 @@ struct ForwardedLookup<'a> {
     cursor: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<usize>,
-    use_reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    service_item_code: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    biz_num: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    officer: Option<&'a Officer>,
+    #[serde(flatten)]
+    statement: UseInput<'a>,
     other_platforms: bool,
 }
 
@@ -236,10 +231,7 @@ async fn lookup(
         status: &req.status,
         cursor: req.platform.as_ref().and(req.cursor.as_deref()),
         limit: req.limit,
-        use_reason: req.use_reason.as_deref(),
-        service_item_code: req.service_item_code.as_deref(),
-        biz_num: req.biz_num.as_deref(),
-        officer: req.officer.as_ref(),
+        statement: req.use_input(),
         other_platforms: false,
     };
     let filter = Filter { types: req.types.clone(), statuses: req.status.clone() };
@@ -290,11 +282,8 @@ struct CheckRequest {
 struct ForwardedCheck<'a> {
     applicant: HolderOut<'a>,
     other_holders: std::collections::BTreeMap<&'a str, HolderOut<'a>>,
-    use_reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    biz_num: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    officer: Option<&'a Officer>,
+    #[serde(flatten)]
+    statement: UseInput<'a>,
     other_platforms: bool,
 }
 
@@ -362,16 +351,14 @@ async fn check(
     if s.vault.catalogue().service_item(code.trim()).is_none() {
         return Err(VaultError::UnknownServiceItem(code.trim().to_string()).into());
     }
-    let ctx = s.vault.use_context(
-        &client,
-        UseInput {
-            use_reason: req.use_reason.as_deref(),
-            // The item is the path's, checked above; `Vault::check` names it in the context.
-            service_item_code: None,
-            biz_num: req.biz_num.as_deref(),
-            officer: req.officer.as_ref(),
-        },
-    )?;
+    let statement = UseInput {
+        use_reason: req.use_reason.as_deref(),
+        // The item is the path's, checked above; `Vault::check` names it in the context.
+        service_item_code: None,
+        biz_num: req.biz_num.as_deref(),
+        officer: req.officer.as_ref(),
+    };
+    let ctx = s.vault.use_context(&client, statement.clone())?;
     let applicant = req.applicant.parse(&s.vault)?;
     let mut others = Vec::new();
     for (role, h) in &req.other_holders {
@@ -393,9 +380,7 @@ async fn check(
                     .iter()
                     .map(|(role, h)| (role.as_str(), HolderOut { kind: &h.kind, id: &h.id }))
                     .collect(),
-                use_reason: req.use_reason.as_deref(),
-                biz_num: req.biz_num.as_deref(),
-                officer: req.officer.as_ref(),
+                statement,
                 other_platforms: false,
             };
             let path = format!("/v1/service-items/{}/check", r.item.code);

@@ -264,10 +264,7 @@ impl Mirror {
             .map_err(|e| format!("source {}: root: {e}", source.name))?
             .to_bytes();
         let verifier = Verifier::parse(&source.log_key).map_err(|e| format!("source {}: log key: {e}", source.name))?;
-        let token = std::fs::read_to_string(&source.token_file)
-            .map_err(|e| format!("source {}: {}: {e}", source.name, source.token_file.display()))?
-            .trim()
-            .to_string();
+        let token = crate::fetch::read_token(&source.token_file).map_err(|e| format!("source {}: {e}", source.name))?;
         let loaded = backend.load(&source.name).await.map_err(|e| format!("mirror of {}: {e}", source.name))?;
         check_loaded(&loaded, &verifier).map_err(|e| format!("mirror of {}: {e}", source.name))?;
         let http = reqwest::Client::builder()
@@ -394,19 +391,8 @@ impl Mirror {
     }
 
     /// The body of `GET path`, refused past `max` bytes.
-    async fn get_bytes(&self, path: &str, max: usize) -> Result<bytes::Bytes, String> {
-        let mut res = self.get(path).await?;
-        if res.content_length().is_some_and(|n| n > max as u64) {
-            return Err(format!("GET {path}: the answer is over {max} bytes"));
-        }
-        let mut body = bytes::BytesMut::new();
-        while let Some(chunk) = res.chunk().await.map_err(|e| format!("GET {path}: {e}"))? {
-            if body.len() + chunk.len() > max {
-                return Err(format!("GET {path}: the answer is over {max} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
+    async fn get_bytes(&self, path: &str, max: usize) -> Result<Vec<u8>, String> {
+        crate::fetch::read_limited(self.get(path).await?, max).await.map_err(|e| format!("GET {path}: {e}"))
     }
 
     async fn get(&self, path: &str) -> Result<reqwest::Response, String> {
@@ -430,7 +416,7 @@ impl Mirror {
             index: n,
             width: TILE_WIDTH.min(size - n * TILE_WIDTH),
         });
-        let bundles: Vec<(Tile, bytes::Bytes)> = futures_util::stream::iter(tiles)
+        let bundles: Vec<(Tile, Vec<u8>)> = futures_util::stream::iter(tiles)
             .map(|tile| async move {
                 let bytes = self.get_bytes(&format!("/v1/log/tile/{}", tile.path()), MAX_BUNDLE).await?;
                 Ok::<_, String>((tile, bytes))
@@ -514,8 +500,7 @@ impl Mirror {
 
     async fn follow(self: &Arc<Self>) -> Result<String, Failure> {
         let note = self.get_bytes("/v1/log/checkpoint", MAX_NOTE).await.map_err(Failure::Retry)?;
-        let note =
-            String::from_utf8(note.to_vec()).map_err(|_| Failure::Retry("the checkpoint is not UTF-8".into()))?;
+        let note = String::from_utf8(note).map_err(|_| Failure::Retry("the checkpoint is not UTF-8".into()))?;
         // A checkpoint not signed by the pinned key proves nothing: not a fork, a bad answer.
         let cp = Checkpoint::open(&note, &self.verifier)
             .map_err(|e| Failure::Retry(format!("the checkpoint does not verify under the pinned key: {e}")))?;

@@ -129,8 +129,7 @@ impl Keyring {
                 let parts: [&[u8]; 4] = [b"licvault-trust-hash-v2", self.trust.root_der(), &kids.concat(), &federation];
                 let mut buf = Vec::new();
                 for p in parts {
-                    buf.extend_from_slice(&(p.len() as u32).to_be_bytes());
-                    buf.extend_from_slice(p);
+                    crate::crypto::push_part(&mut buf, p);
                 }
                 sha256(&buf)
             }

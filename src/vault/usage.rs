@@ -27,12 +27,16 @@ pub struct Officer {
     pub staff_no: String,
 }
 
-/// What a verifier states with a read, as received.
-#[derive(Debug, Clone, Default)]
+/// What a verifier states with a read, as received (and as sent on to other nodes, in the
+/// fields of a verifier's request).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct UseInput<'a> {
     pub use_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub service_item_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub biz_num: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub officer: Option<&'a Officer>,
 }
 

@@ -143,9 +143,14 @@ impl Refusal {
 
 impl Verdict {
     fn refused(kind: VerdictKind, reason: impl Into<String>) -> Self {
+        Self::with_reasons(kind, vec![reason.into()])
+    }
+
+    /// A verdict of `kind` for `reasons`, saying nothing else yet.
+    fn with_reasons(kind: VerdictKind, reasons: Vec<String>) -> Self {
         Self {
             kind,
-            reasons: vec![reason.into()],
+            reasons,
             licence: None,
             issuer_cert: None,
             log_index: None,
@@ -381,16 +386,9 @@ impl Vault {
                 }
                 reasons.push("this exact document is not in the vault's log".into());
                 return Ok(Verdict {
-                    kind: VerdictKind::NotInLog,
-                    reasons,
                     licence: Some(licence),
                     issuer_cert: Some(cert.name.clone()),
-                    log_index: None,
-                    log_size: None,
-                    copy: None,
-                    presentation: None,
-                    successor: None,
-                    elsewhere: None,
+                    ..Verdict::with_reasons(VerdictKind::NotInLog, reasons)
                 });
             }
         };
@@ -433,6 +431,11 @@ impl Vault {
         now: i64,
         reasons: &mut Vec<String>,
     ) -> Result<Option<Verdict>, VaultError> {
+        let verdict = |kind, reasons: Vec<String>| Verdict {
+            issuer_cert: Some(cert.name.clone()),
+            elsewhere: Some(Elsewhere { platform: platform.to_vec(), mirror: None, stale: None }),
+            ..Verdict::with_reasons(kind, reasons)
+        };
         let root = self.keyring().trust.platform_root_of(&cert.kid).map(|k| k.to_bytes());
         let mirrored = match (self.mirrors.get(), root) {
             (Some(m), Some(root)) => match m.licence(&root, &licence.id.to_string(), &issued) {
@@ -440,11 +443,7 @@ impl Vault {
                 // A mirror that cannot be read tells no status; the vault's own log is fine.
                 Err(why) => {
                     reasons.push(format!("{why}: its status is not known here"));
-                    let mut v = Verdict::refused(VerdictKind::NotMirrored, "");
-                    v.reasons = std::mem::take(reasons);
-                    v.issuer_cert = Some(cert.name.clone());
-                    v.elsewhere = Some(Elsewhere { platform: platform.to_vec(), mirror: None, stale: None });
-                    return Ok(Some(v));
+                    return Ok(Some(verdict(VerdictKind::NotMirrored, std::mem::take(reasons))));
                 }
             },
             _ => None,
@@ -452,18 +451,6 @@ impl Vault {
         if !platform.is_empty() {
             reasons.push(format!("its platform is vouched for by {}", platform.join(" → ")));
         }
-        let verdict = |kind, reasons: Vec<String>| Verdict {
-            kind,
-            reasons,
-            licence: None,
-            issuer_cert: Some(cert.name.clone()),
-            log_index: None,
-            log_size: None,
-            copy: None,
-            presentation: None,
-            successor: None,
-            elsewhere: Some(Elsewhere { platform: platform.to_vec(), mirror: None, stale: None }),
-        };
         match mirrored {
             Some(m) => {
                 let elsewhere = Elsewhere {

@@ -7,8 +7,6 @@
 //! again): P detects the fork, stops following A, keeps serving what it verified, says so in
 //! `/readyz`, `/metrics` and `GET /v1/mirrors`, and still knows after a restart.
 
-use std::path::Path;
-use std::process::Child;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -22,29 +20,7 @@ fn free_port() -> String {
     l.local_addr().unwrap().to_string()
 }
 
-pub struct Node {
-    child: Child,
-    pub base: String,
-}
-
-impl Node {
-    pub fn start(listen: &str, data: &Path, keys: &Path, args: &[&str]) -> Self {
-        let (child, base) =
-            crate::support_server::spawn_server_on(env!("CARGO_BIN_EXE_licvault"), listen, data, keys, args);
-        Self { child, base }
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+pub use crate::support_server::Node;
 
 pub async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: &Value) -> (u16, Value) {
     let mut req = http.post(url).json(body);

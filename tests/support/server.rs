@@ -1,5 +1,6 @@
-//! Shared by the crash test and the benchmark (included with `#[path]`): the release or test
-//! binary serving the demo on 127.0.0.1:0 as a separate process.
+#![allow(dead_code)] // each test or benchmark that includes this uses some of it
+//! Shared by the API tests and the benchmarks (included with `#[path]`): the release or test
+//! binary serving the demo as a separate process.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -35,4 +36,29 @@ pub fn spawn_server_on(bin: &str, listen: &str, data: &Path, keys: &Path, args: 
     let addr =
         line.trim().strip_prefix("licvault listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     (child, format!("http://{addr}"))
+}
+
+/// A node: the binary under test serving the demo on `listen` as a separate process, killed when
+/// dropped (the multi-node tests and the mirrors' benchmark).
+pub struct Node {
+    child: Child,
+    pub base: String,
+}
+
+impl Node {
+    pub fn start(listen: &str, data: &Path, keys: &Path, args: &[&str]) -> Self {
+        let (child, base) = spawn_server_on(env!("CARGO_BIN_EXE_licvault"), listen, data, keys, args);
+        Self { child, base }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
