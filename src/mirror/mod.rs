@@ -2,7 +2,7 @@
 //! through their signed checkpoints and entry bundles (c2sp.org/tlog-tiles), verifies every leaf
 //! (decoding, index, hash chain, per-licence back-pointer) and that the leaves are the signed
 //! tree (a consistency proof to the signed checkpoint for a part, the root itself at the end),
-//! and keeps the leaves, the tree nodes and each licence's state (`LicenceState`) in a store of
+//! and keeps the leaves, the tree's right edge and each licence's state (`LicenceState`) in a store of
 //! its own, one per source, which only its follower writes. `POST /v1/verify` answers another
 //! platform's document from there, with the head it holds as of.
 //!
@@ -21,12 +21,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::log::leaf::{ChainCheck, Leaf};
-use crate::log::merkle::Nodes;
 use crate::log::merkle::{leaf_hash, verify_consistency, CompactRange, Hash};
 use crate::log::note::{Checkpoint, NoteSigner, Verifier};
 use crate::log::replay::LicenceState;
 use crate::log::tile::{bundle_entries, Tile, TILE_WIDTH};
-use crate::store::{tree_key, Batch, Cf, Store, StoredNodes};
+use crate::store::{Batch, Cf, Store};
 
 pub mod pg;
 
@@ -44,6 +43,40 @@ const MAX_PART_BYTES: usize = 64 << 20;
 const META_SIZE: &[u8] = b"size";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
 const META_FORK: &[u8] = b"fork";
+/// The tree's right edge: its peaks, largest first, 32 bytes each.
+const META_PEAKS: &[u8] = b"peaks";
+const META_LAYOUT: &[u8] = b"layout";
+/// Leaves kept as entry bundles (`e/` ‖ tile index), the tree as its peaks, licence states by
+/// their id's digest (`l/` ‖ SHA-256).
+const LAYOUT: &[u8] = b"bundles-2";
+
+/// The row of entry bundle `t` in a mirror's RocksDB store.
+fn bundle_key(t: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[..2].copy_from_slice(b"e/");
+    k[2..].copy_from_slice(&t.to_be_bytes());
+    k
+}
+
+/// The row of a licence's state in a mirror's RocksDB store: `l/` ‖ SHA-256 of its id. Ids share
+/// long prefixes (a platform, a department); their digests do not, which keeps the memtable's
+/// comparisons short.
+fn licence_key(id: &str) -> [u8; 34] {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 34];
+    k[..2].copy_from_slice(b"l/");
+    k[2..].copy_from_slice(&Sha256::digest(id.as_bytes()));
+    k
+}
+
+/// Appends `leaf` to an entry bundle behind its big-endian uint16 length.
+fn push_entry(bundle: &mut Vec<u8>, leaf: &[u8]) -> Result<(), String> {
+    let len = u16::try_from(leaf.len())
+        .map_err(|_| format!("a leaf of {} bytes does not fit an entry bundle", leaf.len()))?;
+    bundle.extend_from_slice(&len.to_be_bytes());
+    bundle.extend_from_slice(leaf);
+    Ok(())
+}
 
 /// The end of the part that starts at `from`, in a log of `size` leaves.
 fn end_of_part(from: u64, size: u64) -> u64 {
@@ -350,7 +383,7 @@ impl Mirror {
             // Under the tail lock, which a commit holds from its write to the new size.
             Backend::Rocks(store) => {
                 let tail = lock(&self.tail);
-                let row = store.get(Cf::Licences, id.as_bytes()).map_err(|e| e.to_string())?;
+                let row = store.get(Cf::Licences, &licence_key(id)).map_err(|e| e.to_string())?;
                 let size = tail.tree.size();
                 drop(tail);
                 row.map(|r| serde_json::from_slice::<LicenceState>(&r).map(|s| (s, size)))
@@ -558,18 +591,50 @@ impl Mirror {
             let (me, size) = (self.clone(), cp.size);
             tokio::spawn(async move { me.fetch_part(from, end_of_part(from, size), size).await })
         };
+        // A verified part is written (in a task of its own) while the next one is verified: the
+        // next one's licences are read from the part being written (`newer`) before the store.
+        let (mut tree, mut prev) = {
+            let t = lock(&self.tail);
+            (t.tree.clone(), t.prev)
+        };
         let mut from = mine;
         let mut next = (from < cp.size).then(|| fetch(from));
+        let mut writing: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
+        let mut newer = Arc::new(HashMap::new());
+        let written = |w: Option<tokio::task::JoinHandle<Result<(), String>>>| async move {
+            match w {
+                Some(w) => w.await.map_err(|e| Failure::Retry(e.to_string()))?.map_err(Failure::Retry),
+                None => Ok(()),
+            }
+        };
         while let Some(fetching) = next.take() {
             let to = end_of(from);
-            let (leaves, proof) = fetching.await.map_err(|e| Failure::Retry(e.to_string()))?.map_err(Failure::Retry)?;
-            next = (to < cp.size).then(|| fetch(to));
-            self.commit(from, &leaves, &cp, &note, proof.as_deref()).await.map_err(|e| match e {
+            let fetched =
+                fetching.await.map_err(|e| Failure::Retry(e.to_string())).and_then(|r| r.map_err(Failure::Retry));
+            let verified = match fetched {
+                Ok((leaves, proof)) => {
+                    next = (to < cp.size).then(|| fetch(to));
+                    self.verify_part(from, leaves, (&tree, prev), &newer, &cp, &note, proof.as_deref()).await
+                }
+                Err(e) => Err(e),
+            };
+            // What was verified before is written whatever this part turned out to be.
+            written(writing.take()).await?;
+            let part = verified.map_err(|e| match e {
                 Failure::Fork(why, _, _) => fork(why),
                 other => other,
             })?;
+            (tree, prev, newer) = (part.tree.clone(), part.prev, part.states.clone());
+            let me = self.clone();
+            writing = Some(tokio::spawn(async move {
+                let count = part.leaves.len() as u64;
+                me.backend.commit(&me.name, &part, &me.tail).await?;
+                me.leaves_total.fetch_add(count, Ordering::Relaxed);
+                Ok(())
+            }));
             from = to;
         }
+        written(writing.take()).await?;
         let tail = lock(&self.tail);
         if tail.tree.root() != cp.root {
             return Err(fork(format!(
@@ -602,22 +667,21 @@ impl Mirror {
         body.hashes()
     }
 
-    /// Verifies leaves `from..` and, when they are the signed tree's (the root at `cp`, or
-    /// `proof` from their end to it), commits them with their tree nodes and licence states in
-    /// one synced batch.
-    async fn commit(
+    /// Verifies leaves `from..` after the tree `tree` whose last leaf hashes to `prev`: the part
+    /// to commit when they are the signed tree's (the root at `cp`, or `proof` from their end to
+    /// it). `newer` holds the states of the part before, which may not be written yet.
+    #[allow(clippy::too_many_arguments)]
+    async fn verify_part(
         &self,
         from: u64,
-        leaves: &[Vec<u8>],
+        leaves: Vec<Vec<u8>>,
+        (tree, prev): (&CompactRange, Hash),
+        newer: &HashMap<String, LicenceState>,
         cp: &Checkpoint,
         note: &str,
         proof: Option<&[Hash]>,
-    ) -> Result<(), Failure> {
+    ) -> Result<Part, Failure> {
         let fork = |why: String| Failure::Fork(why, String::new(), false);
-        let (tree, prev) = {
-            let t = lock(&self.tail);
-            (t.tree.clone(), t.prev)
-        };
         if tree.size() != from {
             return Err(Failure::Retry("the mirror moved under the follower".into()));
         }
@@ -629,19 +693,25 @@ impl Mirror {
             .collect::<Result<Vec<_>, _>>()?;
         // The states before this part of every licence it is about, in one read: each one's last
         // leaf is the back-pointer the first leaf about it must carry.
-        let mut ids: Vec<&str> = decoded.iter().filter_map(|l| l.licence.as_deref()).collect();
+        let mut ids: Vec<&str> =
+            decoded.iter().filter_map(|l| l.licence.as_deref()).filter(|id| !newer.contains_key(*id)).collect();
         ids.sort_unstable();
         ids.dedup();
         let mut known = self.backend.licence_states(&self.name, &ids).await.map_err(Failure::Retry)?;
-        let mut check = ChainCheck::resume(tree, prev);
-        let mut states: HashMap<String, LicenceState> = HashMap::new();
-        let mut nodes = Vec::new();
+        for l in &decoded {
+            if let Some(id) = l.licence.as_deref() {
+                if let Some(st) = newer.get(id) {
+                    known.entry(id.to_string()).or_insert_with(|| st.clone());
+                }
+            }
+        }
+        let mut check = ChainCheck::resume(tree.clone(), prev);
+        let mut states: HashMap<String, LicenceState> = HashMap::with_capacity(leaves.len());
         for (i, (bytes, leaf)) in leaves.iter().zip(&decoded).enumerate() {
             let index = from + i as u64;
-            let created = check
+            check
                 .push_decoded(bytes, leaf, |id| known.get(id).map(|s| s.last_index))
                 .map_err(|e| fork(format!("the source's leaves do not follow the ones mirrored: {e}")))?;
-            nodes.extend(created);
             if let Some(id) = &leaf.licence {
                 let mut st = states.remove(id).or_else(|| known.remove(id)).unwrap_or_default();
                 st.apply(index, leaf);
@@ -662,18 +732,15 @@ impl Mirror {
             }
             None => {}
         }
-        let part = Part {
+        drop(decoded);
+        Ok(Part {
             from,
-            leaves,
-            nodes: &nodes,
-            states: &states,
-            tree: check.tree(),
+            tree: check.tree().clone(),
             prev: check.prev(),
-            checkpoint: note,
-        };
-        self.backend.commit(&self.name, &part, &self.tail).await.map_err(Failure::Retry)?;
-        self.leaves_total.fetch_add(leaves.len() as u64, Ordering::Relaxed);
-        Ok(())
+            leaves,
+            states: Arc::new(states),
+            checkpoint: note.to_string(),
+        })
     }
 }
 
@@ -702,16 +769,14 @@ fn check_loaded(loaded: &Loaded, verifier: &Verifier) -> Result<(), String> {
 }
 
 /// Verified leaves `from..` and all that follows from them, written at once.
-pub struct Part<'a> {
+pub struct Part {
     from: u64,
-    leaves: &'a [Vec<u8>],
-    /// Every tree node the leaves complete, the leaves' own first.
-    nodes: &'a [(u32, u64, Hash)],
-    states: &'a HashMap<String, LicenceState>,
+    leaves: Vec<Vec<u8>>,
+    states: Arc<HashMap<String, LicenceState>>,
     /// The tree over every leaf mirrored with these.
-    tree: &'a CompactRange,
+    tree: CompactRange,
     prev: Hash,
-    checkpoint: &'a str,
+    checkpoint: String,
 }
 
 /// Where a mirror keeps what it verified: a RocksDB store per source in the layout of a log,
@@ -732,19 +797,42 @@ impl Backend {
             Some(b) => u64::from_be_bytes(b.as_slice().try_into().map_err(|_| "bad size row".to_string())?),
             None => 0,
         };
-        let tree = CompactRange::from_nodes(&StoredNodes(store.as_ref()), size).map_err(|e| e.to_string())?;
+        if size > 0 && get(META_LAYOUT)?.as_deref() != Some(LAYOUT) {
+            return Err("this mirror store has an earlier layout (a row a leaf); move it away and the source is \
+                        mirrored again"
+                .into());
+        }
+        let peaks = get(META_PEAKS)?.unwrap_or_default();
+        if peaks.len() % 32 != 0 {
+            return Err("bad peaks row".into());
+        }
+        let peaks = peaks.chunks(32).map(|c| c.try_into().unwrap_or_default()).collect();
+        let tree = CompactRange::from_peaks(size, peaks).map_err(|e| format!("the stored tree: {e}"))?;
+        // The last entry bundle against the tree's right edge: the leaves after the last multiple
+        // of 256 are the tree's smallest peaks (and a last full bundle its last one, if alone).
         let prev = match size {
             0 => [0; 32],
-            n => leaf_hash(
-                &store
-                    .get(Cf::Leaves, &(n - 1).to_be_bytes())
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("leaf {} is missing", n - 1))?,
-            ),
+            n => {
+                let t = (n - 1) / TILE_WIDTH;
+                let row = store.get(Cf::Leaves, &bundle_key(t)).map_err(|e| e.to_string())?;
+                let row = row.ok_or_else(|| format!("the entry bundle of leaf {} is missing", n - 1))?;
+                let entries = bundle_entries(&row)?;
+                let count = n - t * TILE_WIDTH;
+                let mut last = CompactRange::new();
+                for e in &entries {
+                    last.append(leaf_hash(e));
+                }
+                let edge = &tree.peaks()[tree.peaks().len().saturating_sub(last.peaks().len())..];
+                let alone = count < TILE_WIDTH || (n / TILE_WIDTH) % 2 == 1;
+                if entries.len() as u64 != count || (alone && last.peaks() != edge) {
+                    return Err(format!(
+                        "the entry bundle of leaf {} is not the stored tree's: the store was altered",
+                        n - 1
+                    ));
+                }
+                leaf_hash(entries[entries.len() - 1])
+            }
         };
-        if size > 0 && StoredNodes(store.as_ref()).node(0, size - 1) != Some(prev) {
-            return Err(format!("leaf {} does not hash to its tree node: the store was altered", size - 1));
-        }
         let checkpoint = get(META_CHECKPOINT)?
             .map(|b| String::from_utf8(b).map_err(|_| "the stored checkpoint is not text".to_string()))
             .transpose()?;
@@ -760,7 +848,7 @@ impl Backend {
             Backend::Rocks(store) => {
                 let mut out = HashMap::new();
                 for id in ids {
-                    if let Some(row) = store.get(Cf::Licences, id.as_bytes()).map_err(|e| e.to_string())? {
+                    if let Some(row) = store.get(Cf::Licences, &licence_key(id)).map_err(|e| e.to_string())? {
                         let st = serde_json::from_slice(&row).map_err(|e| format!("mirrored licence {id}: {e}"))?;
                         out.insert(id.to_string(), st);
                     }
@@ -773,7 +861,7 @@ impl Backend {
 
     /// Writes a part in one synced batch (one transaction), then moves `tail` to it, holding
     /// the tail lock from the write on, so that a reader never sees rows newer than the size.
-    async fn commit(&self, source: &str, part: &Part<'_>, tail: &Mutex<Tail>) -> Result<(), String> {
+    async fn commit(&self, source: &str, part: &Part, tail: &Mutex<Tail>) -> Result<(), String> {
         let store = match self {
             Backend::Rocks(store) => store,
             Backend::Postgres(pg) => {
@@ -783,16 +871,45 @@ impl Backend {
                 return Ok(());
             }
         };
+        // A synced write blocks: the runtime moves its other tasks off this thread meanwhile.
+        tokio::task::block_in_place(|| Self::write_rocks(store.as_ref(), part, tail))
+    }
+
+    /// [`Backend::commit`] to a RocksDB store. The leaves as the source's entry bundles, a row a
+    /// full or partial bundle: the first one, when the part starts inside it, after the leaves of
+    /// it verified before.
+    fn write_rocks(store: &dyn Store, part: &Part, tail: &Mutex<Tail>) -> Result<(), String> {
         let mut batch = Batch::default();
-        for (i, bytes) in part.leaves.iter().enumerate() {
-            batch.put(Cf::Leaves, (part.from + i as u64).to_be_bytes().to_vec(), bytes.clone());
+        let mut index = part.from;
+        let mut leaves = part.leaves.iter();
+        while index < part.from + part.leaves.len() as u64 {
+            let t = index / TILE_WIDTH;
+            let mut row = match index % TILE_WIDTH {
+                0 => Vec::with_capacity(part.leaves.first().map_or(0, |l| (l.len() + 2) * TILE_WIDTH as usize)),
+                held => {
+                    let row = store.get(Cf::Leaves, &bundle_key(t)).map_err(|e| e.to_string())?.unwrap_or_default();
+                    if bundle_entries(&row)?.len() as u64 != held {
+                        return Err(format!("the stored entry bundle {t} does not hold the {held} leaves mirrored"));
+                    }
+                    row
+                }
+            };
+            let end = ((t + 1) * TILE_WIDTH).min(part.from + part.leaves.len() as u64);
+            for leaf in leaves.by_ref().take((end - index) as usize) {
+                push_entry(&mut row, leaf)?;
+            }
+            batch.put(Cf::Leaves, bundle_key(t).to_vec(), row);
+            index = end;
         }
-        for (level, idx, hash) in part.nodes {
-            batch.put(Cf::Tree, tree_key(*level, *idx).to_vec(), hash.to_vec());
+        // In key order: each insert into the memtable's skip list then starts where the one
+        // before it ended.
+        let mut states: Vec<_> = part.states.iter().map(|(id, st)| (licence_key(id), st)).collect();
+        states.sort_unstable_by_key(|s| s.0);
+        for (key, st) in states {
+            batch.put(Cf::Licences, key.to_vec(), serde_json::to_vec(st).unwrap_or_default());
         }
-        for (id, st) in part.states {
-            batch.put(Cf::Licences, id.as_bytes().to_vec(), serde_json::to_vec(st).unwrap_or_default());
-        }
+        batch.put(Cf::Meta, META_PEAKS.to_vec(), part.tree.peaks().concat());
+        batch.put(Cf::Meta, META_LAYOUT.to_vec(), LAYOUT.to_vec());
         batch.put(Cf::Meta, META_SIZE.to_vec(), part.tree.size().to_be_bytes().to_vec());
         batch.put(Cf::Meta, META_CHECKPOINT.to_vec(), part.checkpoint.as_bytes().to_vec());
         let mut t = lock(tail);
@@ -999,5 +1116,52 @@ mod tests {
             let e = load(json.clone()).unwrap_err();
             assert!(e.contains(why), "{json}: {e}");
         }
+    }
+
+    /// The RocksDB layout: parts that start and end inside entry bundles are read back as the
+    /// tree and last leaf they made, and an altered bundle is refused at load.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_rocksdb_layout_keeps_the_tree_across_parts_that_split_bundles() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(crate::store::rocks::RocksStore::open(dir.path()).unwrap());
+        let backend = Backend::Rocks(store.clone());
+        let leaves: Vec<Vec<u8>> =
+            (0..700u32).map(|i| format!("leaf {i}").repeat(1 + i as usize % 5).into_bytes()).collect();
+        let tail = Mutex::new(Tail { tree: CompactRange::new(), prev: [0; 32], checkpoint: None });
+        let mut tree = CompactRange::new();
+        for (from, to) in [(0, 300), (300, 301), (301, 512), (512, 513), (513, 700)] {
+            for l in &leaves[from..to] {
+                tree.append(leaf_hash(l));
+            }
+            let part = Part {
+                from: from as u64,
+                leaves: leaves[from..to].to_vec(),
+                states: Arc::new(HashMap::new()),
+                tree: tree.clone(),
+                prev: leaf_hash(&leaves[to - 1]),
+                checkpoint: format!("size {to}"),
+            };
+            backend.commit("city", &part, &tail).await.unwrap();
+            let loaded = backend.load("city").await.unwrap();
+            assert_eq!((loaded.tree.size(), loaded.tree.root()), (to as u64, tree.root()));
+            assert_eq!(loaded.prev, leaf_hash(&leaves[to - 1]));
+        }
+        let mut kept = Vec::new();
+        for t in 0..3 {
+            let row = store.get(Cf::Leaves, &bundle_key(t)).unwrap().unwrap();
+            kept.extend(bundle_entries(&row).unwrap().into_iter().map(<[u8]>::to_vec));
+        }
+        assert_eq!(kept, leaves);
+
+        // The last bundle altered: its leaves are no longer the tree's right edge.
+        let mut row = Vec::new();
+        for (i, l) in leaves[512..700].iter().enumerate() {
+            push_entry(&mut row, if i == 100 { b"forged" } else { l }).unwrap();
+        }
+        let mut b = Batch::default();
+        b.put(Cf::Leaves, bundle_key(2).to_vec(), row);
+        store.write(b).unwrap();
+        let e = backend.load("city").await.err().unwrap();
+        assert!(e.contains("the store was altered"), "{e}");
     }
 }

@@ -232,7 +232,7 @@ impl PgBackend {
         tokio::task::block_in_place(|| handle.block_on(self.licence(source, id)))
     }
 
-    pub(super) async fn commit(&self, source: &str, part: &Part<'_>) -> Result<(), String> {
+    pub(super) async fn commit(&self, source: &str, part: &Part) -> Result<(), String> {
         let mut w = self.writer().await?;
         let client = w.as_mut().ok_or("no PostgreSQL connection")?;
         let result = async {
@@ -280,7 +280,7 @@ impl PgBackend {
                 let sink = tx.copy_in("COPY mirror_licences_in FROM STDIN BINARY").await.map_err(pg_err)?;
                 let writer = BinaryCopyInWriter::new(sink, &[Type::INT2, Type::TEXT, Type::TEXT]);
                 futures_util::pin_mut!(writer);
-                for (id, st) in part.states {
+                for (id, st) in part.states.iter() {
                     let state = serde_json::to_string(st).map_err(|e| e.to_string())?;
                     writer.as_mut().write(&[&province(id), id, &state]).await.map_err(pg_err)?;
                 }

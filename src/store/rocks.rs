@@ -100,9 +100,16 @@ impl RocksStore {
         let mut holder_opts = cf_opts.clone();
         holder_opts.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(HOLDER_PREFIX));
         holder_opts.set_memtable_prefix_bloom_ratio(0.1);
+        // Licence rows are looked up by whole key, most often for ids that are not there yet (a
+        // new licence, a mirror's first leaf about one): a bloom filter over the memtable's keys
+        // answers those without a walk through its skip list.
+        let mut licence_opts = cf_opts.clone();
+        licence_opts.set_memtable_whole_key_filtering(true);
+        licence_opts.set_memtable_prefix_bloom_ratio(0.1);
         let cfs = Cf::ALL.iter().map(|cf| {
             let opts = match cf {
                 Cf::Tree => tree_opts.clone(),
+                Cf::Licences => licence_opts.clone(),
                 cf if holder_keyed(*cf) => holder_opts.clone(),
                 _ => cf_opts.clone(),
             };
