@@ -46,9 +46,9 @@ const META_FORK: &[u8] = b"fork";
 /// The tree's right edge: its peaks, largest first, 32 bytes each.
 const META_PEAKS: &[u8] = b"peaks";
 const META_LAYOUT: &[u8] = b"layout";
-/// Leaves kept as entry bundles (`e/` ‖ tile index), the tree as its peaks, licence states by
-/// their id's digest (`l/` ‖ SHA-256).
-const LAYOUT: &[u8] = b"bundles-2";
+/// Leaves kept as entry bundles (`e/` ‖ tile index), the tree as its peaks, licence states at
+/// `l/` ‖ id.
+const LAYOUT: &[u8] = b"bundles-1";
 
 /// The row of entry bundle `t` in a mirror's RocksDB store.
 fn bundle_key(t: u64) -> [u8; 10] {
@@ -58,15 +58,11 @@ fn bundle_key(t: u64) -> [u8; 10] {
     k
 }
 
-/// The row of a licence's state in a mirror's RocksDB store: `l/` ‖ SHA-256 of its id. Ids share
-/// long prefixes (a platform, a department); their digests do not, which keeps the memtable's
-/// comparisons short.
-fn licence_key(id: &str) -> [u8; 34] {
-    use sha2::{Digest, Sha256};
-    let mut k = [0u8; 34];
-    k[..2].copy_from_slice(b"l/");
-    k[2..].copy_from_slice(&Sha256::digest(id.as_bytes()));
-    k
+/// The row of a licence's state in a mirror's RocksDB store: `l/` ‖ its id. A department's ids
+/// grow with their serial, so a part's rows, written in key order, mostly extend the memtable's
+/// skip list at its end.
+fn licence_key(id: &str) -> Vec<u8> {
+    [b"l/".as_slice(), id.as_bytes()].concat()
 }
 
 /// Appends `leaf` to an entry bundle behind its big-endian uint16 length.
@@ -904,9 +900,9 @@ impl Backend {
         // In key order: each insert into the memtable's skip list then starts where the one
         // before it ended.
         let mut states: Vec<_> = part.states.iter().map(|(id, st)| (licence_key(id), st)).collect();
-        states.sort_unstable_by_key(|s| s.0);
+        states.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (key, st) in states {
-            batch.put(Cf::Licences, key.to_vec(), serde_json::to_vec(st).unwrap_or_default());
+            batch.put(Cf::Licences, key, serde_json::to_vec(st).unwrap_or_default());
         }
         batch.put(Cf::Meta, META_PEAKS.to_vec(), part.tree.peaks().concat());
         batch.put(Cf::Meta, META_LAYOUT.to_vec(), LAYOUT.to_vec());
