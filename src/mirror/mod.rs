@@ -254,7 +254,7 @@ pub struct Mirror {
     suspect: Mutex<Option<String>>,
     /// The newest verified checkpoint with the mirror's cosignature, made when it was verified.
     cosigned: Mutex<Option<String>>,
-    tail: Mutex<Tail>,
+    tail: Arc<Mutex<Tail>>,
     fork: Mutex<Option<Fork>>,
     seen: Mutex<Seen>,
     started_ms: u64,
@@ -312,7 +312,7 @@ impl Mirror {
             backend,
             suspect: Mutex::new(None),
             cosigned: Mutex::new(None),
-            tail: Mutex::new(Tail { tree: loaded.tree, prev: loaded.prev, checkpoint: loaded.checkpoint }),
+            tail: Arc::new(Mutex::new(Tail { tree: loaded.tree, prev: loaded.prev, checkpoint: loaded.checkpoint })),
             fork: Mutex::new(loaded.fork),
             seen: Mutex::new(Seen::default()),
             started_ms: now_ms(),
@@ -624,7 +624,7 @@ impl Mirror {
             let me = self.clone();
             writing = Some(tokio::spawn(async move {
                 let count = part.leaves.len() as u64;
-                me.backend.commit(&me.name, &part, &me.tail).await?;
+                me.backend.commit(&me.name, part, &me.tail).await?;
                 me.leaves_total.fetch_add(count, Ordering::Relaxed);
                 Ok(())
             }));
@@ -857,18 +857,21 @@ impl Backend {
 
     /// Writes a part in one synced batch (one transaction), then moves `tail` to it, holding
     /// the tail lock from the write on, so that a reader never sees rows newer than the size.
-    async fn commit(&self, source: &str, part: &Part, tail: &Mutex<Tail>) -> Result<(), String> {
+    async fn commit(&self, source: &str, part: Part, tail: &Arc<Mutex<Tail>>) -> Result<(), String> {
         let store = match self {
             Backend::Rocks(store) => store,
             Backend::Postgres(pg) => {
-                pg.commit(source, part).await?;
+                pg.commit(source, &part).await?;
                 let mut t = lock(tail);
                 *t = Tail { tree: part.tree.clone(), prev: part.prev, checkpoint: Some(part.checkpoint.to_string()) };
                 return Ok(());
             }
         };
-        // A synced write blocks: the runtime moves its other tasks off this thread meanwhile.
-        tokio::task::block_in_place(|| Self::write_rocks(store.as_ref(), part, tail))
+        // A synced write blocks: it runs on the runtime's blocking threads.
+        let (store, tail) = (store.clone(), tail.clone());
+        tokio::task::spawn_blocking(move || Self::write_rocks(store.as_ref(), &part, &tail))
+            .await
+            .map_err(|e| e.to_string())?
     }
 
     /// [`Backend::commit`] to a RocksDB store. The leaves as the source's entry bundles, a row a
@@ -1123,7 +1126,7 @@ mod tests {
         let backend = Backend::Rocks(store.clone());
         let leaves: Vec<Vec<u8>> =
             (0..700u32).map(|i| format!("leaf {i}").repeat(1 + i as usize % 5).into_bytes()).collect();
-        let tail = Mutex::new(Tail { tree: CompactRange::new(), prev: [0; 32], checkpoint: None });
+        let tail = Arc::new(Mutex::new(Tail { tree: CompactRange::new(), prev: [0; 32], checkpoint: None }));
         let mut tree = CompactRange::new();
         for (from, to) in [(0, 300), (300, 301), (301, 512), (512, 513), (513, 700)] {
             for l in &leaves[from..to] {
@@ -1137,7 +1140,7 @@ mod tests {
                 prev: leaf_hash(&leaves[to - 1]),
                 checkpoint: format!("size {to}"),
             };
-            backend.commit("city", &part, &tail).await.unwrap();
+            backend.commit("city", part, &tail).await.unwrap();
             let loaded = backend.load("city").await.unwrap();
             assert_eq!((loaded.tree.size(), loaded.tree.root()), (to as u64, tree.root()));
             assert_eq!(loaded.prev, leaf_hash(&leaves[to - 1]));
