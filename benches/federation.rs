@@ -218,7 +218,7 @@ fn main() {
             ingest / raw
         );
         let bytes = dir_bytes(&work.join("m1"));
-        println!("  mirror store (RocksDB)      {:>10.0} bytes a leaf on disk (leaves, tree nodes, licence states)", bytes as f64 / size as f64);
+        println!("  mirror store (RocksDB)      {:>10.0} bytes a leaf on disk (entry bundles, licence states, the write-ahead log)", bytes as f64 / size as f64);
 
         let (primary, socket) = (work.join("pg"), work.join("pgsock"));
         support_pg::pg("initdb", &["-D", support_pg::p(&primary), "-U", "postgres", "--auth=trust", "-E", "UTF8"]);
