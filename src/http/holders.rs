@@ -14,7 +14,7 @@ use super::licences::{licence_json, read_view, status_view, Audience, LicenceVie
 use super::{ApiError, ApiJson, AppState, HolderChannelCaller, VerifierCaller};
 use crate::domain::{Catalogue, HolderId, Status};
 use crate::vault::lookup::{Filter, Found, Outcome, DEFAULT_PAGE, MAX_PAGE};
-use crate::vault::usage::{Officer, UseAction, UseInput};
+use crate::vault::usage::{Officer, OnBehalfOf, UseAction, UseInput};
 use crate::vault::{rfc3339_ms, rfc3339_s, Vault, VaultError};
 
 pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
@@ -183,6 +183,17 @@ fn forwarded_types(client: &crate::vault::Client, asked: &[String]) -> Option<Ve
     (all || !types.is_empty()).then_some(types)
 }
 
+/// Whom this node acts for at the other nodes: the clerk's client here, under this node's log
+/// origin. The peer records it with each use, beside this node's own client there.
+fn relayed_for(s: &AppState, client: &crate::vault::Client) -> OnBehalfOf {
+    OnBehalfOf {
+        platform: s.vault.log_origin().to_string(),
+        client_id: client.id.clone(),
+        client_name: client.name.clone(),
+        department: client.uscc.clone(),
+    }
+}
+
 /// Which other nodes a request asks: none without `--peers`, on a later page of this node's
 /// own answer, or with `other_platforms: false`; `platform` alone asks that one (400 for a name
 /// not configured).
@@ -222,6 +233,7 @@ async fn lookup(
         Some(_) => peers_to_ask(&s, req.other_platforms, req.platform.as_deref(), req.cursor.as_deref())?,
         None => None,
     };
+    let me = relayed_for(&s, &client);
     // A page of another node's answer only: this node's own part is not read; that the clerk
     // asked is recorded all the same.
     let after = if req.platform.is_some() { None } else { cursor_in(req.cursor.as_deref())? };
@@ -231,7 +243,7 @@ async fn lookup(
         status: &req.status,
         cursor: req.platform.as_ref().and(req.cursor.as_deref()),
         limit: req.limit,
-        statement: req.use_input(),
+        statement: UseInput { on_behalf_of: Some(&me), ..req.use_input() },
         other_platforms: false,
     };
     let filter = Filter { types: req.types.clone(), statuses: req.status.clone() };
@@ -272,6 +284,8 @@ struct CheckRequest {
     biz_num: Option<String>,
     #[serde(default)]
     officer: Option<Officer>,
+    #[serde(default)]
+    on_behalf_of: Option<OnBehalfOf>,
     /// Ask the other nodes too (`--peers`; default: yes).
     #[serde(default)]
     other_platforms: Option<bool>,
@@ -357,8 +371,10 @@ async fn check(
         service_item_code: None,
         biz_num: req.biz_num.as_deref(),
         officer: req.officer.as_ref(),
+        on_behalf_of: req.on_behalf_of.as_ref(),
     };
     let ctx = s.vault.use_context(&client, statement.clone())?;
+    let me = relayed_for(&s, &client);
     let applicant = req.applicant.parse(&s.vault)?;
     let mut others = Vec::new();
     for (role, h) in &req.other_holders {
@@ -380,7 +396,7 @@ async fn check(
                     .iter()
                     .map(|(role, h)| (role.as_str(), HolderOut { kind: &h.kind, id: &h.id }))
                     .collect(),
-                statement,
+                statement: UseInput { on_behalf_of: Some(&me), ..statement },
                 other_platforms: false,
             };
             let path = format!("/v1/service-items/{}/check", r.item.code);
@@ -532,6 +548,9 @@ struct UseView {
     log_index: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     officer: Option<Officer>,
+    /// A use sent on by another node: the client there that asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on_behalf_of: Option<OnBehalfOf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     service_item: Option<ItemOwned>,
     time: String,
@@ -608,6 +627,7 @@ async fn usage(
             licence_id: u.licence_id,
             log_index: u.log_index,
             officer: u.officer,
+            on_behalf_of: u.on_behalf_of,
             service_item: u.service_item.map(|code| ItemOwned {
                 name: catalogue.service_item(&code).map(|i| i.name.clone()).unwrap_or_default(),
                 code,

@@ -3,9 +3,9 @@
 //! compares with the spec.
 
 /// A verifier's request body: its own fields, then what every verifier read states
-/// (`use_reason`, `service_item_code`, `biz_num`, `officer`; spec/openapi.yaml), and
+/// (`use_reason`, `service_item_code`, `biz_num`, `officer`, `on_behalf_of`; spec/openapi.yaml), and
 /// `use_input()`, which hands those to `Vault::use_context`. (`#[serde(flatten)]` would share the
-/// four fields, but it does not go with `deny_unknown_fields`.)
+/// five fields, but it does not go with `deny_unknown_fields`.)
 macro_rules! verifier_request {
     ($(#[$m:meta])* struct $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty,)* }) => {
         $(#[$m])*
@@ -21,6 +21,8 @@ macro_rules! verifier_request {
             biz_num: Option<String>,
             #[serde(default)]
             officer: Option<crate::vault::usage::Officer>,
+            #[serde(default)]
+            on_behalf_of: Option<crate::vault::usage::OnBehalfOf>,
         }
 
         impl $name {
@@ -30,6 +32,7 @@ macro_rules! verifier_request {
                     service_item_code: self.service_item_code.as_deref(),
                     biz_num: self.biz_num.as_deref(),
                     officer: self.officer.as_ref(),
+                    on_behalf_of: self.on_behalf_of.as_ref(),
                 }
             }
         }

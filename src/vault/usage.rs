@@ -27,6 +27,19 @@ pub struct Officer {
     pub staff_no: String,
 }
 
+/// Whom a node acts for when it sends a verifier's read on to another node (`--peers`,
+/// spec/formats.md §16): its own log's origin and the client there that asked. Like `officer`,
+/// a statement of the calling client, recorded beside that client's own id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OnBehalfOf {
+    pub platform: String,
+    pub client_id: String,
+    pub client_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+}
+
 /// What a verifier states with a read, as received (and as sent on to other nodes, in the
 /// fields of a verifier's request).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -38,6 +51,8 @@ pub struct UseInput<'a> {
     pub biz_num: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub officer: Option<&'a Officer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<&'a OnBehalfOf>,
 }
 
 /// A checked statement of use: who reads, for what matter.
@@ -50,6 +65,7 @@ pub struct UseContext {
     pub service_item: Option<String>,
     pub biz_num: Option<String>,
     pub officer: Option<Officer>,
+    pub on_behalf_of: Option<OnBehalfOf>,
 }
 
 impl UseContext {
@@ -63,6 +79,7 @@ impl UseContext {
             service_item: None,
             biz_num: None,
             officer: None,
+            on_behalf_of: None,
         }
     }
 
@@ -82,6 +99,15 @@ impl UseContext {
         }
         if let Some(o) = &self.officer {
             ev = ev.text("officer_name", o.name.as_str()).text("officer_no", o.staff_no.as_str());
+        }
+        if let Some(f) = &self.on_behalf_of {
+            ev = ev
+                .text("for_platform", f.platform.as_str())
+                .text("for_client", f.client_id.as_str())
+                .text("for_client_name", f.client_name.as_str());
+            if let Some(d) = &f.department {
+                ev = ev.text("for_dept", d.as_str());
+            }
         }
         ev
     }
@@ -203,16 +229,35 @@ impl Vault {
                 })
             })
             .transpose()?;
+        let on_behalf_of = input
+            .on_behalf_of
+            .map(|f| -> Result<OnBehalfOf, VaultError> {
+                Ok(OnBehalfOf {
+                    platform: text::clean("on_behalf_of.platform", &f.platform, 64)?,
+                    client_id: text::clean("on_behalf_of.client_id", &f.client_id, 64)?,
+                    client_name: text::clean("on_behalf_of.client_name", &f.client_name, 100)?,
+                    department: f
+                        .department
+                        .as_deref()
+                        .map(|d| text::clean("on_behalf_of.department", d, 32))
+                        .transpose()?,
+                })
+            })
+            .transpose()?;
         let texts = [
             ("use_reason", Some(reason.as_str())),
             ("biz_num", biz_num.as_deref()),
             ("officer.name", officer.as_ref().map(|o| o.name.as_str())),
             ("officer.staff_no", officer.as_ref().map(|o| o.staff_no.as_str())),
+            ("on_behalf_of.platform", on_behalf_of.as_ref().map(|f| f.platform.as_str())),
+            ("on_behalf_of.client_id", on_behalf_of.as_ref().map(|f| f.client_id.as_str())),
+            ("on_behalf_of.client_name", on_behalf_of.as_ref().map(|f| f.client_name.as_str())),
+            ("on_behalf_of.department", on_behalf_of.as_ref().and_then(|f| f.department.as_deref())),
         ];
         for (field, value) in texts {
             no_citizen_number(field, value.unwrap_or_default())?;
         }
-        Ok(UseContext { service_item, biz_num, officer, ..UseContext::of(client, reason) })
+        Ok(UseContext { service_item, biz_num, officer, on_behalf_of, ..UseContext::of(client, reason) })
     }
 
     /// Makes the usage records of `disclosed` durable: one `licence.used` leaf each and one index
@@ -347,6 +392,7 @@ pub struct UsageEntry {
     pub service_item: Option<String>,
     pub biz_num: Option<String>,
     pub officer: Option<Officer>,
+    pub on_behalf_of: Option<OnBehalfOf>,
     pub copy: Option<(Vec<u8>, u64)>,
     /// A presentation made: the keys of what it disclosed, comma-separated.
     pub disclosed: Option<String>,
@@ -379,6 +425,15 @@ impl UsageEntry {
             biz_num: t("biz_num"),
             officer: match (t("officer_name"), t("officer_no")) {
                 (Some(name), Some(staff_no)) => Some(Officer { name, staff_no }),
+                _ => None,
+            },
+            on_behalf_of: match (t("for_platform"), t("for_client")) {
+                (Some(platform), Some(client_id)) => Some(OnBehalfOf {
+                    platform,
+                    client_id,
+                    client_name: t("for_client_name").unwrap_or_default(),
+                    department: t("for_dept"),
+                }),
                 _ => None,
             },
             copy: ev.get_bytes("copy_sha256").map(|h| (h.to_vec(), ev.get_uint("copy_until").unwrap_or(0))),

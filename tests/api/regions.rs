@@ -5,7 +5,7 @@
 //! A's usage view, which asks B and C in turn. While C is down, A answers with B's licences and
 //! says C did not answer.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::*;
 use crate::mirrors::{post, Node};
@@ -63,6 +63,14 @@ async fn a_lookup_at_one_node_finds_the_licences_of_the_others_and_each_records_
         "{v}"
     );
     assert_eq!(used["officer"]["staff_no"], "A0042");
+    // ... and whom A acted for: the clerk's client at A, under A's log origin.
+    let trust: Value = http.get(format!("{}/v1/trust", a.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        used["on_behalf_of"],
+        json!({"platform": trust["log"]["origin"], "client_id": "zwfw-counter", "client_name": "示例市政务服务中心 综合窗口",
+               "department": "11440300MB20008055"}),
+        "{v}"
+    );
     // And through A's usage view, which asks B and C: A's own record of the query too.
     let (status, v) = post(&http, format!("{}/v1/holders/usage", a.base), Some(HOLDER_CHANNEL), &usage).await;
     assert_eq!(status, 200, "{v}");

@@ -407,6 +407,26 @@ async fn bad_requests_from_verifiers() {
             400,
             "invalid_request",
         ),
+        (
+            "/v1/holders/licences",
+            json!({"holder": holder, "use_reason": "核验",
+                   "on_behalf_of": {"platform": "a.example/log", "client_id": "c", "client_name": SPOUSE}}),
+            400,
+            "personal_number_in_text",
+        ),
+        (
+            "/v1/service-items/440300-XK-0003/check",
+            json!({"applicant": holder, "use_reason": "核验",
+                   "on_behalf_of": {"platform": "a.example/log", "client_id": "c\u{0}", "client_name": "窗口"}}),
+            400,
+            "invalid_text",
+        ),
+        (
+            "/v1/holders/licences",
+            json!({"holder": holder, "use_reason": "核验", "on_behalf_of": {"platform": "a.example/log", "client_id": "c"}}),
+            400,
+            "invalid_body",
+        ),
     ];
     for (path, body, status, code) in cases {
         let (st, v) = s.post(Some(VERIFIER), path, &body).await;
