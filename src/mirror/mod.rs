@@ -40,6 +40,10 @@ const MAX_BUNDLE: usize = 256 * (2 + u16::MAX as usize);
 /// Largest part held in memory.
 const MAX_PART_BYTES: usize = 64 << 20;
 
+/// Parts whose commit time is kept (`Mirror::commits`): at 4,096 leaves a part, about 16 M
+/// leaves of history, which a replica is never that far behind unless it has stopped.
+const COMMITS_KEPT: usize = 4096;
+
 const META_SIZE: &[u8] = b"size";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
 const META_FORK: &[u8] = b"fork";
@@ -74,6 +78,17 @@ fn push_entry(bundle: &mut Vec<u8>, leaf: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// How long ago (at `now`, unix ms) the mirror's state went past `as_of` leaves, from `commits`
+/// ((size after a part, unix ms), oldest first; the first the size at start, at 0): the time of
+/// the first part past it, if the one before it is kept too or nothing was dropped. `None`: not
+/// known.
+fn behind_ms(commits: &std::collections::VecDeque<(u64, u64)>, as_of: u64, now: u64) -> Option<u64> {
+    match commits.iter().position(|(s, _)| *s > as_of) {
+        Some(i) if i > 0 || commits.len() < COMMITS_KEPT => Some(now.saturating_sub(commits[i].1)),
+        _ => None,
+    }
+}
+
 /// The end of the part that starts at `from`, in a log of `size` leaves.
 fn end_of_part(from: u64, size: u64) -> u64 {
     (from / PART + 1).saturating_mul(PART).min(size)
@@ -91,6 +106,11 @@ pub struct MirrorConfig {
     /// licences, the licences partitioned by province (spec/formats.md §15).
     #[serde(default)]
     pub postgres: Option<String>,
+    /// With `postgres`: where verdicts read instead (a libpq connection string, usually a
+    /// streaming replica). The follower keeps reading and writing on the primary; a verdict
+    /// read on a replica that is behind the mirror by more than `max_lag_seconds` is stale.
+    #[serde(default)]
+    pub postgres_read: Option<String>,
     /// A directory `licvault witness init` wrote: the mirror cosigns each checkpoint it
     /// verified with this key (`GET /v1/mirrors/{name}/checkpoint`).
     #[serde(default)]
@@ -138,6 +158,9 @@ impl MirrorConfig {
         let cfg: Self = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         if cfg.data.is_some() == cfg.postgres.is_some() {
             return Err(format!("{}: give either data (RocksDB) or postgres, not both or neither", path.display()));
+        }
+        if cfg.postgres_read.is_some() && cfg.postgres.is_none() {
+            return Err(format!("{}: postgres_read goes with postgres", path.display()));
         }
         if cfg.poll_ms == 0 {
             return Err(format!("{}: poll_ms must be at least 1", path.display()));
@@ -259,6 +282,9 @@ pub struct Mirror {
     seen: Mutex<Seen>,
     started_ms: u64,
     leaves_total: AtomicU64,
+    /// When each recent part became the mirror's state: (size after it, unix ms), oldest first,
+    /// at most `COMMITS_KEPT`. How far behind a replica's answer is.
+    commits: Mutex<std::collections::VecDeque<(u64, u64)>>,
     witness: Option<Arc<dyn NoteSigner + Send + Sync>>,
     http: reqwest::Client,
 }
@@ -296,6 +322,7 @@ impl Mirror {
         let token = crate::fetch::read_token(&source.token_file).map_err(|e| format!("source {}: {e}", source.name))?;
         let loaded = backend.load(&source.name).await.map_err(|e| format!("mirror of {}: {e}", source.name))?;
         check_loaded(&loaded, &verifier).map_err(|e| format!("mirror of {}: {e}", source.name))?;
+        let start_size = loaded.tree.size();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -317,6 +344,8 @@ impl Mirror {
             seen: Mutex::new(Seen::default()),
             started_ms: now_ms(),
             leaves_total: AtomicU64::new(0),
+            // The size it started from was reached at a time it does not know: long ago.
+            commits: Mutex::new(std::collections::VecDeque::from([(start_size, 0)])),
             witness,
             http,
         })
@@ -389,7 +418,11 @@ impl Mirror {
             // One statement reads the state and the size: one snapshot.
             Backend::Postgres(pg) => pg.licence_blocking(&self.name, id)?,
         };
-        let stale = self.staleness();
+        let replica = matches!(&self.backend, Backend::Postgres(pg) if pg.reads_replica());
+        let stale = self.staleness().or_else(|| match (&found, replica) {
+            (Some((_, as_of)), true) => self.replica_behind(*as_of),
+            _ => None,
+        });
         Ok(found.map(|(state, as_of_size)| Mirrored {
             source: self.name.clone(),
             origin: self.origin().to_string(),
@@ -397,6 +430,35 @@ impl Mirror {
             as_of_size,
             stale,
         }))
+    }
+
+    /// Notes that the mirror's state reached `size` now.
+    fn committed(&self, size: u64) {
+        let mut c = lock(&self.commits);
+        if c.len() == COMMITS_KEPT {
+            c.pop_front();
+        }
+        c.push_back((size, now_ms()));
+    }
+
+    /// Why an answer read as of `as_of` leaves (on a replica) is out of date, if it is: the
+    /// mirror's own state went past that size more than `max_lag_seconds` ago, or so long ago
+    /// that it no longer knows when.
+    fn replica_behind(&self, as_of: u64) -> Option<String> {
+        let size = lock(&self.tail).tree.size();
+        if as_of >= size {
+            return None;
+        }
+        let behind = behind_ms(&lock(&self.commits), as_of, now_ms()).unwrap_or(u64::MAX);
+        (behind > self.max_lag_ms).then(|| match behind {
+            u64::MAX => format!("the database answering for the mirror of {} is far behind it ({as_of} of {size} leaves)", self.name),
+            ms => format!(
+                "the database answering for the mirror of {} is {:.0} s behind it ({as_of} of {size} leaves; more than {} s)",
+                self.name,
+                ms as f64 / 1000.0,
+                self.max_lag_ms / 1000
+            ),
+        })
     }
 
     /// Why this mirror's state may be out of date, if it may.
@@ -626,6 +688,7 @@ impl Mirror {
                 let count = part.leaves.len() as u64;
                 me.backend.commit(&me.name, part, &me.tail).await?;
                 me.leaves_total.fetch_add(count, Ordering::Relaxed);
+                me.committed(lock(&me.tail).tree.size());
                 Ok(())
             }));
             from = to;
@@ -969,7 +1032,7 @@ impl Mirrors {
             None => None,
         };
         let pg = match &cfg.postgres {
-            Some(conn) => Some(Arc::new(pg::PgBackend::connect(conn).await?)),
+            Some(conn) => Some(Arc::new(pg::PgBackend::connect(conn, cfg.postgres_read.as_deref()).await?)),
             None => None,
         };
         let mut list = Vec::new();
@@ -1110,6 +1173,7 @@ mod tests {
             (serde_json::json!({"data": "d", "postgres": "host=x", "sources": []}), "either data"),
             (serde_json::json!({"data": "d", "poll_ms": 0, "sources": []}), "poll_ms"),
             (serde_json::json!({"data": "d", "sources": [], "extra": 1}), "unknown field"),
+            (serde_json::json!({"data": "d", "postgres_read": "host=r", "sources": []}), "goes with postgres"),
         ];
         for (json, why) in refused {
             let e = load(json.clone()).unwrap_err();
@@ -1162,5 +1226,21 @@ mod tests {
         store.write(b).unwrap();
         let e = backend.load("city").await.err().unwrap();
         assert!(e.contains("the store was altered"), "{e}");
+    }
+
+    #[test]
+    fn a_replica_answer_is_as_old_as_the_first_part_past_it() {
+        use std::collections::VecDeque;
+        // Started at 100 leaves; parts took it to 200 at t = 5,000 ms and 300 at t = 9,000 ms.
+        let c = VecDeque::from([(100, 0), (200, 5_000), (300, 9_000)]);
+        assert_eq!(behind_ms(&c, 250, 10_000), Some(1_000));
+        assert_eq!(behind_ms(&c, 199, 10_000), Some(5_000));
+        assert_eq!(behind_ms(&c, 300, 10_000), None, "not behind: the caller checks the size first");
+        // Below the size at start: passed before this process knew, so "long ago".
+        assert_eq!(behind_ms(&c, 50, 10_000), Some(10_000));
+        // Once parts were dropped, the oldest kept says nothing of what came before it.
+        let full: VecDeque<(u64, u64)> = (1..=COMMITS_KEPT as u64).map(|n| (n * 10, n)).collect();
+        assert_eq!(behind_ms(&full, 5, 99_999), None);
+        assert_eq!(behind_ms(&full, 15, 100), Some(98));
     }
 }

@@ -69,10 +69,15 @@ pub fn province(id: &str) -> i16 {
 
 pub struct PgBackend {
     conn: String,
+    /// Where verdicts read (`postgres_read`: a streaming replica), when not the primary.
+    read_conn: Option<String>,
     /// Parts are written here, one transaction at a time.
     writer: tokio::sync::Mutex<Option<Client>>,
-    /// Reads (verdicts) share this one.
+    /// The follower's reads of licence states, on the primary (a replica may not have the part
+    /// just written yet); verdicts too, without `postgres_read`.
     reader: tokio::sync::Mutex<Option<Arc<Client>>>,
+    /// Verdicts' reads on `read_conn`.
+    replica: tokio::sync::Mutex<Option<Arc<Client>>>,
 }
 
 fn pg_err(e: tokio_postgres::Error) -> String {
@@ -81,8 +86,14 @@ fn pg_err(e: tokio_postgres::Error) -> String {
 
 impl PgBackend {
     /// Connects and creates the tables when missing.
-    pub async fn connect(conn: &str) -> Result<Self, String> {
-        let backend = Self { conn: conn.to_string(), writer: Default::default(), reader: Default::default() };
+    pub async fn connect(conn: &str, read_conn: Option<&str>) -> Result<Self, String> {
+        let backend = Self {
+            conn: conn.to_string(),
+            read_conn: read_conn.map(str::to_string),
+            writer: Default::default(),
+            reader: Default::default(),
+            replica: Default::default(),
+        };
         let client = backend.open().await?;
         client.batch_execute(&schema()).await.map_err(pg_err)?;
         *backend.writer.lock().await = Some(client);
@@ -90,7 +101,11 @@ impl PgBackend {
     }
 
     async fn open(&self) -> Result<Client, String> {
-        let (client, connection) = tokio_postgres::connect(&self.conn, NoTls).await.map_err(pg_err)?;
+        Self::open_on(&self.conn).await
+    }
+
+    async fn open_on(conn: &str) -> Result<Client, String> {
+        let (client, connection) = tokio_postgres::connect(conn, NoTls).await.map_err(pg_err)?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "mirror: the PostgreSQL connection ended");
@@ -99,12 +114,30 @@ impl PgBackend {
         Ok(client)
     }
 
+    /// Whether verdicts read from `postgres_read` instead of the primary.
+    pub(super) fn reads_replica(&self) -> bool {
+        self.read_conn.is_some()
+    }
+
     async fn reader(&self) -> Result<Arc<Client>, String> {
-        let mut r = self.reader.lock().await;
+        Self::shared(&self.reader, &self.conn).await
+    }
+
+    /// The connection verdicts read on.
+    async fn verdict_reader(&self) -> Result<Arc<Client>, String> {
+        match &self.read_conn {
+            Some(conn) => Self::shared(&self.replica, conn).await,
+            None => self.reader().await,
+        }
+    }
+
+    /// The connection kept in `slot`, opened on `conn` when there is none or it has closed.
+    async fn shared(slot: &tokio::sync::Mutex<Option<Arc<Client>>>, conn: &str) -> Result<Arc<Client>, String> {
+        let mut r = slot.lock().await;
         match r.as_ref() {
             Some(c) if !c.is_closed() => Ok(c.clone()),
             _ => {
-                let c = self.open().await?;
+                let c = Self::open_on(conn).await?;
                 // A verdict waits for this connection: never long.
                 c.batch_execute("SET statement_timeout = 5000").await.map_err(pg_err)?;
                 let c = Arc::new(c);
@@ -202,7 +235,7 @@ impl PgBackend {
     /// A licence's state and the size it holds as of, in one statement (one snapshot).
     async fn licence(&self, source: &str, id: &str) -> Result<Option<(LicenceState, u64)>, String> {
         let row = self
-            .reader()
+            .verdict_reader()
             .await?
             .query_opt(
                 "SELECT s.size, l.state::text FROM mirror_state s

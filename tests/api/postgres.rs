@@ -47,8 +47,14 @@ async fn the_national_mirror_survives_the_loss_of_its_postgresql_primary() {
         p(&sock_p),
         p(&sock_r)
     );
+    // Verdicts read on the replica (named so that it can be seen there).
+    let read = format!(
+        "host={} user=postgres dbname=postgres application_name=licvault-verdicts connect_timeout=5",
+        p(&sock_r)
+    );
     let config = json!({
         "postgres": conn,
+        "postgres_read": read,
         "poll_ms": 100,
         "sources": [{"name": "a", "url": a_base, "log_key": trust["log"]["verifier_key"], "token_file": t.join("a.token"),
                      "root": keys_a.path().join("root.crt.pem")}]
@@ -95,6 +101,32 @@ async fn the_national_mirror_survives_the_loss_of_its_postgresql_primary() {
         }
     };
     wait("ingest", Box::new(|m| m["size"].as_u64() >= Some(2_000))).await;
+
+    // A verdict from the replica: valid once streaming replication has brought the licence there.
+    let (status, early) = post(&http, format!("{a_base}/v1/licences"), Some(ISSUER), &business_licence(COMPANY)).await;
+    assert_eq!(status, 201);
+    issued.fetch_add(1, Ordering::Relaxed);
+    let mut v = Value::Null;
+    for _ in 0..100 {
+        v = verify(&http, &m, early["document"].as_str().unwrap()).await;
+        if v["verdict"] == "valid" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((v["verdict"].as_str(), v["elsewhere"]["mirror"]["source"].as_str()), (Some("valid"), Some("a")), "{v}");
+    let (replica_client, connection) =
+        tokio_postgres::connect(&format!("host={} user=postgres dbname=postgres", p(&sock_r)), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let readers: i64 = replica_client
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'licvault-verdicts'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(readers, 1, "the verdict was read on the replica");
+    drop(replica_client);
 
     // The primary dies mid-ingest; the replica is promoted by hand.
     let pid = std::fs::read_to_string(primary.join("postmaster.pid")).unwrap();
