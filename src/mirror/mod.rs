@@ -40,9 +40,9 @@ const MAX_BUNDLE: usize = 256 * (2 + u16::MAX as usize);
 /// Largest part held in memory.
 const MAX_PART_BYTES: usize = 64 << 20;
 
-/// Parts whose commit time is kept (`Mirror::commits`): at 4,096 leaves a part, about 16 M
-/// leaves of history, which a replica is never that far behind unless it has stopped.
-const COMMITS_KEPT: usize = 4096;
+/// Rounds in step whose start is kept (`Mirror::in_step`): an hour of rounds at the default
+/// `poll_ms`; a replica further behind than the oldest kept answers as stale.
+const IN_STEP_KEPT: usize = 4096;
 
 const META_SIZE: &[u8] = b"size";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
@@ -50,6 +50,8 @@ const META_FORK: &[u8] = b"fork";
 /// The tree's right edge: its peaks, largest first, 32 bytes each.
 const META_PEAKS: &[u8] = b"peaks";
 const META_LAYOUT: &[u8] = b"layout";
+/// The last leaf's hash, which the last entry bundle must end with.
+const META_PREV: &[u8] = b"prev";
 /// Leaves kept as entry bundles (`e/` ‖ tile index), the tree as its peaks, licence states at
 /// `l/` ‖ id.
 const LAYOUT: &[u8] = b"bundles-1";
@@ -78,15 +80,12 @@ fn push_entry(bundle: &mut Vec<u8>, leaf: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// How long ago (at `now`, unix ms) the mirror's state went past `as_of` leaves, from `commits`
-/// ((size after a part, unix ms), oldest first; the first the size at start, at 0): the time of
-/// the first part past it, if the one before it is kept too or nothing was dropped. `None`: not
-/// known.
-fn behind_ms(commits: &std::collections::VecDeque<(u64, u64)>, as_of: u64, now: u64) -> Option<u64> {
-    match commits.iter().position(|(s, _)| *s > as_of) {
-        Some(i) if i > 0 || commits.len() < COMMITS_KEPT => Some(now.saturating_sub(commits[i].1)),
-        _ => None,
-    }
+/// How old (at `now`, unix ms) an answer that holds as of `as_of` leaves is, from `in_step`
+/// ((size, unix ms): a round that started then ended in step with the source at that size,
+/// oldest first): the source was at most that size when the latest such round at or below
+/// `as_of` started. `None`: no kept round is at or below it.
+fn behind_ms(in_step: &std::collections::VecDeque<(u64, u64)>, as_of: u64, now: u64) -> Option<u64> {
+    in_step.iter().rev().find(|(s, _)| *s <= as_of).map(|(_, at)| now.saturating_sub(*at))
 }
 
 /// The end of the part that starts at `from`, in a log of `size` leaves.
@@ -282,9 +281,9 @@ pub struct Mirror {
     seen: Mutex<Seen>,
     started_ms: u64,
     leaves_total: AtomicU64,
-    /// When each recent part became the mirror's state: (size after it, unix ms), oldest first,
-    /// at most `COMMITS_KEPT`. How far behind a replica's answer is.
-    commits: Mutex<std::collections::VecDeque<(u64, u64)>>,
+    /// Rounds that ended in step with the source: (size, the round's start in unix ms), oldest
+    /// first, at most `IN_STEP_KEPT`. How old a replica's answer is.
+    in_step: Mutex<std::collections::VecDeque<(u64, u64)>>,
     witness: Option<Arc<dyn NoteSigner + Send + Sync>>,
     http: reqwest::Client,
 }
@@ -322,7 +321,6 @@ impl Mirror {
         let token = crate::fetch::read_token(&source.token_file).map_err(|e| format!("source {}: {e}", source.name))?;
         let loaded = backend.load(&source.name).await.map_err(|e| format!("mirror of {}: {e}", source.name))?;
         check_loaded(&loaded, &verifier).map_err(|e| format!("mirror of {}: {e}", source.name))?;
-        let start_size = loaded.tree.size();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -344,8 +342,7 @@ impl Mirror {
             seen: Mutex::new(Seen::default()),
             started_ms: now_ms(),
             leaves_total: AtomicU64::new(0),
-            // The size it started from was reached at a time it does not know: long ago.
-            commits: Mutex::new(std::collections::VecDeque::from([(start_size, 0)])),
+            in_step: Mutex::new(std::collections::VecDeque::new()),
             witness,
             http,
         })
@@ -432,33 +429,41 @@ impl Mirror {
         }))
     }
 
-    /// Notes that the mirror's state reached `size` now.
-    fn committed(&self, size: u64) {
-        let mut c = lock(&self.commits);
-        if c.len() == COMMITS_KEPT {
-            c.pop_front();
+    /// Notes that a round started at `started` (unix ms) ended in step at `size` leaves.
+    fn was_in_step(&self, size: u64, started: u64) {
+        let mut r = lock(&self.in_step);
+        match r.back_mut() {
+            Some(last) if last.0 == size => last.1 = started,
+            _ => {
+                if r.len() == IN_STEP_KEPT {
+                    r.pop_front();
+                }
+                r.push_back((size, started));
+            }
         }
-        c.push_back((size, now_ms()));
     }
 
     /// Why an answer read as of `as_of` leaves (on a replica) is out of date, if it is: the
-    /// mirror's own state went past that size more than `max_lag_seconds` ago, or so long ago
-    /// that it no longer knows when.
+    /// latest round in step at or below that size started more than `max_lag_seconds` ago, or
+    /// no kept round is at or below it.
     fn replica_behind(&self, as_of: u64) -> Option<String> {
+        let behind = behind_ms(&lock(&self.in_step), as_of, now_ms());
         let size = lock(&self.tail).tree.size();
-        if as_of >= size {
-            return None;
-        }
-        let behind = behind_ms(&lock(&self.commits), as_of, now_ms()).unwrap_or(u64::MAX);
-        (behind > self.max_lag_ms).then(|| match behind {
-            u64::MAX => format!("the database answering for the mirror of {} is far behind it ({as_of} of {size} leaves)", self.name),
-            ms => format!(
-                "the database answering for the mirror of {} is {:.0} s behind it ({as_of} of {size} leaves; more than {} s)",
+        match behind {
+            Some(ms) if ms <= self.max_lag_ms => None,
+            Some(ms) => Some(format!(
+                "the database answering for the mirror of {} holds {as_of} of {size} leaves: the source's state \
+                 of {:.0} s ago (more than {} s)",
                 self.name,
                 ms as f64 / 1000.0,
                 self.max_lag_ms / 1000
-            ),
-        })
+            )),
+            None => Some(format!(
+                "the database answering for the mirror of {} holds {as_of} of {size} leaves, older than any \
+                 round in step since this node started",
+                self.name
+            )),
+        }
     }
 
     /// Why this mirror's state may be out of date, if it may.
@@ -550,6 +555,7 @@ impl Mirror {
             Ok(note) => {
                 *lock(&self.suspect) = None;
                 self.cosign(&note);
+                self.was_in_step(lock(&self.tail).tree.size(), started);
                 let mut seen = lock(&self.seen);
                 seen.in_step_at = Some(started);
                 seen.error = None;
@@ -688,7 +694,6 @@ impl Mirror {
                 let count = part.leaves.len() as u64;
                 me.backend.commit(&me.name, part, &me.tail).await?;
                 me.leaves_total.fetch_add(count, Ordering::Relaxed);
-                me.committed(lock(&me.tail).tree.size());
                 Ok(())
             }));
             from = to;
@@ -838,8 +843,8 @@ pub struct Part {
     checkpoint: String,
 }
 
-/// Where a mirror keeps what it verified: a RocksDB store per source in the layout of a log,
-/// or PostgreSQL tables shared by every source (`pg`).
+/// Where a mirror keeps what it verified: a RocksDB store per source (entry bundles, the tree's
+/// peaks, licence states; spec/formats.md §15), or PostgreSQL tables shared by every source (`pg`).
 pub enum Backend {
     Rocks(Arc<dyn Store>),
     Postgres(Arc<pg::PgBackend>),
@@ -889,7 +894,13 @@ impl Backend {
                         n - 1
                     ));
                 }
-                leaf_hash(entries[entries.len() - 1])
+                let last = leaf_hash(entries[entries.len() - 1]);
+                // A full last bundle inside a larger peak is not checked by the peaks: its last
+                // leaf is, against the hash written with it.
+                if get(META_PREV)?.as_deref() != Some(last.as_slice()) {
+                    return Err(format!("leaf {} is not the one written last: the store was altered", n - 1));
+                }
+                last
             }
         };
         let checkpoint = get(META_CHECKPOINT)?
@@ -972,6 +983,7 @@ impl Backend {
         }
         batch.put(Cf::Meta, META_PEAKS.to_vec(), part.tree.peaks().concat());
         batch.put(Cf::Meta, META_LAYOUT.to_vec(), LAYOUT.to_vec());
+        batch.put(Cf::Meta, META_PREV.to_vec(), part.prev.to_vec());
         batch.put(Cf::Meta, META_SIZE.to_vec(), part.tree.size().to_be_bytes().to_vec());
         batch.put(Cf::Meta, META_CHECKPOINT.to_vec(), part.checkpoint.as_bytes().to_vec());
         let mut t = lock(tail);
@@ -1226,21 +1238,50 @@ mod tests {
         store.write(b).unwrap();
         let e = backend.load("city").await.err().unwrap();
         assert!(e.contains("the store was altered"), "{e}");
+
+        // At 512 leaves the last bundle is full and inside the one peak: its last leaf altered
+        // is found all the same.
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(crate::store::rocks::RocksStore::open(dir.path()).unwrap());
+        let backend = Backend::Rocks(store.clone());
+        let mut tree = CompactRange::new();
+        for l in &leaves[..512] {
+            tree.append(leaf_hash(l));
+        }
+        let part = Part {
+            from: 0,
+            leaves: leaves[..512].to_vec(),
+            states: Arc::new(HashMap::new()),
+            tree,
+            prev: leaf_hash(&leaves[511]),
+            checkpoint: "size 512".into(),
+        };
+        backend.commit("city", part, &tail).await.unwrap();
+        assert!(backend.load("city").await.is_ok());
+        let mut row = Vec::new();
+        for (i, l) in leaves[256..512].iter().enumerate() {
+            push_entry(&mut row, if i == 255 { b"forged" } else { l }).unwrap();
+        }
+        let mut b = Batch::default();
+        b.put(Cf::Leaves, bundle_key(1).to_vec(), row);
+        store.write(b).unwrap();
+        let e = backend.load("city").await.err().unwrap();
+        assert!(e.contains("the store was altered"), "{e}");
     }
 
     #[test]
-    fn a_replica_answer_is_as_old_as_the_first_part_past_it() {
+    fn a_replica_answer_is_as_old_as_the_last_round_in_step_at_or_below_it() {
         use std::collections::VecDeque;
-        // Started at 100 leaves; parts took it to 200 at t = 5,000 ms and 300 at t = 9,000 ms.
-        let c = VecDeque::from([(100, 0), (200, 5_000), (300, 9_000)]);
-        assert_eq!(behind_ms(&c, 250, 10_000), Some(1_000));
-        assert_eq!(behind_ms(&c, 199, 10_000), Some(5_000));
-        assert_eq!(behind_ms(&c, 300, 10_000), None, "not behind: the caller checks the size first");
-        // Below the size at start: passed before this process knew, so "long ago".
-        assert_eq!(behind_ms(&c, 50, 10_000), Some(10_000));
-        // Once parts were dropped, the oldest kept says nothing of what came before it.
-        let full: VecDeque<(u64, u64)> = (1..=COMMITS_KEPT as u64).map(|n| (n * 10, n)).collect();
-        assert_eq!(behind_ms(&full, 5, 99_999), None);
-        assert_eq!(behind_ms(&full, 15, 100), Some(98));
+        // Rounds in step: at 100 leaves (started at t = 1,000 ms), at 200 (5,000), at 300 (9,000).
+        let r = VecDeque::from([(100, 1_000), (200, 5_000), (300, 9_000)]);
+        assert_eq!(behind_ms(&r, 300, 10_000), Some(1_000));
+        assert_eq!(behind_ms(&r, 250, 10_000), Some(5_000), "the source was at 200 at most when 5,000 began");
+        assert_eq!(behind_ms(&r, 199, 10_000), Some(9_000));
+        // Below every round kept: not known (stale).
+        assert_eq!(behind_ms(&r, 50, 10_000), None);
+        // A catch-up after an outage ends in step only at its end: the parts it wrote on the way
+        // say nothing of how current they were.
+        let after_outage = VecDeque::from([(100, 1_000), (900, 600_000)]);
+        assert_eq!(behind_ms(&after_outage, 500, 601_000), Some(600_000));
     }
 }
