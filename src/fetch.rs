@@ -19,6 +19,16 @@ pub async fn read_limited(mut res: reqwest::Response, max: usize) -> Result<Vec<
     Ok(body)
 }
 
+/// The client a mirror or a node's peers use: 10 seconds a request, no redirect followed (the
+/// token must not go to another server).
+pub fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
 /// A bearer token kept in a file (surrounding white space ignored).
 pub fn read_token(path: &Path) -> Result<String, String> {
     Ok(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?.trim().to_string())

@@ -9,7 +9,6 @@
 //! where the licence's data was, and shown wherever the holder looks.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -88,11 +87,7 @@ impl Peers {
                 name: p.name,
             });
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = crate::fetch::client()?;
         Ok(Self { list, http })
     }
 

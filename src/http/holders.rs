@@ -233,19 +233,9 @@ async fn lookup(
         Some(_) => peers_to_ask(&s, req.other_platforms, req.platform.as_deref(), req.cursor.as_deref())?,
         None => None,
     };
-    let me = relayed_for(&s, &client);
     // A page of another node's answer only: this node's own part is not read; that the clerk
     // asked is recorded all the same.
     let after = if req.platform.is_some() { None } else { cursor_in(req.cursor.as_deref())? };
-    let forwarded = ForwardedLookup {
-        holder: HolderOut { kind: &req.holder.kind, id: &req.holder.id },
-        types: forward_types.as_deref().unwrap_or_default(),
-        status: &req.status,
-        cursor: req.platform.as_ref().and(req.cursor.as_deref()),
-        limit: req.limit,
-        statement: UseInput { on_behalf_of: Some(&me), ..req.use_input() },
-        other_platforms: false,
-    };
     let filter = Filter { types: req.types.clone(), statuses: req.status.clone() };
     let page = if req.platform.is_some() {
         let head = s.vault.record_relayed_lookup(&client, &ctx, &holder).await?;
@@ -256,7 +246,19 @@ async fn lookup(
     // The other nodes are asked after this node's own records are durable; each records its
     // own before it answers.
     let other_platforms = match ask {
-        Some((peers, only)) => peers.ask("/v1/holders/licences", &forwarded, crate::peers::As::Verifier, only).await,
+        Some((peers, only)) => {
+            let me = relayed_for(&s, &client);
+            let forwarded = ForwardedLookup {
+                holder: HolderOut { kind: &req.holder.kind, id: &req.holder.id },
+                types: forward_types.as_deref().unwrap_or_default(),
+                status: &req.status,
+                cursor: req.platform.as_ref().and(req.cursor.as_deref()),
+                limit: req.limit,
+                statement: UseInput { on_behalf_of: Some(&me), ..req.use_input() },
+                other_platforms: false,
+            };
+            peers.ask("/v1/holders/licences", &forwarded, crate::peers::As::Verifier, only).await
+        }
         None => Vec::new(),
     };
     let catalogue = s.vault.catalogue();
@@ -374,7 +376,6 @@ async fn check(
         on_behalf_of: req.on_behalf_of.as_ref(),
     };
     let ctx = s.vault.use_context(&client, statement.clone())?;
-    let me = relayed_for(&s, &client);
     let applicant = req.applicant.parse(&s.vault)?;
     let mut others = Vec::new();
     for (role, h) in &req.other_holders {
@@ -389,6 +390,7 @@ async fn check(
     // As for a lookup: the other nodes after this node's own records are durable.
     let other_platforms = match ask {
         Some((peers, _)) => {
+            let me = relayed_for(&s, &client);
             let forwarded = ForwardedCheck {
                 applicant: HolderOut { kind: &req.applicant.kind, id: &req.applicant.id },
                 other_holders: req

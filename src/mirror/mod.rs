@@ -221,8 +221,6 @@ struct Tail {
 /// What the follower last saw.
 #[derive(Debug, Clone, Default)]
 struct Seen {
-    /// Unix milliseconds of the start of the last poll that ended in step with the source.
-    in_step_at: Option<u64>,
     /// Why the last poll failed, if it did (the source unreachable, a bad answer).
     error: Option<String>,
     /// The source's checkpoint size in the last poll.
@@ -321,11 +319,7 @@ impl Mirror {
         let token = crate::fetch::read_token(&source.token_file).map_err(|e| format!("source {}: {e}", source.name))?;
         let loaded = backend.load(&source.name).await.map_err(|e| format!("mirror of {}: {e}", source.name))?;
         check_loaded(&loaded, &verifier).map_err(|e| format!("mirror of {}: {e}", source.name))?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("mirror of {}: HTTP client: {e}", source.name))?;
+        let http = crate::fetch::client().map_err(|e| format!("mirror of {}: {e}", source.name))?;
         Ok(Self {
             name: source.name.clone(),
             url: source.url.trim_end_matches('/').to_string(),
@@ -367,7 +361,7 @@ impl Mirror {
     pub fn state(&self) -> MirrorState {
         let tail = lock(&self.tail);
         let seen = lock(&self.seen).clone();
-        let since = seen.in_step_at.unwrap_or(self.started_ms);
+        let since = self.in_step_at().unwrap_or(self.started_ms);
         MirrorState {
             name: self.name.clone(),
             url: self.url.clone(),
@@ -429,6 +423,11 @@ impl Mirror {
         }))
     }
 
+    /// Unix milliseconds of the start of the last round that ended in step with the source.
+    fn in_step_at(&self) -> Option<u64> {
+        lock(&self.in_step).back().map(|&(_, at)| at)
+    }
+
     /// Notes that a round started at `started` (unix ms) ended in step at `size` leaves.
     fn was_in_step(&self, size: u64, started: u64) {
         let mut r = lock(&self.in_step);
@@ -472,7 +471,7 @@ impl Mirror {
             return Some(format!("the mirror of {} stopped following it: {}", self.name, f.why));
         }
         // Not in step since this process started: nothing says how old the stored state is.
-        let Some(since) = lock(&self.seen).in_step_at else {
+        let Some(since) = self.in_step_at() else {
             return Some(format!("the mirror of {} has not been in step with it since this node started", self.name));
         };
         let lag = now_ms().saturating_sub(since);
@@ -556,9 +555,7 @@ impl Mirror {
                 *lock(&self.suspect) = None;
                 self.cosign(&note);
                 self.was_in_step(lock(&self.tail).tree.size(), started);
-                let mut seen = lock(&self.seen);
-                seen.in_step_at = Some(started);
-                seen.error = None;
+                lock(&self.seen).error = None;
                 true
             }
             Err(Failure::Fork(why, _, false)) if lock(&self.suspect).is_none() => {
@@ -762,22 +759,19 @@ impl Mirror {
         ids.sort_unstable();
         ids.dedup();
         let mut known = self.backend.licence_states(&self.name, &ids).await.map_err(Failure::Retry)?;
-        for l in &decoded {
-            if let Some(id) = l.licence.as_deref() {
-                if let Some(st) = newer.get(id) {
-                    known.entry(id.to_string()).or_insert_with(|| st.clone());
-                }
-            }
-        }
         let mut check = ChainCheck::resume(tree.clone(), prev);
         let mut states: HashMap<String, LicenceState> = HashMap::with_capacity(leaves.len());
         for (i, (bytes, leaf)) in leaves.iter().zip(&decoded).enumerate() {
             let index = from + i as u64;
             check
-                .push_decoded(bytes, leaf, |id| known.get(id).map(|s| s.last_index))
+                .push_decoded(bytes, leaf, |id| known.get(id).or_else(|| newer.get(id)).map(|s| s.last_index))
                 .map_err(|e| fork(format!("the source's leaves do not follow the ones mirrored: {e}")))?;
             if let Some(id) = &leaf.licence {
-                let mut st = states.remove(id).or_else(|| known.remove(id)).unwrap_or_default();
+                let mut st = states
+                    .remove(id)
+                    .or_else(|| known.remove(id))
+                    .or_else(|| newer.get(id).cloned())
+                    .unwrap_or_default();
                 st.apply(index, leaf);
                 states.insert(id.clone(), st);
             }
@@ -796,7 +790,6 @@ impl Mirror {
             }
             None => {}
         }
-        drop(decoded);
         Ok(Part {
             from,
             tree: check.tree().clone(),
@@ -1193,30 +1186,50 @@ mod tests {
         }
     }
 
+    /// A RocksDB mirror backend in a temporary directory.
+    fn rocks() -> (tempfile::TempDir, Arc<dyn Store>, Backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(crate::store::rocks::RocksStore::open(dir.path()).unwrap());
+        (dir, store.clone(), Backend::Rocks(store))
+    }
+
+    /// The part of leaves `from..to`, `tree` (over the leaves before) taken to `to`.
+    fn part(leaves: &[Vec<u8>], from: usize, to: usize, tree: &mut CompactRange) -> Part {
+        for l in &leaves[from..to] {
+            tree.append(leaf_hash(l));
+        }
+        Part {
+            from: from as u64,
+            leaves: leaves[from..to].to_vec(),
+            states: Arc::new(HashMap::new()),
+            tree: tree.clone(),
+            prev: leaf_hash(&leaves[to - 1]),
+            checkpoint: format!("size {to}"),
+        }
+    }
+
+    /// Rewrites the stored entry bundle `t` as `leaves` with the one at `at` forged.
+    fn forge(store: &dyn Store, t: u64, leaves: &[Vec<u8>], at: usize) {
+        let mut row = Vec::new();
+        for (i, l) in leaves.iter().enumerate() {
+            push_entry(&mut row, if i == at { b"forged" } else { l }).unwrap();
+        }
+        let mut b = Batch::default();
+        b.put(Cf::Leaves, bundle_key(t).to_vec(), row);
+        store.write(b).unwrap();
+    }
+
     /// The RocksDB layout: parts that start and end inside entry bundles are read back as the
     /// tree and last leaf they made, and an altered bundle is refused at load.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_rocksdb_layout_keeps_the_tree_across_parts_that_split_bundles() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(crate::store::rocks::RocksStore::open(dir.path()).unwrap());
-        let backend = Backend::Rocks(store.clone());
+        let (_dir, store, backend) = rocks();
         let leaves: Vec<Vec<u8>> =
             (0..700u32).map(|i| format!("leaf {i}").repeat(1 + i as usize % 5).into_bytes()).collect();
         let tail = Arc::new(Mutex::new(Tail { tree: CompactRange::new(), prev: [0; 32], checkpoint: None }));
         let mut tree = CompactRange::new();
         for (from, to) in [(0, 300), (300, 301), (301, 512), (512, 513), (513, 700)] {
-            for l in &leaves[from..to] {
-                tree.append(leaf_hash(l));
-            }
-            let part = Part {
-                from: from as u64,
-                leaves: leaves[from..to].to_vec(),
-                states: Arc::new(HashMap::new()),
-                tree: tree.clone(),
-                prev: leaf_hash(&leaves[to - 1]),
-                checkpoint: format!("size {to}"),
-            };
-            backend.commit("city", part, &tail).await.unwrap();
+            backend.commit("city", part(&leaves, from, to, &mut tree), &tail).await.unwrap();
             let loaded = backend.load("city").await.unwrap();
             assert_eq!((loaded.tree.size(), loaded.tree.root()), (to as u64, tree.root()));
             assert_eq!(loaded.prev, leaf_hash(&leaves[to - 1]));
@@ -1229,42 +1242,16 @@ mod tests {
         assert_eq!(kept, leaves);
 
         // The last bundle altered: its leaves are no longer the tree's right edge.
-        let mut row = Vec::new();
-        for (i, l) in leaves[512..700].iter().enumerate() {
-            push_entry(&mut row, if i == 100 { b"forged" } else { l }).unwrap();
-        }
-        let mut b = Batch::default();
-        b.put(Cf::Leaves, bundle_key(2).to_vec(), row);
-        store.write(b).unwrap();
+        forge(store.as_ref(), 2, &leaves[512..700], 100);
         let e = backend.load("city").await.err().unwrap();
         assert!(e.contains("the store was altered"), "{e}");
 
         // At 512 leaves the last bundle is full and inside the one peak: its last leaf altered
         // is found all the same.
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(crate::store::rocks::RocksStore::open(dir.path()).unwrap());
-        let backend = Backend::Rocks(store.clone());
-        let mut tree = CompactRange::new();
-        for l in &leaves[..512] {
-            tree.append(leaf_hash(l));
-        }
-        let part = Part {
-            from: 0,
-            leaves: leaves[..512].to_vec(),
-            states: Arc::new(HashMap::new()),
-            tree,
-            prev: leaf_hash(&leaves[511]),
-            checkpoint: "size 512".into(),
-        };
-        backend.commit("city", part, &tail).await.unwrap();
+        let (_dir, store, backend) = rocks();
+        backend.commit("city", part(&leaves, 0, 512, &mut CompactRange::new()), &tail).await.unwrap();
         assert!(backend.load("city").await.is_ok());
-        let mut row = Vec::new();
-        for (i, l) in leaves[256..512].iter().enumerate() {
-            push_entry(&mut row, if i == 255 { b"forged" } else { l }).unwrap();
-        }
-        let mut b = Batch::default();
-        b.put(Cf::Leaves, bundle_key(1).to_vec(), row);
-        store.write(b).unwrap();
+        forge(store.as_ref(), 1, &leaves[256..512], 255);
         let e = backend.load("city").await.err().unwrap();
         assert!(e.contains("the store was altered"), "{e}");
     }
