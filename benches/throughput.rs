@@ -8,7 +8,7 @@
 //! 3. Verifying departments: one-number lookups/s (POST /v1/holders/licences, each answer only
 //!    after its usage record is durable) as a ratio to the durable issuance rate of the same run,
 //!    and usage-page reads/s (POST /v1/holders/usage) for a holder with 10,000 usage records
-//!    against one with 10.
+//!    against one with 10 (each loaded twice, busy, quiet, quiet, busy: the mean of the two).
 //!
 //! 4. Citizens' QR codes: `POST /v1/verify` of presented QR payloads carrying salted
 //!    disclosures, with the vault recognising logged documents by their hash (the default) and,
@@ -326,10 +326,20 @@ fn main() {
             }
         }
     });
-    let busy_pages =
-        wrk(&base, "/v1/holders/usage", scripts.path(), &[usage(&busy).to_string()], Some(HOLDER_CHANNEL_TOKEN));
-    let quiet_pages =
-        wrk(&base, "/v1/holders/usage", scripts.path(), &[usage(&quiet).to_string()], Some(HOLDER_CHANNEL_TOKEN));
+    // In the order busy, quiet, quiet, busy, so that what the machine does meanwhile (the flush and
+    // compaction of the 10,010 usage leaves just written) weighs on both alike; each holder's rate
+    // is the mean of its two runs, its p99 the larger.
+    let pages = |holder: &str| {
+        wrk(&base, "/v1/holders/usage", scripts.path(), &[usage(holder).to_string()], Some(HOLDER_CHANNEL_TOKEN))
+    };
+    let (busy_1, quiet_1, quiet_2, busy_2) = (pages(&busy), pages(&quiet), pages(&quiet), pages(&busy));
+    let both = |a: Load, b: Load| Load {
+        per_sec: (a.per_sec + b.per_sec) / 2.0,
+        p99_ms: a.p99_ms.max(b.p99_ms),
+        failed: a.failed + b.failed,
+        ..a
+    };
+    let (busy_pages, quiet_pages) = (both(busy_1, busy_2), both(quiet_1, quiet_2));
     // Presented QR payloads with disclosures: recognised by hash, then (same data, the server
     // started again with --verify-by-hash false) every signature checked.
     let sd_by_hash = wrk(&base, "/v1/verify", scripts.path(), &sd_payloads, None);

@@ -249,18 +249,18 @@ impl ChainCheck {
     pub fn push_with(&mut self, bytes: &[u8], earlier: impl FnOnce(&str) -> Option<u64>) -> Result<Leaf, ChainError> {
         let index = self.tree.size();
         let leaf = Leaf::decode(bytes).map_err(|e| ChainError::Leaf { index, why: e.to_string() })?;
-        self.push_decoded(bytes, &leaf, earlier)?;
+        self.push_decoded(leaf_hash(bytes), &leaf, earlier)?;
         Ok(leaf)
     }
 
-    /// [`ChainCheck::push_with`] of a leaf already decoded from `bytes`; returns the tree nodes
-    /// it completes (`CompactRange::append`), for storage.
+    /// [`ChainCheck::push_with`] of a leaf already decoded, whose leaf hash is `hash` (a mirror
+    /// decodes and hashes a part's leaves while it checks the part before).
     pub fn push_decoded(
         &mut self,
-        bytes: &[u8],
+        hash: Hash,
         leaf: &Leaf,
         earlier: impl FnOnce(&str) -> Option<u64>,
-    ) -> Result<Vec<(u32, u64, Hash)>, ChainError> {
+    ) -> Result<(), ChainError> {
         let index = self.tree.size();
         let err = |why: String| ChainError::Leaf { index, why };
         if leaf.index != index {
@@ -278,8 +278,9 @@ impl ChainCheck {
         } else if leaf.licence_prev.is_some() {
             return Err(err("back-pointer without a licence".into()));
         }
-        self.prev = leaf_hash(bytes);
-        Ok(self.tree.append(self.prev))
+        self.prev = hash;
+        self.tree.push(hash);
+        Ok(())
     }
 
     /// The leaf hash of the last leaf pushed.

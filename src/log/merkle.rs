@@ -316,7 +316,19 @@ impl CompactRange {
     /// Appends a leaf hash; returns `(level, index, hash)` of every node it completes, the leaf
     /// itself first.
     pub fn append(&mut self, leaf: Hash) -> Vec<(u32, u64, Hash)> {
-        let mut created = vec![(0, self.size, leaf)];
+        let mut created = Vec::with_capacity(2);
+        self.append_with(leaf, |level, index, h| created.push((level, index, h)));
+        created
+    }
+
+    /// [`CompactRange::append`] for a caller that keeps no nodes (a mirror checking a tree).
+    pub fn push(&mut self, leaf: Hash) {
+        self.append_with(leaf, |_, _, _| {});
+    }
+
+    /// Appends `leaf`, handing each node it completes, the leaf first, to `created`.
+    fn append_with(&mut self, leaf: Hash, mut created: impl FnMut(u32, u64, Hash)) {
+        created(0, self.size, leaf);
         let mut h = leaf;
         let mut level = 0u32;
         let mut index = self.size;
@@ -326,11 +338,10 @@ impl CompactRange {
             h = node_hash(&left, &h);
             level += 1;
             index >>= 1;
-            created.push((level, index, h));
+            created(level, index, h);
         }
         self.peaks.push(h);
         self.size += 1;
-        created
     }
 
     pub fn root(&self) -> Hash {

@@ -670,12 +670,11 @@ impl Mirror {
         };
         while let Some(fetching) = next.take() {
             let to = end_of(from);
-            let fetched =
-                fetching.await.map_err(|e| Failure::Retry(e.to_string())).and_then(|r| r.map_err(Failure::Retry));
+            let fetched = fetching.await.map_err(|e| Failure::Retry(e.to_string())).and_then(|r| r);
             let verified = match fetched {
-                Ok((leaves, proof)) => {
+                Ok(part) => {
                     next = (to < cp.size).then(|| fetch(to));
-                    self.verify_part(from, leaves, (&tree, prev), &newer, &cp, &note, proof.as_deref()).await
+                    self.verify_part(from, part, (&tree, prev), &newer, &cp, &note).await
                 }
                 Err(e) => Err(e),
             };
@@ -706,9 +705,10 @@ impl Mirror {
         Ok(note)
     }
 
-    /// Leaves `from..to` of the log of signed size `size`, and when `to` is below it the
-    /// consistency proof from `to` to `size`.
-    async fn fetch_part(&self, from: u64, to: u64, size: u64) -> Result<(Vec<Vec<u8>>, Option<Vec<Hash>>), String> {
+    /// Leaves `from..to` of the log of signed size `size`, each decoded and hashed, and when
+    /// `to` is below `size` the consistency proof from `to` to it. A leaf that does not decode
+    /// is a suspected fork, as in [`Mirror::verify_part`].
+    async fn fetch_part(&self, from: u64, to: u64, size: u64) -> Result<Fetched, Failure> {
         let proof = async {
             if to < size {
                 self.consistency(to, size).await.map(Some)
@@ -717,7 +717,20 @@ impl Mirror {
             }
         };
         let (leaves, proof) = tokio::join!(self.fetch(from, to, size), proof);
-        Ok((leaves?, proof?))
+        let (leaves, proof) = (leaves.map_err(Failure::Retry)?, proof.map_err(Failure::Retry)?);
+        let decoded = leaves
+            .iter()
+            .enumerate()
+            .map(|(i, b)| match Leaf::decode(b) {
+                Ok(leaf) => Ok((leaf, leaf_hash(b))),
+                Err(e) => Err(Failure::Fork(
+                    format!("the source's leaf {} does not decode: {e}", from + i as u64),
+                    String::new(),
+                    false,
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Fetched { leaves, decoded, proof })
     }
 
     /// The source's consistency proof from `from` to `to` leaves.
@@ -729,42 +742,36 @@ impl Mirror {
     }
 
     /// Verifies leaves `from..` after the tree `tree` whose last leaf hashes to `prev`: the part
-    /// to commit when they are the signed tree's (the root at `cp`, or `proof` from their end to
-    /// it). `newer` holds the states of the part before, which may not be written yet.
-    #[allow(clippy::too_many_arguments)]
+    /// to commit when they are the signed tree's (the root at `cp`, or the fetched proof from
+    /// their end to it). `newer` holds the states of the part before, which may not be written
+    /// yet.
     async fn verify_part(
         &self,
         from: u64,
-        leaves: Vec<Vec<u8>>,
+        fetched: Fetched,
         (tree, prev): (&CompactRange, Hash),
         newer: &HashMap<String, LicenceState>,
         cp: &Checkpoint,
         note: &str,
-        proof: Option<&[Hash]>,
     ) -> Result<Part, Failure> {
         let fork = |why: String| Failure::Fork(why, String::new(), false);
         if tree.size() != from {
             return Err(Failure::Retry("the mirror moved under the follower".into()));
         }
-        let fork_at = |i: usize, e: String| fork(format!("the source's leaf {} does not decode: {e}", from + i as u64));
-        let decoded = leaves
-            .iter()
-            .enumerate()
-            .map(|(i, b)| Leaf::decode(b).map_err(|e| fork_at(i, e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
+        let Fetched { leaves, decoded, proof } = fetched;
         // The states before this part of every licence it is about, in one read: each one's last
         // leaf is the back-pointer the first leaf about it must carry.
         let mut ids: Vec<&str> =
-            decoded.iter().filter_map(|l| l.licence.as_deref()).filter(|id| !newer.contains_key(*id)).collect();
+            decoded.iter().filter_map(|(l, _)| l.licence.as_deref()).filter(|id| !newer.contains_key(*id)).collect();
         ids.sort_unstable();
         ids.dedup();
         let mut known = self.backend.licence_states(&self.name, &ids).await.map_err(Failure::Retry)?;
         let mut check = ChainCheck::resume(tree.clone(), prev);
         let mut states: HashMap<String, LicenceState> = HashMap::with_capacity(leaves.len());
-        for (i, (bytes, leaf)) in leaves.iter().zip(&decoded).enumerate() {
+        for (i, (leaf, hash)) in decoded.iter().enumerate() {
             let index = from + i as u64;
             check
-                .push_decoded(bytes, leaf, |id| known.get(id).or_else(|| newer.get(id)).map(|s| s.last_index))
+                .push_decoded(*hash, leaf, |id| known.get(id).or_else(|| newer.get(id)).map(|s| s.last_index))
                 .map_err(|e| fork(format!("the source's leaves do not follow the ones mirrored: {e}")))?;
             if let Some(id) = &leaf.licence {
                 let mut st = states
@@ -778,7 +785,7 @@ impl Mirror {
         }
         let rebuilt = check.tree();
         let end = rebuilt.size();
-        match proof {
+        match proof.as_deref() {
             Some(p) => verify_consistency(end, cp.size, p, &rebuilt.root(), &cp.root).map_err(|e| {
                 fork(format!("leaves {from}..{end} are not in the source's signed tree of {}: {e}", cp.size))
             })?,
@@ -823,6 +830,14 @@ fn check_loaded(loaded: &Loaded, verifier: &Verifier) -> Result<(), String> {
         None if size > 0 => Err("leaves without a checkpoint".into()),
         None => Ok(()),
     }
+}
+
+/// A part's leaves as fetched, each decoded and with its leaf hash, and the consistency proof
+/// from their end to the signed size (none for the last part).
+struct Fetched {
+    leaves: Vec<Vec<u8>>,
+    decoded: Vec<(Leaf, Hash)>,
+    proof: Option<Vec<Hash>>,
 }
 
 /// Verified leaves `from..` and all that follows from them, written at once.

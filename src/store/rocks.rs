@@ -349,8 +349,14 @@ impl Store for RocksStore {
                 )));
             }
         }
+        // In column family and key order: each insert into a memtable's skip list then starts
+        // from where the one before it ended (RocksDB keeps that splice for sequential inserts)
+        // instead of searching from the top. A stable sort: of two puts of one key, the later
+        // still wins.
+        let mut puts: Vec<&(Cf, Vec<u8>, Vec<u8>)> = batch.puts.iter().collect();
+        puts.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let mut wb = WriteBatch::default();
-        for (cf, k, v) in &batch.puts {
+        for (cf, k, v) in puts {
             wb.put_cf(self.cf(*cf)?, k, v);
         }
         let mut wo = WriteOptions::default();
