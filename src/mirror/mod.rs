@@ -275,6 +275,9 @@ pub struct Mirror {
     /// The newest verified checkpoint with the mirror's cosignature, made when it was verified.
     cosigned: Mutex<Option<String>>,
     tail: Arc<Mutex<Tail>>,
+    /// Held by a RocksDB write from its start until the tail has moved to it: a reader that
+    /// meets a row newer than the tail waits on it.
+    writing: Arc<Mutex<()>>,
     fork: Mutex<Option<Fork>>,
     seen: Mutex<Seen>,
     started_ms: u64,
@@ -332,6 +335,7 @@ impl Mirror {
             suspect: Mutex::new(None),
             cosigned: Mutex::new(None),
             tail: Arc::new(Mutex::new(Tail { tree: loaded.tree, prev: loaded.prev, checkpoint: loaded.checkpoint })),
+            writing: Arc::new(Mutex::new(())),
             fork: Mutex::new(loaded.fork),
             seen: Mutex::new(Seen::default()),
             started_ms: now_ms(),
@@ -396,15 +400,27 @@ impl Mirror {
     /// The licence `id` as the mirrored leaves leave it, with the size it holds as of.
     pub fn licence(&self, id: &str) -> Result<Option<Mirrored>, String> {
         let found = match &self.backend {
-            // Under the tail lock, which a commit holds from its write to the new size.
+            // The size, then the row: the row is at least as new as the size. A row newer than
+            // it (its last leaf at or past the size) is from a part being written: read again
+            // once that write is done and its size is the tail's.
             Backend::Rocks(store) => {
-                let tail = lock(&self.tail);
-                let row = store.get(Cf::Licences, &licence_key(id)).map_err(|e| e.to_string())?;
-                let size = tail.tree.size();
-                drop(tail);
-                row.map(|r| serde_json::from_slice::<LicenceState>(&r).map(|s| (s, size)))
-                    .transpose()
-                    .map_err(|e| format!("mirrored licence {id}: {e}"))?
+                let read = || -> Result<(Option<LicenceState>, u64), String> {
+                    let size = lock(&self.tail).tree.size();
+                    let row = store.get(Cf::Licences, &licence_key(id)).map_err(|e| e.to_string())?;
+                    let state = row
+                        .map(|r| serde_json::from_slice::<LicenceState>(&r))
+                        .transpose()
+                        .map_err(|e| format!("mirrored licence {id}: {e}"))?;
+                    Ok((state, size))
+                };
+                let (state, size) = match read()? {
+                    (Some(st), size) if st.last_index >= size => {
+                        let _written = lock(&self.writing);
+                        read()?
+                    }
+                    read => read,
+                };
+                state.map(|st| (st, size))
             }
             // One statement reads the state and the size: one snapshot.
             Backend::Postgres(pg) => pg.licence_blocking(&self.name, id)?,
@@ -688,7 +704,7 @@ impl Mirror {
             let me = self.clone();
             writing = Some(tokio::spawn(async move {
                 let count = part.leaves.len() as u64;
-                me.backend.commit(&me.name, part, &me.tail).await?;
+                me.backend.commit(&me.name, part, &me.tail, &me.writing).await?;
                 me.leaves_total.fetch_add(count, Ordering::Relaxed);
                 Ok(())
             }));
@@ -937,9 +953,16 @@ impl Backend {
         }
     }
 
-    /// Writes a part in one synced batch (one transaction), then moves `tail` to it, holding
-    /// the tail lock from the write on, so that a reader never sees rows newer than the size.
-    async fn commit(&self, source: &str, part: Part, tail: &Arc<Mutex<Tail>>) -> Result<(), String> {
+    /// Writes a part in one synced batch (one transaction), then moves `tail` to it. A RocksDB
+    /// write holds `writing` until the tail has moved (see [`Mirror::licence`]); the tail lock
+    /// itself is held only to move it, so that readers never wait for a write.
+    async fn commit(
+        &self,
+        source: &str,
+        part: Part,
+        tail: &Arc<Mutex<Tail>>,
+        writing: &Arc<Mutex<()>>,
+    ) -> Result<(), String> {
         let store = match self {
             Backend::Rocks(store) => store,
             Backend::Postgres(pg) => {
@@ -950,16 +973,22 @@ impl Backend {
             }
         };
         // A synced write blocks: it runs on the runtime's blocking threads.
-        let (store, tail) = (store.clone(), tail.clone());
-        tokio::task::spawn_blocking(move || Self::write_rocks(store.as_ref(), &part, &tail))
-            .await
-            .map_err(|e| e.to_string())?
+        let (store, tail, writing) = (store.clone(), tail.clone(), writing.clone());
+        tokio::task::spawn_blocking(move || {
+            let batch = Self::rocks_rows(store.as_ref(), &part)?;
+            let _writing = lock(&writing);
+            store.write(batch).map_err(|e| e.to_string())?;
+            *lock(&tail) = Tail { tree: part.tree, prev: part.prev, checkpoint: Some(part.checkpoint) };
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 
-    /// [`Backend::commit`] to a RocksDB store. The leaves as the source's entry bundles, a row a
-    /// full or partial bundle: the first one, when the part starts inside it, after the leaves of
-    /// it verified before.
-    fn write_rocks(store: &dyn Store, part: &Part, tail: &Mutex<Tail>) -> Result<(), String> {
+    /// A part's rows in a RocksDB store. The leaves as the source's entry bundles, a row a full
+    /// or partial bundle: the first one, when the part starts inside it, after the leaves of it
+    /// verified before, as stored.
+    fn rocks_rows(store: &dyn Store, part: &Part) -> Result<Batch, String> {
         let mut batch = Batch::default();
         let mut index = part.from;
         let mut leaves = part.leaves.iter();
@@ -994,10 +1023,7 @@ impl Backend {
         batch.put(Cf::Meta, META_PREV.to_vec(), part.prev.to_vec());
         batch.put(Cf::Meta, META_SIZE.to_vec(), part.tree.size().to_be_bytes().to_vec());
         batch.put(Cf::Meta, META_CHECKPOINT.to_vec(), part.checkpoint.as_bytes().to_vec());
-        let mut t = lock(tail);
-        store.write(batch).map_err(|e| e.to_string())?;
-        *t = Tail { tree: part.tree.clone(), prev: part.prev, checkpoint: Some(part.checkpoint.to_string()) };
-        Ok(())
+        Ok(batch)
     }
 
     async fn record_fork(&self, source: &str, fork: &Fork) -> Result<(), String> {
@@ -1242,9 +1268,10 @@ mod tests {
         let leaves: Vec<Vec<u8>> =
             (0..700u32).map(|i| format!("leaf {i}").repeat(1 + i as usize % 5).into_bytes()).collect();
         let tail = Arc::new(Mutex::new(Tail { tree: CompactRange::new(), prev: [0; 32], checkpoint: None }));
+        let writing = Arc::new(Mutex::new(()));
         let mut tree = CompactRange::new();
         for (from, to) in [(0, 300), (300, 301), (301, 512), (512, 513), (513, 700)] {
-            backend.commit("city", part(&leaves, from, to, &mut tree), &tail).await.unwrap();
+            backend.commit("city", part(&leaves, from, to, &mut tree), &tail, &writing).await.unwrap();
             let loaded = backend.load("city").await.unwrap();
             assert_eq!((loaded.tree.size(), loaded.tree.root()), (to as u64, tree.root()));
             assert_eq!(loaded.prev, leaf_hash(&leaves[to - 1]));
@@ -1264,7 +1291,7 @@ mod tests {
         // At 512 leaves the last bundle is full and inside the one peak: its last leaf altered
         // is found all the same.
         let (_dir, store, backend) = rocks();
-        backend.commit("city", part(&leaves, 0, 512, &mut CompactRange::new()), &tail).await.unwrap();
+        backend.commit("city", part(&leaves, 0, 512, &mut CompactRange::new()), &tail, &writing).await.unwrap();
         assert!(backend.load("city").await.is_ok());
         forge(store.as_ref(), 1, &leaves[256..512], 255);
         let e = backend.load("city").await.err().unwrap();
