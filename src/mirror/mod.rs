@@ -1313,4 +1313,52 @@ mod tests {
         let after_outage = VecDeque::from([(100, 1_000), (900, 600_000)]);
         assert_eq!(behind_ms(&after_outage, 500, 601_000), Some(600_000));
     }
+
+    /// A verdict's state is never newer than the size it is given as of, and only a reader that
+    /// meets a row of the part being written waits for that write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_waits_only_for_a_row_newer_than_the_tail() {
+        use crate::log::note::NoteSigner as _;
+        let (dir, store, backend) = rocks();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "t").unwrap();
+        let key = crate::log::test_key::K(ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
+        let source = SourceConfig {
+            name: "city".into(),
+            url: "http://127.0.0.1:9".into(),
+            root: Path::new(env!("CARGO_MANIFEST_DIR")).join("keys/root.crt.pem"),
+            log_key: crate::log::note::verifier_key(key.name(), &key.public_key()),
+            token_file: token,
+        };
+        let mirror = Arc::new(Mirror::open(&source, backend, None, 60).await.unwrap());
+        let state = |last_index: u64| LicenceState { last_index, status: Some("valid".into()), ..Default::default() };
+        let leaves: Vec<Vec<u8>> = (0..13u32).map(|i| format!("leaf {i}").into_bytes()).collect();
+        let mut tree = CompactRange::new();
+        let mut first = part(&leaves, 0, 10, &mut tree);
+        first.states = Arc::new(HashMap::from([("A".to_string(), state(3)), ("B".to_string(), state(4))]));
+        mirror.backend.commit("city", first, &mirror.tail, &mirror.writing).await.unwrap();
+        let read = |id: &str| mirror.licence(id).unwrap().map(|m| (m.state.last_index, m.as_of_size));
+        assert_eq!(read("A"), Some((3, 10)));
+
+        // A write of leaves 10..13 under way: A's row is already the new one, the tail not yet.
+        let writing = lock(&mirror.writing);
+        let mut newer = Batch::default();
+        newer.put(Cf::Licences, licence_key("A"), serde_json::to_vec(&state(12)).unwrap());
+        store.write(newer).unwrap();
+        // B's row is not part of it: read at once, as of the tail.
+        assert_eq!(read("B"), Some((4, 10)));
+        let reader = {
+            let mirror = mirror.clone();
+            std::thread::spawn(move || mirror.licence("A").unwrap().map(|m| (m.state.last_index, m.as_of_size)))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!reader.is_finished(), "a row newer than the tail was answered as of the tail");
+        lock(&mirror.tail).tree = {
+            let mut t = tree.clone();
+            leaves[10..13].iter().for_each(|l| t.push(leaf_hash(l)));
+            t
+        };
+        drop(writing);
+        assert_eq!(reader.join().unwrap(), Some((12, 13)));
+    }
 }
