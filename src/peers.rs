@@ -97,9 +97,9 @@ impl Peers {
         let asks = self.list.iter().filter(|p| only.is_none_or(|o| o == p.name)).map(|p| async move {
             let (answer, error) = match self.ask_one(p, path, body, who).await {
                 Ok(v) => (Some(v), None),
-                Err(e) => {
-                    tracing::warn!(peer = %p.name, error = %e, "a peer did not answer");
-                    (None, Some(e))
+                Err((shown, detail)) => {
+                    tracing::warn!(peer = %p.name, error = %detail, "a peer did not answer");
+                    (None, Some(shown))
                 }
             };
             PeerAnswer { platform: p.name.clone(), answer, error }
@@ -107,23 +107,36 @@ impl Peers {
         futures_util::future::join_all(asks).await
     }
 
-    async fn ask_one(&self, p: &Peer, path: &str, body: &impl Serialize, who: As) -> Result<serde_json::Value, String> {
+    /// A peer's answer, or why there is none: what the clerk is shown, and the detail for the
+    /// log (the same, but for a connection that failed: its addresses are not the clerk's).
+    async fn ask_one(
+        &self,
+        p: &Peer,
+        path: &str,
+        body: &impl Serialize,
+        who: As,
+    ) -> Result<serde_json::Value, (String, String)> {
+        let same = |e: String| (e.clone(), e);
         let token = match who {
             As::Verifier => &p.verifier_token,
-            As::HolderChannel => p.holder_channel_token.as_ref().ok_or("no holder-channel client at this peer")?,
+            As::HolderChannel => {
+                p.holder_channel_token.as_ref().ok_or_else(|| same("no holder-channel client at this peer".into()))?
+            }
         };
-        let res =
-            self.http.post(format!("{}{path}", p.url)).bearer_auth(token).json(body).send().await.map_err(|e| {
-                // The detail (addresses) is for the log, not for the clerk.
-                tracing::warn!(peer = %p.name, error = %e, "a peer did not answer");
-                "unreachable".to_string()
-            })?;
+        let res = self
+            .http
+            .post(format!("{}{path}", p.url))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| ("unreachable".to_string(), e.to_string()))?;
         let status = res.status();
-        let bytes = crate::fetch::read_limited(res, MAX_ANSWER).await.map_err(|e| format!("unreachable: {e}"))?;
+        let bytes = crate::fetch::read_limited(res, MAX_ANSWER).await.map_err(|e| same(format!("unreachable: {e}")))?;
         let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|_| format!("answered {status}, not JSON"))?;
+            serde_json::from_slice(&bytes).map_err(|_| same(format!("answered {status}, not JSON")))?;
         if !status.is_success() {
-            return Err(format!("answered {status} {}", v["code"].as_str().unwrap_or("")));
+            return Err(same(format!("answered {status} {}", v["code"].as_str().unwrap_or(""))));
         }
         Ok(v)
     }
