@@ -961,7 +961,7 @@ async fn serve(cfg: Config) -> Result<()> {
     if let Some(path) = &cfg.peers {
         // The peers record this node's origin with every read it sends them (`on_behalf_of`),
         // by their text rule: one they would refuse is refused here, before any is sent.
-        crate::domain::text::clean("the log origin", vault.log_origin(), 64)
+        crate::domain::text::clean("the log origin", vault.log_origin(), crate::vault::usage::PLATFORM_MAX_CHARS)
             .map_err(|e| anyhow::anyhow!("--peers: the peers would refuse this node's log origin: {e}"))?;
         state.peers = Some(Arc::new(crate::peers::Peers::load(path).map_err(anyhow::Error::msg)?));
     }

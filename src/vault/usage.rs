@@ -30,6 +30,10 @@ pub struct Officer {
 /// Whom a node acts for when it sends a verifier's read on to another node (`--peers`,
 /// spec/formats.md §16): its own log's origin and the client there that asked. Like `officer`,
 /// a statement of the calling client, recorded beside that client's own id.
+/// The most characters of `on_behalf_of.platform`: a node that sends its log origin there
+/// refuses at start an origin its peers would refuse (`--peers`).
+pub const PLATFORM_MAX_CHARS: usize = 64;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OnBehalfOf {
@@ -233,7 +237,7 @@ impl Vault {
             .on_behalf_of
             .map(|f| -> Result<OnBehalfOf, VaultError> {
                 Ok(OnBehalfOf {
-                    platform: text::clean("on_behalf_of.platform", &f.platform, 64)?,
+                    platform: text::clean("on_behalf_of.platform", &f.platform, PLATFORM_MAX_CHARS)?,
                     client_id: text::clean("on_behalf_of.client_id", &f.client_id, 64)?,
                     client_name: text::clean("on_behalf_of.client_name", &f.client_name, 100)?,
                     department: f
