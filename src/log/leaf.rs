@@ -241,26 +241,21 @@ impl ChainCheck {
 
     /// Checks the next leaf and returns it decoded.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Leaf, ChainError> {
-        self.push_with(bytes, |_| None)
-    }
-
-    /// [`ChainCheck::push`] after [`ChainCheck::resume`]: `earlier` gives the newest leaf about a
-    /// licence among those before the resumed tree.
-    pub fn push_with(&mut self, bytes: &[u8], earlier: impl FnOnce(&str) -> Option<u64>) -> Result<Leaf, ChainError> {
         let index = self.tree.size();
         let leaf = Leaf::decode(bytes).map_err(|e| ChainError::Leaf { index, why: e.to_string() })?;
-        self.push_decoded(leaf_hash(bytes), &leaf, earlier)?;
+        let last = leaf.licence.as_deref().and_then(|l| self.last_about.get(l).copied());
+        self.push_known(leaf_hash(bytes), &leaf, last)?;
+        if let Some(l) = &leaf.licence {
+            self.last_about.insert(l.clone(), index);
+        }
         Ok(leaf)
     }
 
-    /// [`ChainCheck::push_with`] of a leaf already decoded, whose leaf hash is `hash` (a mirror
-    /// decodes and hashes a part's leaves while it checks the part before).
-    pub fn push_decoded(
-        &mut self,
-        hash: Hash,
-        leaf: &Leaf,
-        earlier: impl FnOnce(&str) -> Option<u64>,
-    ) -> Result<(), ChainError> {
+    /// [`ChainCheck::push`] of a leaf already decoded, whose leaf hash is `hash`, for a caller that
+    /// keeps each licence's newest leaf itself (a mirror, in the licence states it folds after
+    /// [`ChainCheck::resume`]): `last` is the newest leaf about the leaf's licence before it.
+    /// Nothing about licences is remembered here.
+    pub fn push_known(&mut self, hash: Hash, leaf: &Leaf, last: Option<u64>) -> Result<(), ChainError> {
         let index = self.tree.size();
         let err = |why: String| ChainError::Leaf { index, why };
         if leaf.index != index {
@@ -269,12 +264,10 @@ impl ChainCheck {
         if leaf.prev_hash != self.prev {
             return Err(err("hash chain broken: prev does not match the previous leaf".into()));
         }
-        if let Some(l) = &leaf.licence {
-            let expected = self.last_about.get(l).copied().or_else(|| earlier(l));
-            if leaf.licence_prev != expected {
-                return Err(err(format!("licence back-pointer {:?} should be {expected:?}", leaf.licence_prev)));
+        if leaf.licence.is_some() {
+            if leaf.licence_prev != last {
+                return Err(err(format!("licence back-pointer {:?} should be {last:?}", leaf.licence_prev)));
             }
-            self.last_about.insert(l.clone(), index);
         } else if leaf.licence_prev.is_some() {
             return Err(err("back-pointer without a licence".into()));
         }

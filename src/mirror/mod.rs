@@ -305,6 +305,13 @@ enum Failure {
     Fork(String, String, bool),
 }
 
+impl Failure {
+    /// A fork seen in data the source did not sign (leaves, proofs): checked again next round.
+    fn suspected(why: String) -> Self {
+        Failure::Fork(why, String::new(), false)
+    }
+}
+
 impl Mirror {
     /// Opens the mirror of `source` on `backend` and checks what it holds: the stored
     /// checkpoint verifies under the pinned key and covers the mirrored leaves (the tree over
@@ -739,11 +746,9 @@ impl Mirror {
             .enumerate()
             .map(|(i, b)| match Leaf::decode(b) {
                 Ok(leaf) => Ok((leaf, leaf_hash(b))),
-                Err(e) => Err(Failure::Fork(
-                    format!("the source's leaf {} does not decode: {e}", from + i as u64),
-                    String::new(),
-                    false,
-                )),
+                Err(e) => {
+                    Err(Failure::suspected(format!("the source's leaf {} does not decode: {e}", from + i as u64)))
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Fetched { leaves, decoded, proof })
@@ -770,7 +775,7 @@ impl Mirror {
         cp: &Checkpoint,
         note: &str,
     ) -> Result<Part, Failure> {
-        let fork = |why: String| Failure::Fork(why, String::new(), false);
+        let fork = Failure::suspected;
         if tree.size() != from {
             return Err(Failure::Retry("the mirror moved under the follower".into()));
         }
@@ -784,19 +789,24 @@ impl Mirror {
         let mut known = self.backend.licence_states(&self.name, &ids).await.map_err(Failure::Retry)?;
         let mut check = ChainCheck::resume(tree.clone(), prev);
         let mut states: HashMap<String, LicenceState> = HashMap::with_capacity(leaves.len());
+        // Each licence's newest leaf is its state's: this part's, else the stored one, else the
+        // one of the part being written.
         for (i, (leaf, hash)) in decoded.iter().enumerate() {
             let index = from + i as u64;
+            let id = leaf.licence.as_deref();
+            let before = id.and_then(|id| states.get(id).or_else(|| known.get(id)).or_else(|| newer.get(id)));
             check
-                .push_decoded(*hash, leaf, |id| known.get(id).or_else(|| newer.get(id)).map(|s| s.last_index))
+                .push_known(*hash, leaf, before.map(|s| s.last_index))
                 .map_err(|e| fork(format!("the source's leaves do not follow the ones mirrored: {e}")))?;
-            if let Some(id) = &leaf.licence {
-                let mut st = states
-                    .remove(id)
-                    .or_else(|| known.remove(id))
-                    .or_else(|| newer.get(id).cloned())
-                    .unwrap_or_default();
-                st.apply(index, leaf);
-                states.insert(id.clone(), st);
+            if let Some(id) = id {
+                match states.get_mut(id) {
+                    Some(st) => st.apply(index, leaf),
+                    None => {
+                        let mut st = known.remove(id).or_else(|| newer.get(id).cloned()).unwrap_or_default();
+                        st.apply(index, leaf);
+                        states.insert(id.to_string(), st);
+                    }
+                }
             }
         }
         let rebuilt = check.tree();

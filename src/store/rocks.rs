@@ -353,10 +353,10 @@ impl Store for RocksStore {
         // from where the one before it ended (RocksDB keeps that splice for sequential inserts)
         // instead of searching from the top. A stable sort: of two puts of one key, the later
         // still wins.
-        let mut puts: Vec<&(Cf, Vec<u8>, Vec<u8>)> = batch.puts.iter().collect();
+        let mut puts = batch.puts;
         puts.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let mut wb = WriteBatch::default();
-        for (cf, k, v) in puts {
+        for (cf, k, v) in &puts {
             wb.put_cf(self.cf(*cf)?, k, v);
         }
         let mut wo = WriteOptions::default();

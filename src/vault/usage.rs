@@ -27,13 +27,13 @@ pub struct Officer {
     pub staff_no: String,
 }
 
-/// Whom a node acts for when it sends a verifier's read on to another node (`--peers`,
-/// spec/formats.md §16): its own log's origin and the client there that asked. Like `officer`,
-/// a statement of the calling client, recorded beside that client's own id.
 /// The most characters of `on_behalf_of.platform`: a node that sends its log origin there
 /// refuses at start an origin its peers would refuse (`--peers`).
 pub const PLATFORM_MAX_CHARS: usize = 64;
 
+/// Whom a node acts for when it sends a verifier's read on to another node (`--peers`,
+/// spec/formats.md §16): its own log's origin and the client there that asked. Like `officer`,
+/// a statement of the calling client, recorded beside that client's own id.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OnBehalfOf {
