@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB};
 
@@ -16,6 +17,80 @@ pub struct RocksStore {
     read_only: bool,
     /// Free bytes on the filesystem below which [`Store::write`] refuses (`set_reserve`).
     reserve: AtomicU64,
+    /// Holders' index rows, remembered whole (see [`HolderRows`]).
+    holder_rows: HolderRows,
+}
+
+/// Most rows of one holder's index that [`HolderRows`] remembers: a holder with more is read
+/// from RocksDB every time.
+const REMEMBERED_ROWS: usize = 32;
+
+/// Bytes of holder index rows remembered, all holders together.
+const HOLDER_ROWS_BYTES: u64 = 16 << 20;
+
+/// One holder's rows of `holders` (the holder index), remembered whole, by their 32-byte prefix.
+///
+/// A scan of one holder's rows is the first read of every one-number lookup, one-window check and
+/// wallet read, and RocksDB's cost for it is mostly making the iterator (a merge of the memtables
+/// and of every level-0 file), not reading the rows: under wrk on lookups, 7.7 % of the server's
+/// CPU. The rows only change through [`Store::write`] of this store, so the cache is kept exact
+/// there: a write that adds rows to a holder's index forgets that holder, after RocksDB has made
+/// the write visible and before the write returns. A scan that read the rows before such a write
+/// could still remember what it read after the write forgot it; `epoch` prevents that: a scan
+/// remembers its rows only if no write forgot anything since the scan began, checked under
+/// `gate` (held for reading by scans that remember, for writing by writes that forget), so no
+/// write's forgetting falls between that check and the remembering.
+struct HolderRows {
+    rows: quick_cache::sync::Cache<[u8; HOLDER_PREFIX], Arc<[KeyValue]>, RowsWeight>,
+    epoch: AtomicU64,
+    gate: RwLock<()>,
+}
+
+#[derive(Clone)]
+struct RowsWeight;
+
+impl quick_cache::Weighter<[u8; HOLDER_PREFIX], Arc<[KeyValue]>> for RowsWeight {
+    fn weight(&self, _: &[u8; HOLDER_PREFIX], rows: &Arc<[KeyValue]>) -> u64 {
+        rows.iter().map(|(k, v)| (k.len() + v.len() + 64) as u64).sum::<u64>() + 64
+    }
+}
+
+impl HolderRows {
+    fn new() -> Self {
+        let estimated = (HOLDER_ROWS_BYTES / 256) as usize;
+        Self {
+            rows: quick_cache::sync::Cache::with_weighter(estimated, HOLDER_ROWS_BYTES, RowsWeight),
+            epoch: AtomicU64::new(0),
+            gate: RwLock::new(()),
+        }
+    }
+
+    /// Forgets `holders`, whose index rows a write changed. Called once the write is visible.
+    fn forget(&self, holders: &[[u8; HOLDER_PREFIX]]) {
+        if holders.is_empty() {
+            return;
+        }
+        let _w = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        for h in holders {
+            self.rows.remove(h);
+        }
+    }
+
+    /// Remembers `rows`, read whole for `holder` by a scan that began at `epoch`, unless a write
+    /// forgot holders since.
+    fn remember(&self, holder: [u8; HOLDER_PREFIX], rows: Arc<[KeyValue]>, epoch: u64) {
+        let _r = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        if self.epoch.load(Ordering::SeqCst) == epoch {
+            self.rows.insert(holder, rows);
+        }
+    }
+}
+
+/// The rows of `rows` (one holder's, in key order) from `start`, at most `limit`.
+fn rows_from(rows: &[KeyValue], start: &[u8], limit: usize) -> Vec<KeyValue> {
+    let first = rows.partition_point(|(k, _)| k.as_slice() < start);
+    rows[first..].iter().take(limit).cloned().collect()
 }
 
 /// Every RocksDB error, "No space left on device" included, is a backend error: a write that
@@ -116,7 +191,7 @@ impl RocksStore {
             ColumnFamilyDescriptor::new(cf.name(), opts)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(backend)?;
-        Ok(Self { db, read_only: false, reserve: AtomicU64::new(0) })
+        Ok(Self { db, read_only: false, reserve: AtomicU64::new(0), holder_rows: HolderRows::new() })
     }
 
     /// Refuse every write, before any of it is written, while the filesystem holding the store
@@ -153,11 +228,44 @@ impl RocksStore {
             .filter(|cf| existing.iter().any(|e| e == cf.name()))
             .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
         let db = DB::open_cf_descriptors_read_only(&opts, path, cfs, false).map_err(backend)?;
-        Ok(Self { db, read_only: true, reserve: AtomicU64::new(0) })
+        Ok(Self { db, read_only: true, reserve: AtomicU64::new(0), holder_rows: HolderRows::new() })
     }
 
     fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
         self.db.cf_handle(cf.name()).ok_or_else(|| StoreError::Backend(format!("column family {} missing", cf.name())))
+    }
+
+    /// Rows of `cf` that start with `prefix`, from `start`, at most `limit`, read from RocksDB.
+    fn scan(&self, cf: Cf, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        let Some(h) = self.cf_to_read(cf)? else { return Ok(out) };
+        let start = if start < prefix { prefix } else { start };
+        let mut ro = ReadOptions::default();
+        ro.fill_cache(limit <= BULK_SCAN);
+        // The scan ends where the prefix does: RocksDB stops there instead of reading on into the
+        // next block, and skips files that begin after it.
+        if let Some(end) = prefix_end(prefix) {
+            ro.set_iterate_upper_bound(end);
+        }
+        if holder_keyed(cf) {
+            if prefix.len() >= HOLDER_PREFIX {
+                ro.set_prefix_same_as_start(true);
+            } else {
+                // A scan across holders (`licvault check`) must not use the prefix filter.
+                ro.set_total_order_seek(true);
+            }
+        }
+        for item in self.db.iterator_cf_opt(h, ro, IteratorMode::From(start, Direction::Forward)) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(backend)?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     /// The column family, or `None` for one a read-only store does not have yet.
@@ -244,34 +352,21 @@ impl Store for RocksStore {
     }
 
     fn scan_prefix_from(&self, cf: Cf, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
-        let mut out = Vec::new();
-        let Some(h) = self.cf_to_read(cf)? else { return Ok(out) };
-        let start = if start < prefix { prefix } else { start };
-        let mut ro = ReadOptions::default();
-        ro.fill_cache(limit <= BULK_SCAN);
-        // The scan ends where the prefix does: RocksDB stops there instead of reading on into the
-        // next block, and skips files that begin after it.
-        if let Some(end) = prefix_end(prefix) {
-            ro.set_iterate_upper_bound(end);
+        let Ok(holder) = <[u8; HOLDER_PREFIX]>::try_from(prefix) else { return self.scan(cf, prefix, start, limit) };
+        if cf != Cf::Holders {
+            return self.scan(cf, prefix, start, limit);
         }
-        if holder_keyed(cf) {
-            if prefix.len() >= HOLDER_PREFIX {
-                ro.set_prefix_same_as_start(true);
-            } else {
-                // A scan across holders (`licvault check`) must not use the prefix filter.
-                ro.set_total_order_seek(true);
-            }
+        if let Some(rows) = self.holder_rows.rows.get(&holder) {
+            return Ok(rows_from(&rows, start, limit));
         }
-        for item in self.db.iterator_cf_opt(h, ro, IteratorMode::From(start, Direction::Forward)) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = item.map_err(backend)?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            out.push((k.to_vec(), v.to_vec()));
+        let epoch = self.holder_rows.epoch.load(Ordering::SeqCst);
+        let rows = self.scan(cf, prefix, prefix, REMEMBERED_ROWS + 1)?;
+        if rows.len() > REMEMBERED_ROWS {
+            return self.scan(cf, prefix, start, limit);
         }
+        let rows: Arc<[KeyValue]> = rows.into();
+        let out = rows_from(&rows, start, limit);
+        self.holder_rows.remember(holder, rows, epoch);
         Ok(out)
     }
 
@@ -356,12 +451,23 @@ impl Store for RocksStore {
         let mut puts = batch.puts;
         puts.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let mut wb = WriteBatch::default();
+        let mut holders: Vec<[u8; HOLDER_PREFIX]> = Vec::new();
         for (cf, k, v) in &puts {
             wb.put_cf(self.cf(*cf)?, k, v);
+            if *cf == Cf::Holders {
+                if let Some(h) = k.first_chunk::<HOLDER_PREFIX>() {
+                    if holders.last() != Some(h) {
+                        holders.push(*h);
+                    }
+                }
+            }
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.write_opt(wb, &wo).map_err(backend)
+        let written = self.db.write_opt(wb, &wo).map_err(backend);
+        // Even a failed write may have landed in part: the holders it touched are read afresh.
+        self.holder_rows.forget(&holders);
+        written
     }
 }
 
@@ -433,6 +539,54 @@ mod tests {
         assert_eq!(prefix_end(&[1, 0xff, 0xff]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xff, 0xff]), None);
         assert_eq!(prefix_end(b""), None);
+    }
+
+    /// A holder's rows are remembered, and a write that adds one is seen by every scan after it
+    /// returns, also while other threads keep scanning the same holder (and so keep trying to
+    /// remember what they read just before the write).
+    #[test]
+    fn remembered_holder_rows_never_hide_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(RocksStore::open(dir.path()).unwrap());
+        let holder = [7u8; 32];
+        let key = |n: u32| [&holder[..], format!("id-{n:04}").as_bytes()].concat();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let scanners: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, stop) = (s.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        s.scan_prefix(Cf::Holders, &holder, 64).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for n in 0..REMEMBERED_ROWS as u32 {
+            let mut b = Batch::default();
+            b.put(Cf::Holders, key(n), Vec::new());
+            // Another holder's row in the same batch changes nothing for this one.
+            b.put(Cf::Holders, [&[8u8; 32][..], b"x"].concat(), Vec::new());
+            s.write(b).unwrap();
+            let rows = s.scan_prefix(Cf::Holders, &holder, 64).unwrap();
+            assert_eq!(rows.len(), n as usize + 1, "after writing row {n}");
+            assert_eq!(rows.last().unwrap().0, key(n));
+            // A page after a cursor, from what is remembered.
+            let after = s.scan_prefix_from(Cf::Holders, &holder, &key(n), 2).unwrap();
+            assert_eq!(after.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), vec![key(n)]);
+        }
+        stop.store(true, Ordering::Relaxed);
+        scanners.into_iter().for_each(|t| t.join().unwrap());
+        assert!(s.holder_rows.rows.get(&holder).is_some(), "a holder with few rows is remembered");
+        // Past REMEMBERED_ROWS a holder is read from RocksDB each time, and pages still follow.
+        let mut b = Batch::default();
+        for n in REMEMBERED_ROWS as u32..100 {
+            b.put(Cf::Holders, key(n), Vec::new());
+        }
+        s.write(b).unwrap();
+        assert_eq!(s.scan_prefix(Cf::Holders, &holder, 1000).unwrap().len(), 100);
+        assert!(s.holder_rows.rows.get(&holder).is_none());
+        let page = s.scan_prefix_from(Cf::Holders, &holder, &key(50), 3).unwrap();
+        assert_eq!(page.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), vec![key(50), key(51), key(52)]);
     }
 
     /// Holder-keyed families keep a filter of 32-byte prefixes: one holder's scans use it, and
