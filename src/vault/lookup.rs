@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::usage::{Disclosed, UseAction, UseContext};
-use super::{unix_now, Client, LicenceRecord, Role, Vault, VaultError};
+use super::{unix_now, Client, Decoded, LicenceRecord, Role, Vault, VaultError};
 use crate::domain::catalogue::{Requirement, APPLICANT};
-use crate::domain::{Catalogue, HolderId, Licence, LicenceId, ServiceItem, Sharing, Status};
+use crate::domain::{Catalogue, HolderId, LicenceId, ServiceItem, Sharing, Status};
 use crate::log::merkle::Hash;
 use crate::log::sequencer::Head;
 use crate::store::Cf;
@@ -25,15 +25,23 @@ const SCAN: usize = 32;
 
 /// A licence found for a holder, as read (checked against the log).
 pub struct Found {
-    pub licence: Licence,
+    /// The licence, its signed document and its salted disclosures (the holder channel's wallet
+    /// hands them on; verifiers never see them), shared with the vault's cache: `found.licence`,
+    /// `found.document` and `found.disclosures` read through it.
+    pub decoded: Arc<Decoded>,
     pub record: LicenceRecord,
-    pub document: Vec<u8>,
-    /// The salted disclosures (the holder channel's wallet hands them on; verifiers never see them).
-    pub disclosures: Vec<crate::domain::Disclosure>,
     /// The effective status now.
     pub status: Status,
     /// Index of its usage record (verifier reads only).
     pub usage_index: Option<u64>,
+}
+
+impl std::ops::Deref for Found {
+    type Target = Decoded;
+
+    fn deref(&self) -> &Decoded {
+        &self.decoded
+    }
 }
 
 /// What a lookup returns: the licences, the cursor of the next page, the head covering the
@@ -227,19 +235,19 @@ impl Vault {
     fn found(&self, id: &LicenceId, holder: &HolderId, now: i64) -> Result<Found, VaultError> {
         // Index rows and records are written in the same batch: a row without its record is
         // an inconsistency, not a licence that does not exist.
-        let super::Stored { licence, record, document, disclosures } = self.stored(id).map_err(|e| match e {
+        let (decoded, record) = self.shared(id).map_err(|e| match e {
             VaultError::NotFound(_) => {
                 super::issue::inconsistent(format!("the holder index lists {id}, which has no record"))
             }
             e => e,
         })?;
-        if !licence.holders().any(|h| h == holder) {
+        if !decoded.licence.holders().any(|h| h == holder) {
             return Err(super::issue::inconsistent(format!(
                 "the holder index lists {id} under a holder it does not name"
             )));
         }
-        let status = record.effective(now, licence.valid_from, licence.valid_until);
-        Ok(Found { licence, record, document, disclosures, status, usage_index: None })
+        let status = record.effective(now, decoded.licence.valid_from, decoded.licence.valid_until);
+        Ok(Found { decoded, record, status, usage_index: None })
     }
 
     /// The record of a lookup answered from another node only (a page of a peer's answer,

@@ -254,10 +254,10 @@ pub struct Vault {
 /// A stored document decoded: what [`Vault::stored`] keeps by the document's hash. A document
 /// never changes once logged, so an entry is right for as long as a record names its hash; the
 /// record itself (whose status changes) is read and checked against the log on every call.
-struct Decoded {
-    licence: Licence,
-    document: Vec<u8>,
-    disclosures: Vec<Disclosure>,
+pub struct Decoded {
+    pub licence: Licence,
+    pub document: Vec<u8>,
+    pub disclosures: Vec<Disclosure>,
 }
 
 /// How many records [`Vault::record`] remembers as bound to the log: about 400 bytes each.
@@ -573,6 +573,18 @@ impl Vault {
 
     /// [`Vault::licence`] with the disclosures it was decoded with, for the issuer and the holder.
     pub fn stored(&self, id: &LicenceId) -> Result<Stored, VaultError> {
+        let (decoded, record) = self.shared(id)?;
+        Ok(Stored {
+            licence: decoded.licence.clone(),
+            record,
+            document: decoded.document.clone(),
+            disclosures: decoded.disclosures.clone(),
+        })
+    }
+
+    /// [`Vault::stored`] without copying the decoded document out of the cache (a read that
+    /// only shows it: a lookup, a check, a wallet).
+    pub fn shared(&self, id: &LicenceId) -> Result<(Arc<Decoded>, LicenceRecord), VaultError> {
         let record = self.record(id)?.ok_or_else(|| VaultError::NotFound(id.to_string()))?;
         let mut hash: Hash = [0; 32];
         hex::decode_to_slice(&record.doc_sha256, &mut hash)
@@ -587,12 +599,7 @@ impl Vault {
                 d
             }
         };
-        Ok(Stored {
-            licence: decoded.licence.clone(),
-            record,
-            document: decoded.document.clone(),
-            disclosures: decoded.disclosures.clone(),
-        })
+        Ok((decoded, record))
     }
 
     /// The stored document of `id`, which must hash to `hash` (its record's), decoded with its
