@@ -174,7 +174,7 @@ struct HolderOut<'a> {
 /// see (a node's client at a peer is granted a scope for the whole node, often wider than one
 /// clerk's). `None`: none of those asked for, so no peer is asked.
 fn forwarded_types(client: &crate::vault::Client, asked: &[String]) -> Option<Vec<String>> {
-    let all = client.types.iter().any(|t| t == crate::vault::lookup::ALL_TYPES);
+    let all = client.sees_every_type();
     let types: Vec<String> = match (all, asked.is_empty()) {
         (true, _) => asked.to_vec(),
         (false, true) => client.types.clone(),
@@ -382,7 +382,7 @@ async fn check(
         others.push((role.clone(), h.parse(&s.vault)?));
     }
     // A check names no types to narrow: only a clerk who may see every type asks other nodes.
-    let ask = match client.types.iter().any(|t| t == crate::vault::lookup::ALL_TYPES) {
+    let ask = match client.sees_every_type() {
         true => peers_to_ask(&s, req.other_platforms, None, None)?,
         false => None,
     };

@@ -300,7 +300,7 @@ impl Vault {
         if client.expires_at.is_some_and(|t| t <= unix_now()) {
             return Err(VaultError::Invalid("expires_at is in the past".into()));
         }
-        if client.types.iter().any(|t| t == super::lookup::ALL_TYPES) {
+        if client.sees_every_type() {
             if client.role != Role::Verifier || client.types.len() != 1 {
                 return Err(VaultError::Invalid(
                     "types [\"*\"] (every licence type) is a verifier's scope, and alone".into(),

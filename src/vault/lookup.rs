@@ -179,7 +179,7 @@ pub fn may_see(catalogue: &Catalogue, client: &Client, type_code: &str, issuer: 
     let Some(ty) = catalogue.licence_type(type_code) else { return false };
     match ty.sharing {
         Sharing::Unconditional => true,
-        Sharing::Conditional => client.types.iter().any(|t| t == ALL_TYPES || t == type_code),
+        Sharing::Conditional => client.sees_every_type() || client.types.iter().any(|t| t == type_code),
         Sharing::None => issuer.is_some() && client.uscc.as_deref() == issuer,
     }
 }

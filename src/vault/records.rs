@@ -143,6 +143,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// Whether the client's scope is every licence type (`["*"]`, a verifier's only).
+    pub fn sees_every_type(&self) -> bool {
+        self.types.iter().any(|t| t == super::lookup::ALL_TYPES)
+    }
+
     /// A new, enabled client without expiry.
     pub fn new(
         id: impl Into<String>,
