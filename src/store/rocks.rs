@@ -51,7 +51,10 @@ struct RowsWeight;
 
 impl quick_cache::Weighter<[u8; HOLDER_PREFIX], Arc<[KeyValue]>> for RowsWeight {
     fn weight(&self, _: &[u8; HOLDER_PREFIX], rows: &Arc<[KeyValue]>) -> u64 {
-        rows.iter().map(|(k, v)| (k.len() + v.len() + 64) as u64).sum::<u64>() + 64
+        // What the allocations take: the rows' bytes, a vector entry and allocator slack a row,
+        // and for the entry itself (the key, the `Arc`, the cache's slot) about 128 bytes, also
+        // for a holder with no rows (a lookup of a number that holds nothing is remembered too).
+        rows.iter().map(|(k, v)| (k.len() + v.len() + 64) as u64).sum::<u64>() + 128
     }
 }
 
@@ -362,6 +365,12 @@ impl Store for RocksStore {
         let epoch = self.holder_rows.epoch.load(Ordering::SeqCst);
         let rows = self.scan(cf, prefix, prefix, REMEMBERED_ROWS + 1)?;
         if rows.len() > REMEMBERED_ROWS {
+            // Too many to remember: the rows read answer a page within them (the first page of
+            // a holder with many licences costs one iterator, as before); a later page is read.
+            let page = rows_from(&rows, start, limit);
+            if page.len() == limit {
+                return Ok(page);
+            }
             return self.scan(cf, prefix, start, limit);
         }
         let rows: Arc<[KeyValue]> = rows.into();
@@ -587,6 +596,13 @@ mod tests {
         assert!(s.holder_rows.rows.get(&holder).is_none());
         let page = s.scan_prefix_from(Cf::Holders, &holder, &key(50), 3).unwrap();
         assert_eq!(page.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), vec![key(50), key(51), key(52)]);
+        // Pages within the first rows read (answered from them) and past them (read again).
+        let keys = |from: u32, n: usize| (from..).take(n).map(key).collect::<Vec<_>>();
+        for (from, limit) in [(0, 32), (0, 33), (5, 28), (5, 29), (0, 40), (30, 10), (98, 5)] {
+            let page = s.scan_prefix_from(Cf::Holders, &holder, &key(from), limit).unwrap();
+            let want = keys(from, limit.min(100 - from as usize));
+            assert_eq!(page.iter().map(|r| r.0.clone()).collect::<Vec<_>>(), want, "from {from}, limit {limit}");
+        }
     }
 
     /// Holder-keyed families keep a filter of 32-byte prefixes: one holder's scans use it, and
