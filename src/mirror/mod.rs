@@ -697,6 +697,12 @@ impl Mirror {
             let verified = match fetched {
                 Ok(part) => {
                     next = (to < cp.size).then(|| fetch(to));
+                    // The fetch task just spawned waits in this worker's LIFO slot, which no other
+                    // worker takes from, until this task yields, and `verify_part` computes for
+                    // milliseconds without yielding: yield once, so that the fetch runs here and
+                    // the other worker can take this task (fetch and check then overlap; they ran
+                    // one after the other).
+                    tokio::task::yield_now().await;
                     self.verify_part(from, part, (&tree, prev), &newer, &cp, &note).await
                 }
                 Err(e) => Err(e),
