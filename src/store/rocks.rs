@@ -271,6 +271,34 @@ impl RocksStore {
         Ok(out)
     }
 
+    /// One holder's index rows from `start`, at most `limit`: from [`HolderRows`], else read
+    /// (and remembered when there are at most [`REMEMBERED_ROWS`]).
+    fn scan_holder(
+        &self,
+        holder: [u8; HOLDER_PREFIX],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        if let Some(rows) = self.holder_rows.rows.get(&holder) {
+            return Ok(rows_from(&rows, start, limit));
+        }
+        let epoch = self.holder_rows.epoch.load(Ordering::SeqCst);
+        let rows = self.scan(Cf::Holders, &holder, &holder, REMEMBERED_ROWS + 1)?;
+        if rows.len() > REMEMBERED_ROWS {
+            // Too many to remember: the rows read answer a page within them (the first page of
+            // a holder with many licences costs one iterator, as before); a later page is read.
+            let page = rows_from(&rows, start, limit);
+            if page.len() == limit {
+                return Ok(page);
+            }
+            return self.scan(Cf::Holders, &holder, start, limit);
+        }
+        let rows: Arc<[KeyValue]> = rows.into();
+        let out = rows_from(&rows, start, limit);
+        self.holder_rows.remember(holder, rows, epoch);
+        Ok(out)
+    }
+
     /// The column family, or `None` for one a read-only store does not have yet.
     fn cf_to_read(&self, cf: Cf) -> Result<Option<&rocksdb::ColumnFamily>, StoreError> {
         match self.db.cf_handle(cf.name()) {
@@ -355,28 +383,10 @@ impl Store for RocksStore {
     }
 
     fn scan_prefix_from(&self, cf: Cf, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<KeyValue>, StoreError> {
-        let Ok(holder) = <[u8; HOLDER_PREFIX]>::try_from(prefix) else { return self.scan(cf, prefix, start, limit) };
-        if cf != Cf::Holders {
-            return self.scan(cf, prefix, start, limit);
+        match <[u8; HOLDER_PREFIX]>::try_from(prefix) {
+            Ok(holder) if cf == Cf::Holders => self.scan_holder(holder, start, limit),
+            _ => self.scan(cf, prefix, start, limit),
         }
-        if let Some(rows) = self.holder_rows.rows.get(&holder) {
-            return Ok(rows_from(&rows, start, limit));
-        }
-        let epoch = self.holder_rows.epoch.load(Ordering::SeqCst);
-        let rows = self.scan(cf, prefix, prefix, REMEMBERED_ROWS + 1)?;
-        if rows.len() > REMEMBERED_ROWS {
-            // Too many to remember: the rows read answer a page within them (the first page of
-            // a holder with many licences costs one iterator, as before); a later page is read.
-            let page = rows_from(&rows, start, limit);
-            if page.len() == limit {
-                return Ok(page);
-            }
-            return self.scan(cf, prefix, start, limit);
-        }
-        let rows: Arc<[KeyValue]> = rows.into();
-        let out = rows_from(&rows, start, limit);
-        self.holder_rows.remember(holder, rows, epoch);
-        Ok(out)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
