@@ -38,6 +38,11 @@ pub struct Config {
     /// runs. `false`: every signature is checked.
     #[arg(long, env = "LICVAULT_VERIFY_BY_HASH", default_value_t = true, action = clap::ArgAction::Set)]
     pub verify_by_hash: bool,
+    /// MiB of presented payloads recognised by hash that `POST /v1/verify` keeps by their text,
+    /// decoded and parsed, for when the same QR code is shown again (trust, the record and the
+    /// time are checked each time). 0: every payload is decoded and parsed.
+    #[arg(long, env = "LICVAULT_VERIFY_MEMO_MIB", default_value_t = crate::vault::verify::RECOGNISED_BYTES >> 20)]
+    pub verify_memo_mib: u64,
     /// The offline QR payload the vault makes (spec/formats.md §1): `lv2` (zlib with the preset
     /// dictionary `spec/qr-dictionary-1.txt`, smaller codes) or `lv1` (plain zlib, DESIGN §3's
     /// first profile, for scanners not yet updated). Both are always read.

@@ -107,7 +107,12 @@ pub fn store_bytes(sizes: &[(&str, u64)], compacting: Option<u64>, free: Option<
 }
 
 impl Metrics {
-    pub fn render(&self, log_size: u64, seq: &crate::log::sequencer::Stats, by_hash: u64) -> String {
+    pub fn render(
+        &self,
+        log_size: u64,
+        seq: &crate::log::sequencer::Stats,
+        verify: crate::vault::VerifyStats,
+    ) -> String {
         let mut out = String::new();
         out.push_str("# HELP licvault_http_requests_total HTTP requests by method, route and status.\n");
         out.push_str("# TYPE licvault_http_requests_total counter\n");
@@ -152,9 +157,24 @@ impl Metrics {
             "# HELP licvault_sequencer_largest_batch Most jobs in one batch since start.\n# TYPE licvault_sequencer_largest_batch gauge\nlicvault_sequencer_largest_batch {}",
             seq.largest_batch.load(Relaxed)
         );
+        for (name, help, v) in [
+            (
+                "licvault_verify_by_hash_total",
+                "Documents POST /v1/verify recognised by their hash in the log, without checking the signature again.",
+                verify.by_hash,
+            ),
+            (
+                "licvault_verify_memo_hits_total",
+                "Of those, payloads shown before, whose text the vault did not decode and parse again.",
+                verify.memo_hits,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
         let _ = writeln!(
             out,
-            "# HELP licvault_verify_by_hash_total Documents POST /v1/verify recognised by their hash in the log, without checking the signature again.\n# TYPE licvault_verify_by_hash_total counter\nlicvault_verify_by_hash_total {by_hash}"
+            "# HELP licvault_verify_memo_bytes Bytes the payloads recognised by hash take in memory, as estimated (--verify-memo-mib bounds them).\n# TYPE licvault_verify_memo_bytes gauge\nlicvault_verify_memo_bytes {}",
+            verify.memo_bytes
         );
         out
     }

@@ -51,7 +51,7 @@ async fn metrics(State(s): State<AppState>, _: super::Admin) -> impl IntoRespons
 pub(super) fn render_metrics(s: &AppState) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        s.metrics.render(s.vault.head().size, s.vault.sequencer_stats(), s.vault.verified_by_hash())
+        s.metrics.render(s.vault.head().size, s.vault.sequencer_stats(), s.vault.verify_stats())
             + &crate::http::metrics::store_bytes(
                 &s.vault.store().sizes(),
                 s.vault.store().compacting(),

@@ -209,7 +209,7 @@ async fn pasted(State(s): State<AppState>, form: Result<Form<Pasted>, FormReject
         Ok(mut v) => {
             let note = v.reasons.first().cloned().unwrap_or_default();
             // A compact document names no type: the catalogue does.
-            if let Some(l) = v.licence.as_mut().filter(|l| l.type_name.is_empty()) {
+            if let Some(l) = v.licence.as_mut().filter(|l| l.type_name.is_empty()).map(std::sync::Arc::make_mut) {
                 l.type_name = s
                     .vault
                     .catalogue()
@@ -217,7 +217,7 @@ async fn pasted(State(s): State<AppState>, form: Result<Form<Pasted>, FormReject
                     .map(|t| t.name.clone())
                     .unwrap_or_default();
             }
-            let body = verdict_html(v.kind, v.licence.as_ref(), v.issuer_cert.as_deref(), &note);
+            let body = verdict_html(v.kind, v.licence.as_deref(), v.issuer_cert.as_deref(), &note);
             page(StatusCode::OK, "电子证照核验", &format!("{body}{FORM}"))
         }
         Err(_) => page(StatusCode::SERVICE_UNAVAILABLE, "电子证照核验", "<p>暂时无法核验，请稍后再试。</p>"),

@@ -32,7 +32,7 @@ pub use issue::{IssueRequest, Issued, RenewRequest};
 pub use pilot::PilotOverride;
 pub use records::{Client, LicenceRecord, Role};
 pub use status::{rfc3339_ms, rfc3339_s, ChangeRequest, HistoryEntry, StatusChanged};
-pub use verify::{Verdict, VerdictKind};
+pub use verify::{Verdict, VerdictKind, VerifyStats};
 
 use crate::crypto::keygen::DepartmentSpec;
 use crate::crypto::signer::load_private_key;
@@ -232,6 +232,12 @@ pub struct Vault {
     qr_plain: std::sync::atomic::AtomicBool,
     /// Stored documents decoded, by their SHA-256 (`Vault::stored`).
     decoded: quick_cache::sync::Cache<Hash, Arc<Decoded>, DecodedWeight>,
+    /// Presented payloads recognised by hash, by their text (`verify.rs`): decoded and parsed
+    /// once while they stay in it.
+    recognised: quick_cache::sync::Cache<Box<str>, Arc<verify::Recognised>, verify::RecognisedWeight>,
+    /// `--verify-memo-mib` is not 0; and how many payloads the memo answered.
+    memo_on: std::sync::atomic::AtomicBool,
+    memo_hits: AtomicU64,
     /// Licence records found bound to the log, by the SHA-256 of their stored bytes
     /// (`Vault::record`).
     bound: quick_cache::sync::Cache<Hash, Arc<LicenceRecord>>,
@@ -349,6 +355,13 @@ impl Vault {
             by_hash: AtomicU64::new(0),
             qr_plain: std::sync::atomic::AtomicBool::new(false),
             decoded: quick_cache::sync::Cache::with_weighter(16_384, DECODED_CACHE_BYTES, DecodedWeight),
+            recognised: quick_cache::sync::Cache::with_weighter(
+                8_192,
+                verify::RECOGNISED_BYTES,
+                verify::RecognisedWeight,
+            ),
+            memo_on: std::sync::atomic::AtomicBool::new(true),
+            memo_hits: AtomicU64::new(0),
             bound: quick_cache::sync::Cache::new(BOUND_CACHE),
             tiles: quick_cache::sync::Cache::with_weighter(8_192, audit::TILE_CACHE_BYTES, audit::TileWeight),
             checkpoints: quick_cache::sync::Cache::new(4_096),

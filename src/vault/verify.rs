@@ -86,8 +86,9 @@ impl From<Status> for VerdictKind {
 pub struct Verdict {
     pub kind: VerdictKind,
     pub reasons: Vec<String>,
-    /// The licence as the document (and the disclosures presented with it) shows it.
-    pub licence: Option<Presented>,
+    /// The licence as the document (and the disclosures presented with it) shows it; shared
+    /// with [`Vault`]'s memo of payloads recognised before.
+    pub licence: Option<Arc<Presented>>,
     pub issuer_cert: Option<String>,
     /// Log index of the issuance leaf.
     pub log_index: Option<u64>,
@@ -126,6 +127,17 @@ pub struct CopyVerdict {
     pub log_index: u64,
     /// The original's status now; `None` once the copy has expired.
     pub original_status: Option<Status>,
+}
+
+/// Counters of `POST /v1/verify` (`GET /metrics`).
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyStats {
+    /// Documents recognised by their hash in the log.
+    pub by_hash: u64,
+    /// Of those, payloads found in the memo of recognised payloads.
+    pub memo_hits: u64,
+    /// What the memo holds, by its estimate.
+    pub memo_bytes: u64,
 }
 
 /// Why a document failed the offline checks.
@@ -241,7 +253,25 @@ pub fn verify_offline_with<'t>(
             )
         })?;
     }
-    let licence = parsed?;
+    let mut licence = parsed?;
+    let platform = check_claims(trust, cert, &licence, now)?;
+    if licence.compact_of.is_some() {
+        // A compact document names no issuer: the certificate that signed it does.
+        licence.issuer_name = cert.name.clone();
+    }
+    let status = Status::Valid.effective(now, licence.valid_from, licence.valid_until, None);
+    Ok(Checked { licence, cert, status, envelope: env, platform })
+}
+
+/// The checks after the signature: the licence names the department whose seal signed it, was
+/// issued within the validity of that seal (and of this platform's root), and, for another
+/// platform's seal, the federation vouches for that platform at `now`: the CAs that do.
+fn check_claims(
+    trust: &TrustList,
+    cert: &DepartmentCert,
+    licence: &Presented,
+    now: i64,
+) -> Result<Vec<String>, Refusal> {
     if licence.issuer().as_str() != cert.uscc.as_str() {
         return Err(Refusal::new(
             VerdictKind::InvalidSignature,
@@ -256,17 +286,39 @@ pub fn verify_offline_with<'t>(
         ));
     }
     // Another platform's department: its root must chain to the national anchor, unrevoked.
-    let platform = trust.federation_vouches(&cert.kid, licence.issued_at, now).map_err(|why| {
+    trust.federation_vouches(&cert.kid, licence.issued_at, now).map_err(|why| {
         Refusal::new(VerdictKind::UnknownIssuer, format!("the federation does not vouch for its platform: {why}"))
-    })?;
-    let mut licence = licence;
-    if licence.compact_of.is_some() {
-        // A compact document names no issuer: the certificate that signed it does.
-        licence.issuer_name = cert.name.clone();
-    }
-    let status = Status::Valid.effective(now, licence.valid_from, licence.valid_until, None);
-    Ok(Checked { licence, cert, status, envelope: env, platform })
+    })
 }
+
+/// A presented payload the vault recognised by its hash, kept by its text ([`Vault`]'s memo):
+/// what decoding and parsing it gave, which depends on the text alone. Trust, the record and
+/// the time are checked again each time it is presented.
+pub(super) struct Recognised {
+    kid: [u8; 8],
+    licence: Arc<Presented>,
+    /// The SHA-256 of the document as issued ([`issued_sha256`]).
+    issued: [u8; 32],
+}
+
+/// What a memo entry holds in memory, near enough: its key, and the licence it decoded (the
+/// text of its face again, with the strings and maps around it).
+#[derive(Clone)]
+pub(super) struct RecognisedWeight;
+
+impl quick_cache::Weighter<Box<str>, Arc<Recognised>> for RecognisedWeight {
+    fn weight(&self, key: &Box<str>, r: &Arc<Recognised>) -> u64 {
+        let l = &r.licence;
+        let holders: usize = std::iter::once(&l.holder).chain(&l.co_holders).map(|h| h.name.len() + 96).sum();
+        let fields: usize = l.fields.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
+        let strings = l.type_name.len() + l.number.len() + l.issuer_name.len() + l.area_code.len();
+        (key.len() + holders + fields + strings + l.disclosed.len() * 48 + 512) as u64
+    }
+}
+
+/// Bytes of recognised payloads the memo keeps by default (`--verify-memo-mib`): some 10,000 QR
+/// payloads with their licences.
+pub const RECOGNISED_BYTES: u64 = 32 << 20;
 
 /// The SHA-256 the log holds for a presented document: of the bytes as issued (disclosures travel
 /// outside the signed bytes, so the log's hash covers the document without them); for a compact
@@ -279,6 +331,10 @@ fn issued_sha256(env: &Envelope, compact_of: Option<[u8; 32]>, document: &[u8]) 
         (None, []) => sha256(document),
         (None, _) => env.issued_if_exact(document).map_or([0; 32], |issued| sha256(&issued)),
     }
+}
+
+fn signature_verifies(cert: &DepartmentCert) -> String {
+    format!("signature verifies under {} ({})", cert.name, cert.uscc)
 }
 
 impl Vault {
@@ -302,6 +358,26 @@ impl Vault {
         self.by_hash.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Bytes of recognised payloads to keep by their text (`--verify-memo-mib`); 0 keeps none,
+    /// and forgets those kept.
+    pub fn set_verify_memo(&self, bytes: u64) {
+        self.memo_on.store(bytes > 0, std::sync::atomic::Ordering::Relaxed);
+        if bytes == 0 {
+            self.recognised.clear();
+        } else {
+            self.recognised.set_capacity(bytes);
+        }
+    }
+
+    /// What `GET /metrics` says of `POST /v1/verify`.
+    pub fn verify_stats(&self) -> VerifyStats {
+        VerifyStats {
+            by_hash: self.verified_by_hash(),
+            memo_hits: self.memo_hits.load(std::sync::atomic::Ordering::Relaxed),
+            memo_bytes: self.recognised.weight(),
+        }
+    }
+
     /// `POST /v1/verify`: never an error for bad input, always a verdict.
     pub fn verify_presented(&self, payload: &str) -> Result<Verdict, VaultError> {
         self.verify_presented_at(payload, unix_now())
@@ -309,13 +385,46 @@ impl Vault {
 
     /// [`Vault::verify_presented`] as of `now` (unix seconds): tests look past an expiry.
     pub fn verify_presented_at(&self, payload: &str, now: i64) -> Result<Verdict, VaultError> {
+        let payload = payload.trim();
+        let by_hash = self.verify_by_hash.load(std::sync::atomic::Ordering::Relaxed);
+        let memo = by_hash && self.memo_on.load(std::sync::atomic::Ordering::Relaxed);
+        if memo {
+            if let Some(seen) = self.recognised.get(payload) {
+                if let Some(v) = self.verify_recognised(&seen, now)? {
+                    return Ok(v);
+                }
+            }
+        }
         match decode_presented(payload) {
-            Ok(document) => self.verify_document(&document, now),
+            Ok(document) => self.verify_document(&document, now, memo.then_some(payload)),
             Err(why) => Ok(Verdict::refused(VerdictKind::Malformed, why)),
         }
     }
 
-    fn verify_document(&self, document: &[u8], now: i64) -> Result<Verdict, VaultError> {
+    /// A payload recognised before: what its text gave then, with everything else checked as
+    /// [`Vault::verify_document`] checks it, in the same order, so the verdict is the same
+    /// (the property test `by_hash::same_verdicts…` compares them). `None` when the path taken
+    /// then is not the one now (the trust list has no such seal, the record names other bytes,
+    /// the claims fail): the full path decides.
+    fn verify_recognised(&self, seen: &Recognised, now: i64) -> Result<Option<Verdict>, VaultError> {
+        let keys = self.keyring();
+        let head = self.head();
+        let Some(cert) = keys.trust.department(&seen.kid) else { return Ok(None) };
+        let record = match self.record(&seen.licence.id)? {
+            Some(r) if r.doc_hash() == Some(seen.issued) => r,
+            _ => return Ok(None),
+        };
+        if check_claims(&keys.trust, cert, &seen.licence, now).is_err() {
+            return Ok(None);
+        }
+        self.by_hash.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.memo_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.logged_verdict(seen.licence.clone(), cert, &record, &head, now, vec![signature_verifies(cert)]).map(Some)
+    }
+
+    /// `memo`: the payload's text when the vault may remember what it gave, should the log hold
+    /// these very bytes (`--verify-by-hash`).
+    fn verify_document(&self, document: &[u8], now: i64, memo: Option<&str>) -> Result<Verdict, VaultError> {
         let keys = self.keyring();
         // The head is read before the record: if the record's last leaf is below it, no later
         // leaf about the licence existed when the head was read, so the status holds as of it.
@@ -327,6 +436,7 @@ impl Vault {
         let by_hash = self.verify_by_hash.load(std::sync::atomic::Ordering::Relaxed);
         let mut read: Option<Result<Option<super::LicenceRecord>, VaultError>> = None;
         let mut issued_hash = None;
+        let mut recognised = false;
         let signed_already = |env: &Envelope, l: &Presented| {
             let r = self.record(&l.id);
             let issued = issued_sha256(env, l.compact_of, document);
@@ -339,6 +449,7 @@ impl Vault {
             if hit {
                 self.by_hash.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
+            recognised = hit;
             hit
         };
         let Checked { licence, cert, envelope, platform, .. } =
@@ -356,7 +467,8 @@ impl Vault {
                 },
                 Err(r) => return Ok(r.into()),
             };
-        let mut reasons = vec![format!("signature verifies under {} ({})", cert.name, cert.uscc)];
+        let licence = Arc::new(licence);
+        let mut reasons = vec![signature_verifies(cert)];
         // The log holds this exact document only if the record's document hash is the presented
         // one's (as issued).
         let record = match read.take() {
@@ -371,7 +483,14 @@ impl Vault {
         }
         let issued = issued_hash.unwrap_or_else(|| issued_sha256(&envelope, licence.compact_of, document));
         let record = match record {
-            Some(r) if r.doc_hash() == Some(issued) => r,
+            Some(r) if r.doc_hash() == Some(issued) => {
+                // Recognised by hash: its text need not be decoded and parsed again.
+                if let Some(text) = memo.filter(|_| recognised && licence.compact_of.is_none()) {
+                    let seen = Recognised { kid: envelope.kid(), licence: licence.clone(), issued };
+                    self.recognised.insert(text.into(), Arc::new(seen));
+                }
+                r
+            }
             Some(r) if licence.compact_of.is_none() && self.same_signed_content(&r, &envelope)? => {
                 reasons.push(
                     "these bytes are a re-encoding of the issued document: the signed content and the signature are \
@@ -392,7 +511,21 @@ impl Vault {
                 });
             }
         };
-        let head_size = self.size_covering(&head, record.last_index)?;
+        self.logged_verdict(licence, cert, &record, &head, now, reasons)
+    }
+
+    /// The verdict on a document the log holds (`record` names it): its status now, as of a
+    /// signed size that covers the record. `reasons`: what was noted after the signature.
+    fn logged_verdict(
+        &self,
+        licence: Arc<Presented>,
+        cert: &DepartmentCert,
+        record: &super::LicenceRecord,
+        head: &Head,
+        now: i64,
+        mut reasons: Vec<String>,
+    ) -> Result<Verdict, VaultError> {
+        let head_size = self.size_covering(head, record.last_index)?;
         // The validity period comes from the verified document (bound to the log by its hash),
         // never from the record.
         let status = record.effective(now, licence.valid_from, licence.valid_until);
@@ -525,7 +658,7 @@ impl Vault {
             Ok(b) => b,
             Err(why) => return Ok(Verdict::refused(VerdictKind::Malformed, why)),
         };
-        let mut v = self.verify_document(&inner, now)?;
+        let mut v = self.verify_document(&inner, now, None)?;
         v.reasons.insert(0, made);
         v.presentation = Some(p);
         Ok(v)
@@ -581,7 +714,7 @@ impl Vault {
         Ok(Verdict {
             kind: VerdictKind::AnnotatedCopy,
             reasons: vec![made, format!("the original, issued by {issuer}, is {}", original_status.as_str())],
-            licence: Some(Presented::of(&licence)),
+            licence: Some(Arc::new(Presented::of(&licence))),
             issuer_cert: Some(issuer),
             log_index: Some(record.issued_index),
             log_size: Some(head_size),

@@ -19,10 +19,14 @@ fn said(v: &Verdict) -> String {
     format!("{:?} {:?} {:?} {:?} {:?} {:?}", v.kind, v.reasons, v.licence, v.issuer_cert, v.log_index, v.log_size)
 }
 
-/// The verdict by hash and the verdict by signature for `payload`.
+/// The verdict by hash and the verdict by signature for `payload`. By hash twice: a payload
+/// recognised the first time is answered from the memo of recognised payloads the second, and
+/// both must say the same.
 fn both(vault: &Vault, payload: &str, now: i64) -> (String, String) {
     vault.set_verify_by_hash(true);
     let fast = said(&vault.verify_presented_at(payload, now).unwrap());
+    let again = said(&vault.verify_presented_at(payload, now).unwrap());
+    assert_eq!(fast, again, "the memo changed the verdict on {payload}");
     vault.set_verify_by_hash(false);
     let full = said(&vault.verify_presented_at(payload, now).unwrap());
     vault.set_verify_by_hash(true);
@@ -78,6 +82,9 @@ fn check_all(vault: &Vault, docs: &[Vec<u8>], cases: u32) {
             d[at] ^= mask;
             // Also at another time: past the validity of some, before the issuance of others.
             let when = now + shift % (40 * 365 * 86_400);
+            // The document as it was, at that time: a payload the memo holds from another time.
+            let (fast, full) = both(vault, &licvault::qr::encode(&docs[i]), when);
+            prop_assert_eq!(fast, full);
             for payload in [licvault::qr::encode(&d), B64.encode(&d)] {
                 let (fast, full) = both(vault, &payload, when);
                 prop_assert_eq!(fast, full);
@@ -99,8 +106,11 @@ async fn same_verdicts_by_hash_and_by_signature_before_and_after_trust_changes()
     })
     .await
     .unwrap();
-    // Both paths ran: the documents as issued (and with their disclosures) were recognised.
-    assert!(vault.verified_by_hash() >= 6, "recognised by hash: {}", vault.verified_by_hash());
+    // Both paths ran: the documents as issued (and with their disclosures) were recognised, and
+    // recognised payloads were answered from the memo.
+    let stats = vault.verify_stats();
+    assert!(stats.by_hash >= 6, "recognised by hash: {stats:?}");
+    assert!(stats.memo_hits >= 6, "answered from the memo: {stats:?}");
 
     // A new seal for 民政局, loaded while running: documents of the old one verify alike still.
     let keys = s.keys.path().to_path_buf();
@@ -158,4 +168,35 @@ async fn same_verdicts_by_hash_and_by_signature_before_and_after_trust_changes()
         }
         Err(e) => panic!("a vault without one department's certificate: {e}"),
     }
+}
+
+/// A payload the memo holds still answers the licence's status now: revoked after it was
+/// recognised, it is revoked; with the memo off (`--verify-memo-mib 0`) nothing is kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remembered_payload_answers_the_status_now() {
+    let s = Server::start().await;
+    let (_, m) = s.post(Some(OTHER_ISSUER), "/v1/licences", &marriage("11010519491231002X")).await;
+    let doc = B64.decode(m["document"].as_str().unwrap()).unwrap();
+    let payload = licvault::qr::encode(&doc);
+    let verdict = || async { s.post(None, "/v1/verify", &json!({ "payload": payload })).await.1 };
+    let first = verdict().await;
+    assert_eq!(first["verdict"], "valid", "{first}");
+    let hits = s.vault.verify_stats().memo_hits;
+    assert_eq!(verdict().await, first);
+    assert_eq!(s.vault.verify_stats().memo_hits, hits + 1);
+
+    let id = m["licence"]["id"].as_str().unwrap();
+    let (st, _) = s.post(Some(OTHER_ISSUER), &format!("/v1/licences/{id}/revoke"), &json!({"reason": "测试"})).await;
+    assert_eq!(st, 200);
+    let revoked = verdict().await;
+    assert_eq!(s.vault.verify_stats().memo_hits, hits + 2);
+    assert_eq!(revoked["verdict"], "revoked", "{revoked}");
+    assert_eq!(revoked["valid"], false);
+    assert!(revoked["log"]["status_as_of_size"].as_u64() > first["log"]["status_as_of_size"].as_u64());
+
+    s.vault.set_verify_memo(0);
+    assert_eq!(s.vault.verify_stats().memo_bytes, 0);
+    assert_eq!(verdict().await, revoked);
+    assert_eq!(s.vault.verify_stats().memo_hits, hits + 2);
+    assert_eq!(s.vault.verify_stats().memo_bytes, 0);
 }
