@@ -897,7 +897,7 @@ async fn serve(cfg: Config) -> Result<()> {
     store.set_reserve(cfg.min_free_space);
     vault.sequencer().set_tree_memory(cfg.tree_memory);
     vault.set_verify_by_hash(cfg.verify_by_hash);
-    vault.set_verify_memo(cfg.verify_memo_mib << 20);
+    vault.set_verify_memo(cfg.verify_memo_mib.saturating_mul(1 << 20));
     vault.set_qr_format(cfg.qr_format);
     if !cfg.demo {
         let demo = vault.clients_with_demo_tokens();

@@ -55,7 +55,7 @@ pub struct Stored {
 
 impl Stored {
     /// The disclosures named by `keys` (`holder.id`, `co_holders[N].id`, a field's name), each
-    /// once, in the order first named; 400 `unknown_disclosure` for a key the licence has not.
+    /// once, in key order; 400 `unknown_disclosure` for a key the licence has not.
     pub fn choose<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> Result<Vec<&Disclosure>, VaultError> {
         let mut chosen: Vec<&Disclosure> = Vec::new();
         for key in keys {
@@ -74,6 +74,8 @@ impl Stored {
                 chosen.push(d);
             }
         }
+        // In key order, whatever the order asked: one set of disclosures, one payload.
+        chosen.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(chosen)
     }
 }

@@ -333,6 +333,24 @@ fn issued_sha256(env: &Envelope, compact_of: Option<[u8; 32]>, document: &[u8]) 
     }
 }
 
+/// Whether `text` is the payload the vault itself makes of `document` (`LV1:`/`LV2:` as
+/// `qr::encode_as` makes it, or standard base64), with its disclosures in key order (as the
+/// vault puts them, `Stored::choose`). Only such texts are remembered: the many other texts
+/// of the same bytes (another zlib stream, URL-safe base64, the disclosures in another order)
+/// verify alike but would each take a place in the memo.
+fn made_here(text: &str, document: &[u8], envelope: &Envelope) -> bool {
+    let keys: Option<Vec<_>> =
+        envelope.disclosures().iter().map(|d| Disclosure::parse(d).ok().map(|d| d.key)).collect();
+    if !keys.is_some_and(|k| k.windows(2).all(|w| w[0] < w[1])) {
+        return false;
+    }
+    match (text.starts_with(qr::PREFIX), text.starts_with(qr::PREFIX_DICT)) {
+        (true, _) => qr::encode_as(document, qr::Format::Lv1) == text,
+        (_, true) => qr::encode_as(document, qr::Format::Lv2) == text,
+        _ => STANDARD.encode(document) == text,
+    }
+}
+
 fn signature_verifies(cert: &DepartmentCert) -> String {
     format!("signature verifies under {} ({})", cert.name, cert.uscc)
 }
@@ -390,8 +408,10 @@ impl Vault {
         let memo = by_hash && self.memo_on.load(std::sync::atomic::Ordering::Relaxed);
         if memo {
             if let Some(seen) = self.recognised.get(payload) {
-                if let Some(v) = self.verify_recognised(&seen, now)? {
-                    return Ok(v);
+                match self.verify_recognised(&seen, now)? {
+                    Some(v) => return Ok(v),
+                    // Not as it was: the full path decides, and remembers it again if it can.
+                    None => drop(self.recognised.remove(payload)),
                 }
             }
         }
@@ -410,8 +430,10 @@ impl Vault {
         let keys = self.keyring();
         let head = self.head();
         let Some(cert) = keys.trust.department(&seen.kid) else { return Ok(None) };
-        let record = match self.record(&seen.licence.id)? {
-            Some(r) if r.doc_hash() == Some(seen.issued) => r,
+        // A record that cannot be read is the full path's to report, after the checks it makes
+        // first.
+        let record = match self.record(&seen.licence.id) {
+            Ok(Some(r)) if r.doc_hash() == Some(seen.issued) => r,
             _ => return Ok(None),
         };
         if check_claims(&keys.trust, cert, &seen.licence, now).is_err() {
@@ -485,7 +507,9 @@ impl Vault {
         let record = match record {
             Some(r) if r.doc_hash() == Some(issued) => {
                 // Recognised by hash: its text need not be decoded and parsed again.
-                if let Some(text) = memo.filter(|_| recognised && licence.compact_of.is_none()) {
+                let memo = memo
+                    .filter(|text| recognised && licence.compact_of.is_none() && made_here(text, document, &envelope));
+                if let Some(text) = memo {
                     let seen = Recognised { kid: envelope.kid(), licence: licence.clone(), issued };
                     self.recognised.insert(text.into(), Arc::new(seen));
                 }

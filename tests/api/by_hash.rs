@@ -16,7 +16,7 @@ use crate::common::*;
 
 /// Everything a verdict says, to compare the two paths.
 fn said(v: &Verdict) -> String {
-    format!("{:?} {:?} {:?} {:?} {:?} {:?}", v.kind, v.reasons, v.licence, v.issuer_cert, v.log_index, v.log_size)
+    format!("{v:?}")
 }
 
 /// The verdict by hash and the verdict by signature for `payload`. By hash twice: a payload
@@ -170,6 +170,27 @@ async fn same_verdicts_by_hash_and_by_signature_before_and_after_trust_changes()
     }
 }
 
+async fn verdict_of(s: &Server, payload: &str) -> serde_json::Value {
+    s.post(None, "/v1/verify", &json!({ "payload": payload })).await.1
+}
+
+/// Disclosures named in any order make one payload.
+#[tokio::test(flavor = "multi_thread")]
+async fn disclosures_in_any_order_make_one_payload() {
+    let s = Server::start().await;
+    let (_, m) = s.post(Some(OTHER_ISSUER), "/v1/licences", &marriage("11010519491231002X")).await;
+    let id = m["licence"]["id"].as_str().unwrap();
+    let mut payloads = Vec::new();
+    for disclose in ["holder.id,男方出生日期", "男方出生日期,holder.id"] {
+        let path = format!("/v1/licences/{id}/qr.png?profile=full&disclose={disclose}");
+        let (_, _, png) = s.qr_image(OTHER_ISSUER, None, &path).await;
+        payloads.push(licvault::qr::read_image(&png).unwrap());
+    }
+    assert_eq!(payloads[0], payloads[1]);
+    let v = verdict_of(&s, &payloads[0]).await;
+    assert_eq!(v["licence"]["disclosed"], json!(["holder.id", "男方出生日期"]), "{v}");
+}
+
 /// A payload the memo holds still answers the licence's status now: revoked after it was
 /// recognised, it is revoked; with the memo off (`--verify-memo-mib 0`) nothing is kept.
 #[tokio::test(flavor = "multi_thread")]
@@ -194,9 +215,47 @@ async fn a_remembered_payload_answers_the_status_now() {
     assert_eq!(revoked["valid"], false);
     assert!(revoked["log"]["status_as_of_size"].as_u64() > first["log"]["status_as_of_size"].as_u64());
 
+    // Other texts of the same bytes verify alike, but only the vault's own is remembered.
+    let bytes = s.vault.verify_stats().memo_bytes;
+    for other in [
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&doc),
+        B64.encode(&doc),
+        licvault::qr::encode_as(&doc, licvault::qr::Format::Lv1),
+    ] {
+        for _ in 0..2 {
+            assert_eq!(verdict_of(&s, &other).await["verdict"], "revoked");
+        }
+    }
+    let stats = s.vault.verify_stats();
+    assert_eq!(
+        stats.memo_hits,
+        hits + 4,
+        "the second standard base64 and LV1: payloads are the vault's own: {stats:?}"
+    );
+    assert!(stats.memo_bytes > bytes);
+    let (bytes, hits) = (stats.memo_bytes, stats.memo_hits);
+    let mut stored = None;
+    let flate = |level| {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
+        std::io::Write::write_all(&mut z, &doc).unwrap();
+        format!("LV1:{}", base45::encode(z.finish().unwrap()))
+    };
+    for level in [0, 1, 6] {
+        let other = flate(level);
+        if other == licvault::qr::encode_as(&doc, licvault::qr::Format::Lv1) {
+            continue;
+        }
+        stored = Some(other.clone());
+        assert_eq!(verdict_of(&s, &other).await["verdict"], "revoked");
+        assert_eq!(verdict_of(&s, &other).await["verdict"], "revoked");
+    }
+    assert!(stored.is_some(), "no other zlib stream was made");
+    assert_eq!(s.vault.verify_stats().memo_bytes, bytes);
+    assert_eq!(s.vault.verify_stats().memo_hits, hits);
+
     s.vault.set_verify_memo(0);
     assert_eq!(s.vault.verify_stats().memo_bytes, 0);
     assert_eq!(verdict().await, revoked);
-    assert_eq!(s.vault.verify_stats().memo_hits, hits + 2);
+    assert_eq!(s.vault.verify_stats().memo_hits, hits);
     assert_eq!(s.vault.verify_stats().memo_bytes, 0);
 }
