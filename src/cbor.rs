@@ -1,6 +1,7 @@
 //! Deterministic CBOR (RFC 8949 §4.2.1) on top of ciborium: shortest-form integers and lengths
 //! (ciborium's encoder already does both), definite lengths only, and map keys sorted by the
-//! bytewise order of their encodings. Decoding of untrusted bytes is bounded in size.
+//! bytewise order of their encodings. Decoding of untrusted bytes is bounded in size; input in
+//! deterministic encoding is decoded in one pass here ([`build`]), anything else by ciborium.
 
 use ciborium::Value;
 
@@ -51,11 +52,19 @@ pub fn encode(v: Value) -> Vec<u8> {
     encode_raw(&canonicalise(v))
 }
 
-/// Decodes untrusted bytes; trailing bytes are an error.
+/// Decodes untrusted bytes; trailing bytes are an error. Deterministic input (what we write)
+/// takes [`build`]'s one pass; anything else, ciborium's decoder.
 pub fn decode(bytes: &[u8]) -> Result<Value, CborError> {
     if bytes.len() > MAX_INPUT {
         return Err(CborError::TooLarge(bytes.len()));
     }
+    if let Some(v) = build_whole(bytes) {
+        return Ok(v);
+    }
+    decode_with_ciborium(bytes)
+}
+
+fn decode_with_ciborium(bytes: &[u8]) -> Result<Value, CborError> {
     let mut reader = bytes;
     let v: Value = ciborium::from_reader(&mut reader).map_err(|e| CborError::Malformed(e.to_string()))?;
     if !reader.is_empty() {
@@ -64,13 +73,89 @@ pub fn decode(bytes: &[u8]) -> Result<Value, CborError> {
     Ok(v)
 }
 
-/// Decodes and insists the bytes were deterministically encoded (RFC 8949 §4.2.1): after
-/// ciborium has decoded them (so malformed input is `Malformed`), one pass over the bytes checks
-/// the encoding itself without building anything: see [`check_deterministic`].
+/// Decodes and insists the bytes were deterministically encoded (RFC 8949 §4.2.1), in one pass
+/// that builds the value as it checks each head ([`build`]). Input it refuses is decoded again
+/// by ciborium and then checked ([`check_deterministic`]), so that the error says what it is:
+/// `Malformed` for what is not CBOR, `NotDeterministic` for CBOR in another encoding.
 pub fn decode_deterministic(bytes: &[u8]) -> Result<Value, CborError> {
-    let v = decode(bytes)?;
+    if bytes.len() > MAX_INPUT {
+        return Err(CborError::TooLarge(bytes.len()));
+    }
+    if let Some(v) = build_whole(bytes) {
+        return Ok(v);
+    }
+    let v = decode_with_ciborium(bytes)?;
     check_deterministic(bytes)?;
     Ok(v)
+}
+
+/// [`build`] of all of `bytes`.
+fn build_whole(bytes: &[u8]) -> Option<Value> {
+    match build(bytes, 0, 0) {
+        Some((v, end)) if end == bytes.len() => Some(v),
+        _ => None,
+    }
+}
+
+/// The deterministically encoded item at `at` as the [`Value`] ciborium decodes it to, and
+/// where it ends: [`item`]'s checks, building as it goes. Hand-written because ciborium builds a
+/// `Value` through serde's visitors (an allocation and a dispatch per item, most of the time of
+/// parsing a presented licence), and a second pass then checked the encoding.
+fn build(bytes: &[u8], at: usize, depth: u32) -> Option<(Value, usize)> {
+    let (major, arg, mut at) = head(bytes, at)?;
+    if (4..=6).contains(&major) && depth >= MAX_DEPTH {
+        return None;
+    }
+    let string_end = |at: usize| at.checked_add(usize::try_from(arg).ok()?).filter(|e| *e <= bytes.len());
+    Some(match major {
+        0 => (Value::Integer(arg.into()), at),
+        1 => (Value::Integer(ciborium::value::Integer::try_from(-1 - i128::from(arg)).ok()?), at),
+        2 => {
+            let end = string_end(at)?;
+            (Value::Bytes(bytes[at..end].to_vec()), end)
+        }
+        3 => {
+            let end = string_end(at)?;
+            (Value::Text(std::str::from_utf8(&bytes[at..end]).ok()?.to_owned()), end)
+        }
+        4 => {
+            // Each item takes a byte at least: no more room than the input can fill.
+            let mut items = Vec::with_capacity(usize::try_from(arg).ok()?.min(bytes.len() - at));
+            for _ in 0..arg {
+                let (v, end) = build(bytes, at, depth + 1)?;
+                items.push(v);
+                at = end;
+            }
+            (Value::Array(items), at)
+        }
+        5 => {
+            let mut entries = Vec::with_capacity(usize::try_from(arg).ok()?.min((bytes.len() - at) / 2));
+            let mut prev: &[u8] = &[];
+            for i in 0..arg {
+                let (k, end) = build(bytes, at, depth + 1)?;
+                let key = &bytes[at..end];
+                if i > 0 && key <= prev {
+                    return None;
+                }
+                prev = key;
+                let (v, next) = build(bytes, end, depth + 1)?;
+                entries.push((k, v));
+                at = next;
+            }
+            (Value::Map(entries), at)
+        }
+        6 if arg != 2 && arg != 3 => {
+            let (v, end) = build(bytes, at, depth + 1)?;
+            (Value::Tag(arg, Box::new(v)), end)
+        }
+        7 => match arg {
+            20 => (Value::Bool(false), at),
+            21 => (Value::Bool(true), at),
+            22 => (Value::Null, at),
+            _ => return None,
+        },
+        _ => return None,
+    })
 }
 
 /// Most maps, arrays and tags nested in one another (ciborium's decoder allows as many).
@@ -410,6 +495,65 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    /// What decoding gave before the one-pass builder: ciborium, then the check.
+    fn two_passes(bytes: &[u8]) -> Result<Value, CborError> {
+        let v = decode_with_ciborium(bytes)?;
+        check_deterministic(bytes)?;
+        Ok(v)
+    }
+
+    fn same(a: &Result<Value, CborError>, b: &Result<Value, CborError>) -> bool {
+        match (a, b) {
+            (Ok(x), Ok(y)) => x == y,
+            (Err(x), Err(y)) => std::mem::discriminant(x) == std::mem::discriminant(y),
+            _ => false,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, rng_algorithm: prop::test_runner::RngAlgorithm::ChaCha, ..ProptestConfig::default() })]
+
+        /// The one-pass builder gives what ciborium gave, value for value and error for error,
+        /// on canonical and unsorted encodings with a byte changed, dropped or added, and on
+        /// any bytes at all.
+        #[test]
+        fn the_builder_decodes_as_ciborium_did(v in value(), at in any::<prop::sample::Index>(), byte in any::<u8>(), how in 0u8..4, noise in prop::collection::vec(any::<u8>(), 0..64)) {
+            for mut bytes in [encode(v.clone()), encode_raw(&v), noise.clone()] {
+                mutate(&mut bytes, at, byte, how);
+                let (ours, theirs) = (decode_deterministic(&bytes), two_passes(&bytes));
+                prop_assert!(same(&ours, &theirs), "{bytes:02x?}: {ours:?} against {theirs:?}");
+                let (ours, theirs) = (decode(&bytes), decode_with_ciborium(&bytes));
+                prop_assert!(same(&ours, &theirs), "{bytes:02x?}: {ours:?} against {theirs:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_builder_refuses_what_the_check_refuses() {
+        // Integers at the edges of their heads, and the least and greatest of CBOR.
+        for bytes in [
+            &[0x17][..],
+            &[0x18, 0x18],
+            &[0x19, 0x01, 0x00],
+            &[0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            &[0x3b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        ] {
+            assert!(same(&decode_deterministic(bytes), &two_passes(bytes)), "{bytes:02x?}");
+            assert!(build_whole(bytes).is_some(), "{bytes:02x?}");
+        }
+        // A huge announced array or map in a few bytes allocates nothing for it.
+        for bytes in [
+            &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..],
+            &[0xbb, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x01],
+        ] {
+            assert!(build_whole(bytes).is_none());
+            assert!(matches!(decode_deterministic(bytes), Err(CborError::Malformed(_))));
+        }
+        // Invalid UTF-8 in a text string, and a bignum tag.
+        assert!(matches!(decode_deterministic(&[0x61, 0xff]), Err(CborError::Malformed(_))));
+        assert!(build_whole(&[0xc2, 0x41, 0x01]).is_none());
     }
 
     #[test]
