@@ -5,7 +5,7 @@
 //! and payload exactly as received (coset keeps the original protected bytes) with
 //! `verify_strict`, never over a re-encoding.
 
-use coset::{iana, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
+use coset::{iana, AsCborValue, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable};
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::Ed25519Signer;
@@ -91,6 +91,23 @@ fn put_disclosures(header: &mut coset::Header, disclosures: impl Iterator<Item =
     }
 }
 
+/// A COSE_Sign1, tagged or not, decoded once by `cbor::decode` (one pass for deterministic input,
+/// ciborium's decoder otherwise: the same value either way). What that refuses goes through
+/// coset's own decoding, which says why.
+fn decode_sign1(bytes: &[u8]) -> Result<CoseSign1, CoseError> {
+    let decoded = crate::cbor::decode(bytes).ok().and_then(|v| match v {
+        ciborium::Value::Tag(CoseSign1::TAG, inner) => CoseSign1::from_cbor_value(*inner).ok(),
+        v @ ciborium::Value::Array(_) => CoseSign1::from_cbor_value(v).ok(),
+        _ => None,
+    });
+    match decoded {
+        Some(s) => Ok(s),
+        None => CoseSign1::from_tagged_slice(bytes).or_else(|tagged_err| {
+            CoseSign1::from_slice(bytes).map_err(|_| CoseError::Malformed(tagged_err.to_string()))
+        }),
+    }
+}
+
 impl Envelope {
     /// Parses tagged COSE_Sign1 bytes (an untagged COSE_Sign1 is accepted too, as RFC 9052 §2
     /// allows when the context says what it is).
@@ -98,12 +115,7 @@ impl Envelope {
         if bytes.len() > MAX_INPUT {
             return Err(CoseError::TooLarge(bytes.len()));
         }
-        let sign1 = match CoseSign1::from_tagged_slice(bytes) {
-            Ok(s) => s,
-            Err(tagged_err) => {
-                CoseSign1::from_slice(bytes).map_err(|_| CoseError::Malformed(tagged_err.to_string()))?
-            }
-        };
+        let sign1 = decode_sign1(bytes)?;
         let alg_ok = matches!(
             sign1.protected.header.alg,
             Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::EdDSA))
@@ -328,7 +340,44 @@ mod tests {
         }
     }
 
+    /// How `Envelope::parse` decoded before it decoded through `cbor::decode`: coset alone.
+    fn coset_alone(bytes: &[u8]) -> Result<CoseSign1, String> {
+        CoseSign1::from_tagged_slice(bytes)
+            .or_else(|tagged| CoseSign1::from_slice(bytes).map_err(|_| CoseError::Malformed(tagged.to_string())))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Every first byte (the tag's head, another tag, an array's head, anything) before a
+    /// document, with and without disclosures: decoded as coset decoded it.
+    #[test]
+    fn every_head_decodes_as_coset_decoded_it() {
+        let s = signer();
+        let doc = sign(&s, crate::domain::licence::tests::sample().to_payload());
+        for doc in [with_disclosures(&doc, &[b"one"]).unwrap(), doc] {
+            for first in 0..=255u8 {
+                for bytes in [[&[first][..], &doc[1..]].concat(), [&[first][..], &doc[..]].concat()] {
+                    assert_eq!(decode_sign1(&bytes).map_err(|e| e.to_string()), coset_alone(&bytes), "{first:02x}");
+                }
+            }
+        }
+    }
+
     proptest::proptest! {
+        /// The COSE_Sign1 decoded through `cbor::decode` is coset's, and what coset refuses is
+        /// refused with coset's words: documents with and without disclosures, tagged and not,
+        /// with a byte changed, dropped or added.
+        #[test]
+        fn envelopes_decode_as_coset_decoded_them(at in proptest::prelude::any::<proptest::sample::Index>(), byte: u8, how in 0u8..4, untag: bool, with: bool) {
+            let s = signer();
+            let doc = sign(&s, crate::domain::licence::tests::sample().to_payload());
+            let mut doc = if with { with_disclosures(&doc, &[b"one", b"two"]).unwrap() } else { doc };
+            if untag {
+                doc.remove(0);
+            }
+            crate::cbor::tests::mutate(&mut doc, at, byte, how);
+            proptest::prop_assert_eq!(decode_sign1(&doc).map_err(|e| e.to_string()), coset_alone(&doc));
+        }
+
         /// Untrusted bytes never panic: arbitrary input, and valid documents with bytes changed.
         #[test]
         fn parsing_never_panics(junk: Vec<u8>, at: usize, byte: u8) {
