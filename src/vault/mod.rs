@@ -237,6 +237,8 @@ pub struct Vault {
     /// Presented payloads recognised by hash, by their text (`verify.rs`): decoded and parsed
     /// once while they stay in it.
     recognised: quick_cache::sync::Cache<Box<str>, Arc<verify::Recognised>, verify::RecognisedWeight>,
+    /// Payloads recognised once: the memo takes one the second time.
+    seen_once: verify::SeenOnce,
     /// `--verify-memo-mib` is not 0; and how many payloads the memo answered.
     memo_on: std::sync::atomic::AtomicBool,
     memo_hits: AtomicU64,
@@ -362,6 +364,7 @@ impl Vault {
                 verify::RECOGNISED_BYTES,
                 verify::RecognisedWeight,
             ),
+            seen_once: verify::SeenOnce::new(),
             memo_on: std::sync::atomic::AtomicBool::new(true),
             memo_hits: AtomicU64::new(0),
             bound: quick_cache::sync::Cache::new(BOUND_CACHE),
