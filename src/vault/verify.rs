@@ -220,7 +220,8 @@ pub fn verify_offline<'t>(trust: &'t TrustList, document: &[u8], now: i64) -> Re
 /// [`verify_offline`], except that the signature is not checked when `signed_already` says the
 /// vault holds these very bytes in its log (it signed them itself at issuance). Every other
 /// check runs, in the same order, so the verdict is the same (`verify::tests` and the property
-/// test `verify_by_hash::same_verdicts` compare them).
+/// test `by_hash::same_verdicts_by_hash_and_by_signature_before_and_after_trust_changes`
+/// compare them).
 pub fn verify_offline_with<'t>(
     trust: &'t TrustList,
     document: &[u8],
@@ -335,13 +336,34 @@ impl SeenOnce {
         Self { slots, keys: std::hash::RandomState::new() }
     }
 
-    /// Whether `text` was seen before (it is remembered as seen either way).
-    fn again(&self, text: &str) -> bool {
+    /// The fingerprint of `text` (odd, so never 0, the empty slot's value; the keys are
+    /// random, so no sender chooses slots) and its slot.
+    fn slot(&self, text: &str) -> (u64, &std::sync::atomic::AtomicU64) {
         use std::hash::BuildHasher;
-        // Never 0, the empty slot's value; the keys are random, so no sender chooses slots.
         let print = self.keys.hash_one(text) | 1;
-        let slot = &self.slots[(print >> 32) as usize % SEEN_ONCE_SLOTS];
-        slot.swap(print, std::sync::atomic::Ordering::Relaxed) == print
+        (print, &self.slots[(print >> 32) as usize % SEEN_ONCE_SLOTS])
+    }
+
+    /// Whether `text` was seen before and may go into the memo: `false` the first time (it is
+    /// remembered as seen), and `false` for a text [`SeenOnce::not_ours`] marked.
+    fn again(&self, text: &str) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (print, slot) = self.slot(text);
+        match slot.load(Relaxed) {
+            was if was == print => true,
+            was if was == print ^ 2 => false,
+            _ => {
+                slot.store(print, Relaxed);
+                false
+            }
+        }
+    }
+
+    /// `text` is not the vault's own ([`made_here`]): it is not checked again while its slot
+    /// holds the mark, so sending it again and again costs no compression.
+    fn not_ours(&self, text: &str) {
+        let (print, slot) = self.slot(text);
+        slot.store(print ^ 2, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -537,10 +559,14 @@ impl Vault {
             Some(r) if r.doc_hash() == Some(issued) => {
                 // Recognised by hash: its text need not be decoded and parsed again.
                 let memo = memo.filter(|text| {
-                    recognised
-                        && licence.compact_of.is_none()
-                        && self.seen_once.again(text)
-                        && made_here(text, document, &envelope)
+                    if !(recognised && licence.compact_of.is_none() && self.seen_once.again(text)) {
+                        return false;
+                    }
+                    let ours = made_here(text, document, &envelope);
+                    if !ours {
+                        self.seen_once.not_ours(text);
+                    }
+                    ours
                 });
                 if let Some(text) = memo {
                     let seen = Recognised { kid: envelope.kid(), licence: licence.clone(), issued };
@@ -810,5 +836,31 @@ impl Vault {
         } else {
             Err(super::issue::inconsistent(format!("leaf {index} is not under any stored checkpoint (size {stored})")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A text goes into the memo from its second sight on, unless it was found not to be the
+    /// vault's own: then it is not checked again.
+    #[test]
+    fn a_text_is_taken_the_second_time_and_never_once_marked() {
+        let seen = SeenOnce::new();
+        assert!(!seen.again("LV2:A"));
+        assert!(seen.again("LV2:A"));
+        assert!(seen.again("LV2:A"));
+        assert!(!seen.again("LV2:B"));
+        seen.not_ours("LV2:B");
+        for _ in 0..3 {
+            assert!(!seen.again("LV2:B"));
+        }
+        // Slots are chosen by a keyed hash: of many texts, nearly all keep their own slot.
+        let texts: Vec<String> = (0..10_000).map(|i| format!("LV2:{i}")).collect();
+        texts.iter().for_each(|t| assert!(!seen.again(t) || t == "LV2:A"));
+        let kept = texts.iter().filter(|t| seen.again(t)).count();
+        // About 190 pairs share a slot among 2^18 (10,000² / 2 / 2^18): some 9,620 are kept.
+        assert!(kept > 9_400, "{kept} of 10,000 remembered as seen");
     }
 }
