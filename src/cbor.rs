@@ -264,6 +264,11 @@ impl<'a> Reader<'a> {
         Ok(Self { bytes, at: 0 })
     }
 
+    /// Where the next item begins, from the start of the input.
+    pub fn position(&self) -> usize {
+        self.at
+    }
+
     /// The major type of the next item.
     pub fn major(&self) -> Option<u8> {
         self.bytes.get(self.at).map(|b| b >> 5)

@@ -171,15 +171,30 @@ impl Envelope {
     /// The document as issued ([`Envelope::issued_bytes`]) when `presented` (the bytes this
     /// envelope was parsed from) is exactly it with the disclosures added as [`with_disclosures`]
     /// adds them: no other re-encoding, no other unprotected parameter. `None` otherwise.
+    ///
+    /// Read off the bytes rather than re-encoded: what coset would write for this envelope is
+    /// its tag and array heads, the protected header as received, the unprotected header with the
+    /// disclosures alone, and the payload and signature with their heads in shortest form; so
+    /// `presented` must be those, and the document as issued is the same with an empty
+    /// unprotected header (`issued_if_exact_re_encoding` in the tests is the former way).
     pub fn issued_if_exact(&self, presented: &[u8]) -> Option<Vec<u8>> {
-        let mut sign1 = self.sign1.clone();
-        sign1.unprotected = coset::Header::default();
-        put_disclosures(&mut sign1.unprotected, self.disclosures.iter().cloned());
-        if sign1.clone().to_tagged_vec().ok()? != presented {
+        let items = presented.strip_prefix(&[0xd2, 0x84])?;
+        let mut r = crate::cbor::Reader::new(items).ok()?;
+        r.bytes("protected header").ok()?;
+        let unprotected_at = r.position();
+        r.skip().ok()?;
+        let payload_at = r.position();
+        r.bytes("payload").ok()?;
+        r.bytes("signature").ok()?;
+        r.finish().ok()?;
+        let mut header = coset::Header::default();
+        put_disclosures(&mut header, self.disclosures.iter().cloned());
+        let mut unprotected = Vec::new();
+        ciborium::into_writer(&header.to_cbor_value().ok()?, &mut unprotected).ok()?;
+        if items[unprotected_at..payload_at] != unprotected[..] {
             return None;
         }
-        sign1.unprotected = coset::Header::default();
-        sign1.to_tagged_vec().ok()
+        Some([&presented[..2], &items[..unprotected_at], &[0xa0], &items[payload_at..]].concat())
     }
 
     /// The disclosures presented with the document, as received (not yet checked against the
@@ -337,6 +352,43 @@ mod tests {
     fn garbage_is_malformed_not_a_panic() {
         for input in [&b""[..], &[0xd2], &[0xd2, 0x84], &[0xff; 40], &[0x84, 0x40, 0xa0, 0x40, 0x40]] {
             assert!(Envelope::parse(input).is_err());
+        }
+    }
+
+    /// [`Envelope::issued_if_exact`] as it was: re-encode and compare.
+    fn issued_if_exact_re_encoding(env: &Envelope, presented: &[u8]) -> Option<Vec<u8>> {
+        let mut sign1 = env.sign1.clone();
+        sign1.unprotected = coset::Header::default();
+        put_disclosures(&mut sign1.unprotected, env.disclosures.iter().cloned());
+        if sign1.clone().to_tagged_vec().ok()? != presented {
+            return None;
+        }
+        sign1.unprotected = coset::Header::default();
+        sign1.to_tagged_vec().ok()
+    }
+
+    proptest::proptest! {
+        /// The document as issued read off the bytes is the one re-encoding gave, on documents
+        /// with and without disclosures, tagged or not, with a byte changed, dropped or added,
+        /// and with other unprotected parameters.
+        #[test]
+        fn issued_bytes_are_read_off_as_re_encoding_made_them(at in proptest::prelude::any::<proptest::sample::Index>(), byte: u8, how in 0u8..4, untag: bool, with in 0usize..3, other: bool) {
+            let s = signer();
+            let doc = sign(&s, crate::domain::licence::tests::sample().to_payload());
+            let disclosures: [&[u8]; 2] = [b"one", b"two"];
+            let mut doc = if with > 0 { with_disclosures(&doc, &disclosures[..with]).unwrap() } else { doc };
+            if other {
+                let mut sign1 = CoseSign1::from_tagged_slice(&doc).unwrap();
+                sign1.unprotected.rest.push((coset::Label::Int(7), ciborium::Value::Integer(1.into())));
+                doc = sign1.to_tagged_vec().unwrap();
+            }
+            if untag {
+                doc.remove(0);
+            }
+            crate::cbor::tests::mutate(&mut doc, at, byte, how);
+            if let Ok(env) = Envelope::parse(&doc) {
+                proptest::prop_assert_eq!(env.issued_if_exact(&doc), issued_if_exact_re_encoding(&env, &doc));
+            }
         }
     }
 
