@@ -236,12 +236,7 @@ pub struct Vault {
     decoded: quick_cache::sync::Cache<Hash, Arc<Decoded>, DecodedWeight>,
     /// Presented payloads recognised by hash, by their text (`verify.rs`): decoded and parsed
     /// once while they stay in it.
-    recognised: quick_cache::sync::Cache<Box<str>, Arc<verify::Recognised>, verify::RecognisedWeight>,
-    /// Payloads recognised once: the memo takes one the second time.
-    seen_once: verify::SeenOnce,
-    /// `--verify-memo-mib` is not 0; and how many payloads the memo answered.
-    memo_on: std::sync::atomic::AtomicBool,
-    memo_hits: AtomicU64,
+    memo: verify::Memo,
     /// Licence records found bound to the log, by the SHA-256 of their stored bytes
     /// (`Vault::record`).
     bound: quick_cache::sync::Cache<Hash, Arc<LicenceRecord>>,
@@ -359,14 +354,7 @@ impl Vault {
             by_hash: AtomicU64::new(0),
             qr_plain: std::sync::atomic::AtomicBool::new(false),
             decoded: quick_cache::sync::Cache::with_weighter(16_384, DECODED_CACHE_BYTES, DecodedWeight),
-            recognised: quick_cache::sync::Cache::with_weighter(
-                8_192,
-                verify::RECOGNISED_BYTES,
-                verify::RecognisedWeight,
-            ),
-            seen_once: verify::SeenOnce::new(),
-            memo_on: std::sync::atomic::AtomicBool::new(true),
-            memo_hits: AtomicU64::new(0),
+            memo: verify::Memo::new(),
             bound: quick_cache::sync::Cache::new(BOUND_CACHE),
             tiles: quick_cache::sync::Cache::with_weighter(8_192, audit::TILE_CACHE_BYTES, audit::TileWeight),
             checkpoints: quick_cache::sync::Cache::new(4_096),

@@ -4,6 +4,7 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -295,7 +296,7 @@ fn check_claims(
 /// A presented payload the vault recognised by its hash, kept by its text ([`Vault`]'s memo):
 /// what decoding and parsing it gave, which depends on the text alone. Trust, the record and
 /// the time are checked again each time it is presented.
-pub(super) struct Recognised {
+struct Recognised {
     kid: [u8; 8],
     licence: Arc<Presented>,
     /// The SHA-256 of the document as issued ([`issued_sha256`]).
@@ -305,7 +306,7 @@ pub(super) struct Recognised {
 /// What a memo entry holds in memory, near enough: its key, and the licence it decoded (the
 /// text of its face again, with the strings and maps around it).
 #[derive(Clone)]
-pub(super) struct RecognisedWeight;
+struct RecognisedWeight;
 
 impl quick_cache::Weighter<Box<str>, Arc<Recognised>> for RecognisedWeight {
     fn weight(&self, key: &Box<str>, r: &Arc<Recognised>) -> u64 {
@@ -321,7 +322,7 @@ impl quick_cache::Weighter<Box<str>, Arc<Recognised>> for RecognisedWeight {
 /// goes into the memo the second time it is recognised (if no other has taken its slot
 /// meanwhile), so that one shown only once pays a hash of its text, not [`made_here`]'s
 /// compression of its document (~29 µs, as much as the rest of its verification).
-pub(super) struct SeenOnce {
+struct SeenOnce {
     slots: Box<[std::sync::atomic::AtomicU64]>,
     keys: std::hash::RandomState,
 }
@@ -331,7 +332,7 @@ pub(super) struct SeenOnce {
 const SEEN_ONCE_SLOTS: usize = 1 << 18;
 
 impl SeenOnce {
-    pub(super) fn new() -> Self {
+    fn new() -> Self {
         let slots = (0..SEEN_ONCE_SLOTS).map(|_| std::sync::atomic::AtomicU64::new(0)).collect();
         Self { slots, keys: std::hash::RandomState::new() }
     }
@@ -370,6 +371,46 @@ impl SeenOnce {
 /// Bytes of recognised payloads the memo keeps by default (`--verify-memo-mib`): some 10,000 QR
 /// payloads with their licences.
 pub const RECOGNISED_BYTES: u64 = 32 << 20;
+
+/// The memo of recognised payloads (spec/formats.md §11): what a payload's text gave, by the
+/// text, for the payloads the vault recognised by hash.
+pub(super) struct Memo {
+    entries: quick_cache::sync::Cache<Box<str>, Arc<Recognised>, RecognisedWeight>,
+    seen_once: SeenOnce,
+    /// `--verify-memo-mib` is not 0 (a flag: the cache's capacity is summed over its shards'
+    /// locks).
+    on: std::sync::atomic::AtomicBool,
+    hits: AtomicU64,
+}
+
+impl Memo {
+    pub(super) fn new() -> Self {
+        Self {
+            entries: quick_cache::sync::Cache::with_weighter(8_192, RECOGNISED_BYTES, RecognisedWeight),
+            seen_once: SeenOnce::new(),
+            on: std::sync::atomic::AtomicBool::new(true),
+            hits: AtomicU64::new(0),
+        }
+    }
+
+    fn on(&self) -> bool {
+        self.on.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A payload recognised by hash, whose text is `text`: remembered the second time it comes,
+    /// if `ours` says the text is the vault's own ([`made_here`]; asked once, then the answer
+    /// is kept in its slot).
+    fn offer(&self, text: &str, ours: impl FnOnce() -> bool, seen: impl FnOnce() -> Recognised) {
+        if !self.seen_once.again(text) {
+            return;
+        }
+        if ours() {
+            self.entries.insert(text.into(), Arc::new(seen()));
+        } else {
+            self.seen_once.not_ours(text);
+        }
+    }
+}
 
 /// The SHA-256 the log holds for a presented document: of the bytes as issued (disclosures travel
 /// outside the signed bytes, so the log's hash covers the document without them); for a compact
@@ -422,28 +463,23 @@ impl Vault {
         self.verify_by_hash.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Documents recognised by their hash since start (`licvault_verify_by_hash_total`).
-    pub fn verified_by_hash(&self) -> u64 {
-        self.by_hash.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// Bytes of recognised payloads to keep by their text (`--verify-memo-mib`); 0 keeps none,
     /// and forgets those kept.
     pub fn set_verify_memo(&self, bytes: u64) {
-        self.memo_on.store(bytes > 0, std::sync::atomic::Ordering::Relaxed);
+        self.memo.on.store(bytes > 0, std::sync::atomic::Ordering::Relaxed);
         if bytes == 0 {
-            self.recognised.clear();
+            self.memo.entries.clear();
         } else {
-            self.recognised.set_capacity(bytes);
+            self.memo.entries.set_capacity(bytes);
         }
     }
 
     /// What `GET /metrics` says of `POST /v1/verify`.
     pub fn verify_stats(&self) -> VerifyStats {
         VerifyStats {
-            by_hash: self.verified_by_hash(),
-            memo_hits: self.memo_hits.load(std::sync::atomic::Ordering::Relaxed),
-            memo_bytes: self.recognised.weight(),
+            by_hash: self.by_hash.load(std::sync::atomic::Ordering::Relaxed),
+            memo_hits: self.memo.hits.load(std::sync::atomic::Ordering::Relaxed),
+            memo_bytes: self.memo.entries.weight(),
         }
     }
 
@@ -456,13 +492,13 @@ impl Vault {
     pub fn verify_presented_at(&self, payload: &str, now: i64) -> Result<Verdict, VaultError> {
         let payload = payload.trim();
         let by_hash = self.verify_by_hash.load(std::sync::atomic::Ordering::Relaxed);
-        let memo = by_hash && self.memo_on.load(std::sync::atomic::Ordering::Relaxed);
+        let memo = by_hash && self.memo.on();
         if memo {
-            if let Some(seen) = self.recognised.get(payload) {
+            if let Some(seen) = self.memo.entries.get(payload) {
                 match self.verify_recognised(&seen, now)? {
                     Some(v) => return Ok(v),
                     // Not as it was: the full path decides, and remembers it again if it can.
-                    None => drop(self.recognised.remove(payload)),
+                    None => drop(self.memo.entries.remove(payload)),
                 }
             }
         }
@@ -491,7 +527,7 @@ impl Vault {
             return Ok(None);
         }
         self.by_hash.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.memo_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.memo.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.logged_verdict(seen.licence.clone(), cert, &record, &head, now, vec![signature_verifies(cert)]).map(Some)
     }
 
@@ -558,19 +594,12 @@ impl Vault {
         let record = match record {
             Some(r) if r.doc_hash() == Some(issued) => {
                 // Recognised by hash: its text need not be decoded and parsed again.
-                let memo = memo.filter(|text| {
-                    if !(recognised && licence.compact_of.is_none() && self.seen_once.again(text)) {
-                        return false;
-                    }
-                    let ours = made_here(text, document, &envelope);
-                    if !ours {
-                        self.seen_once.not_ours(text);
-                    }
-                    ours
-                });
-                if let Some(text) = memo {
-                    let seen = Recognised { kid: envelope.kid(), licence: licence.clone(), issued };
-                    self.recognised.insert(text.into(), Arc::new(seen));
+                if let Some(text) = memo.filter(|_| recognised && licence.compact_of.is_none()) {
+                    self.memo.offer(
+                        text,
+                        || made_here(text, document, &envelope),
+                        || Recognised { kid: envelope.kid(), licence: licence.clone(), issued },
+                    );
                 }
                 r
             }
